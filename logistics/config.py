@@ -1,0 +1,99 @@
+"""Settings from the environment (prefix ``LOGISTICS_``); every default is the embedded single-machine mode."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOGISTICS_", extra="ignore")
+
+    data_dir: Path = Path("./var")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    database_url: str | None = None  # unset → SQLite file in data_dir
+    redis_url: str | None = None  # unset → a private redis-server on a unix socket in data_dir
+    public_base_url: str | None = None  # unset → http://{host}:{port}
+    log_level: str = "INFO"
+    log_format: str = "json"  # json | text
+
+    # Dispatch API
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
+    page_size_max: int = Field(100, ge=1)
+    api_key_cache_seconds: float = Field(30.0, ge=0)
+    queue_name: str = "logistics:queue"
+
+    # Workers
+    sweep_interval_seconds: float = Field(5.0, gt=0)
+    lease_seconds: float = Field(60.0, gt=0)
+    job_timeout_seconds: float = Field(120.0, gt=0)
+    worker_max_jobs: int = Field(64, ge=1)
+
+    # Carrier: EMS (sandbox endpoint = our simulator unless configured)
+    carrier: str = "ems"
+    ems_base_url: str | None = None  # unset → the simulator at ems_sim_host:ems_sim_port
+    ems_sandbox: bool = True
+    ems_sender_no: str = "1100012345678"
+    ems_authorization: str = "sim-authorization-code"
+    ems_sign_key: str = "TvaBgrhE46sft3nZlfe7xw=="
+    ems_ecommerce_user_id: str = "gov-logistics"
+    ems_biz_product_no: str = "1"
+    ems_timeout_seconds: float = Field(10.0, gt=0)
+    ems_sim_host: str = "127.0.0.1"
+    ems_sim_port: int = Field(8090, ge=1, le=65535)
+    ems_sim_step_seconds: float = Field(10.0, ge=0)
+    tracking_retire_days: int = Field(30, ge=1)
+
+    # Webhooks
+    webhook_allow_loopback: bool = False
+    webhook_allow_cidrs: list[str] = []
+    webhook_disable_after_hours: float = Field(120.0, gt=0)
+
+    # Privacy
+    purge_after_days: int = Field(180, ge=1)
+
+    @field_validator("database_url", "redis_url", "public_base_url", "ems_base_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'logistics.db').resolve()}"
+
+    @property
+    def redis_socket(self) -> Path:
+        return (self.data_dir / "redis.sock").resolve()
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def ems_url(self) -> str:
+        if self.ems_base_url:
+            return self.ems_base_url.rstrip("/")
+        return f"http://{self.ems_sim_host}:{self.ems_sim_port}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URLs operators write (postgresql://, sqlite:///) and pick the async drivers."""
+    for plain, async_ in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgresql+psycopg://", "postgresql+asyncpg://"),
+        ("sqlite:///", "sqlite+aiosqlite:///"),
+    ):
+        if url.startswith(plain):
+            return async_ + url[len(plain):]
+    return url

@@ -1,0 +1,97 @@
+"""Engines and transactions.
+
+SQLite allows one writer at a time. Rather than let concurrent transactions collide and fail with
+"database is locked", every write in this process goes through one connection behind an asyncio lock and
+starts with ``BEGIN IMMEDIATE`` (so a transaction never has to upgrade a read lock); other processes wait on
+the busy timeout. Reads use a separate pool and, in WAL mode, never block the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",  # durable across process crashes in WAL; fsync at checkpoints
+    "PRAGMA busy_timeout=15000",
+    "PRAGMA foreign_keys=ON",
+)
+
+
+class DatabaseUnavailable(RuntimeError):
+    pass
+
+
+def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so that BEGIN is ours to emit.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.dialect = make_url(url).get_backend_name()
+        self.is_sqlite = self.dialect == "sqlite"
+        if self.is_sqlite:
+            self.engine = _sqlite_engine(url, immediate=False, pool_size=pool_size)
+            self._write_engine = _sqlite_engine(url, immediate=True, pool_size=1)
+            self._write_lock: asyncio.Lock | None = asyncio.Lock()
+        else:
+            self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            self._write_engine = self.engine
+            self._write_lock = None
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction: committed on success, rolled back on any exception."""
+        if self._write_lock is None:
+            async with self._write_engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self._write_engine.begin() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def ping(self, timeout: float = 2.0) -> None:
+        try:
+            async with asyncio.timeout(timeout), self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any driver error means "not ready"
+            raise DatabaseUnavailable(describe_db_error(exc)) from exc
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self._write_engine is not self.engine:
+            await self._write_engine.dispose()
+
+
+def describe_db_error(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text_ = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text_[:300]

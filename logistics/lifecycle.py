@@ -1,0 +1,45 @@
+"""Statuses and the forward-only rules (PRODUCT.md §3). The only place that decides whether a status may change."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Status = Literal[
+    "awaiting_applicant", "pending", "ordered", "picked_up", "in_transit", "out_for_delivery",
+    "delivered", "delivery_failed", "returned", "cancelled", "failed", "declined",
+]
+STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
+
+FINAL = frozenset({"delivered", "returned", "cancelled", "failed", "declined"})
+
+# Progress rank along the main path; side paths sit where they happen. delivery_failed shares a rank
+# with out_for_delivery so a re-attempt (702 after 705) may move between them.
+RANK: dict[str, int] = {
+    "awaiting_applicant": 0,
+    "pending": 1,
+    "ordered": 2,
+    "picked_up": 3,
+    "in_transit": 4,
+    "out_for_delivery": 5,
+    "delivery_failed": 5,
+    "delivered": 6,
+    "returned": 6,
+    "cancelled": 6,
+    "failed": 6,
+    "declined": 6,
+}
+
+CANCELLABLE = frozenset({"awaiting_applicant", "pending", "ordered"})
+
+Source = Literal["api", "carrier_push", "carrier_poll", "scan", "applicant", "system"]
+
+
+def may_move(current: str, new: str) -> bool:
+    """True when a shipment in ``current`` may take ``new``: never from a final status, never backwards."""
+    if current in FINAL or current == new:
+        return False
+    if new in ("cancelled", "failed"):
+        return current in CANCELLABLE
+    if new == "declined":
+        return current == "awaiting_applicant"
+    return RANK[new] >= RANK[current]

@@ -1,0 +1,180 @@
+"""Tables. The database is the record of truth; Redis only carries signals that can be rebuilt from here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Always hand out aware UTC datetimes, whatever the backend stores (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(JSONType, nullable=nullable))
+
+
+class Client(SQLModel, table=True):
+    """One approval system (审批系统)."""
+
+    __tablename__ = "clients"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(sa_column=Column(String(100), unique=True, nullable=False))
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    webhook_secret: str = Field(max_length=100)
+    webhook_secret_previous: str | None = Field(default=None, max_length=100)
+    webhook_previous_until: datetime | None = _ts(nullable=True)
+    webhook_disabled_at: datetime | None = _ts(nullable=True)
+    webhook_failing_since: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+
+
+class ApiKey(SQLModel, table=True):
+    """API keys are stored as SHA-256 of a 256-bit random secret: not recoverable, fast to look up."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=40)
+    client_id: str = Field(foreign_key="clients.id", index=True, max_length=40)
+    prefix: str = Field(max_length=16)
+    key_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    created_at: datetime = _ts()
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class Shipment(SQLModel, table=True):
+    __tablename__ = "shipments"
+    __table_args__ = (Index("ix_shipments_client_id_id", "client_id", "id"),)
+
+    id: str = Field(primary_key=True, max_length=40)  # also the carrier's logisticsOrderNo
+    client_id: str = Field(foreign_key="clients.id", max_length=40)
+    kind: str = Field(max_length=16)
+    status: str = Field(max_length=32, index=True)
+    department: str = Field(max_length=100)
+    window: str = Field(max_length=100)
+    sender: dict[str, Any] | None = _json()
+    recipient: dict[str, Any] | None = _json()
+    contents: list[dict[str, Any]] | None = _json()
+    extra: dict[str, Any] | None = _json()  # the client's `metadata`
+    pickup_start: datetime | None = _ts(nullable=True)
+    pickup_end: datetime | None = _ts(nullable=True)
+    verification_code: str | None = Field(default=None, max_length=6)
+    tracking_code: str = Field(sa_column=Column(String(32), unique=True, nullable=False))
+    carrier: str = Field(max_length=16)
+    waybill_no: str | None = Field(default=None, max_length=32, index=True)
+    route_code: str | None = Field(default=None, max_length=64)
+    destination_code: str | None = Field(default=None, max_length=64)
+    destination_name: str | None = Field(default=None, max_length=100)
+    package_code: str | None = Field(default=None, max_length=64)
+    package_name: str | None = Field(default=None, max_length=100)
+    failure_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    last_sequence: int = 0
+    request_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    finished_at: datetime | None = _ts(nullable=True)
+    purged_at: datetime | None = _ts(nullable=True)
+
+
+class ShipmentCase(SQLModel, table=True):
+    """Cases (办件) carried by a shipment; a table of their own so `?case_no=` is an index lookup."""
+
+    __tablename__ = "shipment_cases"
+
+    id: int | None = Field(default=None, primary_key=True)
+    shipment_id: str = Field(foreign_key="shipments.id", index=True, max_length=40)
+    position: int
+    case_no: str = Field(max_length=64, index=True)
+    item_name: str = Field(max_length=200)
+
+
+class ShipmentEvent(SQLModel, table=True):
+    __tablename__ = "shipment_events"
+    __table_args__ = (
+        UniqueConstraint("shipment_id", "sequence", name="uq_shipment_events_sequence"),
+        UniqueConstraint("shipment_id", "dedup_key", name="uq_shipment_events_dedup"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    shipment_id: str = Field(foreign_key="shipments.id", index=True, max_length=40)
+    sequence: int
+    status: str = Field(max_length=32)
+    occurred_at: datetime = _ts()
+    recorded_at: datetime = _ts()
+    source: str = Field(max_length=16)
+    carrier_code: str | None = Field(default=None, max_length=16)
+    carrier_text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    location: str | None = Field(default=None, max_length=200)
+    dedup_key: str | None = Field(default=None, max_length=128)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    __tablename__ = "idempotency_records"
+
+    client_id: str = Field(primary_key=True, max_length=40)
+    key: str = Field(primary_key=True, max_length=255)
+    request_hash: str = Field(max_length=64)
+    shipment_id: str | None = Field(default=None, max_length=40)
+    status_code: int
+    response_body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _ts()
+
+
+class OutboxTask(SQLModel, table=True):
+    """Work that must still happen. A row stays until its work is done; the sweeper always finds it again."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    shipment_id: str | None = Field(default=None, max_length=40, index=True)
+    payload: dict[str, Any] | None = _json()
+    due_at: datetime = _ts()
+    attempts: int = 0
+    lease_until: datetime | None = _ts(nullable=True)
+    claim_token: str | None = Field(default=None, max_length=32)
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    request_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _ts()
+
+
+clients = Client.__table__
+api_keys = ApiKey.__table__
+shipments = Shipment.__table__
+shipment_cases = ShipmentCase.__table__
+shipment_events = ShipmentEvent.__table__
+idempotency_records = IdempotencyRecord.__table__
+outbox = OutboxTask.__table__
+metadata = SQLModel.metadata
