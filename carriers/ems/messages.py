@@ -1,0 +1,352 @@
+"""EMS wire messages: build request bodies and forms, parse answers and pushes.
+
+Pure functions, no I/O, so the client stays a thin transport and the simulator and tests can exercise the
+exact wire format without a network. Field names follow shared/ems/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qs
+
+from carriers.base import (
+    FinalCarrierError,
+    OrderRequest,
+    OrderResult,
+    Party,
+    PushRejected,
+    PushResult,
+    RetryableCarrierError,
+    TrackingEvent,
+)
+from carriers.ems import codes
+from carriers.ems.envelope import EnvelopeError, open_, seal
+
+logger = logging.getLogger(__name__)
+
+PROD_PATH = "/amp-prod-api/f/amp/api/open"
+SANDBOX_PATH = "/amp-prod-api/f/amp/api/test"
+
+API_CREATE_ORDER = "020003"
+API_CANCEL_ORDER = "020006"
+API_TRACK = "040001"
+API_TRACK_PUSH = "040002"
+
+PUSH_FAILURE_CODE = "S00001"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded; charset=UTF-8"
+
+# China has had no daylight saving since 1991, so a fixed offset is exact and needs no tz database.
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+# Codes in order objects: strings, as in every sample of this API.
+_CONTENTS_DOCUMENTS = "1"
+_PICKUP_DROP_OFF = "0"
+_PICKUP_AT_DOOR = "1"
+_DELIVER_TO_DOOR = "2"
+_PAY_SENDER = "1"
+_PAY_RECIPIENT_CENTRALLY = "4"
+
+_MAX_MESSAGE = 300
+
+
+def beijing_time(moment: datetime) -> str:
+    """``yyyy-MM-dd HH:mm:ss`` in Beijing time. A naive datetime is taken as UTC, as the app stores it."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(BEIJING).strftime(_TIME_FORMAT)
+
+
+def parse_beijing_time(value: object) -> datetime:
+    """An EMS time (Beijing wall clock, or epoch milliseconds) as a timezone-aware datetime."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, tz=BEIJING)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("missing opTime")
+    text = value.strip()
+    if text.isdigit() and len(text) == 13:
+        return datetime.fromtimestamp(int(text) / 1000, tz=BEIJING)
+    parsed = datetime.fromisoformat(text.replace("/", "-"))
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=BEIJING)
+
+
+def compact_json(body: object) -> str:
+    # The envelope is computed over this exact text, so spacing and escaping must match EMS's samples.
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def _party(party: Party) -> dict[str, str]:
+    fields = {
+        "name": party.name,
+        "prov": party.province,
+        "city": party.city,
+        "county": party.district,
+        "address": party.address,
+    }
+    # EMS validates the two fields differently; a landline in `mobile` is rejected as a bad format.
+    fields["mobile" if party.is_mobile else "phone"] = party.phone
+    if party.postcode:
+        fields["postCode"] = party.postcode
+    return fields
+
+
+def build_order_body(
+    req: OrderRequest, *, ecommerce_user_id: str, biz_product_no: str
+) -> list[dict[str, Any]]:
+    """The ``020003`` body: a JSON array holding one order object."""
+    # Contents are documents by definition here; EMS needs at least one cargo line.
+    cargos = [{"cargoName": item.name, "cargoQuantity": item.count} for item in req.items] or [
+        {"cargoName": "文件", "cargoQuantity": 1}
+    ]
+    order: dict[str, Any] = {
+        "createdTime": beijing_time(req.created_at),
+        "ecommerceUserId": ecommerce_user_id,
+        "logisticsOrderNo": req.order_no,
+        "contentsAttribute": _CONTENTS_DOCUMENTS,
+        "bizProductNo": biz_product_no,
+        "weight": req.weight_grams,
+        "sender": _party(req.sender),
+        "receiver": _party(req.receiver),
+        "cargos": cargos,
+    }
+    if req.kind == "intake":
+        # The hall is the contract customer and the recipient of intake parcels: it pays, not the applicant.
+        order["paymentMode"] = _PAY_RECIPIENT_CENTRALLY
+        order["pickupType"] = _PICKUP_AT_DOOR
+        if req.pickup_start is not None:
+            order["pickupPreBeginTime"] = beijing_time(req.pickup_start)
+        if req.pickup_end is not None:
+            order["pickupPreEndTime"] = beijing_time(req.pickup_end)
+    else:
+        order["paymentMode"] = _PAY_SENDER
+        order["pickupType"] = _PICKUP_DROP_OFF
+        order["deliverType"] = _DELIVER_TO_DOOR
+        if req.safety_code:
+            order["receiverSafetyCode"] = req.safety_code
+    if req.notes:
+        order["pickupNotes"] = req.notes
+    return [order]
+
+
+def build_cancel_body(order_no: str, waybill_no: str | None, reason: str) -> dict[str, str]:
+    """The ``020006`` body."""
+    return {"logisticsOrderNo": order_no, "waybillNo": waybill_no or "", "cancelReason": reason}
+
+
+def build_track_body(waybill_no: str) -> dict[str, str]:
+    """The ``040001`` body; direction ``0`` asks for the history oldest first."""
+    return {"waybillNo": waybill_no, "direction": "0"}
+
+
+def build_form(
+    api_code: str,
+    body: object,
+    *,
+    sender_no: str,
+    authorization: str,
+    sign_key: str,
+    now: datetime,
+) -> dict[str, str]:
+    """The form fields of one request, with the business body sealed into ``logitcsInterface``."""
+    return {
+        "apiCode": api_code,
+        "senderNo": sender_no,
+        "authorization": authorization,
+        "timeStamp": beijing_time(now),
+        "logitcsInterface": seal(compact_json(body), sign_key, append_key=True),
+        "msgType": "0",
+        "version": "V1.0.0",
+    }
+
+
+def _short(text: object) -> str:
+    return str(text or "")[:_MAX_MESSAGE]
+
+
+def parse_response(api_code: str, http_status: int, text: str) -> dict[str, Any]:
+    """The decoded ``retBody`` of a successful answer; raises a CarrierError otherwise.
+
+    A non-object ``retBody`` (e.g. an array) is returned as ``{"items": value}``; an empty one as ``{}``.
+    """
+    if not 200 <= http_status < 300:
+        # Not even a non-5xx status is EMS's verdict on the order (proxies, gateways, our own config), so
+        # none of them may end a shipment as failed; the job's backoff and alerts deal with them.
+        raise RetryableCarrierError(f"HTTP{http_status}", f"{api_code}: HTTP {http_status}")
+    try:
+        envelope = json.loads(text)
+    except ValueError as exc:
+        raise RetryableCarrierError("BADJSON", f"{api_code}: answer is not JSON") from exc
+    if not isinstance(envelope, dict):
+        raise RetryableCarrierError("BADJSON", f"{api_code}: answer is not a JSON object")
+
+    ret_code = str(envelope.get("retCode") or "").strip()
+    if not ret_code:
+        if envelope.get("success") is not True:
+            raise RetryableCarrierError("NOCODE", f"{api_code}: answer has no retCode")
+        ret_code = codes.SUCCESS
+    if ret_code != codes.SUCCESS:
+        message = _short(envelope.get("retMsg")) or codes.ret_meaning(ret_code) or "no message"
+        if codes.is_retryable(ret_code):
+            raise RetryableCarrierError(ret_code, message)
+        raise FinalCarrierError(ret_code, message)
+
+    ret_body = envelope.get("retBody")
+    if ret_body is None or ret_body == "":
+        return {}
+    if isinstance(ret_body, str):
+        # retBody is JSON inside a JSON string.
+        try:
+            ret_body = json.loads(ret_body)
+        except ValueError as exc:
+            raise RetryableCarrierError("BADJSON", f"{api_code}: retBody is not JSON") from exc
+    if isinstance(ret_body, dict):
+        return ret_body
+    return {"items": ret_body}
+
+
+def parse_order_result(ret_body: Mapping[str, Any], *, order_no: str | None = None) -> OrderResult:
+    """The waybill and sorting codes of a ``020003`` success; ``order_no`` fills a missing echo."""
+    body: Mapping[str, Any] = ret_body
+    items = ret_body.get("items")
+    if "waybillNo" not in ret_body and isinstance(items, list) and items and isinstance(items[0], dict):
+        body = items[0]
+    waybill_no = str(body.get("waybillNo") or "").strip()
+    echoed = str(body.get("logisticsOrderNo") or "").strip() or order_no
+    if not waybill_no or not echoed:
+        # The order number is idempotent at EMS, so asking again returns the same waybill.
+        raise RetryableCarrierError("NOWAYBILL", "020003 success without waybillNo or logisticsOrderNo")
+    if order_no is not None and echoed != order_no:
+        raise FinalCarrierError("MISMATCH", "020003 answered for another logisticsOrderNo")
+
+    def opt(key: str) -> str | None:
+        value = body.get(key)
+        return (str(value).strip() or None) if value is not None else None
+
+    return OrderResult(
+        order_no=echoed,
+        waybill_no=waybill_no,
+        route_code=opt("routeCode"),
+        package_code=opt("packageCode"),
+        package_name=opt("packageCodeName"),
+        destination_code=opt("markDestinationCode"),
+        destination_name=opt("markDestinationName"),
+    )
+
+
+def _location(item: Mapping[str, Any]) -> str:
+    parts = [str(item.get(key) or "").strip() for key in ("opOrgProvName", "opOrgCity", "opOrgName")]
+    parts = [p for p in parts if p]
+    # Org names usually start with their city ("郑州市上街区揽投部"); repeating it reads badly on a timeline.
+    kept = [p for i, p in enumerate(parts) if not any(later.startswith(p) for later in parts[i + 1 :])]
+    return " ".join(kept)
+
+
+def event_from_item(item: Mapping[str, Any]) -> TrackingEvent:
+    """One EMS event (a ``040001`` response item or a ``040002`` push body) in neutral form.
+
+    Raises ValueError when the waybill, the code or the time is missing or unreadable.
+    """
+    waybill_no = str(item.get("waybillNo") or item.get("traceNo") or "").strip()
+    if not waybill_no:
+        raise ValueError("event without waybillNo")
+    code = str(item.get("opCode") or "").strip()
+    if not code:
+        raise ValueError("event without opCode")
+    occurred_at = parse_beijing_time(item.get("opTime"))
+    name = str(item.get("opName") or "").strip()
+    description = str(item.get("opDesc") or "").strip()
+    status = codes.status_for(code, name, description)
+    order_no = str(item.get("orderNo") or item.get("logisticsOrderNo") or "").strip() or None
+    return TrackingEvent(
+        waybill_no=waybill_no,
+        code=code,
+        name=name,
+        description=description,
+        occurred_at=occurred_at,
+        status=status,
+        location=_location(item),
+        order_no=order_no,
+        reason_code=codes.reason_for(description) if status == "delivery_failed" else None,
+        raw=dict(item),
+    )
+
+
+def parse_track_items(ret_body: Mapping[str, Any], *, waybill_no: str | None = None) -> list[TrackingEvent]:
+    """The events of a ``040001`` answer, oldest first. Unreadable items are skipped, not fatal."""
+    items = ret_body.get("responseItems")
+    if items is None:
+        items = ret_body.get("items", [])
+    if not isinstance(items, list):
+        raise RetryableCarrierError("BADBODY", "040001 responseItems is not a list")
+    events: list[TrackingEvent] = []
+    for item in items:
+        if not isinstance(item, dict):
+            logger.warning("ems 040001: skipped a non-object tracking item")
+            continue
+        if waybill_no and not (item.get("waybillNo") or item.get("traceNo")):
+            item = {**item, "waybillNo": waybill_no}
+        try:
+            events.append(event_from_item(item))
+        except ValueError as exc:
+            # One bad item must not hide the rest of the history; codes carry no personal data.
+            logger.warning("ems 040001: skipped tracking item opCode=%s: %s", item.get("opCode"), exc)
+    events.sort(key=lambda event: event.occurred_at)
+    return events
+
+
+def push_reply(serial_no: str, sender_no: str, *, code: str = codes.SUCCESS, message: str = "") -> bytes:
+    """The exact answer EMS expects to a push; any code but ``00000`` makes it push again."""
+    reply = {"serialNo": serial_no, "code": code, "codeMessage": message, "senderNo": sender_no}
+    return json.dumps(reply, ensure_ascii=False).encode("utf-8")
+
+
+def _push_fields(body: bytes, content_type: str) -> dict[str, Any]:
+    text = body.decode("utf-8")
+    # Sniff rather than trust the header: some senders label JSON as a form and vice versa.
+    if text.lstrip().startswith("{") or ("json" in content_type.lower() and "form" not in content_type):
+        fields = json.loads(text)
+        if not isinstance(fields, dict):
+            raise ValueError("push body is not a JSON object")
+        return fields
+    form = parse_qs(text, keep_blank_values=True)
+    fields = {key: values[-1] for key, values in form.items()}
+    envelope = fields.get("logitcsInterface")
+    if isinstance(envelope, str):
+        # An unescaped '+' in base64 turns into a space in form decoding; base64 itself never has spaces.
+        fields["logitcsInterface"] = envelope.replace(" ", "+")
+    return fields
+
+
+def parse_push(body: bytes, content_type: str, *, sign_key: str, sender_no: str) -> PushResult:
+    """A ``040002`` tracking push: its event and our reply. Decrypting with our key authenticates it.
+
+    Raises PushRejected, carrying an ``S00001`` reply so that EMS sends it again, when the push cannot be
+    read or opened.
+    """
+    serial_no = ""
+    try:
+        fields = _push_fields(body, content_type)
+        serial_no = str(fields.get("serialNo") or "")
+        sealed = fields.get("logitcsInterface")
+        if not isinstance(sealed, str) or not sealed:
+            raise ValueError("push without logitcsInterface")
+        decoded = json.loads(open_(sealed, sign_key, strip_key=True))
+        items = decoded if isinstance(decoded, list) else [decoded]
+        if not items or not all(isinstance(item, dict) for item in items):
+            raise ValueError("push body is not an event object")
+        events = tuple(event_from_item(item) for item in items)
+    except EnvelopeError as exc:
+        raise PushRejected(
+            "push cannot be decrypted with our key",
+            push_reply(serial_no, sender_no, code=PUSH_FAILURE_CODE, message="decrypt failed"),
+        ) from exc
+    except (ValueError, TypeError) as exc:
+        raise PushRejected(
+            f"malformed push: {exc}",
+            push_reply(serial_no, sender_no, code=PUSH_FAILURE_CODE, message="malformed push"),
+        ) from exc
+    return PushResult(events=events, reply=push_reply(serial_no, sender_no))
