@@ -228,4 +228,3 @@ def retry_delay(
     if outcome.retry_after is not None:
         return max(delay, outcome.retry_after)
     return delay
-

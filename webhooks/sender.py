@@ -221,9 +221,7 @@ class Sender:
             blocked = _is_blocked(exc)
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             return self._after_failure(result, status, response_headers, bytes(buf), error, blocked=blocked)
-        return result(
-            status, None, response_headers=response_headers, response_body=bytes(buf), truncated=truncated
-        )
+        return result(status, None, response_headers=response_headers, response_body=bytes(buf), truncated=truncated)
 
     @staticmethod
     def _after_failure(

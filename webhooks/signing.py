@@ -84,9 +84,7 @@ def sign(msg_id: str, timestamp: int, body: bytes, secrets: Sequence[str]) -> st
         raise ValueError("at least one secret is needed to sign")
     _check_msg_id(msg_id)
     timestamp = int(timestamp)
-    return " ".join(
-        f"{_SIGNATURE_VERSION},{_mac(decode_secret(s), msg_id, timestamp, body)}" for s in secrets
-    )
+    return " ".join(f"{_SIGNATURE_VERSION},{_mac(decode_secret(s), msg_id, timestamp, body)}" for s in secrets)
 
 
 def headers(msg_id: str, timestamp: int, body: bytes, secrets: Sequence[str]) -> dict[str, str]:

@@ -64,8 +64,7 @@ class BlockedAddress(OSError):
 # 169.254.169.254 (AWS, GCP, Azure, Tencent, Huawei), fd00:ec2::254 (AWS IPv6),
 # 100.100.100.200 (Alibaba Cloud), 169.254.170.2 (AWS ECS task credentials).
 METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
-    ipaddress.ip_address(a)
-    for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
+    ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
 )
 
 
@@ -216,9 +215,7 @@ def check_url(url: str | URL, policy: AddressPolicy) -> URL:
     except ValueError:
         lowered = host.lower()
         # RFC 6761: *.localhost always means this machine, whatever a resolver says.
-        if (lowered in _LOCALHOST_NAMES or lowered.rstrip(".").endswith(".localhost")) and not (
-            policy.allow_loopback
-        ):
+        if (lowered in _LOCALHOST_NAMES or lowered.rstrip(".").endswith(".localhost")) and not (policy.allow_loopback):
             raise BlockedAddress(host, Category.LOOPBACK) from None
         return parsed
     policy.check(addr)
