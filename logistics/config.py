@@ -68,10 +68,6 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'logistics.db').resolve()}"
 
     @property
-    def redis_socket(self) -> Path:
-        return (self.data_dir / "redis.sock").resolve()
-
-    @property
     def base_url(self) -> str:
         return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
@@ -95,5 +91,5 @@ def normalise_database_url(url: str) -> str:
         ("sqlite:///", "sqlite+aiosqlite:///"),
     ):
         if url.startswith(plain):
-            return async_ + url[len(plain):]
+            return async_ + url[len(plain) :]
     return url

@@ -5,8 +5,18 @@ from __future__ import annotations
 from typing import Literal
 
 Status = Literal[
-    "awaiting_applicant", "pending", "ordered", "picked_up", "in_transit", "out_for_delivery",
-    "delivered", "delivery_failed", "returned", "cancelled", "failed", "declined",
+    "awaiting_applicant",
+    "pending",
+    "ordered",
+    "picked_up",
+    "in_transit",
+    "out_for_delivery",
+    "delivered",
+    "delivery_failed",
+    "returned",
+    "cancelled",
+    "failed",
+    "declined",
 ]
 STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
 

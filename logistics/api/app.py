@@ -1,0 +1,156 @@
+"""The aiohttp application: middlewares, routes, and the resources it owns."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from logistics import logs, metrics
+from logistics.api import docs, shipments
+from logistics.api.auth import KeyCache
+from logistics.api.errors import Problem
+from logistics.config import Settings
+from logistics.db import Database, DatabaseUnavailable
+from logistics.ingest import GroupCommitter
+from logistics.queue import WorkSignal, connect
+
+log = logging.getLogger("logistics.api")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+STATUS_SLUGS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    429: "too-many-requests",
+}
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    incoming = request.headers.get("X-Request-ID", "")
+    rid = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    request["request_id"] = rid
+    token = logs.request_id.set(rid)
+    started = time.perf_counter()
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    try:
+        response = await _problems(request, handler)
+    finally:
+        logs.request_id.reset(token)
+    elapsed = time.perf_counter() - started
+    response.headers["X-Request-ID"] = rid
+    metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status)).inc()
+    metrics.HTTP_LATENCY.labels(route).observe(elapsed)
+    if response.status >= 500 or request.app["settings"].log_level.upper() == "DEBUG":
+        log.info(
+            "http_request",
+            extra={
+                "request_id": rid,
+                "method": request.method,
+                "route": route,
+                "status": response.status,
+                "ms": round(elapsed * 1000, 2),
+            },
+        )
+    return response
+
+
+async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return problem.response(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        slug = STATUS_SLUGS.get(exc.status, "error")
+        detail = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else None
+        if exc.status == 413:
+            detail = f"The request body is larger than {request.app['settings'].max_body_bytes} bytes."
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        return Problem(exc.status, slug, exc.reason, detail, headers=headers).response(request)
+    except DatabaseUnavailable:
+        return Problem(
+            503,
+            "unavailable",
+            "Service unavailable",
+            "The database is unreachable; retry later.",
+            headers={"Retry-After": "5"},
+        ).response(request)
+    except Exception:
+        log.exception("unhandled_error", extra={"path": request.path})
+        return Problem(
+            500,
+            "internal",
+            "Internal error",
+            "Retry later; the request id helps the operators.",
+        ).response(request)
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks: dict[str, str] = {}
+    try:
+        await request.app["db"].ping()
+        checks["database"] = "ok"
+    except DatabaseUnavailable as exc:
+        checks["database"] = f"unavailable: {exc}"
+    redis = request.app["redis"]
+    try:
+        await redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:  # any client error means "not ready"
+        checks["redis"] = f"unavailable: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+
+
+async def metrics_endpoint(_: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def create_app(settings: Settings, *, db: Database | None = None) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context])
+    app["settings"] = settings
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        database = db or Database(settings.resolved_database_url)
+        app["db"] = database
+        app["key_cache"] = KeyCache(database, settings.api_key_cache_seconds)
+        redis = connect(settings.redis_url or "redis://127.0.0.1:6379", settings.queue_name)
+        app["redis"] = redis
+        app["signal"] = WorkSignal(redis)
+        committer = GroupCommitter(database)
+        committer.on_commit = app["signal"].poke
+        app["committer"] = committer
+        await committer.start()
+        yield
+        await committer.stop()
+        await app["signal"].close()
+        await redis.aclose()
+        if db is None:
+            await database.dispose()
+
+    app.cleanup_ctx.append(resources)
+    app.router.add_routes(shipments.routes)
+    app.router.add_routes(docs.routes)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    return app

@@ -1,0 +1,63 @@
+"""Bearer API keys → the client (approval system) making the request."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from sqlalchemy import select
+
+from logistics.api.errors import Problem
+from logistics.db import Database
+from logistics.ids import hash_secret
+from logistics.models import api_keys
+
+UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="dispatch"'}
+
+
+class KeyCache:
+    """key hash → client id, kept briefly so that authentication is not a query per request.
+
+    A revoked key keeps working for at most ``ttl`` seconds in an already running process.
+    """
+
+    def __init__(self, db: Database, ttl: float) -> None:
+        self.db = db
+        self.ttl = ttl
+        self._entries: dict[str, tuple[str | None, float]] = {}
+
+    async def client_for(self, key: str) -> str | None:
+        digest = hash_secret(key)
+        now = time.monotonic()
+        hit = self._entries.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        async with self.db.read() as conn:
+            client_id = (
+                await conn.execute(
+                    select(api_keys.c.client_id).where(api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))
+                )
+            ).scalar_one_or_none()
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[digest] = (client_id, now + self.ttl)
+        return client_id
+
+
+async def authenticate(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(
+            401,
+            "unauthorized",
+            "Authentication required",
+            "Send 'Authorization: Bearer <api key>'.",
+            headers=UNAUTHORIZED_HEADERS,
+        )
+    client_id = await request.app["key_cache"].client_for(token.strip())
+    if client_id is None:
+        raise Problem(
+            401, "unauthorized", "Invalid API key", "The API key is unknown or revoked.", headers=UNAUTHORIZED_HEADERS
+        )
+    return client_id

@@ -1,0 +1,143 @@
+"""/openapi.json (OpenAPI 3.1, generated from the models that validate requests) and a docs page."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aiohttp import web
+from pydantic.json_schema import models_json_schema
+
+from logistics.api import schemas
+
+routes = web.RouteTableDef()
+REF = "#/components/schemas/{model}"
+PROBLEM = "application/problem+json"
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM: {"schema": {"$ref": REF.format(model="Problem")}}}}
+
+
+def _json(ref: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": REF.format(model=ref)}}}}
+
+
+COMMON = {
+    "400": _problem("Malformed request"),
+    "401": _problem("Missing or invalid API key"),
+    "413": _problem("Body too large"),
+    "422": _problem("Validation failed; `errors` lists the fields"),
+    "503": _problem("Temporarily unavailable"),
+}
+ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^shp_[0-9A-Z]{26}$"}}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    _, defs = models_json_schema(
+        [(m, "validation") for m in (schemas.ShipmentCreate,)]
+        + [(m, "serialization") for m in (schemas.ShipmentOut, schemas.ShipmentPage, schemas.Problem)],
+        ref_template=REF,
+    )
+    components = defs.get("$defs", {})
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "政务寄递 dispatch API",
+            "version": "1.0.0",
+            "description": "Approval systems create EMS intake (接件) and delivery (送达) shipments, follow them and "
+            "receive signed webhooks. Errors are RFC 9457 problem+json.",
+        },
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "API key"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/v1/shipments": {
+                "post": {
+                    "operationId": "createShipment",
+                    "summary": "Create a shipment; carrier work happens in workers",
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": REF.format(model="ShipmentCreate")}}},
+                    },
+                    "responses": {
+                        "201": _json("ShipmentOut", "Created (or replayed, with Idempotent-Replayed: true)"),
+                        **COMMON,
+                    },
+                },
+                "get": {
+                    "operationId": "listShipments",
+                    "summary": "List shipments, newest first, in cursor pages",
+                    "parameters": [
+                        {"name": "case_no", "in": "query", "schema": {"type": "string"}},
+                        {"name": "status", "in": "query", "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": _json("ShipmentPage", "A page"), **COMMON},
+                },
+            },
+            "/v1/shipments/{id}": {
+                "get": {
+                    "operationId": "getShipment",
+                    "summary": "One shipment with its events",
+                    "parameters": [ID_PARAM],
+                    "responses": {"200": _json("ShipmentOut", "The shipment"), "404": _problem("Not found"), **COMMON},
+                }
+            },
+            "/v1/shipments/{id}/cancel": {
+                "post": {
+                    "operationId": "cancelShipment",
+                    "summary": "Cancel before pickup; cancels the carrier order too",
+                    "parameters": [ID_PARAM],
+                    "responses": {
+                        "200": _json("ShipmentOut", "Cancelled"),
+                        "404": _problem("Not found"),
+                        "409": _problem("Already picked up or final"),
+                        **COMMON,
+                    },
+                }
+            },
+        },
+    }
+
+
+@routes.get("/openapi.json")
+async def openapi(_: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+DOCS_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>政务寄递 dispatch API</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
+code,pre{background:#f4f4f4;padding:.1rem .3rem}pre{padding:.8rem;overflow:auto}
+h2{border-top:1px solid #ddd;padding-top:1rem}
+.m{font-weight:bold;display:inline-block;width:4rem}</style></head><body>
+<h1>政务寄递 dispatch API</h1><p>Machine-readable: <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).
+Authenticate with <code>Authorization: Bearer &lt;api key&gt;</code>. Errors are
+<code>application/problem+json</code> (RFC 9457).</p><div id="ops">Loading…</div>
+<script>
+fetch('/openapi.json').then(r=>r.json()).then(doc=>{const out=[];
+for(const [path,ops] of Object.entries(doc.paths)){for(const [m,op] of Object.entries(ops)){
+out.push(`<h2><span class="m">${m.toUpperCase()}</span><code>${path}</code></h2><p>${op.summary||''}</p>`+
+`<p>Responses: ${Object.keys(op.responses).join(', ')}</p>`+
+(op.requestBody?`<details><summary>Request schema</summary><pre>${JSON.stringify(
+doc.components.schemas[op.requestBody.content['application/json'].schema.$ref.split('/').pop()],null,2)}</pre></details>`:''));}}
+document.getElementById('ops').innerHTML=out.join('');});
+</script></body></html>"""
+
+
+@routes.get("/docs")
+async def docs_page(_: web.Request) -> web.Response:
+    return web.Response(text=DOCS_PAGE, content_type="text/html")

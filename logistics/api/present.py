@@ -1,0 +1,63 @@
+"""Rows → the public JSON shape of a shipment (ShipmentOut in schemas.py documents it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def shipment_json(
+    row: Mapping[str, Any],
+    cases: Iterable[Mapping[str, Any]],
+    base_url: str,
+    events: Iterable[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    sid = row["id"]
+    window = None
+    if row["pickup_start"] is not None:
+        window = {"start": iso(row["pickup_start"]), "end": iso(row["pickup_end"])}
+    body: dict[str, Any] = {
+        "id": sid,
+        "status": row["status"],
+        "kind": row["kind"],
+        "cases": [{"case_no": c["case_no"], "item_name": c["item_name"]} for c in cases],
+        "department": row["department"],
+        "window": row["window"],
+        "sender": row["sender"],
+        "recipient": row["recipient"],
+        "contents": row["contents"] or [],
+        "pickup_window": window,
+        "carrier": row["carrier"],
+        "waybill_no": row["waybill_no"],
+        "route_code": row["route_code"],
+        "destination_name": row["destination_name"],
+        "tracking_code": row["tracking_code"],
+        "tracking_url": f"{base_url}/t/{row['tracking_code']}",
+        "label_url": f"{base_url}/v1/shipments/{sid}/label" if row["waybill_no"] else None,
+        "verification_code": row["verification_code"],
+        "applicant_url": None,
+        "failure_reason": row["failure_reason"],
+        "metadata": row["extra"] or {},
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+    }
+    if events is not None:
+        body["events"] = [event_json(e) for e in events]
+    return body
+
+
+def event_json(e: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "sequence": e["sequence"],
+        "status": e["status"],
+        "occurred_at": iso(e["occurred_at"]),
+        "source": e["source"],
+        "carrier_code": e["carrier_code"],
+        "carrier_text": e["carrier_text"],
+        "location": e["location"],
+    }

@@ -1,0 +1,242 @@
+"""Request and response models of the dispatch API: they validate the input and generate /openapi.json.
+
+Input is normalised before it is judged: full-width digits and letters (１３８…), ideographic spaces and stray
+whitespace are what people paste from office documents, so they are repaired rather than rejected.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from logistics.lifecycle import STATUSES
+
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+_FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+_SPACES = re.compile(r"\s+")
+MOBILE = re.compile(r"1[3-9]\d{9}")
+LANDLINE = re.compile(r"(0\d{2,3})-?(\d{7,8})(?:-(\d{1,6}))?")
+
+
+def clean_text(value: Any) -> Any:
+    """Full-width ASCII → ASCII, whitespace runs → one space, trimmed."""
+    if not isinstance(value, str):
+        return value
+    return _SPACES.sub(" ", value.translate(_FULLWIDTH)).strip()
+
+
+def clean_phone(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = unicodedata.normalize("NFKC", value)
+    text = re.sub(r"[\s()（）]", "", text).replace("转", "-").replace("—", "-").replace("–", "-")
+    if text.startswith("+86"):
+        text = text[3:].lstrip("-")
+    elif text.startswith("0086"):
+        text = text[4:].lstrip("-")
+    return text
+
+
+def check_phone(value: str) -> str:
+    if MOBILE.fullmatch(value):
+        return value
+    match = LANDLINE.fullmatch(value)
+    if match:
+        area, number, ext = match.groups()
+        return f"{area}-{number}" + (f"-{ext}" if ext else "")
+    raise ValueError("must be a mobile number (11 digits, 1[3-9]…) or a landline with area code, e.g. 0371-68123456")
+
+
+def check_postcode(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not re.fullmatch(r"\d{6}", value):
+        raise ValueError("must be 6 digits")
+    return value
+
+
+Text = Annotated[str, BeforeValidator(clean_text)]
+Phone = Annotated[
+    str,
+    BeforeValidator(clean_phone),
+    AfterValidator(check_phone),
+    Field(description="Mobile `1[3-9]` + 9 digits, or landline `0371-68123456[-801]`", examples=["13803712345"]),
+]
+Postcode = Annotated[str | None, BeforeValidator(clean_text), AfterValidator(check_postcode)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class Party(Strict):
+    name: Annotated[Text, Field(min_length=1, max_length=50, examples=["欧阳娜娜"])]
+    phone: Phone
+    province: Annotated[Text, Field(min_length=2, max_length=20, examples=["河南省"])]
+    city: Annotated[Text, Field(min_length=2, max_length=30, examples=["郑州市"])]
+    district: Annotated[Text, Field(min_length=2, max_length=30, examples=["上街区"])]
+    address: Annotated[Text, Field(min_length=2, max_length=200, examples=["新安路街道济源路8号院3号楼2单元501室"])]
+    postcode: Annotated[Postcode, Field(default=None, examples=["450041"])] = None
+
+
+class Case(Strict):
+    case_no: Annotated[Text, Field(min_length=1, max_length=64, examples=["410106-2018-00095"])]
+    item_name: Annotated[Text, Field(min_length=1, max_length=200, examples=["食品经营许可证核发"])]
+
+
+class ContentItem(Strict):
+    name: Annotated[Text, Field(min_length=1, max_length=100, examples=["食品经营许可证正本"])]
+    count: Annotated[int, Field(ge=1, le=999)] = 1
+
+
+class PickupWindow(Strict):
+    start: datetime = Field(description="ISO 8601; without an offset, Beijing time is assumed")
+    end: datetime
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return (value if value.tzinfo else value.replace(tzinfo=BEIJING)).astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PickupWindow:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.end - self.start > timedelta(days=7):
+            raise ValueError("a pickup window can be at most 7 days long")
+        return self
+
+
+class ShipmentCreate(Strict):
+    kind: Literal["intake", "delivery"] = Field(
+        description="intake: applicant → hall (door pickup); delivery: hall → applicant"
+    )
+    cases: Annotated[list[Case], Field(min_length=1, max_length=50)]
+    department: Annotated[Text, Field(min_length=1, max_length=100, examples=["上街区市场监督管理局"])]
+    window: Annotated[Text, Field(min_length=1, max_length=100, examples=["综合受理3号窗口"])]
+    sender: Party | None = None
+    recipient: Party | None = None
+    contents: Annotated[list[ContentItem], Field(max_length=50)] = []
+    pickup_window: PickupWindow | None = None
+    verification_code: bool = Field(False, description="issue a 取件验证码 that the recipient gives at hand-over")
+    applicant_choice: bool = Field(
+        False, description="the applicant chooses mail or window pickup and fills in their side"
+    )
+    metadata: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=20)
+
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> ShipmentCreate:
+        applicant_side = "sender" if self.kind == "intake" else "recipient"
+        hall_side = "recipient" if self.kind == "intake" else "sender"
+        if getattr(self, hall_side) is None:
+            raise _field_error(hall_side, "is required")
+        if getattr(self, applicant_side) is None and not self.applicant_choice:
+            raise _field_error(applicant_side, "is required (or set applicant_choice to let the applicant fill it in)")
+        if self.kind == "intake":
+            if self.pickup_window is None and not self.applicant_choice:
+                raise _field_error("pickup_window", "is required for intake")
+            now = (info.context or {}).get("now") or datetime.now(UTC)
+            if self.pickup_window is not None and self.pickup_window.start <= now:
+                raise _field_error("pickup_window.start", "must be in the future")
+            if self.verification_code:
+                raise _field_error("verification_code", "applies to delivery only")
+        elif self.pickup_window is not None:
+            raise _field_error("pickup_window", "applies to intake only")
+        if sum(len(str(k)) + len(str(v)) for k, v in self.metadata.items()) > 4000:
+            raise _field_error("metadata", "is larger than 4000 characters")
+        return self
+
+
+class FieldError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _field_error(field: str, message: str) -> FieldError:
+    return FieldError(field, message)
+
+
+# Responses (documentation of the shapes the handlers write; the handlers serialise dicts for speed).
+
+
+class PartyOut(BaseModel):
+    name: str
+    phone: str
+    province: str
+    city: str
+    district: str
+    address: str
+    postcode: str | None = None
+
+
+class EventOut(BaseModel):
+    sequence: int
+    status: Literal[STATUSES]  # type: ignore[valid-type]
+    occurred_at: datetime
+    source: Literal["api", "carrier_push", "carrier_poll", "scan", "applicant", "system"]
+    carrier_code: str | None
+    carrier_text: str | None
+    location: str | None
+
+
+class ShipmentOut(BaseModel):
+    id: str = Field(examples=["shp_01JD8Z6Q2M4X7V3K9T1R5N8B2C"])
+    status: Literal[STATUSES]  # type: ignore[valid-type]
+    kind: Literal["intake", "delivery"]
+    cases: list[Case]
+    department: str
+    window: str
+    sender: PartyOut | None
+    recipient: PartyOut | None
+    contents: list[ContentItem]
+    pickup_window: PickupWindow | None
+    carrier: str
+    waybill_no: str | None = Field(description="EMS 13-digit waybill, null until ordered")
+    route_code: str | None
+    destination_name: str | None
+    tracking_code: str
+    tracking_url: str
+    label_url: str | None
+    verification_code: str | None = Field(description="the 取件验证码; shown to the owning client only")
+    applicant_url: str | None
+    failure_reason: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    events: list[EventOut] | None = Field(None, description="single reads only")
+
+
+class ShipmentPage(BaseModel):
+    data: list[ShipmentOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+class ProblemFieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[ProblemFieldError] | None = None

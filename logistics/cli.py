@@ -1,0 +1,248 @@
+"""The `logistics` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from pydantic import ValidationError
+
+from logistics import clients, logs
+from logistics.config import Settings
+from logistics.db import Database, DatabaseUnavailable
+
+
+class CliError(Exception):
+    """A problem the operator can fix; printed as one line, exit code 2."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [f"  LOGISTICS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()]
+        raise CliError("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coro)
+
+
+async def _database(settings: Settings) -> Database:
+    db = Database(settings.resolved_database_url)
+    try:
+        await db.ping(timeout=5)
+    except DatabaseUnavailable as exc:
+        await db.dispose()
+        raise CliError(f"cannot reach the database ({_safe_url(settings)}): {exc}") from None
+    return db
+
+
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+def migrate_now(settings: Settings) -> None:
+    from logistics import migrate
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _run(_check_db(settings))  # reachability first, for a clear message
+    try:
+        migrate.upgrade(settings.resolved_database_url)
+    except Exception as exc:
+        raise CliError(f"migration failed: {str(exc).splitlines()[0][:300]}") from None
+
+
+def _with_db(settings: Settings, fn: Callable[[Database], Coroutine[Any, Any, Any]]) -> Any:
+    async def go() -> Any:
+        db = await _database(settings)
+        try:
+            return await fn(db)
+        except clients.ClientError as exc:
+            raise CliError(str(exc)) from None
+        except Exception as exc:
+            if "no such table" in str(exc) or "does not exist" in str(exc):
+                raise CliError("the database has no schema yet: run `logistics migrate` first") from None
+            raise
+        finally:
+            await db.dispose()
+
+    return _run(go())
+
+
+def _ensure_redis(settings: Settings) -> Any:
+    """Unset LOGISTICS_REDIS_URL → start (or reuse) the private Redis; returns the server to stop, or None."""
+    if settings.redis_url:
+        return None
+    from logistics.redis_server import PrivateRedis, RedisStartError
+
+    server = PrivateRedis(settings.data_dir)
+    try:
+        settings.redis_url = server.start()
+    except RedisStartError as exc:
+        raise CliError(str(exc)) from None
+    return server
+
+
+def _check_redis(url: str) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
+    except (redis.RedisError, OSError) as exc:
+        raise CliError(f"cannot reach Redis at {url}: {exc}") from None
+
+
+# Commands
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
+    migrate_now(settings)
+    print(f"database is at the latest schema ({_safe_url(settings)})")
+
+
+def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
+    from aiohttp import web
+
+    from logistics.api.app import create_app
+
+    server = _ensure_redis(settings)
+    _run(_check_db(settings))
+    try:
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None,
+                    handle_signals=True)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+async def _check_db(settings: Settings) -> None:
+    db = await _database(settings)
+    await db.dispose()
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
+    from logistics.jobs.worker import run_forever
+
+    server = _ensure_redis(settings)
+    _run(_check_db(settings))
+    try:
+        _run_until_signal(run_forever(settings))
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _run_until_signal(coro: Coroutine[Any, Any, Any]) -> None:
+    async def main() -> None:
+        task = asyncio.create_task(coro)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(main())
+
+
+def cmd_ems_sim(args: argparse.Namespace, settings: Settings) -> None:
+    from carriers.simulator.config import SimConfig
+    from carriers.simulator.server import serve
+
+    config = SimConfig(
+        sender_no=settings.ems_sender_no,
+        authorization=settings.ems_authorization,
+        sign_key=settings.ems_sign_key,
+        callback_url=args.callback_url or f"{settings.base_url}/carriers/ems/push",
+        step_seconds=args.step_seconds if args.step_seconds is not None else settings.ems_sim_step_seconds,
+    )
+    _run_until_signal(serve(config, settings.ems_sim_host, args.port or settings.ems_sim_port))
+
+
+def cmd_clients_create(args: argparse.Namespace, settings: Settings) -> None:
+    creds = _with_db(settings, lambda db: clients.create(db, args.name, args.webhook_url))
+    if args.json:
+        print(json.dumps({"id": creds.id, "name": creds.name, "api_key": creds.api_key,
+                          "webhook_secret": creds.webhook_secret}, ensure_ascii=False))
+    else:
+        print(f"client:         {creds.id} ({creds.name})\napi key:        {creds.api_key}\n"
+              f"webhook secret: {creds.webhook_secret}\nKeep both: they are shown only once.")
+
+
+def cmd_clients_list(args: argparse.Namespace, settings: Settings) -> None:
+    rows = _with_db(settings, clients.list_all)
+    if args.json:
+        print(json.dumps([{"id": r["id"], "name": r["name"], "webhook_url": r["webhook_url"],
+                           "created_at": r["created_at"].isoformat()} for r in rows], ensure_ascii=False))
+        return
+    if not rows:
+        print("no clients yet: `logistics clients create --name NAME`")
+    for r in rows:
+        print(f"{r['id']}  {r['name']}  webhook={r['webhook_url'] or '-'}")
+
+
+def cmd_clients_rotate_key(args: argparse.Namespace, settings: Settings) -> None:
+    key = _with_db(settings, lambda db: clients.rotate_key(db, args.client))
+    print(json.dumps({"api_key": key}) if args.json else f"new api key: {key}\nEvery older key is revoked.")
+
+
+def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
+    from logistics import dev
+
+    dev.run(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="logistics", description="政务寄递 courier integration service")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("dev", help="everything on embedded defaults: migrate, API, worker, EMS simulator").set_defaults(
+        fn=cmd_dev)
+    sub.add_parser("api", help="the HTTP API").set_defaults(fn=cmd_api)
+    sub.add_parser("worker", help="the background worker (carrier orders, tracking, labels, webhooks)").set_defaults(
+        fn=cmd_worker)
+    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
+    sim = sub.add_parser("ems-sim", help="the EMS partner-API simulator")
+    sim.add_argument("--port", type=int, help="default: LOGISTICS_EMS_SIM_PORT")
+    sim.add_argument("--step-seconds", type=float, help="seconds per tracking step (0: manual clock)")
+    sim.add_argument("--callback-url", help="where to push tracking events")
+    sim.set_defaults(fn=cmd_ems_sim)
+
+    cl = sub.add_parser("clients", help="approval systems and their API keys").add_subparsers(
+        dest="clients_command", required=True, metavar="ACTION")
+    create = cl.add_parser("create", help="a new client with an API key and a webhook secret")
+    create.add_argument("--name", required=True)
+    create.add_argument("--webhook-url")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(fn=cmd_clients_create)
+    lst = cl.add_parser("list")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(fn=cmd_clients_list)
+    rot = cl.add_parser("rotate-key", help="revoke the client's keys and issue a new one")
+    rot.add_argument("--client", required=True, help="client id or name")
+    rot.add_argument("--json", action="store_true")
+    rot.set_defaults(fn=cmd_clients_rotate_key)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        logs.setup(settings.log_level, settings.log_format)
+        args.fn(args, settings)
+    except CliError as exc:
+        print(f"logistics: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+

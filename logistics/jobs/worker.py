@@ -1,0 +1,86 @@
+"""The arq worker: two functions, both "run what is due". A cron tick is the sweeper that guarantees
+progress; ``process_due`` jobs enqueued by the API are the fast path."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from arq import cron
+from arq.worker import Worker, func
+
+from logistics.config import Settings
+from logistics.db import Database
+from logistics.jobs import handlers, runner
+from logistics.queue import PROCESS_DUE, WorkSignal, connect, deserialize, redis_settings, serialize
+
+log = logging.getLogger("logistics.worker")
+
+
+def build_runtime(settings: Settings, db: Database | None = None) -> runner.Runtime:
+    database = db or Database(settings.resolved_database_url)
+    redis = connect(settings.redis_url or "redis://127.0.0.1:6379", settings.queue_name)
+    rt = runner.Runtime(settings=settings, db=database, signal=WorkSignal(redis))
+    handlers.setup(rt)
+    return rt
+
+
+def create_worker(settings: Settings, rt: runner.Runtime | None = None, **overrides: Any) -> Worker:
+    runtime = rt or build_runtime(settings)
+
+    async def process_due(_ctx: dict[str, Any]) -> int:
+        return await runner.process_due(runtime)
+
+    async def sweep(_ctx: dict[str, Any]) -> int:
+        return await runner.sweep(runtime)
+
+    async def shutdown(_ctx: dict[str, Any]) -> None:
+        if rt is None:
+            await handlers_close(runtime)
+
+    interval = max(1, int(settings.sweep_interval_seconds))
+    options: dict[str, Any] = {
+        "functions": [func(process_due, name=PROCESS_DUE, max_tries=1)],
+        "cron_jobs": [
+            cron(sweep, name="sweep", second=set(range(0, 60, interval)), run_at_startup=True, max_tries=1, unique=True)
+        ],
+        "redis_settings": redis_settings(settings.redis_url or "redis://127.0.0.1:6379"),
+        "queue_name": settings.queue_name,
+        "job_serializer": serialize,
+        "job_deserializer": deserialize,
+        "max_jobs": settings.worker_max_jobs,
+        "job_timeout": settings.job_timeout_seconds * 4,
+        "keep_result": 0,
+        "on_shutdown": shutdown,
+        "handle_signals": False,
+    }
+    options.update(overrides)
+    return Worker(**options)
+
+
+async def handlers_close(rt: runner.Runtime) -> None:
+    await handlers.close(rt)
+    await rt.signal.close()
+    if rt.signal.redis is not None:
+        await rt.signal.redis.aclose()
+    await rt.db.dispose()
+
+
+async def run_forever(settings: Settings) -> None:
+    """Run the worker and restart it when it stops (arq exits when its Redis connection drops)."""
+    rt = build_runtime(settings)
+    try:
+        while True:
+            worker = create_worker(settings, rt)
+            try:
+                await worker.async_run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis unreachable or dropped: wait and start again
+                log.warning("worker_stopped", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
+            finally:
+                await worker.close()
+            await asyncio.sleep(2)
+    finally:
+        await handlers_close(rt)

@@ -1,0 +1,100 @@
+"""The outbox: durable work items. Claiming takes a lease, so a worker that dies simply lets the lease run out
+and the next sweep hands the task to someone else; finishing deletes the row only if the lease is still ours."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from logistics.db import Database
+from logistics.models import outbox, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: int
+    kind: str
+    shipment_id: str | None
+    payload: dict[str, Any]
+    attempts: int  # including this one
+    claim_token: str
+    request_id: str | None
+    created_at: datetime
+
+
+def _due(now: datetime) -> Any:
+    return and_(outbox.c.due_at <= now, or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now))
+
+
+async def claim_due(db: Database, *, limit: int, lease_seconds: float, now: datetime | None = None) -> list[Task]:
+    now = now or utcnow()
+    token = secrets.token_hex(8)
+    ids = select(outbox.c.id).where(_due(now)).order_by(outbox.c.due_at).limit(limit)
+    if db.dialect == "postgresql":
+        ids = ids.with_for_update(skip_locked=True)  # several workers claim disjoint sets without waiting
+    async with db.write() as conn:
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(ids.scalar_subquery()))
+            .values(
+                lease_until=now + timedelta(seconds=lease_seconds), claim_token=token, attempts=outbox.c.attempts + 1
+            )
+        )
+        rows = await conn.execute(select(outbox).where(outbox.c.claim_token == token))
+        return [
+            Task(r.id, r.kind, r.shipment_id, r.payload or {}, r.attempts, token, r.request_id, r.created_at)
+            for r in rows
+        ]
+
+
+def task_row(
+    kind: str,
+    shipment_id: str | None,
+    payload: dict[str, Any] | None = None,
+    *,
+    due_at: datetime | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "kind": kind,
+        "shipment_id": shipment_id,
+        "payload": payload or {},
+        "due_at": due_at or now,
+        "attempts": 0,
+        "lease_until": None,
+        "claim_token": None,
+        "last_error": None,
+        "request_id": request_id,
+        "created_at": now,
+    }
+
+
+async def insert_tasks(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(outbox), rows)
+
+
+async def finish(conn: AsyncConnection, task: Task) -> bool:
+    """Delete the task in the caller's transaction; False if our lease was lost (someone else has it now)."""
+    result = await conn.execute(delete(outbox).where(outbox.c.id == task.id, outbox.c.claim_token == task.claim_token))
+    return result.rowcount == 1
+
+
+async def retry_later(conn: AsyncConnection, task: Task, due_at: datetime, error: str) -> bool:
+    result = await conn.execute(
+        update(outbox)
+        .where(outbox.c.id == task.id, outbox.c.claim_token == task.claim_token)
+        .values(due_at=due_at, lease_until=None, claim_token=None, last_error=error[:1000])
+    )
+    return result.rowcount == 1
+
+
+async def count_due(db: Database, now: datetime | None = None) -> int:
+    async with db.read() as conn:
+        return (await conn.execute(select(func.count()).select_from(outbox).where(_due(now or utcnow())))).scalar_one()
