@@ -199,6 +199,15 @@ async def test_sender_refuses_name_resolving_to_private_address_at_connect_time(
     assert result.error is not None and "10.1.2.3" in result.error
 
 
+async def test_name_with_several_blocked_addresses_is_reported_blocked() -> None:
+    # aiohttp tries every address (aiohappyeyeballs merging their refusals) before giving up.
+    resolver = StaticResolver({"hook.sj-spxt.example": ["10.1.2.3", "192.168.7.8", "fd00:ec2::254"]})
+    async with Sender(AddressPolicy(), resolver=resolver) as s:
+        result = await s.send("http://hook.sj-spxt.example/", MSG_ID, payload_bytes(), [generate_secret()])
+    assert result.blocked and result.status is None
+    assert result.error is not None and "blocked by webhook address policy" in result.error
+
+
 async def test_loopback_receiver_blocked_unless_policy_allows(receiver: Receiver) -> None:
     resolver = StaticResolver({"approval.sj-spxt.example": "127.0.0.1"})
     url = receiver.url("/hook").replace("127.0.0.1", "approval.sj-spxt.example")

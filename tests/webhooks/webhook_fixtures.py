@@ -145,7 +145,7 @@ class Receiver:
 class StaticResolver(AbstractResolver):
     """Answers from a fixed table, so DNS-based tests never touch real DNS."""
 
-    def __init__(self, table: dict[str, str]) -> None:
+    def __init__(self, table: dict[str, str | list[str]]) -> None:
         self.table = table
         self.asked: list[str] = []
 
@@ -155,9 +155,19 @@ class StaticResolver(AbstractResolver):
         self.asked.append(host)
         if host not in self.table:
             raise OSError(f"no such host {host}")
-        ip = self.table[host]
-        fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
-        return [{"hostname": host, "host": ip, "port": port, "family": fam, "proto": 0, "flags": 0}]
+        found = self.table[host]
+        ips = [found] if isinstance(found, str) else found
+        return [
+            {
+                "hostname": host,
+                "host": ip,
+                "port": port,
+                "family": socket.AF_INET6 if ":" in ip else socket.AF_INET,
+                "proto": 0,
+                "flags": 0,
+            }
+            for ip in ips
+        ]
 
     async def close(self) -> None:
         return None
