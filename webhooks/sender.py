@@ -8,6 +8,7 @@ current time, because receivers reject timestamps older than a few minutes and a
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -90,6 +91,7 @@ class Sender:
         limit: int = 100,
         limit_per_host: int = 0,
         resolver: AbstractResolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if connect_timeout <= 0 or total_timeout <= 0:
@@ -104,6 +106,9 @@ class Sender:
         self._limit = limit
         self._limit_per_host = limit_per_host
         self._resolver = resolver
+        # Halls often run approval systems behind a government CA; the app can pass a context trusting it.
+        # Certificate verification itself is never switched off here.
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
         # Parsing and pre-checking the same few endpoint URLs on every attempt cost ~5 % of throughput.
@@ -129,6 +134,7 @@ class Sender:
                 limit=self._limit,
                 limit_per_host=self._limit_per_host,
                 resolver=self._resolver,
+                ssl=self._ssl,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,

@@ -4,9 +4,11 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
-from webhook_fixtures import MSG_ID, SHIPMENT_ID, Receiver, StaticResolver, payload_bytes
+from aiohttp.test_utils import TestServer
+from webhook_fixtures import MSG_ID, SHIPMENT_ID, Receiver, StaticResolver, make_pki, payload_bytes
 
 from webhooks.schedule import OutcomeKind
 from webhooks.sender import DEFAULT_USER_AGENT, Sender
@@ -251,3 +253,29 @@ def test_sender_can_be_built_outside_the_event_loop() -> None:
     Sender(AddressPolicy(), connect_timeout=1, total_timeout=3)
     with pytest.raises(ValueError):
         Sender(AddressPolicy(), total_timeout=0)
+
+
+async def test_https_delivery_to_a_name_behind_a_private_ca(tmp_path: Path) -> None:
+    host = "approval.sj-spxt.example"
+    pki = make_pki(tmp_path, host)
+    state = Receiver()
+    server = TestServer(state.app(), host="127.0.0.1")
+    await server.start_server(ssl=pki.server_ctx)
+    state.server = server
+    url = server.make_url("/hook").with_scheme("https").with_host(host)
+    resolver = StaticResolver({host: "127.0.0.1"})
+    try:
+        async with Sender(AddressPolicy(allow_loopback=True), resolver=resolver, ssl_context=pki.client_ctx) as s:
+            ok = await s.send(url, MSG_ID, payload_bytes(), [state.secret])
+        # Without the hall's CA the certificate is refused: verification is never switched off.
+        async with Sender(AddressPolicy(allow_loopback=True), resolver=resolver) as s:
+            untrusted = await s.send(url, MSG_ID, payload_bytes(), [state.secret])
+        async with Sender(AddressPolicy(), resolver=resolver, ssl_context=pki.client_ctx) as s:
+            refused = await s.send(url, MSG_ID, payload_bytes(), [state.secret])
+    finally:
+        await server.close()
+    assert ok.status == 204 and ok.error is None
+    assert untrusted.status is None and untrusted.error is not None and "certificate" in untrusted.error.lower()
+    assert not untrusted.blocked
+    assert refused.blocked and refused.status is None
+    assert [d.verified for d in state.deliveries] == [True]
