@@ -25,7 +25,9 @@ from logistics.models import metadata
 from logistics.redis_server import PrivateRedis
 
 POSTGRES_URL = os.environ.get("LOGISTICS_TEST_POSTGRES_URL", "")
-NO_POSTGRES = "PostgreSQL half skipped: set LOGISTICS_TEST_POSTGRES_URL (CI uses postgresql://postgres@127.0.0.1:5432/test)"
+NO_POSTGRES = (
+    "PostgreSQL half skipped: set LOGISTICS_TEST_POSTGRES_URL (CI uses postgresql://postgres@127.0.0.1:5432/test)"
+)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -13,12 +13,21 @@ def auth(creds: clients.Credentials) -> dict[str, str]:
 
 
 HALL = {
-    "name": "上街区政务服务中心", "phone": "0371-68123456", "province": "河南省", "city": "郑州市",
-    "district": "上街区", "address": "中心路132号", "postcode": "450041",
+    "name": "上街区政务服务中心",
+    "phone": "0371-68123456",
+    "province": "河南省",
+    "city": "郑州市",
+    "district": "上街区",
+    "address": "中心路132号",
+    "postcode": "450041",
 }
 APPLICANT = {
-    "name": "欧阳娜娜", "phone": "13803712345", "province": "河南省", "city": "郑州市",
-    "district": "上街区", "address": "新安路街道济源路8号院3号楼2单元501室",
+    "name": "欧阳娜娜",
+    "phone": "13803712345",
+    "province": "河南省",
+    "city": "郑州市",
+    "district": "上街区",
+    "address": "新安路街道济源路8号院3号楼2单元501室",
 }
 
 

@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient
 from logistics import clients
 from logistics.clients import Credentials
 from logistics.db import Database
+
 from support import auth, delivery_body
 
 
@@ -97,7 +98,8 @@ async def test_list_filters_by_case_number_and_status(api: TestClient, hall: Cre
 
 
 @pytest.mark.parametrize(
-    ("query", "field"), [("limit=0", "limit"), ("limit=abc", "limit"), ("status=lost", "status"), ("cursor=zz", "cursor")]
+    ("query", "field"),
+    [("limit=0", "limit"), ("limit=abc", "limit"), ("status=lost", "status"), ("cursor=zz", "cursor")],
 )
 async def test_bad_list_parameters_are_422(api: TestClient, hall: Credentials, query: str, field: str) -> None:
     resp = await api.get(f"/v1/shipments?{query}", headers=auth(hall))
@@ -113,7 +115,9 @@ async def test_cancel_before_pickup_cancels_and_queues_the_carrier_cancel(
     from logistics.models import outbox
 
     created = await _create(api, hall)
-    resp = await api.post(f"/v1/shipments/{created['id']}/cancel", json={"reason": "申请人改为窗口自取"}, headers=auth(hall))
+    resp = await api.post(
+        f"/v1/shipments/{created['id']}/cancel", json={"reason": "申请人改为窗口自取"}, headers=auth(hall)
+    )
     assert resp.status == 200
     body = await resp.json()
     assert body["status"] == "cancelled"

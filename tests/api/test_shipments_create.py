@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from logistics.clients import Credentials
 from logistics.db import Database
 from logistics.models import outbox, shipments
+
 from support import APPLICANT, auth, delivery_body, intake_body
 
 
@@ -95,8 +96,9 @@ async def test_concurrent_requests_with_one_key_make_one_shipment(
     api: TestClient, hall: Credentials, db: Database
 ) -> None:
     headers = {**auth(hall), "Idempotency-Key": "sj-spxt-concurrent-1"}
-    responses = await asyncio.gather(*(api.post("/v1/shipments", json=delivery_body(), headers=headers)
-                                       for _ in range(10)))
+    responses = await asyncio.gather(
+        *(api.post("/v1/shipments", json=delivery_body(), headers=headers) for _ in range(10))
+    )
     bodies = [await r.json() for r in responses]
     assert {r.status for r in responses} == {201}
     assert len({b["id"] for b in bodies}) == 1
@@ -106,8 +108,9 @@ async def test_concurrent_requests_with_one_key_make_one_shipment(
 
 
 async def test_64_concurrent_creates_all_succeed(api: TestClient, hall: Credentials, db: Database) -> None:
-    responses = await asyncio.gather(*(api.post("/v1/shipments", json=delivery_body(), headers=auth(hall))
-                                       for _ in range(64)))
+    responses = await asyncio.gather(
+        *(api.post("/v1/shipments", json=delivery_body(), headers=auth(hall)) for _ in range(64))
+    )
     assert [r.status for r in responses] == [201] * 64
     async with db.read() as conn:
         assert (await conn.execute(select(func.count()).select_from(shipments))).scalar_one() == 64

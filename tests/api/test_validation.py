@@ -9,6 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from logistics.clients import Credentials
+
 from support import APPLICANT, HALL, auth, delivery_body, intake_body
 
 
@@ -21,11 +22,17 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("mobile bad prefix", delivery_body(recipient={**APPLICANT, "phone": "12803712345"}), "recipient.phone"),
     ("landline without area code", delivery_body(sender={**HALL, "phone": "68123456"}), "sender.phone"),
     ("postcode of 5 digits", delivery_body(recipient={**APPLICANT, "postcode": "45004"}), "recipient.postcode"),
-    ("missing province", delivery_body(recipient={k: v for k, v in APPLICANT.items() if k != "province"}),
-     "recipient.province"),
+    (
+        "missing province",
+        delivery_body(recipient={k: v for k, v in APPLICANT.items() if k != "province"}),
+        "recipient.province",
+    ),
     ("empty city", delivery_body(recipient={**APPLICANT, "city": " "}), "recipient.city"),
-    ("missing district", delivery_body(recipient={k: v for k, v in APPLICANT.items() if k != "district"}),
-     "recipient.district"),
+    (
+        "missing district",
+        delivery_body(recipient={k: v for k, v in APPLICANT.items() if k != "district"}),
+        "recipient.district",
+    ),
     ("address too long", delivery_body(recipient={**APPLICANT, "address": "济源路" * 80}), "recipient.address"),
     ("no cases", delivery_body(cases=[]), "cases"),
     ("case without number", delivery_body(cases=[{"item_name": "食品经营许可证核发"}]), "cases.0.case_no"),
@@ -33,8 +40,11 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("unknown field", delivery_body(priority="urgent"), "priority"),
     ("zero count", delivery_body(contents=[{"name": "许可证正本", "count": 0}]), "contents.0.count"),
     ("intake without window", intake_body(pickup_window=None), "pickup_window"),
-    ("intake window in the past", intake_body(pickup_window={"start": _soon(-2), "end": _soon(-1)}),
-     "pickup_window.start"),
+    (
+        "intake window in the past",
+        intake_body(pickup_window={"start": _soon(-2), "end": _soon(-1)}),
+        "pickup_window.start",
+    ),
     ("intake window reversed", intake_body(pickup_window={"start": _soon(5), "end": _soon(3)}), "pickup_window"),
     ("delivery with a window", delivery_body(pickup_window={"start": _soon(5), "end": _soon(6)}), "pickup_window"),
     ("delivery without recipient", delivery_body(recipient=None), "recipient"),
@@ -42,8 +52,9 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
 
 
 @pytest.mark.parametrize(("body", "field"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-async def test_invalid_field_is_a_422_naming_it(api: TestClient, hall: Credentials, body: dict[str, Any],
-                                                field: str) -> None:
+async def test_invalid_field_is_a_422_naming_it(
+    api: TestClient, hall: Credentials, body: dict[str, Any], field: str
+) -> None:
     resp = await api.post("/v1/shipments", json=body, headers=auth(hall))
     assert resp.status == 422
     assert resp.content_type == "application/problem+json"
