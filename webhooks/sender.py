@@ -235,26 +235,17 @@ class Sender:
                 error = f"connect timed out after {self.connect_timeout:g}s"
             else:
                 error = f"{type(exc).__name__}: {exc}"
-            return self._after_failure(result, status, response_headers, bytes(buf), error, blocked=False)
+            blocked = False
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             blocked = _is_blocked(exc)
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return self._after_failure(result, status, response_headers, bytes(buf), error, blocked=blocked)
-        return result(status, None, response_headers=response_headers, response_body=bytes(buf), truncated=truncated)
-
-    @staticmethod
-    def _after_failure(
-        result: Callable[..., AttemptResult],
-        status: int | None,
-        response_headers: Mapping[str, str] | None,
-        body: bytes,
-        error: str,
-        *,
-        blocked: bool,
-    ) -> AttemptResult:
-        # A failure after the status line arrived (slow or broken body) still counts by its status: the
+        else:
+            return result(
+                status, None, response_headers=response_headers, response_body=bytes(buf), truncated=truncated
+            )
+        # A failure after the status line arrived (a stalled or broken body) still counts by its status: the
         # receiver has already decided, e.g. a 200 means it accepted the event.
-        return result(status, error, response_headers=response_headers, response_body=body, blocked=blocked)
+        return result(status, error, response_headers=response_headers, response_body=bytes(buf), blocked=blocked)
 
     async def close(self) -> None:
         self._closed = True
