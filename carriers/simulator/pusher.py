@@ -56,6 +56,7 @@ class Pusher:
         self._inflight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._change = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._seq = 0
@@ -119,6 +120,7 @@ class Pusher:
             self._count("reordered")
         self._pending.append(item)
         self._wake.set()
+        self._changed()
 
     def flush(self) -> int:
         """Make every waiting push (held back or waiting to retry) due now."""
@@ -146,6 +148,16 @@ class Pusher:
             "counts": dict(self.counts),
             "last_error": self.last_error,
         }
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Wait (in-process callers: tests, benchmarks) until ``predicate()`` holds after some push outcome."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await self._change.wait()
+
+    def _changed(self) -> None:
+        self._change.set()
+        self._change = asyncio.Event()
 
     # -- the loop --------------------------------------------------------------------------------------------
 
@@ -211,6 +223,7 @@ class Pusher:
                 item.due = now + self._config.push_retry_seconds
                 self._pending.append(item)
             self._wake.set()
+            self._changed()
 
     async def _send(self, item: _Push) -> bool:
         assert self._session is not None and self._config.callback_url is not None
