@@ -417,13 +417,17 @@ def create_app(config: SimConfig) -> web.Application:
     return app
 
 
-async def serve(config: SimConfig, host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Run the simulator until cancelled."""
-    runner = web.AppRunner(create_app(config), access_log=None)
+async def serve(
+    config: SimConfig, host: str = "127.0.0.1", port: int = 8090, *, ready: asyncio.Event | None = None
+) -> None:
+    """Run the simulator until cancelled; ``ready`` is set once it accepts connections."""
+    runner = web.AppRunner(create_app(config), access_log=None, shutdown_timeout=2.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, shutdown_timeout=2.0)
+    site = web.TCPSite(runner, host, port)
     await site.start()
     log.info("EMS simulator listening on http://%s:%s%s", host, port, API_PATHS[0])
+    if ready is not None:
+        ready.set()
     try:
         await asyncio.Event().wait()
     finally:

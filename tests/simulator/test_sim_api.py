@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
+import pytest
 from sim_fixtures import API, OTHER_KEY, SIGN_KEY, Harness, make_order
 
 from carriers.ems.envelope import seal
+from carriers.simulator import SimConfig, serve
 from carriers.simulator.wire import parse_time
 
 ORDER_NO = "shp_01JD8Z6Q2M4X7V3K9T1R5N8B2C"
@@ -257,3 +261,15 @@ async def test_healthz_and_parcel_list(sim: Harness) -> None:
     parcels = (await sim.admin("GET", "/admin/parcels"))["parcels"]
     assert [p["logisticsOrderNo"] for p in parcels] == [ORDER_NO]
     assert (await sim.client.get("/admin/parcels/1000000000000")).status == 404
+
+
+async def test_serve_runs_until_cancelled(unused_tcp_port: int) -> None:
+    ready = asyncio.Event()
+    task = asyncio.create_task(serve(SimConfig(seed=1), "127.0.0.1", unused_tcp_port, ready=ready))
+    await asyncio.wait_for(ready.wait(), 5)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{unused_tcp_port}/healthz") as resp:
+            assert (await resp.json())["status"] == "ok"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
