@@ -7,6 +7,7 @@ reveals the next planned event. Callers pass the times in: ``now`` (wall clock, 
 
 from __future__ import annotations
 
+import heapq
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -92,6 +93,7 @@ class Parcel:
             "createdTime": format_time(self.created_at),
             "cancelReason": self.cancel_reason,
             "events": list(self.events),
+            "order": self.order,  # the order object as received, so tests can check what the client sent
             "remaining": [step["opCode"] for step in self.plan[len(self.events) :]] if not self.cancelled else [],
             **self.routing,
         }
@@ -110,6 +112,10 @@ class ParcelBook:
         self._failed_attempt_rate = failed_attempt_rate
         self.by_order: dict[str, Parcel] = {}
         self.by_waybill: dict[str, Parcel] = {}
+        # The automatic clock's queue: (due, tiebreak, logisticsOrderNo); a parcel's live entry is the one
+        # matching its next_at, so thousands of parcels cost a heap operation per event, not a scan.
+        self._due: list[tuple[float, int, str]] = []
+        self._seq = 0
 
     # -- orders ---------------------------------------------------------------------------------------------
 
@@ -160,6 +166,7 @@ class ParcelBook:
     def clear(self) -> None:
         self.by_order.clear()
         self.by_waybill.clear()
+        self._due.clear()
 
     # -- the clock ------------------------------------------------------------------------------------------
 
@@ -193,9 +200,12 @@ class ParcelBook:
                 raise ParcelError(B_NOT_FOUND, f"运单不存在: {waybill_no}")
             parcels = [parcel]
         else:
-            parcels = list(self.by_order.values())
+            parcels = [p for p in self.by_order.values() if not p.finished]
         emitted: list[dict[str, str]] = []
         for _ in range(steps):
+            parcels = [p for p in parcels if not p.finished]
+            if not parcels:
+                break  # a huge step count must not spin once everything is delivered
             for parcel in parcels:
                 event = self.step(parcel, now)
                 if event is not None:
@@ -205,23 +215,35 @@ class ParcelBook:
     def schedule(self, parcel: Parcel, mono: float, delay: float) -> None:
         if not parcel.finished:
             parcel.next_at = mono + delay
+            self._seq += 1
+            heapq.heappush(self._due, (parcel.next_at, self._seq, parcel.order_no))
 
     def due(self, mono: float, now: datetime, step_seconds: float) -> list[dict[str, str]]:
-        """The automatic clock: every event that has come due by ``mono``, in time order per parcel."""
+        """The automatic clock: every event that has come due by ``mono``, oldest due first."""
         emitted: list[dict[str, str]] = []
-        for parcel in self.by_order.values():
-            while parcel.next_at is not None and parcel.next_at <= mono:
-                event = self.step(parcel, now)
-                if event is None:
-                    break
+        while self._due and self._due[0][0] <= mono:
+            at, _, order_no = heapq.heappop(self._due)
+            parcel = self.by_order.get(order_no)
+            # Entries are never removed when a parcel is rescheduled, cancelled or reset; skip the stale ones.
+            if parcel is None or parcel.next_at != at:
+                continue
+            event = self.step(parcel, now)
+            if event is not None:
                 emitted.append(event)
-                if parcel.next_at is not None:
-                    parcel.next_at += step_seconds if step_seconds > 0 else float("inf")
+            if parcel.finished or step_seconds <= 0:
+                parcel.next_at = None
+            else:
+                self.schedule(parcel, at, step_seconds)
         return emitted
 
     def next_due(self) -> float | None:
-        times = [p.next_at for p in self.by_order.values() if p.next_at is not None]
-        return min(times) if times else None
+        while self._due:
+            at, _, order_no = self._due[0]
+            parcel = self.by_order.get(order_no)
+            if parcel is not None and parcel.next_at == at:
+                return at
+            heapq.heappop(self._due)
+        return None
 
     # -- planning -------------------------------------------------------------------------------------------
 

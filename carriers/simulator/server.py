@@ -341,7 +341,8 @@ async def _admin_reset(request: web.Request) -> web.Response:
 async def _admin_parcels(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
     parcels = [
-        {key: value for key, value in p.summary().items() if key != "events"} for p in sim.book.by_order.values()
+        {key: value for key, value in p.summary().items() if key not in {"events", "order"}}
+        for p in sim.book.by_order.values()
     ]
     return _json({"parcels": parcels})
 

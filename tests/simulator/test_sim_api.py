@@ -201,6 +201,11 @@ async def test_tick_reveals_events_that_tracking_returns(sim: Harness) -> None:
     parcel = await sim.admin("GET", f"/admin/parcels/{waybill}")
     assert parcel["state"] == "delivered"
     assert parcel["remaining"] == []
+    # The order as received, so a test of the real adapter can check what it sent.
+    assert parcel["order"]["receiverSafetyCode"] == "4827"
+    assert parcel["order"]["receiver"]["name"] == "欧阳娜娜"
+    # A huge step count returns at once when every parcel is delivered.
+    assert await sim.tick(1_000_000) == []
 
 
 async def test_tick_one_waybill_only(sim: Harness) -> None:

@@ -129,3 +129,21 @@ def test_config_checks_its_key_and_provinces() -> None:
         SimConfig(service_provinces=frozenset({"火星"}))
     assert SimConfig(step_seconds=3).pickup_delay == 3
     assert SimConfig(step_seconds=3, pickup_delay_seconds=0).pickup_delay == 0
+
+
+def test_automatic_clock_interleaves_parcels_by_due_time() -> None:
+    book = _book()
+    a, _ = book.create(make_order("shp_a"), NOW)
+    b, _ = book.create(make_order("shp_b"), NOW)
+    book.schedule(a, mono=0.0, delay=1.0)
+    book.schedule(b, mono=0.5, delay=1.0)
+    events = book.due(3.2, NOW, step_seconds=1.0)
+    # a at 1, 2, 3 and b at 1.5, 2.5: merged in due order, not parcel by parcel.
+    assert [(e["orderNo"], e["opCode"]) for e in events] == [
+        ("shp_a", "203"),
+        ("shp_b", "203"),
+        ("shp_a", "305"),
+        ("shp_b", "305"),
+        ("shp_a", "954"),
+    ]
+    assert book.next_due() == 3.5
