@@ -116,8 +116,14 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
     server = _ensure_redis(settings)
     _run(_check_db(settings))
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None,
-                    handle_signals=True)
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            access_log=None,
+            handle_signals=True,
+        )
     finally:
         if server is not None:
             server.stop()
@@ -171,18 +177,36 @@ def cmd_ems_sim(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_clients_create(args: argparse.Namespace, settings: Settings) -> None:
     creds = _with_db(settings, lambda db: clients.create(db, args.name, args.webhook_url))
     if args.json:
-        print(json.dumps({"id": creds.id, "name": creds.name, "api_key": creds.api_key,
-                          "webhook_secret": creds.webhook_secret}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"id": creds.id, "name": creds.name, "api_key": creds.api_key, "webhook_secret": creds.webhook_secret},
+                ensure_ascii=False,
+            )
+        )
     else:
-        print(f"client:         {creds.id} ({creds.name})\napi key:        {creds.api_key}\n"
-              f"webhook secret: {creds.webhook_secret}\nKeep both: they are shown only once.")
+        print(
+            f"client:         {creds.id} ({creds.name})\napi key:        {creds.api_key}\n"
+            f"webhook secret: {creds.webhook_secret}\nKeep both: they are shown only once."
+        )
 
 
 def cmd_clients_list(args: argparse.Namespace, settings: Settings) -> None:
     rows = _with_db(settings, clients.list_all)
     if args.json:
-        print(json.dumps([{"id": r["id"], "name": r["name"], "webhook_url": r["webhook_url"],
-                           "created_at": r["created_at"].isoformat()} for r in rows], ensure_ascii=False))
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": r["id"],
+                        "name": r["name"],
+                        "webhook_url": r["webhook_url"],
+                        "created_at": r["created_at"].isoformat(),
+                    }
+                    for r in rows
+                ],
+                ensure_ascii=False,
+            )
+        )
         return
     if not rows:
         print("no clients yet: `logistics clients create --name NAME`")
@@ -205,10 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="logistics", description="政务寄递 courier integration service")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("dev", help="everything on embedded defaults: migrate, API, worker, EMS simulator").set_defaults(
-        fn=cmd_dev)
+        fn=cmd_dev
+    )
     sub.add_parser("api", help="the HTTP API").set_defaults(fn=cmd_api)
     sub.add_parser("worker", help="the background worker (carrier orders, tracking, labels, webhooks)").set_defaults(
-        fn=cmd_worker)
+        fn=cmd_worker
+    )
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
     sim = sub.add_parser("ems-sim", help="the EMS partner-API simulator")
     sim.add_argument("--port", type=int, help="default: LOGISTICS_EMS_SIM_PORT")
@@ -217,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(fn=cmd_ems_sim)
 
     cl = sub.add_parser("clients", help="approval systems and their API keys").add_subparsers(
-        dest="clients_command", required=True, metavar="ACTION")
+        dest="clients_command", required=True, metavar="ACTION"
+    )
     create = cl.add_parser("create", help="a new client with an API key and a webhook secret")
     create.add_argument("--name", required=True)
     create.add_argument("--webhook-url")
@@ -245,4 +272,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
-

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     ems_sim_port: int = Field(8090, ge=1, le=65535)
     ems_sim_step_seconds: float = Field(10.0, ge=0)
     tracking_retire_days: int = Field(30, ge=1)
+    poll_first_seconds: float = Field(600.0, gt=0)  # first tracking poll after ordering (pushes may be lost)
+    poll_max_seconds: float = Field(21600.0, gt=0)  # polls slow down to this while nothing changes
+    carrier_attempts: int = Field(4, ge=1)  # tries of one carrier call inside one job
+    carrier_retry_seconds: float = Field(20.0, gt=0)  # and their total time, before the task waits in the database
 
     # Webhooks
     webhook_allow_loopback: bool = False

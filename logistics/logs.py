@@ -47,4 +47,6 @@ def setup(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # we log requests ourselves, with ids
+    # We log requests and tasks ourselves, with ids; these libraries' per-request/per-job lines are noise.
+    for name in ("aiohttp.access", "arq.worker", "arq.jobs", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)

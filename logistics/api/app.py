@@ -12,9 +12,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from logistics import logs, metrics
-from logistics.api import docs, shipments
+from logistics.api import carrier_push, docs, shipments
 from logistics.api.auth import KeyCache
 from logistics.api.errors import Problem
+from logistics.carrier import create_carrier
 from logistics.config import Settings
 from logistics.db import Database, DatabaseUnavailable
 from logistics.ingest import GroupCommitter
@@ -140,7 +141,9 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
         committer.on_commit = app["signal"].poke
         app["committer"] = committer
         await committer.start()
+        app["carrier"] = create_carrier(settings)  # parses pushes; never calls out from the API
         yield
+        await app["carrier"].close()
         await committer.stop()
         await app["signal"].close()
         await redis.aclose()
@@ -150,6 +153,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     app.cleanup_ctx.append(resources)
     app.router.add_routes(shipments.routes)
     app.router.add_routes(docs.routes)
+    app.router.add_routes(carrier_push.routes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)

@@ -1,12 +1,31 @@
-"""Task handlers by kind. Each is safe to run twice: it re-reads the shipment and acts only if still needed."""
+"""Task handlers by kind. Each is safe to run twice: it re-reads the shipment and acts only if still needed,
+and it finishes its task in the same transaction as the change it makes."""
 
 from __future__ import annotations
 
-from logistics.jobs.runner import Runtime
+import logging
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity.wait import wait_random_exponential
+
+from carriers.base import Carrier, CarrierError, FinalCarrierError, RetryableCarrierError
+from logistics import metrics
+from logistics.carrier import create_carrier, dedup_key, event_payload, order_request
+from logistics.events import apply_event, lock_shipment
+from logistics.jobs.runner import Runtime, handles
+from logistics.lifecycle import FINAL
+from logistics.models import outbox, shipment_cases, shipments, utcnow
+from logistics.outbox import Task, finish, insert_tasks, retry_later, task_row
+
+log = logging.getLogger("logistics.jobs")
 
 
 def setup(rt: Runtime) -> None:
-    """Create the services the handlers use (carrier client, label store, webhook sender)."""
+    rt.services.setdefault("carrier", create_carrier(rt.settings))
 
 
 async def close(rt: Runtime) -> None:
@@ -14,3 +33,235 @@ async def close(rt: Runtime) -> None:
         closer = getattr(service, "close", None)
         if closer is not None:
             await closer()
+
+
+def _carrier(rt: Runtime) -> Carrier:
+    return rt.services["carrier"]
+
+
+async def _call(rt: Runtime, operation: str, fn: Any, *args: Any) -> Any:
+    """One carrier operation with in-job retries for transient errors (bounded per attempt and in total)."""
+    carrier = _carrier(rt)
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(RetryableCarrierError),
+        wait=wait_random_exponential(multiplier=0.2, max=3),
+        stop=stop_after_attempt(rt.settings.carrier_attempts) | stop_after_delay(rt.settings.carrier_retry_seconds),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            if attempt.retry_state.attempt_number > 1:
+                metrics.CARRIER_RETRIES.labels(carrier.name, operation).inc()
+            started = time.perf_counter()
+            outcome = "ok"
+            try:
+                return await fn(*args)
+            except FinalCarrierError:
+                outcome = "rejected"
+                raise
+            except CarrierError:
+                outcome = "transient"
+                raise
+            finally:
+                metrics.CARRIER_CALLS.labels(carrier.name, operation, outcome).inc()
+                metrics.CARRIER_LATENCY.labels(carrier.name, operation).observe(time.perf_counter() - started)
+    raise AssertionError("unreachable")
+
+
+def _long_backoff(attempts: int) -> timedelta:
+    """After the in-job retries gave up: the carrier is down for longer; wait in the database, not in Redis."""
+    return timedelta(seconds=min(1800, 15 * 2 ** min(attempts, 10)))
+
+
+async def _load(rt: Runtime, shipment_id: str | None) -> dict[str, Any] | None:
+    async with rt.db.read() as conn:
+        row = (await conn.execute(select(shipments).where(shipments.c.id == shipment_id))).first()
+        if row is None:
+            return None
+        data = dict(row._mapping)
+        cases = await conn.execute(
+            select(shipment_cases)
+            .where(shipment_cases.c.shipment_id == shipment_id)
+            .order_by(shipment_cases.c.position)
+        )
+        data["_cases"] = [dict(c._mapping) for c in cases]
+        return data
+
+
+async def _drop(rt: Runtime, task: Task) -> None:
+    async with rt.db.write() as conn:
+        await finish(conn, task)
+
+
+@handles("order")
+async def order(rt: Runtime, task: Task) -> None:
+    row = await _load(rt, task.shipment_id)
+    # A carrier event may overtake our answer (a push for the order arrives before we stored the waybill):
+    # the order is still ours to complete while the waybill is missing. Asking again is safe — same order no.
+    if row is None or row["status"] in FINAL or row["status"] == "awaiting_applicant" or row["waybill_no"]:
+        # Nothing to do. (For a cancelled shipment, the cancel task covers an ambiguous earlier try.)
+        await _drop(rt, task)
+        return
+    try:
+        result = await _call(rt, "create_order", _carrier(rt).create_order, order_request(row))
+    except FinalCarrierError as exc:
+        async with rt.db.write() as conn:
+            current = await lock_shipment(conn, row["id"])
+            if current is not None:
+                await apply_event(
+                    conn,
+                    current,
+                    status="failed",
+                    source="system",
+                    carrier_code=exc.code,
+                    carrier_text=exc.message,
+                    updates={"failure_reason": f"{exc.code} {exc.message}"},
+                )
+            await finish(conn, task)
+        log.info("carrier_order_rejected", extra={"shipment_id": row["id"], "code": exc.code})
+        return
+    except RetryableCarrierError as exc:
+        # Ambiguous or transient: the next try uses the same logisticsOrderNo, so it cannot make a second order.
+        async with rt.db.write() as conn:
+            await retry_later(conn, task, utcnow() + _long_backoff(task.attempts), f"{exc.code} {exc.message}")
+        log.info(
+            "carrier_order_deferred", extra={"shipment_id": row["id"], "code": exc.code, "attempts": task.attempts}
+        )
+        return
+    waybill = {
+        "waybill_no": result.waybill_no,
+        "route_code": result.route_code,
+        "destination_code": result.destination_code,
+        "destination_name": result.destination_name,
+        "package_code": result.package_code,
+        "package_name": result.package_name,
+    }
+    async with rt.db.write() as conn:
+        current = await lock_shipment(conn, row["id"])
+        if current is None:
+            return
+        follow_up = []
+        if current["status"] == "cancelled" and current["waybill_no"] is None:
+            # Cancelled while we were ordering: remember the waybill so the cancel reaches the carrier.
+            await conn.execute(update(shipments).where(shipments.c.id == row["id"]).values(**waybill))
+            follow_up.append(task_row("cancel", row["id"], {"reason": "已取消"}, request_id=task.request_id))
+        elif current["status"] not in FINAL and current["waybill_no"] is None:
+            if current["status"] == "pending":
+                await apply_event(conn, current, status="ordered", source="system", updates=waybill)
+            else:
+                await conn.execute(update(shipments).where(shipments.c.id == row["id"]).values(**waybill))
+            first = timedelta(seconds=rt.settings.poll_first_seconds)
+            follow_up.append(
+                task_row(
+                    "track",
+                    row["id"],
+                    {"interval": first.total_seconds()},
+                    due_at=utcnow() + first,
+                    request_id=task.request_id,
+                )
+            )
+            follow_up.extend(ordered_follow_ups(rt, row["id"], task.request_id))
+        await insert_tasks(conn, follow_up)
+        await finish(conn, task)
+    log.info("carrier_order_created", extra={"shipment_id": row["id"], "waybill_no": result.waybill_no})
+
+
+def ordered_follow_ups(rt: Runtime, shipment_id: str, request_id: str | None) -> list[dict[str, Any]]:
+    """Work that starts when a shipment is ordered; labels and webhooks add theirs here."""
+    return [hook(rt, shipment_id, request_id) for hook in ORDERED_HOOKS]
+
+
+ORDERED_HOOKS: list[Any] = []
+
+
+@handles("cancel")
+async def cancel(rt: Runtime, task: Task) -> None:
+    row = await _load(rt, task.shipment_id)
+    if row is None:
+        await _drop(rt, task)
+        return
+    reason = str(task.payload.get("reason") or "已取消")
+    try:
+        await _call(rt, "cancel_order", _carrier(rt).cancel_order, row["id"], row["waybill_no"], reason)
+    except FinalCarrierError as exc:
+        # Not found (never ordered) or already collected: nothing more we can do at the carrier.
+        log.info("carrier_cancel_refused", extra={"shipment_id": row["id"], "code": exc.code})
+    except RetryableCarrierError as exc:
+        async with rt.db.write() as conn:
+            await retry_later(conn, task, utcnow() + _long_backoff(task.attempts), f"{exc.code} {exc.message}")
+        return
+    await _drop(rt, task)
+
+
+@handles("carrier_event")
+async def carrier_event(rt: Runtime, task: Task) -> None:
+    """A pushed tracking event, stored by the push endpoint; applied here under the forward-only rules."""
+    payload = task.payload
+    async with rt.db.write() as conn:
+        await apply_carrier_events(conn, [payload], source=str(payload.get("source", "carrier_push")))
+        await finish(conn, task)
+
+
+async def apply_carrier_events(conn: Any, events: list[dict[str, Any]], *, source: str) -> int:
+    """Apply events (as event_payload dicts) in time order; returns how many were new."""
+    new = 0
+    for payload in sorted(events, key=lambda e: e["occurred_at"]):
+        query = select(shipments.c.id).where(
+            or_(shipments.c.id == payload.get("order_no"), shipments.c.waybill_no == payload["waybill_no"])
+        )
+        shipment_id = (await conn.execute(query)).scalar()
+        if shipment_id is None:
+            log.warning("carrier_event_unknown_waybill", extra={"code": payload["code"]})
+            continue
+        current = await lock_shipment(conn, shipment_id)
+        assert current is not None
+        text = payload["description"] or payload["name"]
+        applied = await apply_event(
+            conn,
+            current,
+            status=payload["status"] or current["status"],
+            source=source,
+            occurred_at=datetime.fromisoformat(payload["occurred_at"]),
+            carrier_code=payload["code"],
+            carrier_text=text[:500],
+            location=payload.get("location") or None,
+            dedup_key=dedup_key(payload),
+        )
+        new += applied is not None
+    return new
+
+
+@handles("track")
+async def track(rt: Runtime, task: Task) -> None:
+    row = await _load(rt, task.shipment_id)
+    retire_at = row["created_at"] + timedelta(days=rt.settings.tracking_retire_days) if row else None
+    if row is None or row["status"] in FINAL or not row["waybill_no"] or utcnow() > retire_at:
+        await _drop(rt, task)
+        return
+    try:
+        events = await _call(rt, "track", _carrier(rt).track, row["waybill_no"])
+    except CarrierError as exc:
+        async with rt.db.write() as conn:
+            await retry_later(conn, task, utcnow() + _long_backoff(task.attempts), f"{exc.code} {exc.message}")
+        return
+    # The fallback when pushes are lost: quick at first, slower while nothing changes.
+    first = timedelta(seconds=rt.settings.poll_first_seconds)
+    interval = timedelta(seconds=float(task.payload.get("interval", first.total_seconds())))
+    async with rt.db.write() as conn:
+        new = await apply_carrier_events(conn, [event_payload(e) for e in events], source="carrier_poll")
+        status = (await conn.execute(select(shipments.c.status).where(shipments.c.id == row["id"]))).scalar_one()
+        if status in FINAL:
+            await finish(conn, task)
+            return
+        interval = first if new else min(timedelta(seconds=rt.settings.poll_max_seconds), interval * 2)
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.id == task.id, outbox.c.claim_token == task.claim_token)
+            .values(
+                due_at=utcnow() + interval,
+                lease_until=None,
+                claim_token=None,
+                payload={"interval": interval.total_seconds()},
+                attempts=0,
+            )
+        )

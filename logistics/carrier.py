@@ -1,0 +1,73 @@
+"""Glue between the app and the carrier library: build the carrier from settings, turn rows into orders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import carriers.ems  # noqa: F401 - registers "ems"
+from carriers import registry
+from carriers.base import Carrier, Item, OrderRequest, Party, TrackingEvent
+from logistics.config import Settings
+
+
+def create_carrier(settings: Settings) -> Carrier:
+    return registry.create(
+        settings.carrier,
+        base_url=settings.ems_url,
+        sender_no=settings.ems_sender_no,
+        authorization=settings.ems_authorization,
+        sign_key=settings.ems_sign_key,
+        sandbox=settings.ems_sandbox,
+        ecommerce_user_id=settings.ems_ecommerce_user_id,
+        biz_product_no=settings.ems_biz_product_no,
+        total_timeout=settings.ems_timeout_seconds,
+    )
+
+
+def _party(data: dict[str, Any]) -> Party:
+    return Party(
+        name=data["name"],
+        phone=data["phone"],
+        province=data["province"],
+        city=data["city"],
+        district=data["district"],
+        address=data["address"],
+        postcode=data.get("postcode"),
+    )
+
+
+def order_request(row: dict[str, Any]) -> OrderRequest:
+    cases = row.get("_cases") or []
+    notes = "政务寄递 " + " ".join(c["case_no"] for c in cases) if cases else "政务寄递"
+    return OrderRequest(
+        order_no=row["id"],
+        kind=row["kind"],
+        sender=_party(row["sender"]),
+        receiver=_party(row["recipient"]),
+        items=tuple(Item(c["name"], c["count"]) for c in (row["contents"] or [])) or (Item("政务文件", 1),),
+        created_at=row["created_at"],
+        pickup_start=row["pickup_start"],
+        pickup_end=row["pickup_end"],
+        safety_code=row["verification_code"],
+        notes=notes[:100],
+    )
+
+
+def event_payload(event: TrackingEvent) -> dict[str, Any]:
+    """A tracking event as stored in an outbox row (JSON), from a push or a poll."""
+    return {
+        "waybill_no": event.waybill_no,
+        "order_no": event.order_no,
+        "code": event.code,
+        "name": event.name,
+        "description": event.description,
+        "occurred_at": event.occurred_at.isoformat(),
+        "status": event.status,
+        "location": event.location,
+        "reason_code": event.reason_code,
+    }
+
+
+def dedup_key(payload: dict[str, Any]) -> str:
+    return f"{payload['waybill_no']}|{payload['code']}|{datetime.fromisoformat(payload['occurred_at']).isoformat()}"
