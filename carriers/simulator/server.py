@@ -64,6 +64,9 @@ class Simulator:
         self._release = asyncio.Event()
         self._clock_wake = asyncio.Event()
         self._clock: asyncio.Task[None] | None = None
+        # Built once (the pusher owns a session and a task); _build gives them their seeded streams.
+        self.faults = FaultInjector(random.Random())
+        self.pusher = Pusher(config, self.faults, random.Random(), mono=mono, now=now)
         self._build()
 
     def _build(self) -> None:
@@ -75,12 +78,8 @@ class Simulator:
 
         self._ids = rng("ids")
         self.book = ParcelBook(rng("parcels"), self.config.failed_attempt_rate)
-        if not hasattr(self, "faults"):
-            self.faults = FaultInjector(rng("faults"))
-            self.pusher = Pusher(self.config, self.faults, rng("push"), mono=self.mono, now=self.now)
-        else:
-            self.faults.reset(rng("faults"))
-            self.pusher.reset(rng("push"))
+        self.faults.reset(rng("faults"))
+        self.pusher.reset(rng("push"))
         self.calls: Counter[str] = Counter()
         self.created: Counter[str] = Counter()
         self.create_calls: Counter[str] = Counter()
