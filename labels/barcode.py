@@ -16,7 +16,8 @@ __all__ = ["QUIET_MODULES", "code128_bars", "code128_width"]
 QUIET_MODULES = 10
 
 
-@lru_cache(maxsize=1024)
+# Small on purpose: a batch never repeats a waybill; the cache only spares the second call per label.
+@lru_cache(maxsize=64)
 def code128_bars(value: str) -> tuple[tuple[int, int], ...]:
     """Bars as (offset, width) in modules from the symbol's left edge."""
     symbol = Code128(value)

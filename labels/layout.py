@@ -278,14 +278,14 @@ def _detail_lines(label: LabelData) -> list[str]:
 
 def _details(zone: Zone, label: LabelData) -> list[Text]:
     lines = _detail_lines(label)
-    line_h = min(zone.h / max(len(lines), 5), 5.0)
-    capacity = max(1, int(zone.h // line_h))
+    # Lines never get smaller than the legible minimum; what does not fit is summarised, not squeezed.
+    line_h = max(min(zone.h / max(len(lines), 5), 5.0), MIN_TEXT / 0.78)
+    capacity = max(4, int(zone.h // line_h))
     if len(lines) > capacity:
-        # Keep contents, department and window; the cases that do not fit are counted, not dropped silently.
-        cases_room = capacity - 3
-        n_cases = len(label.cases)
-        shown = lines[1 : 1 + max(cases_room - 1, 0) // 2 * 2]
-        lines = [lines[0], *shown, f"　　　…共{n_cases}件办件", lines[-2], lines[-1]][:capacity]
+        # Contents, department and window always show; cases that do not fit are counted.
+        case_room = capacity - 3 - 1
+        shown = lines[1 : 1 + max(case_room, 0) // 2 * 2]
+        lines = [lines[0], *shown, f"　　　…共{len(label.cases)}件办件", lines[-2], lines[-1]]
     # One size for the whole block: lines in different sizes read as different kinds of information.
     size = line_h * 0.78
     widest = max(fonts.text_width(line, size) for line in lines)

@@ -23,9 +23,10 @@ label layout never depends on whether a field was masked):
 * **Addresses** keep province, city, district, street, road, street number, compound (院/小区) and
   building (楼/栋/幢/座); the *private tail* — unit (单元), floor (层), room (室/户/房) and a 号 after the
   building — has every digit, Latin letter and Chinese numeral replaced by ``*`` while its marker words
-  stay: 济源路8号院3号楼2单元501室 → 济源路8号院3号楼*单元***室. The tail starts right after the last
-  building marker, or, without one, at the first unit/floor/room number. The common short form
-  ``8号院3-2-501`` (building-unit-room) keeps the building and hides the rest: 8号院3-*-***.
+  stay: 济源路8号院3号楼2单元501室 → 济源路8号院3号楼*单元***室. The tail starts at the earliest of: right
+  after the first building marker that has a number after it, the first unit/floor/room number, the first
+  dashed form; everything after that point is hidden, so remarks with numbers in them are hidden too.
+  The common short form ``8号院3-2-501`` (building-unit-room) keeps the building and hides the rest: 8号院3-*-***.
 """
 
 from __future__ import annotations
@@ -143,21 +144,20 @@ def _mask_tail(tail: str) -> str:
 
 def mask_address(address: str) -> str:
     """Hide the unit, floor and room of a street address; see the module docstring for the rule."""
-    start: int | None = None
-    last_building = None
-    for last_building in _BUILDING.finditer(address):  # noqa: B007 - only the last match matters
-        pass
-    if last_building is not None and _HIDE.search(address, last_building.end()):
-        start = last_building.end()
-    else:
-        unit = _UNIT.search(address)
-        if unit is not None:
-            start = unit.start()
-    if start is None:
-        dashed = None
-        for dashed in _DASHED.finditer(address):  # noqa: B007 - the household is the last group
-            pass
-        if dashed is None:
-            return address
-        start = dashed.start(2)
+    # The earliest sign of a household wins: everything after it is hidden, so a repeated or
+    # annotated address can never show a room number that a later match would have skipped.
+    starts: list[int] = []
+    for building in _BUILDING.finditer(address):
+        if _HIDE.search(address, building.end()):
+            starts.append(building.end())
+            break
+    unit = _UNIT.search(address)
+    if unit is not None:
+        starts.append(unit.start())
+    dashed = _DASHED.search(address)
+    if dashed is not None:
+        starts.append(dashed.start(2))
+    if not starts:
+        return address
+    start = min(starts)
     return address[:start] + _mask_tail(address[start:])

@@ -14,6 +14,7 @@ from labels_fixtures import RECIPIENT, URL, WAYBILL, make_label
 from PIL import Image
 
 from labels import SIZES, LabelData, content_hash, render_pdf, render_png, render_zpl
+from labels import text as fonts
 from labels.layout import Text, compose, static_primitives, zones
 
 SECRETS = ("欧阳娜娜", "13803712345", "501室", "2单元", "娜娜", "0371234")
@@ -55,6 +56,15 @@ def test_png_decodes_to_waybill_and_url(size: str, dpi: int) -> None:
     assert image.size == (round(s.width * dpi / 25.4), round(s.height * dpi / 25.4))
     assert image.info["dpi"] == pytest.approx((dpi, dpi), abs=0.01)
     assert decode(image) == {"barcode": WAYBILL, "qr": URL}
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_qr_with_fixed_mask_decodes_for_urls_of_any_length(size: str) -> None:
+    """The QR version is computed from the URL length and the mask is fixed: check short to long URLs."""
+    for length in (8, 13, 24, 40, 64, 90):
+        url = f"https://zwfw.example.gov.cn/t/{'K7Q2M4X7V3K9T' * 7}"[: 30 + length]
+        image = Image.open(io.BytesIO(render_png(make_label(url=url), size=size, dpi=203)))
+        assert decode(image) == {"barcode": WAYBILL, "qr": url}, length
 
 
 def test_png_has_no_personal_data_in_text_or_metadata() -> None:
@@ -248,3 +258,26 @@ def test_invalid_label_data_is_rejected() -> None:
         render_png(make_label(), dpi=150)
     with pytest.raises(ValueError):
         render_pdf([make_label()], size="A4")
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_crowded_label_stays_inside_its_zones_and_scans(size: str) -> None:
+    """Many cases and a long address: text shrinks or is cut with …, never runs over the codes."""
+    cases = tuple((f"410106-2018-{n:05d}", "食品经营许可证核发（含网络经营）") for n in range(95, 103))
+    long_address = "新安路街道济源路8号院3号楼2单元501室（东门进，物业中心对面，工作日白天有人代收）" * 2
+    label = make_label(cases=cases, recipient=replace(RECIPIENT, address=long_address),
+                       contents=(("食品经营许可证正本", 1), ("食品经营许可证副本", 1), ("告知承诺书", 2)))
+    s = SIZES[size]
+    for p in compose(label, size):
+        if isinstance(p, Text):
+            assert p.size >= 2.0
+            assert 0 <= p.x and p.x + fonts.text_width(p.text, p.size) <= s.width - 2 + 0.01, p.text
+            assert 0 < p.y <= s.height - 2, p.text
+    drawn = "".join(p.text for p in compose(label, size) if isinstance(p, Text))
+    # Every case is either listed or counted.
+    assert "共8件办件" in drawn or all(case_no in drawn for case_no, _ in cases)
+    assert "501室" not in drawn and "2单元" not in drawn
+    image = Image.open(io.BytesIO(render_png(label, size=size, dpi=203)))
+    assert decode(image) == {"barcode": WAYBILL, "qr": URL}
+    (page,) = pdf_pages(render_pdf([label], size=size))
+    assert decode(page) == {"barcode": WAYBILL, "qr": URL}
