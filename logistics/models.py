@@ -170,6 +170,52 @@ class OutboxTask(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+class WebhookDelivery(SQLModel, table=True):
+    """One message owed to a client's webhook endpoint; its id is the ``webhook-id`` the receiver dedupes on.
+
+    ``position`` orders a shipment's deliveries (``sequence`` is the event's number and is shared by a status
+    change and, say, the label that came with it). ``attempts`` counts the attempts of the current round: a
+    redelivery starts the retry schedule again, while ``webhook_attempts`` keeps every attempt ever made.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("shipment_id", "position", name="uq_webhook_deliveries_position"),
+        Index("ix_webhook_deliveries_head", "shipment_id", "status", "position"),
+        Index("ix_webhook_deliveries_client_id_id", "client_id", "id"),
+        Index("ix_webhook_deliveries_client_status", "client_id", "status", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    client_id: str = Field(foreign_key="clients.id", max_length=40)
+    shipment_id: str = Field(foreign_key="shipments.id", max_length=40)
+    sequence: int
+    position: int
+    type: str = Field(max_length=64)
+    payload: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+    status: str = Field(max_length=16)  # pending | delivered | failed | skipped
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts(nullable=True)
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = _ts()
+    delivered_at: datetime | None = _ts(nullable=True)
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """Every attempt, kept for the client and the operators: what was answered, how fast, or what went wrong."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: str = Field(foreign_key="webhook_deliveries.id", index=True, max_length=40)
+    attempted_at: datetime = _ts()
+    status_code: int | None = None
+    latency_ms: float
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    response_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
 clients = Client.__table__
 api_keys = ApiKey.__table__
 shipments = Shipment.__table__
@@ -177,4 +223,6 @@ shipment_cases = ShipmentCase.__table__
 shipment_events = ShipmentEvent.__table__
 idempotency_records = IdempotencyRecord.__table__
 outbox = OutboxTask.__table__
+webhook_deliveries = WebhookDelivery.__table__
+webhook_attempts = WebhookAttempt.__table__
 metadata = SQLModel.metadata
