@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, text
+import orjson
+from sqlalchemy import Table, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -29,8 +31,12 @@ class DatabaseUnavailable(RuntimeError):
     pass
 
 
+def json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60, json_serializer=json_text)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -58,7 +64,9 @@ class Database:
             self._write_engine = _sqlite_engine(url, immediate=True, pool_size=1)
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
         else:
-            self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            self.engine = create_async_engine(
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, json_serializer=json_text
+            )
             self._write_engine = self.engine
             self._write_lock = None
 
@@ -88,6 +96,31 @@ class Database:
         await self.engine.dispose()
         if self._write_engine is not self.engine:
             await self._write_engine.dispose()
+
+
+async def insert_many(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert plain rows straight through the driver.
+
+    The hot path's bulk insert: SQLAlchemy's per-value type processing was a sixth of the API's CPU time under
+    load. Values are converted here the way the column types would store them (JSON as text; on SQLite,
+    datetimes as naive UTC text in SQLAlchemy's format, so reads through the models see the same values).
+    """
+    if not rows:
+        return
+    sqlite = conn.dialect.name == "sqlite"
+    columns = list(rows[0])
+    quote = conn.dialect.identifier_preparer.quote
+    marks = ", ".join("?" if sqlite else f"${n}" for n in range(1, len(columns) + 1))
+    sql = f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) VALUES ({marks})"
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else value
+        if isinstance(value, dict | list):
+            return json_text(value)
+        return value
+
+    await conn.exec_driver_sql(sql, [tuple(convert(row[c]) for c in columns) for row in rows])
 
 
 def describe_db_error(exc: BaseException) -> str:

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from logistics.db import Database
+from logistics.db import Database, insert_many
 from logistics.models import idempotency_records, outbox, shipment_cases, shipment_events, shipments
 
 log = logging.getLogger(__name__)
@@ -136,13 +136,9 @@ async def _insert_batch(conn: AsyncConnection, batch: list[NewShipment]) -> list
             fresh.append(item)
             outcomes.append(Outcome(True))
     if fresh:
-        await conn.execute(insert(shipments), [i.shipment for i in fresh])
-        await conn.execute(insert(shipment_cases), [c for i in fresh for c in i.cases])
-        await conn.execute(insert(shipment_events), [i.event for i in fresh])
-        rows = [i.outbox for i in fresh if i.outbox is not None]
-        if rows:
-            await conn.execute(insert(outbox), rows)
-        idem = [i.idempotency for i in fresh if i.idempotency is not None]
-        if idem:
-            await conn.execute(insert(idempotency_records), idem)
+        await insert_many(conn, shipments, [i.shipment for i in fresh])
+        await insert_many(conn, shipment_cases, [c for i in fresh for c in i.cases])
+        await insert_many(conn, shipment_events, [i.event for i in fresh])
+        await insert_many(conn, outbox, [i.outbox for i in fresh if i.outbox is not None])
+        await insert_many(conn, idempotency_records, [i.idempotency for i in fresh if i.idempotency is not None])
     return outcomes

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from logistics import logs, metrics
 from logistics.api import carrier_push, docs, shipments
@@ -83,7 +84,8 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
             detail = f"The request body is larger than {request.app['settings'].max_body_bytes} bytes."
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return Problem(exc.status, slug, exc.reason, detail, headers=headers).response(request)
-    except DatabaseUnavailable:
+    except (DatabaseUnavailable, OperationalError, InterfaceError, OSError, TimeoutError):
+        log.warning("database_unavailable", extra={"path": request.path}, exc_info=True)
         return Problem(
             503,
             "unavailable",

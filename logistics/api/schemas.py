@@ -27,7 +27,8 @@ from logistics.lifecycle import STATUSES
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 _FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
-_SPACES = re.compile(r"\s+")
+_HAS_FULLWIDTH = re.compile("[\uff01-\uff5e\u3000]")
+_SPACES = re.compile(r"\s{2,}|[^\S ]")
 MOBILE = re.compile(r"1[3-9]\d{9}")
 LANDLINE = re.compile(r"(0\d{2,3})-?(\d{7,8})(?:-(\d{1,6}))?")
 
@@ -36,7 +37,9 @@ def clean_text(value: Any) -> Any:
     """Full-width ASCII → ASCII, whitespace runs → one space, trimmed."""
     if not isinstance(value, str):
         return value
-    return _SPACES.sub(" ", value.translate(_FULLWIDTH)).strip()
+    if _HAS_FULLWIDTH.search(value):  # rare: translate() is the slow part, so only when needed
+        value = value.translate(_FULLWIDTH)
+    return _SPACES.sub(" ", value).strip()
 
 
 def clean_phone(value: Any) -> Any:

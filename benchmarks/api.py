@@ -1,0 +1,199 @@
+"""Create-shipment throughput and latency against a bare aiohttp JSON endpoint, same load generator, same run.
+
+    .venv/bin/python benchmarks/api.py [--postgres postgresql://postgres@127.0.0.1:5432/test] [--seconds 10]
+
+Needs `wrk` (Debian package `wrk`). Every server runs as one process, like the bare baseline. The figures
+that matter are the ratios: this machine is shared and noisy, so absolute numbers move between runs.
+Goals (issue 2): ≥ 40 % of bare on PostgreSQL with p99 ≤ 30 ms at 64 connections; ≥ 30 % on SQLite, zero errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support import delivery_body  # noqa: E402
+
+BARE_SERVER = """
+import sys
+from aiohttp import web
+import orjson
+
+async def handle(request):
+    body = orjson.loads(await request.read())
+    return web.Response(body=orjson.dumps({"id": "shp_x", "status": "pending", **body}), status=201,
+                        content_type="application/json")
+
+app = web.Application()
+app.router.add_post("/v1/shipments", handle)
+app.router.add_get("/healthz", lambda r: web.json_response({"status": "ok"}))
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+wrk.body = [[%s]]
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+def run_wrk(port: int, key: str, seconds: int, connections: int) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(LUA % (key, json.dumps(delivery_body(), ensure_ascii=False)))
+        script = f.name
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
+         f"http://127.0.0.1:{port}/v1/shipments"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    os.unlink(script)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+
+    def pct(p: str) -> float:
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        if not m:
+            return float("nan")
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    return {"rps": rps, "requests": total, "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": errors.group(1) if errors else "", "p50": pct("50"), "p99": pct("99")}
+
+
+def start_logistics(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-m", "logistics", "api"], env={**env, "LOGISTICS_PORT": str(port)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_ready(port)
+    return proc
+
+
+def prepare(env: dict[str, str], postgres: bool) -> str:
+    if postgres:
+        from sqlalchemy import create_engine, text  # noqa: PLC0415
+
+        url = env["LOGISTICS_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://")
+        del url  # asyncpg only: reset through the app's own engine below
+
+        async def reset() -> None:
+            from sqlalchemy.ext.asyncio import create_async_engine  # noqa: PLC0415
+
+            from logistics.config import normalise_database_url  # noqa: PLC0415
+
+            engine = create_async_engine(normalise_database_url(env["LOGISTICS_DATABASE_URL"]))
+            async with engine.begin() as conn:
+                await conn.execute(text("DROP SCHEMA public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
+            await engine.dispose()
+
+        asyncio.run(reset())
+        del create_engine
+    subprocess.run([sys.executable, "-m", "logistics", "migrate"], env=env, check=True, capture_output=True)
+    out = subprocess.run([sys.executable, "-m", "logistics", "clients", "create", "--name", "压测审批系统", "--json"],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["api_key"]
+
+
+async def count_rows(url: str) -> tuple[int, int]:
+    from sqlalchemy import text  # noqa: PLC0415
+    from sqlalchemy.ext.asyncio import create_async_engine  # noqa: PLC0415
+
+    from logistics.config import normalise_database_url  # noqa: PLC0415
+
+    engine = create_async_engine(normalise_database_url(url))
+    async with engine.connect() as conn:
+        shipments = (await conn.execute(text("SELECT count(*) FROM shipments"))).scalar_one()
+        tasks = (await conn.execute(text("SELECT count(*) FROM outbox WHERE kind = 'order'"))).scalar_one()
+    await engine.dispose()
+    return shipments, tasks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--postgres", default=os.environ.get("LOGISTICS_TEST_POSTGRES_URL"))
+    parser.add_argument("--redis", default=os.environ.get("LOGISTICS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("benchmarks/api.py needs wrk: apt-get install wrk")
+
+    results: dict[str, dict[str, Any]] = {}
+    port = free_port()
+    bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
+    try:
+        wait_ready(port)
+        run_wrk(port, "-", 2, args.connections)  # warm-up
+        results["bare aiohttp"] = run_wrk(port, "-", args.seconds, args.connections)
+    finally:
+        bare.terminate()
+        bare.wait()
+
+    targets = [("sqlite", None)] + ([("postgresql", args.postgres)] if args.postgres else [])
+    for name, url in targets:
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**os.environ, "LOGISTICS_DATA_DIR": tmp, "LOGISTICS_REDIS_URL": args.redis,
+                   "LOGISTICS_QUEUE_NAME": f"bench:{os.getpid()}", "LOGISTICS_LOG_LEVEL": "WARNING"}
+            if url:
+                env["LOGISTICS_DATABASE_URL"] = url
+            key = prepare(env, postgres=url is not None)
+            port = free_port()
+            proc = start_logistics(env, port)
+            try:
+                run_wrk(port, key, 2, args.connections)  # warm-up
+                result = run_wrk(port, key, args.seconds, args.connections)
+            finally:
+                proc.terminate()
+                proc.wait()
+            db_url = url or f"sqlite+aiosqlite:///{tmp}/logistics.db"
+            result["stored"], result["outbox"] = asyncio.run(count_rows(db_url))
+            results[f"create on {name}"] = result
+
+    base = results["bare aiohttp"]["rps"]
+    print(f"\n{args.connections} connections, {args.seconds}s each, wrk -t2, one server process each\n")
+    print(f"{'endpoint':<22}{'req/s':>10}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}  durable rows")
+    for name, r in results.items():
+        errors = r["non2xx"] + (1 if r["socket_errors"] else 0)
+        durable = f"{r['stored']} shipments, {r['outbox']} outbox" if "stored" in r else ""
+        print(f"{name:<22}{r['rps']:>10.0f}{r['rps'] / base:>8.0%}{r['p50']:>9.1f}{r['p99']:>9.1f}{errors:>8}  {durable}")
+        if r["socket_errors"]:
+            print(f"    socket errors: {r['socket_errors']}")
+
+
+if __name__ == "__main__":
+    main()
