@@ -116,6 +116,11 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
     server = _ensure_redis(settings)
     _run(_check_db(settings))
     try:
+        _check_redis(settings.redis_url or "")
+    except CliError as exc:
+        # The API keeps accepting shipments without Redis (work waits in the database), so this is a warning.
+        print(f"logistics: warning: {exc}; shipments are still accepted and wait in the database", file=sys.stderr)
+    try:
         web.run_app(
             create_app(settings),
             host=settings.host,
@@ -139,6 +144,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
 
     server = _ensure_redis(settings)
     _run(_check_db(settings))
+    _check_redis(settings.redis_url or "")
     try:
         _run_until_signal(run_forever(settings))
     finally:

@@ -48,22 +48,26 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_schema() -> str:
-    """Migrate the PostgreSQL test database once per run, from an empty schema."""
-    url = normalise_database_url(POSTGRES_URL)
-
-    async def reset() -> None:
-        engine = create_async_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await engine.dispose()
-
+def postgres_schema() -> Iterator[str]:
+    """A fresh database for this test run, migrated once: parallel runs on one server never meet."""
     import asyncio
 
-    asyncio.run(reset())
+    from sqlalchemy.engine import make_url
+
+    admin_url = normalise_database_url(POSTGRES_URL)
+    name = f"logistics_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+        await engine.dispose()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     migrate.upgrade(url)
-    return url
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -61,3 +61,18 @@ def intake_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+async def eventually(check: Any, *, timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Await an outcome produced by another process or task: re-check until it holds or the deadline passes."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
+        await asyncio.sleep(interval)

@@ -1,0 +1,105 @@
+"""The `logistics` command as an operator uses it: clear output, clear one-line errors, exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(*args: str, env: dict[str, str] | None = None, tmp: Path) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LOGISTICS_")}
+    base |= {"LOGISTICS_DATA_DIR": str(tmp), "LOGISTICS_LOG_LEVEL": "WARNING"}
+    return subprocess.run(
+        [sys.executable, "-m", "logistics", *args], env=base | (env or {}), capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def migrated(tmp_path: Path) -> Path:
+    assert run("migrate", tmp=tmp_path).returncode == 0
+    return tmp_path
+
+
+def test_migrate_creates_the_sqlite_database(tmp_path: Path) -> None:
+    result = run("migrate", tmp=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "latest schema" in result.stdout
+    assert (tmp_path / "logistics.db").exists()
+
+
+def test_clients_create_json_gives_id_key_and_secret(migrated: Path) -> None:
+    result = run(
+        "clients",
+        "create",
+        "--name",
+        "上街区行政审批系统",
+        "--webhook-url",
+        "https://sp.sj.gov.cn/hooks",
+        "--json",
+        tmp=migrated,
+    )
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert created["id"].startswith("cli_")
+    assert created["api_key"].startswith("lgk_")
+    assert created["webhook_secret"].startswith("whsec_")
+    listed = json.loads(run("clients", "list", "--json", tmp=migrated).stdout)
+    assert [c["name"] for c in listed] == ["上街区行政审批系统"]
+    assert "api_key" not in listed[0]
+
+
+def test_duplicate_client_name_is_a_clear_error(migrated: Path) -> None:
+    run("clients", "create", "--name", "二七区行政审批系统", tmp=migrated)
+    result = run("clients", "create", "--name", "二七区行政审批系统", tmp=migrated)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "logistics: a client named '二七区行政审批系统' already exists"
+
+
+def test_rotate_key_issues_a_new_key(migrated: Path) -> None:
+    first = json.loads(run("clients", "create", "--name", "中原区审批系统", "--json", tmp=migrated).stdout)
+    rotated = json.loads(run("clients", "rotate-key", "--client", "中原区审批系统", "--json", tmp=migrated).stdout)
+    assert rotated["api_key"].startswith("lgk_") and rotated["api_key"] != first["api_key"]
+
+
+def test_unknown_client_is_a_clear_error(migrated: Path) -> None:
+    result = run("clients", "rotate-key", "--client", "cli_nobody", tmp=migrated)
+    assert result.returncode == 2
+    assert "no client with id or name 'cli_nobody'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_arguments_are_usage_errors(tmp_path: Path) -> None:
+    result = run("clients", "create", tmp=tmp_path)
+    assert result.returncode == 2
+    assert "--name" in result.stderr
+
+
+def test_invalid_configuration_names_the_variable(tmp_path: Path) -> None:
+    result = run("migrate", env={"LOGISTICS_PORT": "eighty"}, tmp=tmp_path)
+    assert result.returncode == 2
+    assert "LOGISTICS_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
+    result = run("migrate", env={"LOGISTICS_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/logistics"}, tmp=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("logistics: cannot reach the database")
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_schema_points_to_migrate(tmp_path: Path) -> None:
+    result = run("clients", "list", tmp=tmp_path)
+    assert result.returncode == 2
+    assert "run `logistics migrate` first" in result.stderr
+
+
+def test_worker_with_unreachable_redis_is_a_clear_error(migrated: Path) -> None:
+    result = run("worker", env={"LOGISTICS_REDIS_URL": "redis://127.0.0.1:1/0"}, tmp=migrated)
+    assert result.returncode == 2
+    assert result.stderr.startswith("logistics: cannot reach Redis at redis://127.0.0.1:1/0")
