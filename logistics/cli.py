@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import ValidationError
@@ -225,6 +226,67 @@ def cmd_clients_rotate_key(args: argparse.Namespace, settings: Settings) -> None
     print(json.dumps({"api_key": key}) if args.json else f"new api key: {key}\nEvery older key is revoked.")
 
 
+def _webhook_policy(settings: Settings) -> Any:
+    from webhooks import AddressPolicy
+
+    return AddressPolicy(allow_loopback=settings.webhook_allow_loopback, allow_cidrs=settings.webhook_allow_cidrs)
+
+
+def cmd_clients_set_webhook(args: argparse.Namespace, settings: Settings) -> None:
+    if args.url is None and not args.enable:
+        raise CliError("give --url, --enable or both")
+    endpoint = _with_db(
+        settings,
+        lambda db: clients.set_webhook(
+            db, args.client, args.url, enable=args.enable or args.url is not None, policy=_webhook_policy(settings)
+        ),
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "client": endpoint.client_id,
+                    "webhook_url": endpoint.url,
+                    "disabled_at": endpoint.disabled_at.isoformat() if endpoint.disabled_at else None,
+                    "replayed": endpoint.replayed,
+                }
+            )
+        )
+        return
+    state = "disabled" if endpoint.disabled_at else "enabled"
+    print(f"webhook: {endpoint.url or '-'} ({state})")
+    if endpoint.replayed:
+        print(f"{endpoint.replayed} deliveries skipped while disabled are queued again")
+
+
+def cmd_clients_rotate_secret(args: argparse.Namespace, settings: Settings) -> None:
+    secret = _with_db(settings, lambda db: clients.rotate_secret(db, args.client))
+    hours = int(clients.SECRET_OVERLAP.total_seconds() // 3600)
+    if args.json:
+        print(json.dumps({"webhook_secret": secret, "previous_valid_hours": hours}))
+    else:
+        print(f"new webhook secret: {secret}\nThe previous secret keeps signing alongside it for {hours} h.")
+
+
+def _since(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("use ISO 8601, e.g. 2026-05-09T08:00:00+08:00") from None
+    # Operators in the hall think in Beijing time; an offset-less time means that.
+    return when if when.tzinfo else when.replace(tzinfo=timezone(timedelta(hours=8)))
+
+
+def cmd_webhooks_redeliver(args: argparse.Namespace, settings: Settings) -> None:
+    if args.since is None and args.id is None:
+        raise CliError("give --id ID, or --since ISO-TIME for every failed or skipped delivery since then")
+    queued = _with_db(settings, lambda db: clients.redeliver(db, args.client, since=args.since, delivery_id=args.id))
+    if args.json:
+        print(json.dumps({"queued": queued}))
+    else:
+        print(f"{len(queued)} deliveries queued again (same webhook-id)")
+
+
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
     from logistics import dev
 
@@ -263,6 +325,26 @@ def build_parser() -> argparse.ArgumentParser:
     rot.add_argument("--client", required=True, help="client id or name")
     rot.add_argument("--json", action="store_true")
     rot.set_defaults(fn=cmd_clients_rotate_key)
+    hook = cl.add_parser("set-webhook", help="set the webhook URL; also re-enables a disabled endpoint")
+    hook.add_argument("--client", required=True, help="client id or name")
+    hook.add_argument("--url", help="absolute http(s) URL of the approval system's receiver")
+    hook.add_argument("--enable", action="store_true", help="re-enable a disabled endpoint and send what it skipped")
+    hook.add_argument("--json", action="store_true")
+    hook.set_defaults(fn=cmd_clients_set_webhook)
+    sec = cl.add_parser("rotate-secret", help="new webhook secret; the old one keeps signing for 24 h")
+    sec.add_argument("--client", required=True, help="client id or name")
+    sec.add_argument("--json", action="store_true")
+    sec.set_defaults(fn=cmd_clients_rotate_secret)
+
+    wh = sub.add_parser("webhooks", help="webhook deliveries").add_subparsers(
+        dest="webhooks_command", required=True, metavar="ACTION"
+    )
+    red = wh.add_parser("redeliver", help="send deliveries again under the same webhook-id")
+    red.add_argument("--client", required=True, help="client id or name")
+    red.add_argument("--since", type=_since, help="every failed or skipped delivery created since (ISO 8601)")
+    red.add_argument("--id", help="one delivery (msg_…), whatever its state")
+    red.add_argument("--json", action="store_true")
+    red.set_defaults(fn=cmd_webhooks_redeliver)
     return parser
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import base64
-import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from logistics import ids
 from logistics.db import Database
-from logistics.models import api_keys, clients, utcnow
+from logistics.events import requeue_deliveries
+from logistics.models import api_keys, clients, utcnow, webhook_deliveries
+from webhooks import AddressPolicy, BlockedAddress, check_url, generate_secret
+
+# How long the previous webhook secret keeps signing after a rotation: a day gives the approval system's
+# operators time to deploy the new secret while every delivery still verifies with the old one.
+SECRET_OVERLAP = timedelta(hours=24)
 
 
 class ClientError(ValueError):
@@ -28,7 +32,7 @@ class Credentials:
 
 
 def new_webhook_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    return generate_secret()
 
 
 def check_webhook_url(url: str | None) -> str | None:
@@ -98,3 +102,103 @@ async def rotate_key(db: Database, ref: str) -> str:
         )
         await conn.execute(insert(api_keys).values(**_key_row(str(client["id"]), key, now)))
     return key
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    client_id: str
+    url: str | None
+    disabled_at: datetime | None
+    failing_since: datetime | None
+    replayed: int = 0
+
+
+async def set_webhook(
+    db: Database,
+    ref: str,
+    url: str | None = None,
+    *,
+    enable: bool = True,
+    policy: AddressPolicy | None = None,
+) -> Endpoint:
+    """Point a client's webhooks at ``url`` (if given) and, with ``enable``, re-enable a disabled endpoint.
+
+    Re-enabling sends what was skipped while it was disabled. ``policy`` refuses URLs whose host alone shows
+    they are off limits; names resolving to such addresses are refused when connecting.
+    """
+    if url is not None:
+        url = check_webhook_url(url)
+        if policy is not None:
+            try:
+                check_url(str(url), policy)
+            except BlockedAddress as exc:
+                raise ClientError(f"the webhook URL is not allowed: {exc.strerror}") from None
+            except ValueError as exc:
+                raise ClientError(str(exc)) from None
+    client = await resolve(db, ref)
+    cid = str(client["id"])
+    now = utcnow()
+    replayed = 0
+    async with db.write() as conn:
+        values: dict[str, object] = {}
+        if url is not None:
+            values["webhook_url"] = url
+        if enable:
+            values.update(webhook_disabled_at=None, webhook_failing_since=None)
+        if values:
+            await conn.execute(update(clients).where(clients.c.id == cid).values(**values))
+        if enable and (url or client["webhook_url"]):
+            skipped = await conn.execute(
+                select(webhook_deliveries.c.id, webhook_deliveries.c.shipment_id).where(
+                    webhook_deliveries.c.client_id == cid, webhook_deliveries.c.status == "skipped"
+                )
+            )
+            replayed = await requeue_deliveries(conn, [dict(r._mapping) for r in skipped], now)
+        row = (await conn.execute(select(clients).where(clients.c.id == cid))).one()
+    return Endpoint(cid, row.webhook_url, row.webhook_disabled_at, row.webhook_failing_since, replayed)
+
+
+async def rotate_secret(db: Database, ref: str, *, overlap: timedelta = SECRET_OVERLAP) -> str:
+    """A new webhook secret; the current one keeps signing alongside it for ``overlap``."""
+    client = await resolve(db, ref)
+    secret = new_webhook_secret()
+    async with db.write() as conn:
+        await conn.execute(
+            update(clients)
+            .where(clients.c.id == client["id"])
+            .values(
+                webhook_secret=secret,
+                webhook_secret_previous=client["webhook_secret"],
+                webhook_previous_until=utcnow() + overlap,
+            )
+        )
+    return secret
+
+
+async def redeliver(
+    db: Database, ref: str, *, since: datetime | None = None, delivery_id: str | None = None
+) -> list[str]:
+    """Send deliveries again under their original webhook-id: one by id (whatever its state), or every failed
+    or skipped one created since ``since``. Returns the ids queued."""
+    if since is None and delivery_id is None:
+        raise ClientError("say which deliveries: --id, or --since for every failed one since then")
+    client = await resolve(db, ref)
+    if client["webhook_disabled_at"] is not None:
+        raise ClientError("the webhook endpoint is disabled: enable it first (clients set-webhook --enable)")
+    if not client["webhook_url"]:
+        raise ClientError("the client has no webhook URL")
+    query = select(webhook_deliveries.c.id, webhook_deliveries.c.shipment_id).where(
+        webhook_deliveries.c.client_id == client["id"]
+    )
+    if delivery_id is not None:
+        query = query.where(webhook_deliveries.c.id == delivery_id)
+    else:
+        query = query.where(webhook_deliveries.c.status.in_(("failed", "skipped")))
+    if since is not None:
+        query = query.where(webhook_deliveries.c.created_at >= since)
+    async with db.write() as conn:
+        rows = [dict(r._mapping) for r in await conn.execute(query)]
+        if delivery_id is not None and not rows:
+            raise ClientError(f"the client has no delivery {delivery_id!r}")
+        await requeue_deliveries(conn, rows, utcnow())
+    return [str(r["id"]) for r in rows]

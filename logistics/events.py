@@ -1,17 +1,39 @@
 """The one way a shipment's status changes: apply an event under the forward-only rules, in the caller's
-transaction, together with the work it causes (outbox rows)."""
+transaction, together with the work it causes (outbox rows, webhook deliveries).
+
+Webhook deliveries are written here, in the transaction that changes the status, so a committed change always
+has its delivery on record (PRODUCT §5: the database is the record of what must still be sent). Every function
+that adds, requeues or finishes a shipment's deliveries holds that shipment's row lock (PostgreSQL; SQLite has
+one writer anyway), which keeps "one webhook task per shipment" true and per-shipment order intact.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from logistics import ids
 from logistics.lifecycle import FINAL, may_move
-from logistics.models import shipment_events, shipments, utcnow
+from logistics.models import (
+    clients,
+    outbox,
+    shipment_cases,
+    shipment_events,
+    shipments,
+    utcnow,
+    webhook_deliveries,
+)
+from logistics.outbox import task_row
+
+WEBHOOK_TASK = "webhook"
+LABEL_READY = "shipment.label_ready"
+# Public fields of an event in a webhook; dedup keys and internal ids stay inside.
+_EVENT_FIELDS = ("sequence", "status", "occurred_at", "source", "carrier_code", "carrier_text", "location")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,20 +83,19 @@ async def apply_event(
     previous = shipment["status"]
     changed = may_move(previous, status)
     sequence = shipment["last_sequence"] + 1
-    await conn.execute(
-        insert(shipment_events).values(
-            shipment_id=shipment["id"],
-            sequence=sequence,
-            status=status,
-            occurred_at=occurred_at or now,
-            recorded_at=now,
-            source=source,
-            carrier_code=carrier_code,
-            carrier_text=carrier_text,
-            location=location,
-            dedup_key=dedup_key,
-        )
-    )
+    event = {
+        "shipment_id": shipment["id"],
+        "sequence": sequence,
+        "status": status,
+        "occurred_at": occurred_at or now,
+        "recorded_at": now,
+        "source": source,
+        "carrier_code": carrier_code,
+        "carrier_text": carrier_text,
+        "location": location,
+        "dedup_key": dedup_key,
+    }
+    await conn.execute(insert(shipment_events).values(**event))
     values: dict[str, Any] = {"last_sequence": sequence, "updated_at": now, **(updates or {})}
     if changed:
         values["status"] = status
@@ -82,4 +103,167 @@ async def apply_event(
             values["finished_at"] = now
     await conn.execute(update(shipments).where(shipments.c.id == shipment["id"]).values(**values))
     shipment = {**shipment, **values}
+    if changed:
+        await emit(conn, shipment, f"shipment.{status}", event)
     return Applied(sequence, status, changed, previous, shipment)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def webhook_body(payload: Mapping[str, Any], base_url: str) -> dict[str, Any]:
+    """The envelope as sent: the stored payload plus the links, made from the configured public base URL."""
+    data = dict(payload["data"])
+    if data.get("tracking_code"):
+        data["tracking_url"] = f"{base_url}/t/{data['tracking_code']}"
+    data["label_url"] = f"{base_url}/v1/shipments/{data['id']}/label" if data.get("waybill_no") else None
+    return {**payload, "data": data}
+
+
+def new_delivery_id() -> str:
+    # The webhook-id: receivers dedupe on it, so it is fixed once and reused by every retry and replay.
+    return "msg_" + ids.ulid()
+
+
+async def lock_for_webhooks(conn: AsyncConnection, shipment_id: str) -> None:
+    """Serialise everything that adds, requeues or finishes this shipment's deliveries (PostgreSQL row lock)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(select(shipments.c.id).where(shipments.c.id == shipment_id).with_for_update())
+
+
+async def emit(
+    conn: AsyncConnection,
+    shipment: Mapping[str, Any],
+    type: str,
+    event: Mapping[str, Any] | None = None,
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> str | None:
+    """Owe the shipment's client a webhook of ``type``, in the caller's transaction; returns the delivery id.
+
+    Nothing is written when the client has no webhook URL. While the endpoint is disabled the delivery is kept
+    as ``skipped`` (re-enabling the endpoint sends it). ``event`` is the event row behind the message (its
+    public fields go out); ``extra`` adds fields to ``data``. The URLs in the summary are added when sending,
+    from the configured public base URL, so they are never stale.
+    """
+    row = (
+        await conn.execute(
+            select(clients.c.webhook_url, clients.c.webhook_disabled_at).where(clients.c.id == shipment["client_id"])
+        )
+    ).first()
+    if row is None or not row.webhook_url:
+        return None
+    sid = shipment["id"]
+    await lock_for_webhooks(conn, sid)
+    cases = await conn.execute(
+        select(shipment_cases.c.case_no, shipment_cases.c.item_name)
+        .where(shipment_cases.c.shipment_id == sid)
+        .order_by(shipment_cases.c.position)
+    )
+    position = (
+        await conn.execute(
+            select(func.coalesce(func.max(webhook_deliveries.c.position), 0)).where(
+                webhook_deliveries.c.shipment_id == sid
+            )
+        )
+    ).scalar_one() + 1
+    now = utcnow()
+    sequence = int(event["sequence"]) if event is not None and "sequence" in event else int(shipment["last_sequence"])
+    occurred = event.get("occurred_at") if event is not None else None
+    public_event = None if event is None else {k: event[k] for k in _EVENT_FIELDS if k in event}
+    data: dict[str, Any] = {
+        "id": sid,
+        "kind": shipment["kind"],
+        "status": shipment["status"],
+        "cases": [{"case_no": c.case_no, "item_name": c.item_name} for c in cases],
+        "department": shipment["department"],
+        "carrier": shipment["carrier"],
+        "waybill_no": shipment["waybill_no"],
+        "tracking_code": shipment["tracking_code"],
+        "metadata": shipment.get("extra") or {},
+        "event": _jsonable(public_event),
+        "sequence": sequence,
+        **_jsonable(dict(extra or {})),
+    }
+    delivery_id = new_delivery_id()
+    pending = row.webhook_disabled_at is None
+    await conn.execute(
+        insert(webhook_deliveries).values(
+            id=delivery_id,
+            client_id=shipment["client_id"],
+            shipment_id=sid,
+            sequence=sequence,
+            position=position,
+            type=type,
+            payload={"type": type, "timestamp": iso(occurred or now), "data": data},
+            status="pending" if pending else "skipped",
+            attempts=0,
+            next_attempt_at=now if pending else None,
+            last_status_code=None,
+            last_error=None if pending else "endpoint disabled",
+            created_at=now,
+            delivered_at=None,
+        )
+    )
+    if pending:
+        await ensure_webhook_task(conn, sid, now)
+    return delivery_id
+
+
+async def emit_label_ready(
+    conn: AsyncConnection, shipment_id: str, *, extra: Mapping[str, Any] | None = None
+) -> str | None:
+    """Owe a ``shipment.label_ready`` webhook once the label can be fetched (the labels work calls this)."""
+    shipment = await lock_shipment(conn, shipment_id)
+    if shipment is None:
+        return None
+    return await emit(conn, shipment, LABEL_READY, None, extra=extra)
+
+
+async def ensure_webhook_task(conn: AsyncConnection, shipment_id: str, due_at: datetime) -> None:
+    """One outbox task per shipment delivers its webhooks in order; make sure it exists and is due by ``due_at``.
+
+    A task already running re-reads the deliveries under the shipment lock before it finishes, so it picks up
+    what was added meanwhile.
+    """
+    existing = (
+        await conn.execute(
+            select(outbox.c.id).where(outbox.c.kind == WEBHOOK_TASK, outbox.c.shipment_id == shipment_id).limit(1)
+        )
+    ).scalar()
+    if existing is None:
+        await conn.execute(insert(outbox).values(**task_row(WEBHOOK_TASK, shipment_id, due_at=due_at)))
+    else:
+        await conn.execute(
+            update(outbox).where(outbox.c.id == existing, outbox.c.due_at > due_at).values(due_at=due_at)
+        )
+
+
+async def requeue_deliveries(conn: AsyncConnection, rows: Iterable[Mapping[str, Any]], now: datetime) -> int:
+    """Make deliveries (``id``, ``shipment_id``) pending again, due now, with a fresh retry schedule.
+
+    The webhook-id stays: a replay is the same message to the receiver.
+    """
+    by_shipment: dict[str, list[str]] = {}
+    for r in rows:
+        by_shipment.setdefault(str(r["shipment_id"]), []).append(str(r["id"]))
+    for sid in sorted(by_shipment):  # a fixed lock order: two bulk replays never deadlock
+        await lock_for_webhooks(conn, sid)
+        await conn.execute(
+            update(webhook_deliveries)
+            .where(webhook_deliveries.c.id.in_(by_shipment[sid]))
+            .values(status="pending", attempts=0, next_attempt_at=now, last_error=None)
+        )
+        await ensure_webhook_task(conn, sid, now)
+    return sum(len(v) for v in by_shipment.values())

@@ -12,7 +12,7 @@ from arq.worker import Worker, func
 
 from logistics.config import Settings
 from logistics.db import Database
-from logistics.jobs import handlers, runner
+from logistics.jobs import deliver, handlers, runner
 from logistics.queue import PROCESS_DUE, WorkSignal, connect, deserialize, redis_settings, serialize
 
 log = logging.getLogger("logistics.worker")
@@ -23,6 +23,7 @@ def build_runtime(settings: Settings, db: Database | None = None) -> runner.Runt
     redis = connect(settings.redis_url or "redis://127.0.0.1:6379", settings.queue_name)
     rt = runner.Runtime(settings=settings, db=database, signal=WorkSignal(redis))
     handlers.setup(rt)
+    deliver.setup(rt)
     return rt
 
 
