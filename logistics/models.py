@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -105,6 +105,8 @@ class Shipment(SQLModel, table=True):
     updated_at: datetime = _ts()
     finished_at: datetime | None = _ts(nullable=True)
     purged_at: datetime | None = _ts(nullable=True)
+    # First time a label was printed; reused so a label's bytes and content hash stay stable across renders.
+    label_printed_at: datetime | None = _ts(nullable=True)
 
 
 class ShipmentCase(SQLModel, table=True):
@@ -216,6 +218,22 @@ class WebhookAttempt(SQLModel, table=True):
     response_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
+class LabelRender(SQLModel, table=True):
+    """A rendered label kept so reprints are byte-identical and cheap; stale when ``content_hash`` differs."""
+
+    __tablename__ = "label_renders"
+    __table_args__ = (UniqueConstraint("shipment_id", "fmt", "size", "dpi", name="uq_label_renders_variant"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shipment_id: str = Field(foreign_key="shipments.id", max_length=40)
+    fmt: str = Field(max_length=8)
+    size: str = Field(max_length=16)
+    dpi: int
+    content_hash: str = Field(max_length=64)
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = _ts()
+
+
 clients = Client.__table__
 api_keys = ApiKey.__table__
 shipments = Shipment.__table__
@@ -225,4 +243,5 @@ idempotency_records = IdempotencyRecord.__table__
 outbox = OutboxTask.__table__
 webhook_deliveries = WebhookDelivery.__table__
 webhook_attempts = WebhookAttempt.__table__
+label_renders = LabelRender.__table__
 metadata = SQLModel.metadata
