@@ -27,6 +27,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+
+from logistics.config import normalise_database_url  # noqa: E402
+
 from support import delivery_body  # noqa: E402
 
 BARE_SERVER = """
@@ -105,36 +110,22 @@ def start_logistics(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
 
 def prepare(env: dict[str, str], postgres: bool) -> str:
     if postgres:
-        from sqlalchemy import create_engine, text  # noqa: PLC0415
-
-        url = env["LOGISTICS_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://")
-        del url  # asyncpg only: reset through the app's own engine below
-
-        async def reset() -> None:
-            from sqlalchemy.ext.asyncio import create_async_engine  # noqa: PLC0415
-
-            from logistics.config import normalise_database_url  # noqa: PLC0415
-
-            engine = create_async_engine(normalise_database_url(env["LOGISTICS_DATABASE_URL"]))
-            async with engine.begin() as conn:
-                await conn.execute(text("DROP SCHEMA public CASCADE"))
-                await conn.execute(text("CREATE SCHEMA public"))
-            await engine.dispose()
-
-        asyncio.run(reset())
-        del create_engine
+        asyncio.run(reset_postgres(env["LOGISTICS_DATABASE_URL"]))
     subprocess.run([sys.executable, "-m", "logistics", "migrate"], env=env, check=True, capture_output=True)
     out = subprocess.run([sys.executable, "-m", "logistics", "clients", "create", "--name", "压测审批系统", "--json"],
                          env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out)["api_key"]
 
 
+async def reset_postgres(url: str) -> None:
+    engine = create_async_engine(normalise_database_url(url))
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
 async def count_rows(url: str) -> tuple[int, int]:
-    from sqlalchemy import text  # noqa: PLC0415
-    from sqlalchemy.ext.asyncio import create_async_engine  # noqa: PLC0415
-
-    from logistics.config import normalise_database_url  # noqa: PLC0415
-
     engine = create_async_engine(normalise_database_url(url))
     async with engine.connect() as conn:
         shipments = (await conn.execute(text("SELECT count(*) FROM shipments"))).scalar_one()
@@ -190,7 +181,8 @@ def main() -> None:
     for name, r in results.items():
         errors = r["non2xx"] + (1 if r["socket_errors"] else 0)
         durable = f"{r['stored']} shipments, {r['outbox']} outbox" if "stored" in r else ""
-        print(f"{name:<22}{r['rps']:>10.0f}{r['rps'] / base:>8.0%}{r['p50']:>9.1f}{r['p99']:>9.1f}{errors:>8}  {durable}")
+        figures = f"{r['rps']:>10.0f}{r['rps'] / base:>8.0%}{r['p50']:>9.1f}{r['p99']:>9.1f}{errors:>8}"
+        print(f"{name:<22}{figures}  {durable}")
         if r["socket_errors"]:
             print(f"    socket errors: {r['socket_errors']}")
 
