@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     webhook_allow_cidrs: list[str] = []
     webhook_disable_after_hours: float = Field(120.0, gt=0)
 
+    # Labels
+    label_batch_max: int = Field(500, ge=1, le=5000)  # ids per POST /v1/labels: one request stays a few seconds
+
     # Privacy
     purge_after_days: int = Field(180, ge=1)
 

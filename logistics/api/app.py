@@ -14,6 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from logistics import logs, metrics
 from logistics.api import carrier_push, docs, shipments, webhooks
+from logistics.api import labels as label_api
 from logistics.api.auth import KeyCache
 from logistics.api.errors import Problem
 from logistics.carrier import create_carrier
@@ -157,6 +158,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     app.router.add_routes(docs.routes)
     app.router.add_routes(carrier_push.routes)
     app.router.add_routes(webhooks.routes)
+    app.router.add_routes(label_api.routes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)

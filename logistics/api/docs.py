@@ -33,6 +33,65 @@ COMMON = {
 ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^shp_[0-9A-Z]{26}$"}}
 
 
+_LABEL_CONTENT = {
+    "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+    "image/png": {"schema": {"type": "string", "format": "binary"}},
+    "application/zpl": {"schema": {"type": "string"}},
+}
+_LABEL_SIZES = ["100x150", "76x130", "100x180"]
+LABEL_PATHS: dict[str, Any] = {
+    "/v1/shipments/{id}/label": {
+        "get": {
+            "operationId": "getLabel",
+            "summary": "The shipment's label (面单), masked per GB/T 41833; cached, with an ETag",
+            "parameters": [
+                ID_PARAM,
+                {"name": "format", "in": "query", "schema": {"enum": ["pdf", "png", "zpl"], "default": "pdf"}},
+                {"name": "size", "in": "query", "schema": {"enum": _LABEL_SIZES, "default": "100x150"}},
+                {"name": "dpi", "in": "query", "schema": {"enum": [203, 300], "default": 203}},
+                {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {"description": "The label; ETag is its content hash", "content": _LABEL_CONTENT},
+                "304": {"description": "Unchanged since the ETag given in If-None-Match"},
+                "404": _problem("Not found"),
+                "409": _problem("label-not-ready: no waybill yet"),
+                **COMMON,
+            },
+        }
+    },
+    "/v1/labels": {
+        "post": {
+            "operationId": "printLabels",
+            "summary": "Many labels in one document (multi-page PDF or one ZPL stream), in the order given",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["shipment_ids"],
+                            "properties": {
+                                "shipment_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                                "format": {"enum": ["pdf", "zpl"], "default": "pdf"},
+                                "size": {"enum": _LABEL_SIZES, "default": "100x150"},
+                                "dpi": {"enum": [203, 300], "default": 203},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {"description": "One printable document", "content": _LABEL_CONTENT},
+                "409": _problem("label-not-ready: `errors` lists the shipments without a waybill"),
+                "422": _problem("Validation failed; `errors` lists unknown ids and bad fields"),
+                **COMMON,
+            },
+        }
+    },
+}
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     _, defs = models_json_schema(
@@ -109,6 +168,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **LABEL_PATHS,
         },
     }
 

@@ -13,6 +13,7 @@ from arq.worker import Worker, func
 from logistics.config import Settings
 from logistics.db import Database
 from logistics.jobs import deliver, handlers, runner
+from logistics.jobs import label as _label  # noqa: F401  (registers the label task and its ordered hook)
 from logistics.queue import PROCESS_DUE, WorkSignal, connect, deserialize, redis_settings, serialize
 
 log = logging.getLogger("logistics.worker")

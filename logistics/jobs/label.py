@@ -1,0 +1,58 @@
+"""The ``label`` task: when a shipment is ordered, render and store its default label (PDF, 100 × 150) and owe
+the client a ``shipment.label_ready`` webhook.
+
+Safe to run twice: rendering is cached by content (a second run finds the stored label and renders nothing),
+and the webhook is written in the transaction that deletes the task, only when that delete succeeds, so a
+run that lost its lease to another worker commits no second webhook.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from labels import DEFAULT_SIZE
+from logistics.events import emit_label_ready
+from logistics.jobs.handlers import ORDERED_HOOKS
+from logistics.jobs.runner import Runtime, handles
+from logistics.labels_app import get_rendered
+from logistics.lifecycle import FINAL
+from logistics.models import shipments
+from logistics.outbox import Task, finish, task_row
+
+log = logging.getLogger("logistics.jobs")
+
+LABEL_TASK = "label"
+LABEL_FORMAT = "pdf"
+
+
+def label_follow_up(rt: Runtime, shipment_id: str, request_id: str | None) -> dict[str, Any]:
+    """An ordered hook: the label task is written in the transaction that stores the waybill."""
+    return task_row(LABEL_TASK, shipment_id, request_id=request_id)
+
+
+if label_follow_up not in ORDERED_HOOKS:  # a re-import (tests reload modules) must not add a second task
+    ORDERED_HOOKS.append(label_follow_up)
+
+
+@handles(LABEL_TASK)
+async def label(rt: Runtime, task: Task) -> None:
+    async with rt.db.read() as conn:
+        found = (await conn.execute(select(shipments).where(shipments.c.id == task.shipment_id))).first()
+    row = dict(found._mapping) if found is not None else None
+    # Finished shipments (cancelled before pickup, failed) will not be carried: no label to announce.
+    if row is None or not row["waybill_no"] or row["status"] in FINAL:
+        async with rt.db.write() as conn:
+            await finish(conn, task)
+        return
+    rendered = await get_rendered(rt.db, rt.settings, row, LABEL_FORMAT, DEFAULT_SIZE)
+    async with rt.db.write() as conn:
+        if await finish(conn, task):
+            await emit_label_ready(
+                conn,
+                row["id"],
+                extra={"label": {"format": LABEL_FORMAT, "size": DEFAULT_SIZE, "content_hash": rendered.content_hash}},
+            )
+    log.info("label_stored", extra={"shipment_id": row["id"], "rendered": rendered.rendered})

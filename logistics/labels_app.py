@@ -1,0 +1,288 @@
+"""Labels in the app: shipment rows → :class:`labels.LabelData`, and rendered labels cached in ``label_renders``.
+
+The ``labels`` library renders deterministically and names its output with :func:`labels.content_hash`, which
+includes the print time. So the first print time is stored on the shipment (``label_printed_at``) and reused:
+as long as the shipment's label data is unchanged, the hash is unchanged and the stored bytes are served; any
+change to what the label shows (a new 大头笔 from the carrier, a corrected address) gives a new hash and one
+new rendering. Rendering is CPU work and runs in a thread so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from labels import (
+    DEFAULT_SIZE,
+    FORMATS,
+    SIZES,
+    LabelData,
+    LabelParty,
+    content_hash,
+    render_pdf,
+    render_png,
+    render_zpl,
+)
+from logistics.config import Settings
+from logistics.db import Database
+from logistics.models import label_renders, shipment_cases, shipments, utcnow
+
+__all__ = [
+    "BATCH_FORMATS",
+    "CONTENT_TYPES",
+    "DPIS",
+    "FORMATS",
+    "SIZES",
+    "LabelNotReady",
+    "RenderedLabel",
+    "ensure_printed_at",
+    "get_label",
+    "get_rendered",
+    "label_data",
+    "load_cases",
+    "render_batch",
+]
+
+DPIS = (203, 300)
+BATCH_FORMATS = ("pdf", "zpl")  # a PNG is one image: no multi-label form
+CONTENT_TYPES = {"pdf": "application/pdf", "png": "image/png", "zpl": "application/zpl"}
+CARRIER_NAMES = {"ems": "EMS"}
+PRODUCT_NAME = "特快专递"
+# Printed times are read by hall staff and couriers in China: Beijing time, whatever the server's zone.
+BEIJING = timezone(timedelta(hours=8), "CST")
+
+
+class LabelNotReady(Exception):
+    """The shipment has no waybill yet (not ordered, or the order failed): there is nothing to print."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedLabel:
+    body: bytes
+    content_hash: str
+    content_type: str
+    rendered: bool  # False when served from the cache
+
+
+def _party(data: Mapping[str, Any] | None, *, organisation: bool) -> LabelParty:
+    data = data or {}
+    return LabelParty(
+        name=str(data.get("name") or ""),
+        phone=str(data.get("phone") or ""),
+        province=str(data.get("province") or ""),
+        city=str(data.get("city") or ""),
+        district=str(data.get("district") or ""),
+        address=str(data.get("address") or ""),
+        is_organisation=organisation,
+    )
+
+
+def label_data(
+    row: Mapping[str, Any], cases: Sequence[Mapping[str, Any]], base_url: str, printed_at: datetime
+) -> LabelData:
+    """The label of a shipment row. Only the fields a label shows are read: the 取件验证码 never reaches it."""
+    if not row.get("waybill_no"):
+        raise LabelNotReady(row["id"])
+    intake = row["kind"] == "intake"
+    # The hall's name, switchboard and address are public; only the applicant's side is masked.
+    sender = _party(row["sender"], organisation=not intake)
+    recipient = _party(row["recipient"], organisation=intake)
+    return LabelData(
+        waybill_no=row["waybill_no"],
+        tracking_url=f"{base_url}/t/{row['tracking_code']}",
+        kind=row["kind"],
+        carrier_name=CARRIER_NAMES.get(str(row["carrier"]).lower(), str(row["carrier"]).upper()),
+        product_name=PRODUCT_NAME,
+        destination_name=row.get("destination_name") or "",
+        destination_code=row.get("destination_code") or "",
+        route_code=row.get("route_code") or "",
+        sender=sender,
+        recipient=recipient,
+        contents=tuple((str(c["name"]), int(c["count"])) for c in row.get("contents") or ()),
+        cases=tuple((str(c["case_no"]), str(c["item_name"])) for c in cases),
+        department=row["department"],
+        window=row["window"],
+        printed_at=printed_at.astimezone(BEIJING),
+    )
+
+
+def render_one(label: LabelData, fmt: str, size: str, dpi: int) -> bytes:
+    """One label in one format. Module-level so that tests can count renderings."""
+    if fmt == "pdf":
+        return render_pdf([label], size)
+    if fmt == "png":
+        return render_png(label, size, dpi)
+    return render_zpl([label], size, dpi).encode("utf-8")
+
+
+def check_variant(fmt: str, size: str, dpi: int) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}")
+    if dpi not in DPIS:
+        raise ValueError(f"dpi must be one of {', '.join(map(str, DPIS))}")
+
+
+def _cache_dpi(fmt: str, dpi: int) -> int:
+    # A PDF is vector: one stored render serves every dpi asked for, so it is kept under dpi 0.
+    return 0 if fmt == "pdf" else dpi
+
+
+async def load_cases(conn: AsyncConnection, shipment_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {sid: [] for sid in shipment_ids}
+    for start in range(0, len(shipment_ids), 500):  # bounded IN lists
+        chunk = list(shipment_ids[start : start + 500])
+        rows = await conn.execute(
+            select(shipment_cases)
+            .where(shipment_cases.c.shipment_id.in_(chunk))
+            .order_by(shipment_cases.c.shipment_id, shipment_cases.c.position)
+        )
+        for r in rows:
+            out[r.shipment_id].append(dict(r._mapping))
+    return out
+
+
+async def ensure_printed_at(db: Database, rows: Sequence[dict[str, Any]]) -> None:
+    """Give every row a first print time (stored once, then reused); updates ``rows`` in place."""
+    missing = [r["id"] for r in rows if r.get("label_printed_at") is None and r.get("waybill_no")]
+    if not missing:
+        return
+    # Whole seconds: the label prints minutes, and a stable value must survive every backend's round trip.
+    now = utcnow().replace(microsecond=0)
+    stored: dict[str, datetime] = {}
+    async with db.write() as conn:
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            # Only where still unset: a concurrent first print may have won, and its time is the one to keep.
+            await conn.execute(
+                update(shipments)
+                .where(shipments.c.id.in_(chunk), shipments.c.label_printed_at.is_(None))
+                .values(label_printed_at=now)
+            )
+            result = await conn.execute(
+                select(shipments.c.id, shipments.c.label_printed_at).where(shipments.c.id.in_(chunk))
+            )
+            stored.update({r.id: r.label_printed_at for r in result})
+    for r in rows:
+        if r["id"] in stored:
+            r["label_printed_at"] = stored[r["id"]]
+
+
+async def _store(
+    conn: AsyncConnection, shipment_id: str, fmt: str, size: str, dpi: int, digest: str, body: bytes
+) -> None:
+    values = {
+        "shipment_id": shipment_id,
+        "fmt": fmt,
+        "size": size,
+        "dpi": dpi,
+        "content_hash": digest,
+        "body": body,
+        "created_at": utcnow(),
+    }
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(label_renders).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["shipment_id", "fmt", "size", "dpi"],
+        set_={"content_hash": digest, "body": body, "created_at": values["created_at"]},
+    )
+    await conn.execute(stmt)
+
+
+async def get_rendered(
+    db: Database,
+    settings: Settings,
+    shipment_row: Mapping[str, Any],
+    fmt: str = "pdf",
+    size: str = DEFAULT_SIZE,
+    dpi: int = 203,
+) -> RenderedLabel:
+    """The shipment's label: from the cache when its content hash still matches, else rendered and stored."""
+    check_variant(fmt, size, dpi)
+    row = dict(shipment_row)
+    if not row.get("waybill_no"):
+        raise LabelNotReady(row["id"])
+    await ensure_printed_at(db, [row])
+    cache_dpi = _cache_dpi(fmt, dpi)
+    async with db.read() as conn:
+        cases = (await load_cases(conn, [row["id"]]))[row["id"]]
+        cached = (
+            await conn.execute(
+                select(label_renders.c.content_hash, label_renders.c.body).where(
+                    label_renders.c.shipment_id == row["id"],
+                    label_renders.c.fmt == fmt,
+                    label_renders.c.size == size,
+                    label_renders.c.dpi == cache_dpi,
+                )
+            )
+        ).first()
+    label = label_data(row, cases, settings.base_url, row["label_printed_at"])
+    digest = content_hash(label, fmt, size, dpi)
+    if cached is not None and cached.content_hash == digest:
+        return RenderedLabel(bytes(cached.body), digest, CONTENT_TYPES[fmt], rendered=False)
+    body = await asyncio.to_thread(render_one, label, fmt, size, dpi)
+    async with db.write() as conn:
+        await _store(conn, row["id"], fmt, size, cache_dpi, digest, body)
+    return RenderedLabel(body, digest, CONTENT_TYPES[fmt], rendered=True)
+
+
+async def get_label(
+    db: Database,
+    settings: Settings,
+    shipment_row: Mapping[str, Any],
+    fmt: str = "pdf",
+    size: str = DEFAULT_SIZE,
+    dpi: int = 203,
+) -> bytes:
+    """The label's bytes; see :func:`get_rendered`."""
+    return (await get_rendered(db, settings, shipment_row, fmt, size, dpi)).body
+
+
+def _counted(labels: Iterable[LabelData], progress: Callable[[int], None] | None) -> Iterator[LabelData]:
+    # The renderers consume their input lazily, one page at a time, so counting here is real progress.
+    for n, label in enumerate(labels, 1):
+        yield label
+        if progress is not None:
+            progress(n)
+
+
+async def render_batch(
+    db: Database,
+    settings: Settings,
+    rows: Sequence[dict[str, Any]],
+    fmt: str = "pdf",
+    size: str = DEFAULT_SIZE,
+    dpi: int = 203,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> bytes:
+    """All ``rows`` (each with a waybill) in one multi-page PDF or one ZPL stream, in the order given.
+
+    ``progress`` is called with the number of labels rendered so far, from the rendering thread.
+    """
+    if fmt not in BATCH_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(BATCH_FORMATS)}")
+    check_variant(fmt, size, dpi)
+    not_ready = [r["id"] for r in rows if not r.get("waybill_no")]
+    if not_ready:
+        raise LabelNotReady(", ".join(not_ready))
+    await ensure_printed_at(db, rows)
+    async with db.read() as conn:
+        cases = await load_cases(conn, [r["id"] for r in rows])
+    labels = [label_data(r, cases[r["id"]], settings.base_url, r["label_printed_at"]) for r in rows]
+
+    def work() -> bytes:
+        if fmt == "pdf":
+            return render_pdf(_counted(labels, progress), size)
+        return render_zpl(_counted(labels, progress), size, dpi).encode("utf-8")
+
+    return await asyncio.to_thread(work)
