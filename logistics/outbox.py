@@ -38,14 +38,16 @@ async def claim_due(db: Database, *, limit: int, lease_seconds: float, now: date
     if db.dialect == "postgresql":
         ids = ids.with_for_update(skip_locked=True)  # several workers claim disjoint sets without waiting
     async with db.write() as conn:
-        await conn.execute(
+        # One statement that hands back what it claimed: reading the rows back by claim_token instead was a
+        # full scan of the outbox (no index on it), which grows with every tracked shipment.
+        rows = await conn.execute(
             update(outbox)
             .where(outbox.c.id.in_(ids.scalar_subquery()))
             .values(
                 lease_until=now + timedelta(seconds=lease_seconds), claim_token=token, attempts=outbox.c.attempts + 1
             )
+            .returning(*outbox.c)
         )
-        rows = await conn.execute(select(outbox).where(outbox.c.claim_token == token))
         return [
             Task(r.id, r.kind, r.shipment_id, r.payload or {}, r.attempts, token, r.request_id, r.created_at)
             for r in rows
