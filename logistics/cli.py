@@ -345,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     red.add_argument("--id", help="one delivery (msg_…), whatever its state")
     red.add_argument("--json", action="store_true")
     red.set_defaults(fn=cmd_webhooks_redeliver)
+    from logistics import cli_labels  # here, not at the top: cli_labels imports this module
+
+    cli_labels.add_parser(sub)
     return parser
 
 
