@@ -91,12 +91,77 @@ LABEL_PATHS: dict[str, Any] = {
     },
 }
 
+DELIVERY_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^msg_[0-9A-Z]{26}$"},
+}
+WEBHOOK_PATHS: dict[str, Any] = {
+    "/v1/webhook-deliveries": {
+        "get": {
+            "operationId": "listWebhookDeliveries",
+            "summary": "Webhooks owed or sent to this client, newest first, each with its attempts",
+            "parameters": [
+                {"name": "status", "in": "query", "schema": {"enum": ["pending", "delivered", "failed", "skipped"]}},
+                {"name": "shipment_id", "in": "query", "schema": {"type": "string"}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+            ],
+            "responses": {"200": _json("WebhookDeliveryPage", "A page"), **COMMON},
+        }
+    },
+    "/v1/webhook-deliveries/{id}": {
+        "get": {
+            "operationId": "getWebhookDelivery",
+            "summary": "One delivery with its attempts",
+            "parameters": [DELIVERY_ID],
+            "responses": {"200": _json("WebhookDeliveryOut", "The delivery"), "404": _problem("Not found"), **COMMON},
+        }
+    },
+    "/v1/webhook-deliveries/{id}/redeliver": {
+        "post": {
+            "operationId": "redeliverWebhook",
+            "summary": "Send it again, same webhook-id, fresh timestamp and signature, in order with its shipment",
+            "parameters": [DELIVERY_ID],
+            "responses": {
+                "202": _json("WebhookDeliveryOut", "Queued"),
+                "404": _problem("Not found"),
+                "409": _problem("The endpoint is disabled; enable it first"),
+                **COMMON,
+            },
+        }
+    },
+    "/v1/webhook-endpoint": {
+        "get": {
+            "operationId": "getWebhookEndpoint",
+            "summary": "Where webhooks go and whether the endpoint is enabled",
+            "responses": {"200": _json("WebhookEndpointOut", "The endpoint"), **COMMON},
+        }
+    },
+    "/v1/webhook-endpoint/enable": {
+        "post": {
+            "operationId": "enableWebhookEndpoint",
+            "summary": "Re-enable a disabled endpoint; what it skipped is sent again",
+            "responses": {
+                "200": _json("WebhookEndpointOut", "Enabled; `replayed` counts the deliveries queued again"),
+                "409": _problem("No webhook URL is set"),
+                **COMMON,
+            },
+        }
+    },
+}
+
 
 @cache
 def openapi_document() -> dict[str, Any]:
     _, defs = models_json_schema(
         [(m, "validation") for m in (schemas.ShipmentCreate,)]
-        + [(m, "serialization") for m in (schemas.ShipmentOut, schemas.ShipmentPage, schemas.Problem)],
+        + [(m, "serialization") for m in (schemas.ShipmentOut, schemas.ShipmentPage, schemas.Problem)]
+        + [
+            (m, "serialization")
+            for m in (schemas.WebhookDeliveryOut, schemas.WebhookDeliveryPage, schemas.WebhookEndpointOut)
+        ],
         ref_template=REF,
     )
     components = defs.get("$defs", {})
@@ -169,6 +234,7 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **LABEL_PATHS,
+            **WEBHOOK_PATHS,
         },
     }
 

@@ -243,3 +243,55 @@ class Problem(BaseModel):
     instance: str | None = None
     request_id: str | None = None
     errors: list[ProblemFieldError] | None = None
+
+
+# Webhook deliveries and the endpoint (logistics/api/webhooks.py writes these shapes).
+
+
+class WebhookEnvelope(BaseModel):
+    type: str = Field(examples=["shipment.delivered"], description="`shipment.<status>` or `shipment.label_ready`")
+    timestamp: datetime = Field(description="when the event happened")
+    data: dict[str, Any] = Field(
+        description="shipment summary (id, kind, status, cases, waybill_no, tracking_code, tracking_url, "
+        "label_url, metadata), `event` and the per-shipment `sequence`"
+    )
+
+
+class WebhookAttemptOut(BaseModel):
+    attempted_at: datetime
+    status_code: int | None = Field(description="null when no answer came (refused, timed out, blocked)")
+    latency_ms: float
+    error: str | None
+    response_body: str | None = Field(description="the start of the receiver's answer")
+
+
+class WebhookDeliveryOut(BaseModel):
+    id: str = Field(examples=["msg_01JD8Z9K4T6W2R8P5N3M7Q1B4X"], description="the `webhook-id`, kept on replays")
+    type: str
+    shipment_id: str
+    sequence: int
+    status: Literal["pending", "delivered", "failed", "skipped"] = Field(
+        description="failed: retries exhausted; skipped: the endpoint was disabled. Both can be redelivered"
+    )
+    attempt_count: int = Field(description="attempts since the delivery was last queued")
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    payload: WebhookEnvelope
+    attempts: list[WebhookAttemptOut] = Field(description="every attempt, oldest first (the latest 50)")
+
+
+class WebhookDeliveryPage(BaseModel):
+    data: list[WebhookDeliveryOut]
+    next_cursor: str | None
+
+
+class WebhookEndpointOut(BaseModel):
+    url: str | None
+    enabled: bool
+    disabled_at: datetime | None
+    failing_since: datetime | None = Field(description="first failure of the current unbroken run of failures")
+    previous_secret_valid_until: datetime | None = Field(description="the old secret signs too until then")
+    replayed: int | None = Field(None, description="on enable: skipped deliveries queued again")
