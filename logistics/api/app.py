@@ -16,7 +16,8 @@ from logistics import logs, metrics
 from logistics.api import carrier_push, docs, shipments, webhooks
 from logistics.api import labels as label_api
 from logistics.api.auth import KeyCache
-from logistics.api.errors import Problem
+from logistics.api.docs import openapi_document
+from logistics.api.errors import Problem, validation_problem
 from logistics.carrier import create_carrier
 from logistics.config import Settings
 from logistics.db import Database, DatabaseUnavailable
@@ -50,7 +51,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     started = time.perf_counter()
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
     try:
-        response = await _problems(request, handler)
+        response = await _problems(request, handler, route)
     finally:
         logs.request_id.reset(token)
     elapsed = time.perf_counter() - started
@@ -71,8 +72,25 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     return response
 
 
-async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+def _unknown_query_parameters(request: web.Request, route: str) -> list[dict[str, str]]:
+    """Query parameters the OpenAPI document does not declare for this operation are an error, not ignored:
+    a typo such as `?stauts=delivered` would otherwise silently return everything."""
+    operation = openapi_document()["paths"].get(route, {}).get(request.method.lower())
+    if operation is None:
+        return []
+    declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+    return [
+        {"field": name or "(empty)", "message": "is not a query parameter of this endpoint"}
+        for name in request.query
+        if name not in declared
+    ]
+
+
+async def _problems(request: web.Request, handler: Handler, route: str) -> web.StreamResponse:
     try:
+        unknown = _unknown_query_parameters(request, route)
+        if unknown:
+            raise validation_problem(unknown)
         return await handler(request)
     except Problem as problem:
         return problem.response(request)

@@ -147,3 +147,9 @@ async def test_cancel_after_pickup_is_a_409_problem(api: TestClient, hall: Crede
     resp = await api.post(f"/v1/shipments/{created['id']}/cancel", headers=auth(hall))
     assert resp.status == 409
     assert "picked_up" in (await resp.json())["detail"]
+
+
+async def test_misspelt_query_parameter_is_422_not_ignored(api: TestClient, hall: Credentials) -> None:
+    resp = await api.get("/v1/shipments?stauts=delivered", headers=auth(hall))
+    assert resp.status == 422
+    assert [e["field"] for e in (await resp.json())["errors"]] == ["stauts"]
