@@ -7,6 +7,7 @@ driver that runs due webhook tasks in-process at the clock's time.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from collections import defaultdict
@@ -99,6 +100,7 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     server: TestServer | None = None
     port: int = 0
+    delay: float = 0.0  # seconds before answering, to catch a worker mid-delivery
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -119,6 +121,8 @@ class Receiver:
             else:
                 record.verified, record.error = True, None
                 break
+        if self.delay:
+            await asyncio.sleep(self.delay)
         status, headers = (204, {}) if record.verified else (400, {})
         if record.verified and self.answer is not None:
             status, headers = self.answer(record)
