@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -29,13 +30,14 @@ BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 _FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _HAS_FULLWIDTH = re.compile("[\uff01-\uff5e\u3000]")
 _SPACES = re.compile(r"\s{2,}|[^\S ]")
+_NEEDS_CLEANING = re.compile("^\\s|\\s$|\\s{2,}|[^\\S ]|[\uff01-\uff5e\u3000]")
 MOBILE = re.compile(r"1[3-9]\d{9}")
 LANDLINE = re.compile(r"(0\d{2,3})-?(\d{7,8})(?:-(\d{1,6}))?")
 
 
 def clean_text(value: Any) -> Any:
     """Full-width ASCII → ASCII, whitespace runs → one space, trimmed."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not _NEEDS_CLEANING.search(value):  # the common case: one regex scan
         return value
     if _HAS_FULLWIDTH.search(value):  # rare: translate() is the slow part, so only when needed
         value = value.translate(_FULLWIDTH)
@@ -72,7 +74,6 @@ def check_postcode(value: str | None) -> str | None:
     return value
 
 
-Text = Annotated[str, BeforeValidator(clean_text)]
 Phone = Annotated[
     str,
     BeforeValidator(clean_phone),
@@ -87,22 +88,50 @@ class Strict(BaseModel):
 
 
 class Party(Strict):
-    name: Annotated[Text, Field(min_length=1, max_length=50, examples=["欧阳娜娜"])]
+    name: Annotated[
+        str, StringConstraints(min_length=1, max_length=50), BeforeValidator(clean_text), Field(examples=["欧阳娜娜"])
+    ]
     phone: Phone
-    province: Annotated[Text, Field(min_length=2, max_length=20, examples=["河南省"])]
-    city: Annotated[Text, Field(min_length=2, max_length=30, examples=["郑州市"])]
-    district: Annotated[Text, Field(min_length=2, max_length=30, examples=["上街区"])]
-    address: Annotated[Text, Field(min_length=2, max_length=200, examples=["新安路街道济源路8号院3号楼2单元501室"])]
+    province: Annotated[
+        str, StringConstraints(min_length=2, max_length=20), BeforeValidator(clean_text), Field(examples=["河南省"])
+    ]
+    city: Annotated[
+        str, StringConstraints(min_length=2, max_length=30), BeforeValidator(clean_text), Field(examples=["郑州市"])
+    ]
+    district: Annotated[
+        str, StringConstraints(min_length=2, max_length=30), BeforeValidator(clean_text), Field(examples=["上街区"])
+    ]
+    address: Annotated[
+        str,
+        StringConstraints(min_length=2, max_length=200),
+        BeforeValidator(clean_text),
+        Field(examples=["新安路街道济源路8号院3号楼2单元501室"]),
+    ]
     postcode: Annotated[Postcode, Field(default=None, examples=["450041"])] = None
 
 
 class Case(Strict):
-    case_no: Annotated[Text, Field(min_length=1, max_length=64, examples=["410106-2018-00095"])]
-    item_name: Annotated[Text, Field(min_length=1, max_length=200, examples=["食品经营许可证核发"])]
+    case_no: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=64),
+        BeforeValidator(clean_text),
+        Field(examples=["410106-2018-00095"]),
+    ]
+    item_name: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=200),
+        BeforeValidator(clean_text),
+        Field(examples=["食品经营许可证核发"]),
+    ]
 
 
 class ContentItem(Strict):
-    name: Annotated[Text, Field(min_length=1, max_length=100, examples=["食品经营许可证正本"])]
+    name: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=100),
+        BeforeValidator(clean_text),
+        Field(examples=["食品经营许可证正本"]),
+    ]
     count: Annotated[int, Field(ge=1, le=999)] = 1
 
 
@@ -129,8 +158,18 @@ class ShipmentCreate(Strict):
         description="intake: applicant → hall (door pickup); delivery: hall → applicant"
     )
     cases: Annotated[list[Case], Field(min_length=1, max_length=50)]
-    department: Annotated[Text, Field(min_length=1, max_length=100, examples=["上街区市场监督管理局"])]
-    window: Annotated[Text, Field(min_length=1, max_length=100, examples=["综合受理3号窗口"])]
+    department: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=100),
+        BeforeValidator(clean_text),
+        Field(examples=["上街区市场监督管理局"]),
+    ]
+    window: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=100),
+        BeforeValidator(clean_text),
+        Field(examples=["综合受理3号窗口"]),
+    ]
     sender: Party | None = None
     recipient: Party | None = None
     contents: Annotated[list[ContentItem], Field(max_length=50)] = []
