@@ -114,22 +114,25 @@ def logistics(args: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
 # -- the baseline ------------------------------------------------------------------------------------------------
 
 
+def spawn_noop_worker(redis_url: str, queue: str, max_jobs: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", NOOP_WORKER, redis_url, queue, str(max_jobs)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=out,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+
+
 async def noop_rate(redis_url: str, n: int, max_jobs: int, log: Path) -> float:
     from arq.connections import create_pool
 
     from logistics.queue import redis_settings, serialize
 
     queue = f"bench:noop:{uuid.uuid4().hex[:8]}"
-    with processes() as running, log.open("ab") as out:
-        running.append(
-            subprocess.Popen(
-                [sys.executable, "-c", NOOP_WORKER, redis_url, queue, str(max_jobs)],
-                cwd=ROOT,
-                stdout=out,
-                stderr=out,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )
-        )
+    with processes() as running:
+        running.append(spawn_noop_worker(redis_url, queue, max_jobs, log))
         pool = await create_pool(redis_settings(redis_url), job_serializer=serialize, default_queue_name=queue)
         try:
             await pool.enqueue_job("noop")  # warm-up: the worker is up once this one is gone
@@ -193,7 +196,7 @@ class Pipeline:
         self.db = Database(normalise_database_url(database_url))
         self.api_key = ""
 
-    async def start(self, running: list[subprocess.Popen[bytes]]) -> None:
+    def prepare(self) -> None:
         subprocess.run([sys.executable, "-m", "logistics", "migrate"], env=self.env, cwd=ROOT, check=True)
         out = subprocess.run(
             [sys.executable, "-m", "logistics", "clients", "create", "--name", "上街区行政审批系统", "--json"],
@@ -204,6 +207,9 @@ class Pipeline:
             text=True,
         ).stdout
         self.api_key = json.loads(out)["api_key"]
+
+    async def start(self, running: list[subprocess.Popen[bytes]]) -> None:
+        await asyncio.to_thread(self.prepare)
         running.append(logistics(["ems-sim", "--step-seconds", "0"], self.env, self.log))
         running.append(logistics(["api"], self.env, self.log))
         running.append(logistics(["worker"], self.env, self.log))
@@ -238,7 +244,8 @@ class Pipeline:
         deadline = time.monotonic() + max(60.0, n / 20)
         while (done := await self.ordered_count() - before) < n:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"only {done} of {n} shipments ordered; see {self.log}")
+                tail = self.log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"only {done} of {n} shipments ordered; log tail:\n{tail}")
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - started
         return {"rate": n / elapsed, "accept_rate": n / accepted, "seconds": elapsed}
@@ -254,7 +261,7 @@ async def bench_database(label: str, database_url: str, args: argparse.Namespace
             await pipe.start(running)
             async with aiohttp.ClientSession(trust_env=False, connector=aiohttp.TCPConnector(limit=64)) as session:
                 await pipe.latency(session, 0)
-                await pipe.run(session, min(200, args.n))  # warm-up: connections, caches, JIT-less but still
+                await pipe.run(session, min(200, args.n))  # warm-up: connections and caches
                 fast = await pipe.run(session, args.n)
                 await pipe.latency(session, 300)
                 slow = await pipe.run(session, args.n)

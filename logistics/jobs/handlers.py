@@ -3,20 +3,22 @@ and it finishes its task in the same transaction as the change it makes."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_random_exponential
 
-from carriers.base import Carrier, CarrierError, FinalCarrierError, RetryableCarrierError
-from logistics import metrics
+from carriers.base import Carrier, CarrierError, FinalCarrierError, OrderResult, RetryableCarrierError
+from logistics import logs, metrics
 from logistics.carrier import create_carrier, dedup_key, event_payload, order_request
 from logistics.events import apply_event, lock_shipment
-from logistics.jobs.runner import Runtime, handles
+from logistics.jobs.runner import Runtime, backoff, handles, handles_batch
 from logistics.lifecycle import FINAL
 from logistics.models import outbox, shipment_cases, shipments, utcnow
 from logistics.outbox import Task, finish, insert_tasks, retry_later, task_row
@@ -93,41 +95,145 @@ async def _drop(rt: Runtime, task: Task) -> None:
         await finish(conn, task)
 
 
-@handles("order")
-async def order(rt: Runtime, task: Task) -> None:
-    row = await _load(rt, task.shipment_id)
+def _needs_order(row: dict[str, Any] | None) -> bool:
     # A carrier event may overtake our answer (a push for the order arrives before we stored the waybill):
     # the order is still ours to complete while the waybill is missing. Asking again is safe — same order no.
-    if row is None or row["status"] in FINAL or row["status"] == "awaiting_applicant" or row["waybill_no"]:
-        # Nothing to do. (For a cancelled shipment, the cancel task covers an ambiguous earlier try.)
-        await _drop(rt, task)
-        return
-    try:
-        result = await _call(rt, "create_order", _carrier(rt).create_order, order_request(row))
-    except FinalCarrierError as exc:
-        async with rt.db.write() as conn:
-            current = await lock_shipment(conn, row["id"])
-            if current is not None:
-                await apply_event(
-                    conn,
-                    current,
-                    status="failed",
-                    source="system",
-                    carrier_code=exc.code,
-                    carrier_text=exc.message,
-                    updates={"failure_reason": f"{exc.code} {exc.message}"},
-                )
-            await finish(conn, task)
-        log.info("carrier_order_rejected", extra={"shipment_id": row["id"], "code": exc.code})
-        return
-    except RetryableCarrierError as exc:
-        # Ambiguous or transient: the next try uses the same logisticsOrderNo, so it cannot make a second order.
-        async with rt.db.write() as conn:
-            await retry_later(conn, task, utcnow() + _long_backoff(task.attempts), f"{exc.code} {exc.message}")
-        log.info(
-            "carrier_order_deferred", extra={"shipment_id": row["id"], "code": exc.code, "attempts": task.attempts}
+    # (For a cancelled shipment, the cancel task covers an ambiguous earlier try.)
+    return not (row is None or row["status"] in FINAL or row["status"] == "awaiting_applicant" or row["waybill_no"])
+
+
+async def _load_many(rt: Runtime, shipment_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Shipments with their cases, two queries for the whole batch."""
+    async with rt.db.read() as conn:
+        rows = await conn.execute(select(shipments).where(shipments.c.id.in_(shipment_ids)))
+        found = {r.id: dict(r._mapping) | {"_cases": []} for r in rows}
+        cases = await conn.execute(
+            select(shipment_cases)
+            .where(shipment_cases.c.shipment_id.in_(shipment_ids))
+            .order_by(shipment_cases.c.shipment_id, shipment_cases.c.position)
         )
-        return
+        for c in cases:
+            found[c.shipment_id]["_cases"].append(dict(c._mapping))
+    return found
+
+
+async def _lock_many(conn: Any, shipment_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Like ``lock_shipment`` for many rows at once, locked in id order so that two workers cannot deadlock."""
+    query = select(shipments).where(shipments.c.id.in_(shipment_ids)).order_by(shipments.c.id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {r.id: dict(r._mapping) for r in await conn.execute(query)}
+
+
+async def _finish_many(conn: Any, tasks: list[Task]) -> None:
+    """``finish`` for many tasks in one statement per claim."""
+    by_token: dict[str, list[int]] = {}
+    for task in tasks:
+        by_token.setdefault(task.claim_token, []).append(task.id)
+    for token, ids in by_token.items():
+        await conn.execute(delete(outbox).where(outbox.c.id.in_(ids), outbox.c.claim_token == token))
+
+
+@dataclass(slots=True)
+class _Ordered:
+    task: Task
+    row: dict[str, Any]
+    result: OrderResult | None = None
+    error: BaseException | None = None
+
+
+async def _order_one(rt: Runtime, item: _Ordered) -> _Ordered:
+    try:
+        item.result = await _call(rt, "create_order", _carrier(rt).create_order, order_request(item.row))
+    except Exception as exc:  # classified when stored; an unexpected one must not sink the other orders
+        item.error = exc
+    return item
+
+
+@handles_batch("order")
+async def order_batch(rt: Runtime, tasks: list[Task]) -> None:
+    """Order many shipments: the carrier calls run concurrently and their outcomes are stored in waves, one
+    transaction for whatever finished meanwhile, so the database work does not grow one transaction per order
+    (a convoy on SQLite's single writer) and a slow carrier answer holds back only itself."""
+    rows = await _load_many(rt, [t.shipment_id for t in tasks if t.shipment_id])
+    idle = [t for t in tasks if not _needs_order(rows.get(t.shipment_id or ""))]
+    if idle:
+        async with rt.db.write() as conn:
+            await _finish_many(conn, idle)
+    pending: set[asyncio.Task[_Ordered]] = set()
+    for task in tasks:
+        row = rows.get(task.shipment_id or "")
+        if row is not None and _needs_order(row):
+            token = logs.request_id.set(task.request_id)  # the carrier call's logs carry the request id
+            try:
+                pending.add(asyncio.create_task(_order_one(rt, _Ordered(task, row))))
+            finally:
+                logs.request_id.reset(token)
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            await _store_orders(rt, [d.result() for d in done])
+    finally:
+        for leftover in pending:  # cancelled (timeout, shutdown): the leases run out and the sweep retries
+            leftover.cancel()
+
+
+@handles("order")
+async def order(rt: Runtime, task: Task) -> None:
+    await order_batch(rt, [task])
+
+
+async def _store_orders(rt: Runtime, items: list[_Ordered]) -> None:
+    finished: list[Task] = []
+    follow_up: list[dict[str, Any]] = []
+    logged: list[tuple[str, str, str]] = []
+    async with rt.db.write() as conn:
+        current = await _lock_many(conn, [i.row["id"] for i in items])
+        for item in items:
+            task, sid, exc = item.task, item.row["id"], item.error
+            shipment = current.get(sid)
+            if isinstance(exc, FinalCarrierError):
+                if shipment is not None:
+                    applied = await apply_event(
+                        conn,
+                        shipment,
+                        status="failed",
+                        source="system",
+                        carrier_code=exc.code,
+                        carrier_text=exc.message,
+                        updates={"failure_reason": f"{exc.code} {exc.message}"},
+                    )
+                    if applied is not None:  # a second task of the same shipment in this wave sees the change
+                        shipment.update(applied.shipment)
+                finished.append(task)
+                logged.append(("carrier_order_rejected", sid, exc.code))
+            elif isinstance(exc, RetryableCarrierError):
+                # Ambiguous or transient: the next try uses the same logisticsOrderNo, so no second order.
+                due = utcnow() + _long_backoff(task.attempts)
+                await retry_later(conn, task, due, f"{exc.code} {exc.message}")
+                logged.append(("carrier_order_deferred", sid, exc.code))
+            elif exc is not None:
+                await retry_later(conn, task, utcnow() + backoff(task.attempts), f"{type(exc).__name__}: {exc}")
+                logged.append(("task_failed", sid, type(exc).__name__))
+            else:
+                assert item.result is not None
+                follow_up.extend(await _store_waybill(rt, conn, task, shipment, item.result))
+                finished.append(task)
+                logged.append(("carrier_order_created", sid, item.result.waybill_no))
+        await insert_tasks(conn, follow_up)
+        await _finish_many(conn, finished)
+    for event, sid, detail in logged:
+        key = "waybill_no" if event == "carrier_order_created" else "code"
+        log.info(event, extra={"shipment_id": sid, key: detail})
+
+
+async def _store_waybill(
+    rt: Runtime, conn: Any, task: Task, current: dict[str, Any] | None, result: OrderResult
+) -> list[dict[str, Any]]:
+    """Keep the waybill (and update ``current`` to match); returns the tasks it causes."""
+    if current is None:
+        return []
+    sid = current["id"]
     waybill = {
         "waybill_no": result.waybill_no,
         "route_code": result.route_code,
@@ -136,34 +242,25 @@ async def order(rt: Runtime, task: Task) -> None:
         "package_code": result.package_code,
         "package_name": result.package_name,
     }
-    async with rt.db.write() as conn:
-        current = await lock_shipment(conn, row["id"])
-        if current is None:
-            return
-        follow_up = []
-        if current["status"] == "cancelled" and current["waybill_no"] is None:
-            # Cancelled while we were ordering: remember the waybill so the cancel reaches the carrier.
-            await conn.execute(update(shipments).where(shipments.c.id == row["id"]).values(**waybill))
-            follow_up.append(task_row("cancel", row["id"], {"reason": "已取消"}, request_id=task.request_id))
-        elif current["status"] not in FINAL and current["waybill_no"] is None:
-            if current["status"] == "pending":
-                await apply_event(conn, current, status="ordered", source="system", updates=waybill)
-            else:
-                await conn.execute(update(shipments).where(shipments.c.id == row["id"]).values(**waybill))
-            first = timedelta(seconds=rt.settings.poll_first_seconds)
-            follow_up.append(
-                task_row(
-                    "track",
-                    row["id"],
-                    {"interval": first.total_seconds()},
-                    due_at=utcnow() + first,
-                    request_id=task.request_id,
-                )
-            )
-            follow_up.extend(ordered_follow_ups(rt, row["id"], task.request_id))
-        await insert_tasks(conn, follow_up)
-        await finish(conn, task)
-    log.info("carrier_order_created", extra={"shipment_id": row["id"], "waybill_no": result.waybill_no})
+    if current["status"] == "cancelled" and current["waybill_no"] is None:
+        # Cancelled while we were ordering: remember the waybill so the cancel reaches the carrier.
+        await conn.execute(update(shipments).where(shipments.c.id == sid).values(**waybill))
+        current.update(waybill)
+        return [task_row("cancel", sid, {"reason": "已取消"}, request_id=task.request_id)]
+    if current["status"] in FINAL or current["waybill_no"] is not None:
+        return []
+    if current["status"] == "pending":
+        applied = await apply_event(conn, current, status="ordered", source="system", updates=waybill)
+        if applied is not None:
+            current.update(applied.shipment)
+    else:
+        await conn.execute(update(shipments).where(shipments.c.id == sid).values(**waybill))
+        current.update(waybill)
+    first = timedelta(seconds=rt.settings.poll_first_seconds)
+    track = task_row(
+        "track", sid, {"interval": first.total_seconds()}, due_at=utcnow() + first, request_id=task.request_id
+    )
+    return [track, *ordered_follow_ups(rt, sid, task.request_id)]
 
 
 def ordered_follow_ups(rt: Runtime, shipment_id: str, request_id: str | None) -> list[dict[str, Any]]:

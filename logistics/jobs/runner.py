@@ -33,11 +33,22 @@ class Runtime:
 
 Handler = Callable[[Runtime, Task], Awaitable[None]]
 HANDLERS: dict[str, Handler] = {}
+BatchHandler = Callable[[Runtime, list[Task]], Awaitable[None]]
+# Kinds whose tasks are cheaper together (one read, one write per wave instead of one per task).
+BATCH_HANDLERS: dict[str, BatchHandler] = {}
 
 
 def handles(kind: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         HANDLERS[kind] = fn
+        return fn
+
+    return register
+
+
+def handles_batch(kind: str) -> Callable[[BatchHandler], BatchHandler]:
+    def register(fn: BatchHandler) -> BatchHandler:
+        BATCH_HANDLERS[kind] = fn
         return fn
 
     return register
@@ -75,6 +86,25 @@ async def run_task(rt: Runtime, task: Task) -> None:
         logs.request_id.reset(token)
 
 
+async def run_batch(rt: Runtime, kind: str, tasks: list[Task]) -> None:
+    """Tasks of one kind through its batch handler. The handler settles each task itself (finish or
+    retry_later); whatever it left unsettled when it failed is retried later, like a failed single task."""
+    try:
+        async with asyncio.timeout(rt.settings.job_timeout_seconds):
+            await BATCH_HANDLERS[kind](rt, tasks)
+        metrics.TASKS.labels(kind, "ok").inc(len(tasks))
+    except Exception as exc:
+        metrics.TASKS.labels(kind, "error").inc(len(tasks))
+        log.warning(
+            "task_batch_failed",
+            extra={"kind": kind, "tasks": len(tasks), "error": f"{type(exc).__name__}: {exc}"[:300]},
+        )
+        async with rt.db.write() as conn:
+            # A task the handler already finished or deferred no longer carries our claim token: untouched.
+            for task in tasks:
+                await retry_later(conn, task, utcnow() + backoff(task.attempts), f"{type(exc).__name__}: {exc}")
+
+
 async def process_due(rt: Runtime, *, batch: int = 200) -> int:
     """Claim and run due tasks until none are left; returns how many ran."""
     done = 0
@@ -84,7 +114,17 @@ async def process_due(rt: Runtime, *, batch: int = 200) -> int:
             return done
         if len(tasks) == batch:
             rt.signal.poke()  # more waiting: let other workers share the load
-        await asyncio.gather(*(run_task(rt, t) for t in tasks))
+        grouped: dict[str, list[Task]] = {}
+        singles: list[Task] = []
+        for task in tasks:
+            if task.kind in BATCH_HANDLERS:
+                grouped.setdefault(task.kind, []).append(task)
+            else:
+                singles.append(task)
+        await asyncio.gather(
+            *(run_batch(rt, kind, group) for kind, group in grouped.items()),
+            *(run_task(rt, t) for t in singles),
+        )
         done += len(tasks)
 
 
