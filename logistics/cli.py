@@ -348,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     from logistics import cli_labels  # here, not at the top: cli_labels imports this module
 
     cli_labels.add_parser(sub)
+    from logistics import cli_staff
+
+    cli_staff.add_parser(sub)
     return parser
 
 

@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     # Privacy
     purge_after_days: int = Field(180, ge=1)
 
+    # People's pages: applicant links, public tracking, complaints, staff scans
+    applicant_link_days: float = Field(7.0, gt=0)  # an applicant choice link expires this long after creation
+    applicant_expiry_check_seconds: float = Field(300.0, ge=0)  # API-side sweep for expired links (0: off)
+    tracking_rate_per_minute: int = Field(60, ge=1)  # per client IP, /t/… pages and JSON
+    complaint_rate_per_hour: int = Field(5, ge=1)  # per client IP
+    trust_forwarded_for: bool = False  # behind a reverse proxy: take the client IP from X-Forwarded-For
+    verification_max_attempts: int = Field(5, ge=1)  # wrong 取件验证码 per shipment before the hand-over locks
+    scan_batch_max: int = Field(200, ge=1, le=2000)
+
     @field_validator("database_url", "redis_url", "public_base_url", "ems_base_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql import text
 from sqlmodel import Field, SQLModel
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -75,7 +76,17 @@ class ApiKey(SQLModel, table=True):
 
 class Shipment(SQLModel, table=True):
     __tablename__ = "shipments"
-    __table_args__ = (Index("ix_shipments_client_id_id", "client_id", "id"),)
+    __table_args__ = (
+        Index("ix_shipments_client_id_id", "client_id", "id"),
+        # Partial: only shipments with an applicant link pay for this index on the create hot path.
+        Index(
+            "ix_shipments_applicant_token_hash",
+            "applicant_token_hash",
+            unique=True,
+            postgresql_where=text("applicant_token_hash IS NOT NULL"),
+            sqlite_where=text("applicant_token_hash IS NOT NULL"),
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=40)  # also the carrier's logisticsOrderNo
     client_id: str = Field(foreign_key="clients.id", max_length=40)
@@ -107,6 +118,12 @@ class Shipment(SQLModel, table=True):
     purged_at: datetime | None = _ts(nullable=True)
     # First time a label was printed; reused so a label's bytes and content hash stay stable across renders.
     label_printed_at: datetime | None = _ts(nullable=True)
+    # The applicant's choice link (applicant_choice): only the SHA-256 of its random token is kept. These live on
+    # the shipment so the link is written in the create transaction (the group commit inserts shipment rows).
+    applicant_token_hash: str | None = Field(default=None, max_length=64)
+    applicant_expires_at: datetime | None = _ts(nullable=True)
+    applicant_used_at: datetime | None = _ts(nullable=True)
+    applicant_expiry_notified_at: datetime | None = _ts(nullable=True)
 
 
 class ShipmentCase(SQLModel, table=True):
@@ -234,6 +251,67 @@ class LabelRender(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+class Staff(SQLModel, table=True):
+    """Postal couriers and hall clerks who scan labels. Tokens are stored as SHA-256, like API keys."""
+
+    __tablename__ = "staff"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=50)
+    role: str = Field(max_length=16)  # courier | clerk
+    departments: list[str] = Field(sa_column=Column(JSONType, nullable=False))  # the halls/departments served
+    token_prefix: str = Field(max_length=16)
+    token_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    created_at: datetime = _ts()
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class Scan(SQLModel, table=True):
+    """Every scan a device uploaded, accepted or not: the audit trail, and the answer replayed for a repeated
+    ``scan_id`` (devices resend their offline queue; the unique key makes that harmless)."""
+
+    __tablename__ = "scans"
+    __table_args__ = (UniqueConstraint("staff_id", "scan_id", name="uq_scans_staff_scan"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff_id: str = Field(foreign_key="staff.id", max_length=40)
+    scan_id: str = Field(max_length=64)
+    shipment_id: str | None = Field(default=None, foreign_key="shipments.id", index=True, max_length=40)
+    code: str = Field(max_length=300)
+    action: str = Field(max_length=16)
+    reason_code: str | None = Field(default=None, max_length=8)
+    location: str | None = Field(default=None, max_length=200)
+    scanned_at: datetime = _ts()
+    received_at: datetime = _ts()
+    result: str = Field(max_length=40)  # "recorded", "recorded_late" or an error code
+    response: dict[str, Any] | None = _json()
+
+
+class VerificationGuard(SQLModel, table=True):
+    """Wrong 取件验证码 attempts per shipment; at the limit the hand-over is locked until an operator unlocks it."""
+
+    __tablename__ = "verification_guards"
+
+    shipment_id: str = Field(primary_key=True, foreign_key="shipments.id", max_length=40)
+    failures: int = 0
+    locked_at: datetime | None = _ts(nullable=True)
+    updated_at: datetime = _ts()
+
+
+class Complaint(SQLModel, table=True):
+    """投诉 from the public tracking page, listed to the shipment's client."""
+
+    __tablename__ = "complaints"
+    __table_args__ = (Index("ix_complaints_client_id_id", "client_id", "id"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    shipment_id: str = Field(foreign_key="shipments.id", index=True, max_length=40)
+    client_id: str = Field(foreign_key="clients.id", max_length=40)
+    category: str = Field(max_length=32)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _ts()
+
+
 clients = Client.__table__
 api_keys = ApiKey.__table__
 shipments = Shipment.__table__
@@ -244,4 +322,8 @@ outbox = OutboxTask.__table__
 webhook_deliveries = WebhookDelivery.__table__
 webhook_attempts = WebhookAttempt.__table__
 label_renders = LabelRender.__table__
+staff = Staff.__table__
+scans = Scan.__table__
+verification_guards = VerificationGuard.__table__
+complaints = Complaint.__table__
 metadata = SQLModel.metadata

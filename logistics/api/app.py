@@ -15,6 +15,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from logistics import logs, metrics
 from logistics.api import carrier_push, docs, shipments, webhooks
 from logistics.api import labels as label_api
+from logistics.api import pages as people_pages
 from logistics.api.auth import KeyCache
 from logistics.api.docs import openapi_document
 from logistics.api.errors import Problem, validation_problem
@@ -177,6 +178,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     app.router.add_routes(carrier_push.routes)
     app.router.add_routes(webhooks.routes)
     app.router.add_routes(label_api.routes)
+    people_pages.setup(app)  # scans, tracking, applicant, complaints, staff page
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)

@@ -16,7 +16,10 @@ def shipment_json(
     cases: Iterable[Mapping[str, Any]],
     base_url: str,
     events: Iterable[Mapping[str, Any]] | None = None,
+    *,
+    applicant_token: str | None = None,
 ) -> dict[str, Any]:
+    """``applicant_token`` exists only while creating: the link is stored as a hash, so later reads show null."""
     sid = row["id"]
     window = None
     if row["pickup_start"] is not None:
@@ -40,7 +43,7 @@ def shipment_json(
         "tracking_url": f"{base_url}/t/{row['tracking_code']}",
         "label_url": f"{base_url}/v1/shipments/{sid}/label" if row["waybill_no"] else None,
         "verification_code": row["verification_code"],
-        "applicant_url": None,
+        "applicant_url": f"{base_url}/a/{applicant_token}" if applicant_token else None,
         "failure_reason": row["failure_reason"],
         "metadata": row["extra"] or {},
         "created_at": iso(row["created_at"]),

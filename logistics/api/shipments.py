@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from logistics import ids
+from logistics import applicant, ids
 from logistics.api.auth import authenticate
 from logistics.api.errors import Problem, from_validation_error, not_found, validation_problem
 from logistics.api.present import shipment_json
@@ -68,6 +68,7 @@ async def create_shipment(request: web.Request) -> web.Response:
     now = utcnow()
     sid = ids.shipment_id()
     status = "awaiting_applicant" if spec.applicant_choice else "pending"
+    applicant_token = applicant.new_token() if spec.applicant_choice else None
     row: dict[str, Any] = {
         "id": sid,
         "client_id": client_id,
@@ -97,6 +98,7 @@ async def create_shipment(request: web.Request) -> web.Response:
         "updated_at": now,
         "finished_at": None,
         "purged_at": None,
+        **applicant.link_columns(applicant_token, now, settings.applicant_link_days),
     }
     cases = [
         {"shipment_id": sid, "position": n, "case_no": c.case_no, "item_name": c.item_name}
@@ -115,7 +117,7 @@ async def create_shipment(request: web.Request) -> web.Response:
         "dedup_key": None,
     }
     task = task_row("order", sid, due_at=now, request_id=request["request_id"]) if status == "pending" else None
-    body = orjson.dumps(shipment_json(row, cases, settings.base_url))
+    body = orjson.dumps(shipment_json(row, cases, settings.base_url, applicant_token=applicant_token))
     item = NewShipment(shipment=row, cases=cases, event=event, outbox=task)
     if key is not None:
         request_hash = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -1,0 +1,135 @@
+"""Complaints (投诉, seed task 八): filed from the public tracking page, stored, listed to the shipment's client
+by ``GET /v1/complaints`` and sent to it as a ``shipment.complaint`` webhook."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import insert, select
+
+from logistics import ids
+from logistics.api.auth import authenticate
+from logistics.api.errors import validation_problem
+from logistics.api.present import iso
+from logistics.api.schemas import clean_text
+from logistics.api.shipments import json_response
+from logistics.db import Database
+from logistics.events import emit, lock_shipment
+from logistics.models import complaints, shipments, utcnow
+
+log = logging.getLogger("logistics.complaints")
+routes = web.RouteTableDef()
+COMPLAINT = "shipment.complaint"
+
+CATEGORIES: dict[str, str] = {
+    "delay": "寄递太慢 / 超时未到",
+    "not_received": "显示签收但没有收到",
+    "damaged": "邮件破损或材料缺失",
+    "attitude": "服务态度",
+    "privacy": "个人信息泄露",
+    "other": "其他问题",
+}
+TEXT_MIN, TEXT_MAX = 5, 1000
+
+
+def clean(text: str) -> str:
+    return str(clean_text(text))
+
+
+def check(category: str, text: str) -> tuple[str, str] | None:
+    """(field, Chinese message) of the first problem, or None."""
+    if category not in CATEGORIES:
+        return "category", "请选择问题类型"
+    if len(text) < TEXT_MIN:
+        return "text", f"请写清楚遇到的问题（至少{TEXT_MIN}个字）"
+    if len(text) > TEXT_MAX:
+        return "text", f"内容太长了（最多{TEXT_MAX}个字）"
+    return None
+
+
+async def store(db: Database, shipment_id: str, category: str, text: str) -> str:
+    """Store the complaint and owe the client its webhook, in one transaction."""
+    cid = "cmp_" + ids.ulid()
+    now = utcnow()
+    async with db.write() as conn:
+        row = await lock_shipment(conn, shipment_id)
+        if row is None:
+            raise LookupError(shipment_id)
+        record = {
+            "id": cid,
+            "shipment_id": shipment_id,
+            "client_id": row["client_id"],
+            "category": category,
+            "text": text,
+            "created_at": now,
+        }
+        await conn.execute(insert(complaints).values(**record))
+        await emit(conn, row, COMPLAINT, None, extra={"complaint": complaint_json(record)})
+    # Ids only: the text may hold personal data and goes to the client, not to the logs.
+    log.info("complaint", extra={"complaint_id": cid, "shipment_id": shipment_id, "category": category})
+    return cid
+
+
+def complaint_json(c: Any) -> dict[str, Any]:
+    get = c.get if isinstance(c, dict) else lambda k: getattr(c, k)
+    return {
+        "id": get("id"),
+        "shipment_id": get("shipment_id"),
+        "category": get("category"),
+        "category_text": CATEGORIES.get(get("category"), get("category")),
+        "text": get("text"),
+        "created_at": iso(get("created_at")),
+    }
+
+
+def _encode_cursor(complaint_id: str) -> str:
+    return base64.urlsafe_b64encode(complaint_id.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        value = ""
+    if not value.startswith("cmp_") or len(value) > 40:
+        raise validation_problem([{"field": "cursor", "message": "is not a cursor this API gave out"}])
+    return value
+
+
+@routes.get("/v1/complaints")
+async def list_complaints(request: web.Request) -> web.Response:
+    client_id = await authenticate(request)
+    settings = request.app["settings"]
+    q = request.query
+    errors = [
+        {"field": name or "(empty)", "message": "is not a parameter of this endpoint"}
+        for name in q
+        if name not in ("shipment_id", "cursor", "limit")
+    ]
+    limit = 20
+    if "limit" in q:
+        try:
+            limit = int(q["limit"])
+            if not 1 <= limit <= settings.page_size_max:
+                raise ValueError
+        except ValueError:
+            errors.append({"field": "limit", "message": f"must be an integer from 1 to {settings.page_size_max}"})
+    if errors:
+        raise validation_problem(errors)
+    query = select(complaints, shipments.c.tracking_code).join(shipments, shipments.c.id == complaints.c.shipment_id)
+    query = query.where(complaints.c.client_id == client_id)
+    if q.get("shipment_id"):
+        query = query.where(complaints.c.shipment_id == q["shipment_id"].strip())
+    if q.get("cursor"):
+        query = query.where(complaints.c.id < _decode_cursor(q["cursor"]))
+    query = query.order_by(complaints.c.id.desc()).limit(limit + 1)
+    async with request.app["db"].read() as conn:
+        rows = list(await conn.execute(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    data = [{**complaint_json(r), "tracking_code": r.tracking_code} for r in rows]
+    return json_response({"data": data, "next_cursor": _encode_cursor(rows[-1].id) if more else None})

@@ -1,0 +1,487 @@
+"""/v1/scans: couriers and hall clerks record pickup, arrival, delivery and failed attempts from a phone.
+
+Staff authenticate with their own tokens (``stk_…``), never with a client's API key. Every scan is stored with
+its answer under (staff, scan_id), so a device that resends its offline queue gets the same answers and
+changes nothing twice. A scan becomes an event through ``apply_event`` (source ``scan``, placed at
+``scanned_at``), which keeps statuses forward-only and writes the webhooks.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, ValidationError, field_validator
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from logistics.api.errors import (
+    CONTENT_TYPE,
+    PROBLEM_TYPE_BASE,
+    Problem,
+    from_validation_error,
+    validation_problem,
+)
+from logistics.api.schemas import BEIJING, Strict, clean_text
+from logistics.api.shipments import json_response, read_json
+from logistics.events import apply_event, lock_shipment
+from logistics.ids import _TRACKING_ALPHABET
+from logistics.lifecycle import FINAL, RANK, may_move
+from logistics.models import scans, shipment_cases, shipment_events, shipments, utcnow, verification_guards
+from logistics.staff import ROLE_ACTIONS, StaffMember
+from logistics.wording import ACTION_STATUS, ACTION_TEXT, failure_reasons, staff_view, status_text
+
+log = logging.getLogger("logistics.scans")
+routes = web.RouteTableDef()
+STAFF_AUTH_HEADERS = {"WWW-Authenticate": 'Bearer realm="staff"'}
+# A device clock may run a little fast; a scan "from the future" beyond this is placed at the time it arrived.
+CLOCK_SKEW = timedelta(minutes=5)
+
+Action = Literal["pickup", "arrive", "deliver", "fail"]
+
+
+class ScanIn(Strict):
+    scan_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="generated on the device")]
+    code: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=300),
+        BeforeValidator(clean_text),
+        Field(description="QR URL, tracking code or waybill"),
+    ]
+    action: Action
+    reason_code: Annotated[str | None, Field(max_length=8, description="EMS failure reason, for fail")] = None
+    verification_code: Annotated[str | None, Field(max_length=12)] = None
+    location: Annotated[str | None, StringConstraints(max_length=200), BeforeValidator(clean_text)] = None
+    scanned_at: datetime | None = Field(None, description="when the scan happened on the device (ISO 8601)")
+
+    @field_validator("scanned_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return (value if value.tzinfo else value.replace(tzinfo=BEIJING)).astimezone(UTC)
+
+
+class ScanError(BaseModel):
+    code: str
+    message: str = Field(description="for the courier, in Chinese")
+
+
+class ScanResult(BaseModel):
+    """The answer to one scan (a batch answers with ``{"results": [...]}`` in request order)."""
+
+    scan_id: str | None
+    ok: bool
+    result: str | None = Field(None, description="recorded | recorded_late | an error code")
+    message: str
+    replayed: bool = False
+    shipment: dict[str, Any] | None = Field(None, description="masked; never the 取件验证码")
+    error: ScanError | None = None
+
+
+# HTTP status of a single scan's error (a batch always answers 200 with per-scan results).
+ERROR_STATUS = {
+    "invalid-scan": 422,
+    "unknown-code": 404,
+    "not-your-hall": 403,
+    "role-not-allowed": 403,
+    "not-ready": 409,
+    "already-delivered": 409,
+    "shipment-closed": 409,
+    "reason-required": 422,
+    "verification-required": 422,
+    "wrong-verification-code": 422,
+    "verification-locked": 423,
+}
+
+
+class ScanProblem(Problem):
+    """A rejected single scan: the problem body carries the per-scan ``code`` and Chinese ``message`` too."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        code = answer["error"]["code"]
+        super().__init__(ERROR_STATUS.get(code, 422), code, "Scan rejected", answer["message"])
+        self.answer = answer
+
+    def response(self, request: web.Request) -> web.Response:
+        body = {
+            "type": PROBLEM_TYPE_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": request.path,
+            "request_id": request.get("request_id"),
+            **self.answer,
+        }
+        return web.Response(status=self.status, body=orjson.dumps(body), content_type=CONTENT_TYPE)
+
+
+async def authenticate_staff(request: web.Request) -> StaffMember:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(
+            401,
+            "unauthorized",
+            "Authentication required",
+            "Send 'Authorization: Bearer <staff token>'.",
+            headers=STAFF_AUTH_HEADERS,
+        )
+    member = await request.app["staff_cache"].member_for(token.strip())
+    if member is None:
+        raise Problem(
+            401,
+            "unauthorized",
+            "Invalid staff token",
+            "The staff token is unknown or revoked (client API keys do not work here).",
+            headers=STAFF_AUTH_HEADERS,
+        )
+    return member
+
+
+_WAYBILL = re.compile(r"\d{10,20}")
+_TRACKING = re.compile(f"[{_TRACKING_ALPHABET}]{{13}}")
+
+
+def parse_code(code: str) -> tuple[str, str] | None:
+    """("tracking_code" | "waybill_no", value) from what the scanner or the courier's thumbs produced."""
+    text = code.strip()
+    if "/t/" in text:  # the label's QR is our tracking URL; the host may differ (old base URL, proxy)
+        text = text.rsplit("/t/", 1)[1].split("?")[0].split("#")[0].strip("/")
+    text = re.sub(r"[\s-]", "", text).upper()
+    if _WAYBILL.fullmatch(text):
+        return "waybill_no", text
+    if _TRACKING.fullmatch(text):
+        return "tracking_code", text
+    return None
+
+
+async def find_shipment_id(conn: AsyncConnection, code: str) -> str | None:
+    target = parse_code(code)
+    if target is None:
+        return None
+    column = shipments.c.tracking_code if target[0] == "tracking_code" else shipments.c.waybill_no
+    return (await conn.execute(select(shipments.c.id).where(column == target[1]).limit(1))).scalar()
+
+
+async def _cases(conn: AsyncConnection, shipment_id: str) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        select(shipment_cases.c.case_no, shipment_cases.c.item_name)
+        .where(shipment_cases.c.shipment_id == shipment_id)
+        .order_by(shipment_cases.c.position)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def _status_since(conn: AsyncConnection, row: dict[str, Any]) -> datetime | None:
+    """When the current status happened (its latest event): a scan from before then is a late one."""
+    return (
+        await conn.execute(
+            select(func.max(shipment_events.c.occurred_at)).where(
+                shipment_events.c.shipment_id == row["id"], shipment_events.c.status == row["status"]
+            )
+        )
+    ).scalar()
+
+
+def _fail(scan_id: str | None, code: str, message: str, shipment: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "scan_id": scan_id,
+        "ok": False,
+        "result": code,
+        "message": message,
+        "replayed": False,
+        "shipment": shipment,
+        "error": {"code": code, "message": message},
+    }
+
+
+@dataclass(slots=True)
+class Context:
+    member: StaffMember
+    max_attempts: int
+    now: datetime
+
+
+async def _check_verification(
+    conn: AsyncConnection, ctx: Context, row: dict[str, Any], scan: ScanIn, view: dict[str, Any]
+) -> dict[str, Any] | None:
+    """None when the hand-over may go ahead; otherwise the rejection (wrong codes are counted and limited)."""
+    expected = row["verification_code"]
+    if not expected:
+        return None
+    guard = (
+        await conn.execute(select(verification_guards).where(verification_guards.c.shipment_id == row["id"]))
+    ).first()
+    if guard is not None and guard.locked_at is not None:
+        return _fail(
+            scan.scan_id,
+            "verification-locked",
+            "取件验证码错误次数过多，已锁定。请收件人联系办件窗口核实身份后解锁",
+            view,
+        )
+    given = (scan.verification_code or "").strip()
+    if not given:
+        return _fail(scan.scan_id, "verification-required", "这件是证照类邮件，请输入收件人出示的取件验证码", view)
+    if hmac.compare_digest(given.encode(), expected.encode()):
+        return None
+    failures = (guard.failures if guard is not None else 0) + 1
+    locked = ctx.now if failures >= ctx.max_attempts else None
+    values = {"failures": failures, "locked_at": locked, "updated_at": ctx.now}
+    if guard is None:
+        await conn.execute(insert(verification_guards).values(shipment_id=row["id"], **values))
+    else:
+        await conn.execute(
+            update(verification_guards).where(verification_guards.c.shipment_id == row["id"]).values(**values)
+        )
+    log.info("verification_failed", extra={"shipment_id": row["id"], "failures": failures, "locked": bool(locked)})
+    if locked:
+        return _fail(
+            scan.scan_id,
+            "verification-locked",
+            "取件验证码错误次数过多，已锁定。请收件人联系办件窗口核实身份后解锁",
+            view,
+        )
+    left = ctx.max_attempts - failures
+    return _fail(scan.scan_id, "wrong-verification-code", f"取件验证码不正确，还可以再试 {left} 次", view)
+
+
+async def _record_history(
+    conn: AsyncConnection, row: dict[str, Any], event: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """Keep a late scan in the history without touching the status.
+
+    apply_event would let a late 未妥投 scan flip a later 派送 (they share a rank, so a real re-attempt can move
+    between them); placed by its scan time it is history, so it is written as an event here and nothing else.
+    """
+    sequence = row["last_sequence"] + 1
+    await conn.execute(
+        insert(shipment_events).values(shipment_id=row["id"], sequence=sequence, recorded_at=now, **event)
+    )
+    await conn.execute(
+        update(shipments).where(shipments.c.id == row["id"]).values(last_sequence=sequence, updated_at=now)
+    )
+    return {**row, "last_sequence": sequence, "updated_at": now}
+
+
+async def _decide(conn: AsyncConnection, ctx: Context, scan: ScanIn, row: dict[str, Any] | None) -> dict[str, Any]:
+    """Apply one scan in the caller's transaction and return its answer (errors are answers, not exceptions)."""
+    if row is None:
+        return _fail(scan.scan_id, "unknown-code", "查不到这个单号，请核对后重新扫描或手工输入")
+    if not ctx.member.serves(row["department"]):
+        return _fail(
+            scan.scan_id,
+            "not-your-hall",
+            f"这件邮件属于“{row['department']}”，不在您负责的范围内，请交给对应人员",
+        )
+    cases = await _cases(conn, row["id"])
+    view = staff_view(row, cases)
+    action = scan.action
+    if not ctx.member.may(action, row["kind"]):
+        role = "窗口人员" if ctx.member.role == "clerk" else "投递员"
+        return _fail(scan.scan_id, "role-not-allowed", f"{role}不能登记“{ACTION_TEXT[action]}”", view)
+    if row["status"] == "awaiting_applicant":
+        return _fail(scan.scan_id, "not-ready", "申请人还没有选择寄递方式，暂不能处理这件邮件", view)
+    reasons = failure_reasons()
+    if action == "fail" and scan.reason_code not in reasons:
+        return _fail(scan.scan_id, "reason-required", "请选择未妥投原因", view)
+
+    occurred = min(scan.scanned_at or ctx.now, ctx.now)
+    since = await _status_since(conn, row)
+    late = since is not None and occurred < since
+    status = ACTION_STATUS[action]
+    if row["status"] in FINAL and not late:
+        if row["status"] == "delivered" and action == "deliver":
+            return _fail(scan.scan_id, "already-delivered", "这件邮件已经签收，无需再次投递", view)
+        state = status_text(row["status"], row["kind"])
+        return _fail(scan.scan_id, "shipment-closed", f"这件邮件的状态是“{state}”，不能再登记", view)
+    if action == "deliver" and may_move(row["status"], status):
+        rejected = await _check_verification(conn, ctx, row, scan, view)
+        if rejected is not None:
+            return rejected
+
+    text = f"扫描登记：{ACTION_TEXT[action]}"
+    if action == "fail":
+        text = f"投递未成功：{reasons[str(scan.reason_code)]}"
+    event = {
+        "status": status,
+        "occurred_at": occurred,
+        "source": "scan",
+        "carrier_code": scan.reason_code if action == "fail" else None,
+        "carrier_text": text,
+        "location": scan.location,
+        "dedup_key": f"scan:{ctx.member.id}:{scan.scan_id}",
+    }
+    moves = may_move(row["status"], status)
+    if moves and late and RANK[status] == RANK[row["status"]]:
+        row = await _record_history(conn, row, event, ctx.now)
+        changed = False
+    else:
+        applied = await apply_event(
+            conn,
+            row,
+            status=status,
+            source="scan",
+            occurred_at=occurred,
+            carrier_code=event["carrier_code"],
+            carrier_text=text,
+            location=scan.location,
+            dedup_key=event["dedup_key"],
+        )
+        if applied is None:  # the event exists already (a lost answer, resent): same outcome as the first time
+            changed = False
+        else:
+            row, changed = applied.shipment, applied.changed
+    view = staff_view(row, cases)
+    if changed:
+        message = f"已登记{ACTION_TEXT[action]}"
+    elif late:
+        message = f"已补记{ACTION_TEXT[action]}（扫描时间较早，邮件当前状态“{view['status_text']}”不变）"
+    else:
+        message = f"已记录{ACTION_TEXT[action]}，邮件当前状态“{view['status_text']}”不变"
+    return {
+        "scan_id": scan.scan_id,
+        "ok": True,
+        "result": "recorded_late" if late and not changed else "recorded",
+        "message": message,
+        "replayed": False,
+        "shipment": view,
+        "error": None,
+    }
+
+
+async def _stored(conn: AsyncConnection, staff_id: str, scan_id: str) -> dict[str, Any] | None:
+    row = (
+        await conn.execute(select(scans.c.response).where(scans.c.staff_id == staff_id, scans.c.scan_id == scan_id))
+    ).first()
+    if row is None:
+        return None
+    return {**(row.response or {}), "replayed": True}
+
+
+async def process_scan(request: web.Request, member: StaffMember, scan: ScanIn) -> dict[str, Any]:
+    settings = request.app["settings"]
+    db = request.app["db"]
+    now = utcnow()
+    ctx = Context(member, settings.verification_max_attempts, now)
+    try:
+        async with db.write() as conn:
+            stored = await _stored(conn, member.id, scan.scan_id)
+            if stored is not None:
+                return stored
+            shipment_id = await find_shipment_id(conn, scan.code)
+            row = await lock_shipment(conn, shipment_id) if shipment_id is not None else None
+            answer = await _decide(conn, ctx, scan, row)
+            await conn.execute(
+                insert(scans).values(
+                    staff_id=member.id,
+                    scan_id=scan.scan_id,
+                    shipment_id=shipment_id,
+                    code=scan.code,
+                    action=scan.action,
+                    reason_code=scan.reason_code,
+                    location=scan.location,
+                    scanned_at=scan.scanned_at or now,
+                    received_at=now,
+                    result=answer["result"],
+                    response=answer,
+                )
+            )
+    except IntegrityError:
+        # The same scan_id arrived twice at once (a resend racing the original): the other one won; answer as it.
+        async with db.read() as conn:
+            stored = await _stored(conn, member.id, scan.scan_id)
+        if stored is None:
+            raise
+        return stored
+    log.info(
+        "scan",
+        extra={"staff_id": member.id, "action": scan.action, "result": answer["result"], "shipment_id": shipment_id},
+    )
+    return answer
+
+
+def _invalid(item: Any, exc: ValidationError) -> dict[str, Any]:
+    scan_id = item.get("scan_id") if isinstance(item, dict) and isinstance(item.get("scan_id"), str) else None
+    answer = _fail(scan_id, "invalid-scan", "扫描数据不完整或格式不对，请重新扫描")
+    answer["errors"] = from_validation_error(exc).errors
+    return answer
+
+
+@routes.post("/v1/scans")
+async def post_scans(request: web.Request) -> web.Response:
+    member = await authenticate_staff(request)
+    payload = await read_json(request)
+    if not isinstance(payload, dict):
+        raise validation_problem([{"field": "body", "message": "must be a JSON object (one scan, or {scans: [...]})"}])
+    if "scans" not in payload:
+        try:
+            scan = ScanIn.model_validate(payload)
+        except ValidationError as exc:
+            raise from_validation_error(exc) from None
+        answer = await process_scan(request, member, scan)
+        request.app["signal"].poke()
+        if not answer["ok"]:
+            raise ScanProblem(answer)
+        return json_response(answer)
+
+    items = payload["scans"]
+    limit = request.app["settings"].scan_batch_max
+    if not isinstance(items, list) or not 1 <= len(items) <= limit or len(payload) != 1:
+        raise validation_problem([{"field": "scans", "message": f"must be a list of 1 to {limit} scans"}])
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    valid: list[tuple[int, ScanIn]] = []
+    for n, item in enumerate(items):
+        try:
+            valid.append((n, ScanIn.model_validate(item)))
+        except ValidationError as exc:
+            results[n] = _invalid(item, exc)
+    # Offline queues arrive in bulk: apply them in the order they happened, so a pickup precedes its delivery.
+    epoch = datetime.min.replace(tzinfo=UTC)
+    for n, scan in sorted(valid, key=lambda pair: (pair[1].scanned_at or epoch, pair[0])):
+        results[n] = await process_scan(request, member, scan)
+    request.app["signal"].poke()
+    return json_response({"results": results})
+
+
+@routes.get("/v1/staff/me")
+async def staff_me(request: web.Request) -> web.Response:
+    member = await authenticate_staff(request)
+    return json_response(
+        {
+            "id": member.id,
+            "name": member.name,
+            "role": member.role,
+            "departments": list(member.departments),
+            "actions": sorted(ROLE_ACTIONS[member.role]),
+            "failure_reasons": failure_reasons(),
+        }
+    )
+
+
+@routes.get("/v1/scans/lookup")
+async def lookup(request: web.Request) -> web.Response:
+    """What a scanned code is, before choosing an action (scoped like a scan; nothing is recorded)."""
+    member = await authenticate_staff(request)
+    code = request.query.get("code", "")
+    async with request.app["db"].read() as conn:
+        shipment_id = await find_shipment_id(conn, code) if code else None
+        row = None
+        if shipment_id is not None:
+            found = (await conn.execute(select(shipments).where(shipments.c.id == shipment_id))).first()
+            row = dict(found._mapping) if found is not None else None
+        if row is None:
+            raise ScanProblem(_fail(None, "unknown-code", "查不到这个单号，请核对后重新扫描或手工输入"))
+        if not member.serves(row["department"]):
+            raise ScanProblem(
+                _fail(None, "not-your-hall", f"这件邮件属于“{row['department']}”，不在您负责的范围内，请交给对应人员")
+            )
+        view = staff_view(row, await _cases(conn, row["id"]))
+    return json_response({"shipment": view})

@@ -1,0 +1,137 @@
+"""Plain-Chinese words for the people's side: statuses, kinds, scan actions, and masked views of a shipment.
+
+One place for the wording, so the tracking page, the staff answers and the applicant page say the same thing.
+Every view here is masked with labels.privacy; nothing in this module ever returns a 取件验证码.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from carriers.ems.codes import FAILURE_REASONS
+from labels.privacy import mask_address, mask_name, mask_phone
+
+STATUS_TEXT: dict[str, str] = {
+    "awaiting_applicant": "等待申请人选择寄递方式",
+    "pending": "已受理，等待安排邮政寄递",
+    "ordered": "已通知邮政，等待揽收",
+    "picked_up": "邮政已揽收",
+    "in_transit": "运输中",
+    "out_for_delivery": "正在派送",
+    "delivered": "已送达签收",
+    "delivery_failed": "本次派送未成功，邮政将再次派送",
+    "returned": "已退回",
+    "cancelled": "已取消",
+    "failed": "寄递失败",
+    "declined": "申请人选择窗口自取",
+}
+
+# An intake ends at the hall, not at a front door.
+INTAKE_STATUS_TEXT: dict[str, str] = {
+    "pending": "已受理，等待邮政上门取件",
+    "ordered": "已预约邮政上门取件",
+    "picked_up": "邮政已上门取走材料",
+    "out_for_delivery": "正在送往政务服务中心",
+    "delivered": "材料已送达政务服务中心",
+    "declined": "申请人选择到窗口递交材料",
+}
+
+KIND_TEXT: dict[str, str] = {
+    "intake": "快递接件：申请材料寄到政务服务中心",
+    "delivery": "快递送达：办理结果寄给申请人",
+}
+
+ACTION_TEXT: dict[str, str] = {
+    "pickup": "揽收",
+    "arrive": "到达",
+    "deliver": "投递签收",
+    "fail": "投递未成功",
+}
+
+ACTION_STATUS: dict[str, str] = {
+    "pickup": "picked_up",
+    "arrive": "in_transit",
+    "deliver": "delivered",
+    "fail": "delivery_failed",
+}
+
+SOURCE_TEXT: dict[str, str] = {
+    "api": "办件窗口",
+    "carrier_push": "中国邮政",
+    "carrier_poll": "中国邮政",
+    "scan": "扫描登记",
+    "applicant": "申请人",
+    "system": "系统",
+}
+
+
+def failure_reasons() -> dict[str, str]:
+    """EMS 未妥投 reason code → the Chinese meaning (the English gloss in the table is for developers)."""
+    return {code: reason.meaning.split(" (")[0].strip() for code, reason in FAILURE_REASONS.items()}
+
+
+def status_text(status: str, kind: str) -> str:
+    if kind == "intake" and status in INTAKE_STATUS_TEXT:
+        return INTAKE_STATUS_TEXT[status]
+    return STATUS_TEXT.get(status, status)
+
+
+# Carrier texts sometimes carry a courier's or a recipient's phone number ("投递员：王师傅，电话13912345678"):
+# every phone-like run is masked before a text reaches a page. Landlines with an area code are caught too.
+_PHONE_LIKE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(?:1[3-9]\d{9}|0\d{2,3}[- ]?\d{7,8}|\d{7,8})(?!\d)")
+
+
+def mask_phones_in(text: str) -> str:
+    return _PHONE_LIKE.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+def masked_party(party: Mapping[str, Any] | None) -> dict[str, str] | None:
+    if not party:
+        return None
+    return {
+        "name": mask_name(str(party.get("name") or "")),
+        "phone": mask_phone(str(party.get("phone") or "")),
+        "address": "".join(str(party.get(k) or "") for k in ("province", "city", "district"))
+        + mask_address(str(party.get("address") or "")),
+    }
+
+
+def applicant_side(kind: str) -> str:
+    return "sender" if kind == "intake" else "recipient"
+
+
+def next_action(status: str, kind: str) -> tuple[str | None, str]:
+    """What a courier or clerk is expected to do next with this parcel, in words."""
+    if status == "awaiting_applicant":
+        return None, "等待申请人选择寄递方式，暂不能揽收"
+    if status in ("pending", "ordered"):
+        return "pickup", "揽收" if kind == "delivery" else "上门取件（揽收）"
+    if status == "picked_up":
+        return "arrive", "运往目的地，到达时扫描“到达”"
+    if status in ("in_transit", "out_for_delivery", "delivery_failed"):
+        return "deliver", "投递给收件人" if kind == "delivery" else "送达政务服务中心窗口"
+    return None, "已结束，无需再操作"
+
+
+def staff_view(row: Mapping[str, Any], cases: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """What a scan answer says about the parcel: enough to recognise it, masked, and never the 取件验证码."""
+    action, action_text = next_action(row["status"], row["kind"])
+    if action == "deliver" and row.get("verification_code"):
+        action_text += "（需核对取件验证码）"
+    return {
+        "tracking_code": row["tracking_code"],
+        "waybill_no": row["waybill_no"],
+        "kind": row["kind"],
+        "kind_text": KIND_TEXT.get(row["kind"], row["kind"]),
+        "status": row["status"],
+        "status_text": status_text(row["status"], row["kind"]),
+        "department": row["department"],
+        "window": row["window"],
+        "cases": [{"case_no": c["case_no"], "item_name": c["item_name"]} for c in cases],
+        "recipient": masked_party(row.get("recipient")),
+        "verification_required": bool(row.get("verification_code")),
+        "next_action": action,
+        "next_action_text": action_text,
+    }
