@@ -66,25 +66,33 @@ _HEAD = select(
     clients.c.webhook_secret_previous,
     clients.c.webhook_previous_until,
     clients.c.webhook_disabled_at,
+    clients.c.webhook_failing_since,
 ).join(clients, clients.c.id == webhook_deliveries.c.client_id)
 
 
-async def _plan(conn: AsyncConnection, rt: Runtime, task: Task, now: datetime) -> Row[Any] | None:
-    """The delivery to attempt now; or None once the task has been finished or put back to wait."""
+async def _plan(
+    conn: AsyncConnection, rt: Runtime, task: Task, now: datetime, *, first: bool = False, renew: bool = True
+) -> Row[Any] | None:
+    """The delivery to attempt now; or None once the task has been finished or put back to wait.
+
+    ``first``: the run's first look, which also makes sure no other task serves this shipment. ``renew``:
+    extend the lease, which also proves the task is still ours after a slow attempt.
+    """
     sid = str(task.shipment_id)
     await lock_for_webhooks(conn, sid)
-    first_task = (
-        await conn.execute(
-            select(outbox.c.id)
-            .where(outbox.c.kind == WEBHOOK_TASK, outbox.c.shipment_id == sid)
-            .order_by(outbox.c.id)
-            .limit(1)
-        )
-    ).scalar()
-    if first_task is not None and first_task != task.id:
-        # Two tasks for one shipment would send in parallel and break the order: the older one does the work.
-        await finish(conn, task)
-        return None
+    if first:
+        first_task = (
+            await conn.execute(
+                select(outbox.c.id)
+                .where(outbox.c.kind == WEBHOOK_TASK, outbox.c.shipment_id == sid)
+                .order_by(outbox.c.id)
+                .limit(1)
+            )
+        ).scalar()
+        if first_task is not None and first_task != task.id:
+            # Two tasks for one shipment would send in parallel and break the order: the older one does the work.
+            await finish(conn, task)
+            return None
     head = (
         await conn.execute(
             _HEAD.where(webhook_deliveries.c.shipment_id == sid, webhook_deliveries.c.status == "pending")
@@ -107,7 +115,8 @@ async def _plan(conn: AsyncConnection, rt: Runtime, task: Task, now: datetime) -
     if head.next_attempt_at is not None and head.next_attempt_at > now:
         await retry_later(conn, task, head.next_attempt_at, f"{head.id} waits: {head.last_error or 'scheduled'}")
         return None
-    # Renewing the lease doubles as the check that the task is still ours after a slow attempt.
+    if not renew:
+        return head
     renewed = await conn.execute(
         update(outbox)
         .where(outbox.c.id == task.id, outbox.c.claim_token == task.claim_token)
@@ -166,11 +175,12 @@ async def _record(
                 delivered_at=now,
             )
         )
-        await conn.execute(
-            update(clients)
-            .where(clients.c.id == head.client_id, clients.c.webhook_failing_since.is_not(None))
-            .values(webhook_failing_since=None)
-        )
+        if head.webhook_failing_since is not None:
+            await conn.execute(
+                update(clients)
+                .where(clients.c.id == head.client_id, clients.c.webhook_failing_since.is_not(None))
+                .values(webhook_failing_since=None)
+            )
         return None
     error = result.error or outcome.reason
     # Only a pending delivery moves on: one skipped meanwhile (endpoint disabled) stays skipped.
@@ -241,10 +251,12 @@ async def disable_endpoint(rt: Runtime, client_id: str, now: datetime, reason: s
 
 @handles(WEBHOOK_TASK)
 async def deliver(rt: Runtime, task: Task) -> None:
-    budget = time.monotonic() + rt.settings.lease_seconds / 2
+    lease = rt.settings.lease_seconds
+    budget = time.monotonic() + lease / 2
+    renewed_at = time.monotonic()  # claimed just now: the lease is fresh
     now = _now(rt)
     async with rt.db.write() as conn:
-        head = await _plan(conn, rt, task, now)
+        head = await _plan(conn, rt, task, now, first=True, renew=False)
     sent = 0
     while head is not None:
         result = await _attempt(rt, head, now)
@@ -268,7 +280,10 @@ async def deliver(rt: Runtime, task: Task) -> None:
                 # Due again at once, but behind the other shipments' tasks waiting for a worker.
                 await retry_later(conn, task, now, f"yielded after {sent} deliveries")
                 return
-            head = None if disable is not None else await _plan(conn, rt, task, now)
+            renew = time.monotonic() - renewed_at > lease / 4
+            head = None if disable is not None else await _plan(conn, rt, task, now, renew=renew)
+            if renew:
+                renewed_at = time.monotonic()
         if disable is not None:
             await disable_endpoint(rt, attempted.client_id, now, disable)
             async with rt.db.write() as conn:
