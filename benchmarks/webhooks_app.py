@@ -25,6 +25,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 from aiohttp import web
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -34,7 +35,7 @@ from logistics.db import Database
 from logistics.events import apply_event, lock_shipment
 from logistics.jobs import deliver
 from logistics.jobs.runner import Runtime, process_due
-from logistics.models import shipment_cases, shipment_events, shipments, utcnow
+from logistics.models import shipment_cases, shipment_events, shipments, utcnow, webhook_deliveries
 from logistics.queue import WorkSignal
 
 JOURNEY = ("picked_up", "in_transit", "out_for_delivery", "delivered")
@@ -141,10 +142,6 @@ async def bench(url: str, database_url: str, n_shipments: int, events: int, conc
         app_rate = total / (time.perf_counter() - started)
         # Everything must really be delivered, or the rate means nothing.
         async with db.read() as conn:
-            from sqlalchemy import func, select
-
-            from logistics.models import webhook_deliveries
-
             delivered = (
                 await conn.execute(
                     select(func.count()).where(
