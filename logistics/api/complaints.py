@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +16,6 @@ from logistics import ids
 from logistics.api.auth import authenticate
 from logistics.api.errors import validation_problem
 from logistics.api.present import iso
-from logistics.api.schemas import clean_text
 from logistics.api.shipments import json_response
 from logistics.db import Database
 from logistics.events import emit, lock_shipment
@@ -36,8 +36,13 @@ CATEGORIES: dict[str, str] = {
 TEXT_MIN, TEXT_MAX = 5, 1000
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_BLANKS = re.compile(r"[^\S\n]+")
+
+
 def clean(text: str) -> str:
-    return str(clean_text(text))
+    # Unlike the API's clean_text, Chinese punctuation (，。) stays full-width: this is prose, not a field.
+    return _BLANKS.sub(" ", _CONTROL.sub("", text.replace("\r\n", "\n"))).strip()
 
 
 def check(category: str, text: str) -> tuple[str, str] | None:

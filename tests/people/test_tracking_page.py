@@ -1,0 +1,159 @@
+"""GET /t/{code}: the public timeline — masked, plain Chinese, JSON by Accept, 404 for unknown codes, limited."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from people_support import advance, create_shipment, ordered
+
+from logistics import clients
+from logistics.db import Database
+from logistics.events import apply_event, lock_shipment
+from logistics.ratelimit import RateLimiter
+
+JSON = {"Accept": "application/json"}
+
+
+async def test_the_page_shows_the_status_and_timeline_in_chinese(
+    api: TestClient, db: Database, hall: clients.Credentials
+) -> None:
+    shipment = await ordered(api, db, hall)
+    await advance(db, shipment["id"], "picked_up", "in_transit")
+    resp = await api.get(f"/t/{shipment['tracking_code']}")
+    assert resp.status == 200
+    assert resp.content_type == "text/html"
+    page = await resp.text()
+    assert '<h1 id="status">运输中</h1>' in page
+    for words in ("邮政已揽收", "已通知邮政，等待揽收", "已受理，等待安排邮政寄递", "食品经营许可证核发"):
+        assert words in page
+
+
+async def test_the_page_shows_only_masked_personal_data(
+    api: TestClient, db: Database, hall: clients.Credentials
+) -> None:
+    shipment = await ordered(api, db, hall)
+    page = await (await api.get(f"/t/{shipment['tracking_code']}")).text()
+    assert "欧阳**" in page and "138******45" in page
+    assert "济源路8号院3号楼*单元***室" in page
+    for secret in ("欧阳娜娜", "13803712345", "2单元501室", "68123456", shipment["verification_code"]):
+        assert secret not in page
+
+
+async def test_a_phone_number_inside_a_carrier_text_is_masked(
+    api: TestClient, db: Database, hall: clients.Credentials
+) -> None:
+    shipment = await ordered(api, db, hall)
+    async with db.write() as conn:
+        row = await lock_shipment(conn, shipment["id"])
+        assert row is not None
+        await apply_event(
+            conn, row, status="out_for_delivery", source="carrier_push", carrier_text="投递员：王师傅，电话13912345678"
+        )
+    page = await (await api.get(f"/t/{shipment['tracking_code']}")).text()
+    assert "13912345678" not in page
+    assert "139******78" in page
+
+
+async def test_the_timeline_is_ordered_by_when_things_happened(
+    api: TestClient, db: Database, hall: clients.Credentials
+) -> None:
+    shipment = await ordered(api, db, hall)
+    now = datetime.now(UTC)
+    await advance(db, shipment["id"], "in_transit", occurred_at=now - timedelta(hours=1))
+    await advance(db, shipment["id"], "picked_up", occurred_at=now - timedelta(hours=3))  # a late push
+    view = await (await api.get(f"/t/{shipment['tracking_code']}", headers=JSON)).json()
+    statuses = [e["status"] for e in view["events"]]
+    assert statuses.index("in_transit") < statuses.index("picked_up")
+    assert view["status"] == "in_transit"
+
+
+async def test_json_is_served_when_the_client_asks_for_it(
+    api: TestClient, db: Database, hall: clients.Credentials
+) -> None:
+    shipment = await ordered(api, db, hall)
+    resp = await api.get(f"/t/{shipment['tracking_code']}", headers=JSON)
+    assert resp.content_type == "application/json"
+    view = await resp.json()
+    assert view["status_text"] == "已通知邮政，等待揽收"
+    assert view["recipient"] == {
+        "name": "欧阳**",
+        "phone": "138******45",
+        "address": "河南省郑州市上街区新安路街道济源路8号院3号楼*单元***室",
+    }
+    assert "verification_code" not in view and "id" not in view
+
+
+@pytest.mark.parametrize("headers", [{}, JSON])
+async def test_an_unknown_code_is_a_404(api: TestClient, headers: dict[str, str]) -> None:
+    resp = await api.get("/t/23456789ABCDE", headers=headers)
+    assert resp.status == 404
+    if headers:
+        assert resp.content_type == "application/problem+json"
+    else:
+        assert "没有找到这件邮件" in await resp.text()
+
+
+async def test_unknown_and_known_codes_run_the_same_queries(
+    api: TestClient, db: Database, hall: clients.Credentials
+) -> None:
+    from sqlalchemy import event
+
+    shipment = await ordered(api, db, hall)
+    counts: list[int] = []
+    for code in (shipment["tracking_code"], "23456789ABCDE"):
+        seen: list[str] = []
+
+        def count(*_: Any, seen: list[str] = seen) -> None:
+            seen.append("q")
+
+        event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            await api.get(f"/t/{code}")
+        finally:
+            event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+        counts.append(len(seen))
+    assert counts[0] == counts[1]
+
+
+async def test_tracking_is_rate_limited_per_client(settings: Any, db: Database, hall: clients.Credentials) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from logistics.api.app import create_app
+
+    settings.tracking_rate_per_minute = 3
+    client = TestClient(TestServer(create_app(settings, db=db)))
+    await client.start_server()
+    try:
+        shipment = await create_shipment(client, hall)
+        statuses = [(await client.get(f"/t/{shipment['tracking_code']}")).status for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        blocked = await client.get("/t/23456789ABCDE")
+        assert blocked.status == 429
+        assert int(blocked.headers["Retry-After"]) >= 1
+        assert "访问过于频繁" in await blocked.text()
+    finally:
+        await client.close()
+
+
+class _DeadRedis:
+    def pipeline(self, **_: Any) -> Any:
+        raise ConnectionError("redis is down")
+
+
+async def test_without_redis_the_limit_falls_back_to_a_local_bucket() -> None:
+    limiter = RateLimiter(_DeadRedis(), "test")
+    verdicts = [(await limiter.hit("track", "203.0.113.9", 2, 60)).allowed for _ in range(3)]
+    assert verdicts == [True, True, False]
+    assert (await limiter.hit("track", "203.0.113.10", 2, 60)).allowed
+
+
+async def test_pages_forbid_inline_scripts_and_send_no_referrer(
+    api: TestClient, db: Database, hall: clients.Credentials
+) -> None:
+    shipment = await ordered(api, db, hall)
+    resp = await api.get(f"/t/{shipment['tracking_code']}")
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
