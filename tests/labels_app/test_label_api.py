@@ -172,3 +172,9 @@ async def test_the_applicants_name_and_phone_are_masked_on_the_pdf(
     assert "欧阳娜娜" not in text and "13803712345" not in text
     assert "欧阳**" in text
     assert "上街区政务服务中心" in text  # the hall is an organisation: shown in full
+
+
+async def test_the_openapi_document_describes_both_label_paths(api: TestClient) -> None:
+    paths = (await (await api.get("/openapi.json")).json())["paths"]
+    assert set(paths["/v1/shipments/{id}/label"]["get"]["responses"]) >= {"200", "304", "404", "409", "422"}
+    assert "409" in paths["/v1/labels"]["post"]["responses"]
