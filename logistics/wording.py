@@ -98,6 +98,18 @@ def masked_party(party: Mapping[str, Any] | None) -> dict[str, str] | None:
     }
 
 
+def hall_party(party: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """The hall's side of a shipment: an office, not a person, so its name and address stay readable; the phone
+    is still masked, since a page must never carry a full phone number."""
+    if not party:
+        return None
+    return {
+        "name": str(party.get("name") or ""),
+        "phone": mask_phone(str(party.get("phone") or "")),
+        "address": "".join(str(party.get(k) or "") for k in ("province", "city", "district", "address")),
+    }
+
+
 def applicant_side(kind: str) -> str:
     return "sender" if kind == "intake" else "recipient"
 

@@ -32,7 +32,7 @@ from logistics.api.shipments import json_response
 from logistics.models import shipment_cases, shipment_events, shipments, utcnow
 from logistics.ratelimit import RateLimiter, client_ip
 from logistics.staff import StaffCache
-from logistics.wording import KIND_TEXT, SOURCE_TEXT, mask_phones_in, masked_party, status_text
+from logistics.wording import KIND_TEXT, SOURCE_TEXT, hall_party, mask_phones_in, masked_party, status_text
 
 log = logging.getLogger("logistics.pages")
 routes = web.RouteTableDef()
@@ -155,8 +155,8 @@ def public_view(row: Mapping[str, Any], events: list[Any], cases: list[Any]) -> 
         "waybill_no": row["waybill_no"],
         "department": row["department"],
         "items": [c.item_name for c in cases],
-        "sender": masked_party(row["sender"]),
-        "recipient": masked_party(row["recipient"]),
+        "sender": hall_party(row["sender"]) if kind == "delivery" else masked_party(row["sender"]),
+        "recipient": hall_party(row["recipient"]) if kind == "intake" else masked_party(row["recipient"]),
         "updated_at": row["updated_at"].isoformat().replace("+00:00", "Z"),
         "events": [
             {
