@@ -16,7 +16,7 @@ from tenacity.wait import wait_random_exponential
 
 from carriers.base import Carrier, CarrierError, FinalCarrierError, OrderResult, RetryableCarrierError
 from logistics import logs, metrics
-from logistics.carrier import create_carrier, dedup_key, event_payload, order_request
+from logistics.carrier import carrier_session, create_carrier, dedup_key, event_payload, order_request
 from logistics.events import apply_event, lock_shipment
 from logistics.jobs.runner import Runtime, backoff, handles, handles_batch
 from logistics.lifecycle import FINAL
@@ -27,7 +27,11 @@ log = logging.getLogger("logistics.jobs")
 
 
 def setup(rt: Runtime) -> None:
-    rt.services.setdefault("carrier", create_carrier(rt.settings))
+    if "carrier" not in rt.services:
+        session = carrier_session()
+        if session is not None:
+            rt.services["carrier_session"] = session  # closed by close() below, after the carrier
+        rt.services["carrier"] = create_carrier(rt.settings, session=session)
 
 
 async def close(rt: Runtime) -> None:
