@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
-from logistics.api import schemas
+from logistics.api import people_docs, schemas
 
 routes = web.RouteTableDef()
 REF = "#/components/schemas/{model}"
@@ -161,7 +161,9 @@ def openapi_document() -> dict[str, Any]:
         + [
             (m, "serialization")
             for m in (schemas.WebhookDeliveryOut, schemas.WebhookDeliveryPage, schemas.WebhookEndpointOut)
-        ],
+        ]
+        + [(m, "validation") for m in people_docs.VALIDATION_MODELS]
+        + [(m, "serialization") for m in people_docs.SERIALIZATION_MODELS],
         ref_template=REF,
     )
     components = defs.get("$defs", {})
@@ -175,7 +177,10 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "API key"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "API key"},
+                **people_docs.SECURITY_SCHEMES,
+            },
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -235,6 +240,7 @@ def openapi_document() -> dict[str, Any]:
             },
             **LABEL_PATHS,
             **WEBHOOK_PATHS,
+            **people_docs.PATHS,
         },
     }
 

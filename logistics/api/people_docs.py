@@ -1,0 +1,179 @@
+"""OpenAPI paths and models of the people's side under /v1: scans (staff tokens), complaints, applicant links.
+
+Kept beside the handlers' modules and merged into /openapi.json by docs.py. The HTML pages (/t, /a, /staff)
+are pages, not API, and are not described here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from logistics.api.scans import ScanIn, ScanResult
+
+REF = "#/components/schemas/{model}"
+PROBLEM = "application/problem+json"
+STAFF = [{"staff": []}]
+SECURITY_SCHEMES = {"staff": {"type": "http", "scheme": "bearer", "description": "staff token (stk_…)"}}
+
+
+class ScanBatchIn(BaseModel):
+    scans: list[ScanIn] = Field(min_length=1, max_length=200)
+
+
+class ScanBatchOut(BaseModel):
+    results: list[ScanResult] = Field(description="one per scan, in request order")
+
+
+class StaffOut(BaseModel):
+    id: str
+    name: str
+    role: str = Field(description="courier | clerk")
+    departments: list[str]
+    actions: list[str]
+    failure_reasons: dict[str, str] = Field(description="EMS 未妥投 reason code → meaning")
+
+
+class ScanLookupOut(BaseModel):
+    shipment: dict[str, Any] = Field(description="masked; never the 取件验证码")
+
+
+class ComplaintOut(BaseModel):
+    id: str = Field(examples=["cmp_01JD8Z6Q2M4X7V3K9T1R5N8B2C"])
+    shipment_id: str
+    tracking_code: str
+    category: str = Field(description="delay | not_received | damaged | attitude | privacy | other")
+    category_text: str
+    text: str
+    created_at: datetime
+
+
+class ComplaintPage(BaseModel):
+    data: list[ComplaintOut]
+    next_cursor: str | None
+
+
+class ApplicantLinkOut(BaseModel):
+    applicant_url: str
+    expires_at: datetime
+
+
+VALIDATION_MODELS = (ScanIn, ScanBatchIn)
+SERIALIZATION_MODELS = (ScanResult, ScanBatchOut, StaffOut, ScanLookupOut, ComplaintPage, ApplicantLinkOut)
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM: {"schema": {"$ref": REF.format(model="Problem")}}}}
+
+
+def _json(ref: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": REF.format(model=ref)}}}}
+
+
+_COMMON = {
+    "400": _problem("Malformed request"),
+    "401": _problem("Missing or invalid credentials"),
+    "413": _problem("Body too large"),
+    "422": _problem("Validation failed; `errors` lists the fields"),
+    "503": _problem("Temporarily unavailable"),
+}
+
+PATHS: dict[str, Any] = {
+    "/v1/scans": {
+        "post": {
+            "operationId": "recordScans",
+            "summary": "Staff scans (pickup, arrive, deliver, fail): one scan, or {scans: [...]} with per-scan results",
+            "description": "Idempotent per (staff, scan_id). A single rejected scan answers with a problem whose "
+            "`error.code` is one of unknown-code, not-your-hall, role-not-allowed, not-ready, already-delivered, "
+            "shipment-closed, reason-required, verification-required, wrong-verification-code, "
+            "verification-locked; a batch always answers 200 with a result per scan.",
+            "security": STAFF,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "oneOf": [{"$ref": REF.format(model="ScanIn")}, {"$ref": REF.format(model="ScanBatchIn")}]
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "The scan's answer, or a batch's answers",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    {"$ref": REF.format(model="ScanResult")},
+                                    {"$ref": REF.format(model="ScanBatchOut")},
+                                ]
+                            }
+                        }
+                    },
+                },
+                "403": _problem("not-your-hall or role-not-allowed"),
+                "404": _problem("unknown-code"),
+                "409": _problem("not-ready, already-delivered or shipment-closed"),
+                "423": _problem("verification-locked"),
+                **_COMMON,
+            },
+        }
+    },
+    "/v1/scans/lookup": {
+        "get": {
+            "operationId": "lookupScanCode",
+            "summary": "What a scanned code is and the next expected action; records nothing",
+            "security": STAFF,
+            "parameters": [{"name": "code", "in": "query", "required": True, "schema": {"type": "string"}}],
+            "responses": {
+                "200": _json("ScanLookupOut", "The parcel, masked"),
+                "403": _problem("not-your-hall"),
+                "404": _problem("unknown-code"),
+                **_COMMON,
+            },
+        }
+    },
+    "/v1/staff/me": {
+        "get": {
+            "operationId": "getStaffMe",
+            "summary": "The signed-in staff member: role, departments, allowed actions, failure reasons",
+            "security": STAFF,
+            "responses": {"200": _json("StaffOut", "The staff member"), **_COMMON},
+        }
+    },
+    "/v1/complaints": {
+        "get": {
+            "operationId": "listComplaints",
+            "summary": "Complaints filed on this client's tracking pages, newest first, in cursor pages",
+            "parameters": [
+                {"name": "shipment_id", "in": "query", "schema": {"type": "string"}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+            ],
+            "responses": {"200": _json("ComplaintPage", "A page"), **_COMMON},
+        }
+    },
+    "/v1/shipments/{id}/applicant-link": {
+        "post": {
+            "operationId": "reissueApplicantLink",
+            "summary": "A new applicant choice link (the previous one stops working); awaiting_applicant only",
+            "parameters": [
+                {
+                    "name": "id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^shp_[0-9A-Z]{26}$"},
+                }
+            ],
+            "responses": {
+                "201": _json("ApplicantLinkOut", "The new link"),
+                "404": _problem("Not found"),
+                "409": _problem("The shipment is not awaiting the applicant"),
+                **_COMMON,
+            },
+        }
+    },
+}
