@@ -499,6 +499,16 @@ async def staff_page(_: web.Request) -> web.Response:
     return page("扫描登记", body, subtitle="邮政投递员 · 窗口人员 扫描登记", scripts=("staff.js",))
 
 
+@routes.get("/staff-sw.js")
+async def staff_service_worker(_: web.Request) -> web.Response:
+    # Served from the root, not /static, so that its scope may cover /staff.
+    return web.Response(
+        body=(PAGES / "static" / "staff-sw.js").read_bytes(),
+        content_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/staff"},
+    )
+
+
 routes.static("/static", PAGES / "static")
 
 

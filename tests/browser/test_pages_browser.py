@@ -151,3 +151,21 @@ async def test_a_scan_queued_offline_is_uploaded_exactly_once_after_reconnecting
     assert await eventually(one_event)
     assert len(uploads) == 1
     assert await status_of(db, shipment["id"]) == "picked_up"
+
+
+async def test_the_staff_page_opens_without_any_network_and_queues_scans(
+    page: Any, api: TestClient, db: Database
+) -> None:
+    courier = await staff.create(db, "王建国", "courier", ["上街区市场监督管理局"])
+    await sign_in(page, api, courier.token)
+    await page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    await page.reload()  # now controlled by the service worker
+    await page.wait_for_function("navigator.serviceWorker.controller !== null")
+    await api.server.close()  # the service is really gone: no request can reach it any more
+    await page.reload()
+    await page.wait_for_selector("#app:not(.hidden)")
+    await page.fill("#code", WAYBILL)
+    await page.click("#action-pickup")
+    await page.locator("#results li.queued").first.wait_for()
+    await page.screenshot(path=shot("staff-no-network"), full_page=True)
+    assert await page.locator("#queue-count").inner_text() == "待上传 1"

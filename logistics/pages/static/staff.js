@@ -324,7 +324,12 @@
     if (load(KEY_QUEUE, []).length) flush();
   }, 15000);
 
-  // Start
+  // Start. The service worker (secure contexts only: HTTPS, or localhost while developing) lets the page open
+  // with no network at all; without it everything else here still works while the page stays open.
+
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/staff-sw.js", { scope: "/staff" }).catch(() => {});
+  }
 
   (async function start() {
     setOffline(!navigator.onLine);
