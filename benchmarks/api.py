@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:1] = [str(ROOT), str(ROOT / "tests")]
 
 from sqlalchemy import text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from logistics.config import normalise_database_url  # noqa: E402
@@ -109,21 +110,21 @@ def start_logistics(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     return proc
 
 
-def prepare(env: dict[str, str], postgres: bool) -> str:
-    if postgres:
-        asyncio.run(reset_postgres(env["LOGISTICS_DATABASE_URL"]))
+def prepare(env: dict[str, str]) -> str:
     subprocess.run([sys.executable, "-m", "logistics", "migrate"], env=env, check=True, capture_output=True)
     out = subprocess.run([sys.executable, "-m", "logistics", "clients", "create", "--name", "压测审批系统", "--json"],
                          env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out)["api_key"]
 
 
-async def reset_postgres(url: str) -> None:
-    engine = create_async_engine(normalise_database_url(url))
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
+async def fresh_database(server_url: str, name: str) -> str:
+    """A database of the benchmark's own on the given server, so runs never touch anyone's data."""
+    engine = create_async_engine(normalise_database_url(server_url), isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
     await engine.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 async def count_rows(url: str) -> tuple[int, int]:
@@ -162,8 +163,9 @@ def main() -> None:
             env = {**os.environ, "LOGISTICS_DATA_DIR": tmp, "LOGISTICS_REDIS_URL": args.redis,
                    "LOGISTICS_QUEUE_NAME": f"bench:{os.getpid()}", "LOGISTICS_LOG_LEVEL": "WARNING"}
             if url:
+                url = asyncio.run(fresh_database(url, "logistics_bench_api"))
                 env["LOGISTICS_DATABASE_URL"] = url
-            key = prepare(env, postgres=url is not None)
+            key = prepare(env)
             port = free_port()
             proc = start_logistics(env, port)
             try:

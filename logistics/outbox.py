@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from logistics.db import Database
@@ -27,6 +27,11 @@ class Task:
     created_at: datetime
 
 
+# Work a person or a carrier is waiting on goes first; labels (printed later) and tracking polls (a fallback)
+# yield to it, so under load rendering PDFs never starves the carrier orders of CPU.
+PRIORITY = {"order": 0, "cancel": 0, "carrier_event": 0, "webhook": 1, "track": 2, "label": 2}
+
+
 def _due(now: datetime) -> Any:
     return and_(outbox.c.due_at <= now, or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now))
 
@@ -34,7 +39,8 @@ def _due(now: datetime) -> Any:
 async def claim_due(db: Database, *, limit: int, lease_seconds: float, now: datetime | None = None) -> list[Task]:
     now = now or utcnow()
     token = secrets.token_hex(8)
-    ids = select(outbox.c.id).where(_due(now)).order_by(outbox.c.due_at).limit(limit)
+    priority = case(PRIORITY, value=outbox.c.kind, else_=1)
+    ids = select(outbox.c.id).where(_due(now)).order_by(priority, outbox.c.due_at).limit(limit)
     if db.dialect == "postgresql":
         ids = ids.with_for_update(skip_locked=True)  # several workers claim disjoint sets without waiting
     async with db.write() as conn:
