@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     carrier_attempts: int = Field(4, ge=1)  # tries of one carrier call inside one job
     carrier_retry_seconds: float = Field(20.0, gt=0)  # and their total time, before the task waits in the database
 
+    # Labels: rendering processes per worker (0 = threads of the worker process itself)
+    label_processes: int = Field(1, ge=0)
+
     # Webhooks
     webhook_allow_loopback: bool = False
     webhook_allow_cidrs: list[str] = []

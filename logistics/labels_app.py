@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -205,8 +206,13 @@ async def get_rendered(
     fmt: str = "pdf",
     size: str = DEFAULT_SIZE,
     dpi: int = 203,
+    executor: Executor | None = None,
 ) -> RenderedLabel:
-    """The shipment's label: from the cache when its content hash still matches, else rendered and stored."""
+    """The shipment's label: from the cache when its content hash still matches, else rendered and stored.
+
+    ``executor`` runs the rendering; None is the default thread pool (the API), the worker passes a process
+    pool so that rendering PDFs never holds the GIL that its carrier calls and database writes need.
+    """
     check_variant(fmt, size, dpi)
     row = dict(shipment_row)
     if not row.get("waybill_no"):
@@ -229,7 +235,7 @@ async def get_rendered(
     digest = content_hash(label, fmt, size, dpi)
     if cached is not None and cached.content_hash == digest:
         return RenderedLabel(bytes(cached.body), digest, CONTENT_TYPES[fmt], rendered=False)
-    body = await asyncio.to_thread(render_one, label, fmt, size, dpi)
+    body = await asyncio.get_running_loop().run_in_executor(executor, render_one, label, fmt, size, dpi)
     async with db.write() as conn:
         await _store(conn, row["id"], fmt, size, cache_dpi, digest, body)
     return RenderedLabel(body, digest, CONTENT_TYPES[fmt], rendered=True)

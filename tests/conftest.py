@@ -103,6 +103,7 @@ def settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
         log_format="text",
         sweep_interval_seconds=1,
         lease_seconds=5,
+        label_processes=0,  # render in threads, where tests can observe rendering; one test covers the pool
     )
 
 

@@ -9,6 +9,9 @@ run that lost its lease to another worker commits no second webhook.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from sqlalchemy import select
@@ -37,6 +40,26 @@ if label_follow_up not in ORDERED_HOOKS:  # a re-import (tests reload modules) m
     ORDERED_HOOKS.append(label_follow_up)
 
 
+class RenderPool:
+    """Processes that render labels, apart from the worker's event loop (PDF rendering is pure CPU)."""
+
+    def __init__(self, processes: int) -> None:
+        # spawn, not fork: the worker has threads and open connections that a forked child must not inherit.
+        self.executor = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+
+    async def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _executor(rt: Runtime) -> ProcessPoolExecutor | None:
+    if rt.settings.label_processes <= 0:
+        return None
+    pool = rt.services.get("label_pool")
+    if pool is None:
+        pool = rt.services["label_pool"] = RenderPool(rt.settings.label_processes)
+    return pool.executor
+
+
 @handles(LABEL_TASK)
 async def label(rt: Runtime, task: Task) -> None:
     async with rt.db.read() as conn:
@@ -47,7 +70,11 @@ async def label(rt: Runtime, task: Task) -> None:
         async with rt.db.write() as conn:
             await finish(conn, task)
         return
-    rendered = await get_rendered(rt.db, rt.settings, row, LABEL_FORMAT, DEFAULT_SIZE)
+    try:
+        rendered = await get_rendered(rt.db, rt.settings, row, LABEL_FORMAT, DEFAULT_SIZE, executor=_executor(rt))
+    except BrokenProcessPool:
+        rt.services.pop("label_pool", None)  # a renderer process died: the next task starts a fresh pool
+        raise
     async with rt.db.write() as conn:
         if await finish(conn, task):
             await emit_label_ready(

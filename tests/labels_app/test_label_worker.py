@@ -24,7 +24,10 @@ from logistics.queue import WorkSignal
 
 @pytest.fixture
 async def rt(settings: Settings, db: Database) -> AsyncIterator[Runtime]:
-    yield Runtime(settings=settings, db=db, signal=WorkSignal(None))
+    runtime = Runtime(settings=settings, db=db, signal=WorkSignal(None))
+    yield runtime
+    for service in runtime.services.values():
+        await service.close()
 
 
 @pytest.fixture
@@ -76,6 +79,7 @@ def test_ordering_queues_a_label_task(rt: Runtime) -> None:
 async def test_the_label_task_stores_the_pdf_and_owes_label_ready(
     api: TestClient, db: Database, subscribed: Credentials, rt: Runtime
 ) -> None:
+    rt.settings.label_processes = 1  # as in production: rendered in a process of its own
     sid = await _ordered_with_task(api, db, subscribed, rt)
     await _run_label_tasks(rt)
     async with db.read() as conn:
