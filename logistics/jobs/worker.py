@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from typing import Any
 
 from arq import cron
@@ -14,6 +15,7 @@ from logistics.config import Settings
 from logistics.db import Database
 from logistics.jobs import deliver, handlers, runner
 from logistics.jobs import label as _label  # noqa: F401  (registers the label task and its ordered hook)
+from logistics.purge import purge_finished
 from logistics.queue import PROCESS_DUE, WorkSignal, connect, deserialize, redis_settings, serialize
 
 log = logging.getLogger("logistics.worker")
@@ -37,6 +39,9 @@ def create_worker(settings: Settings, rt: runner.Runtime | None = None, **overri
     async def sweep(_ctx: dict[str, Any]) -> int:
         return await runner.sweep(runtime)
 
+    async def purge(_ctx: dict[str, Any]) -> int:
+        return await purge_finished(runtime.db, after=timedelta(days=settings.purge_after_days))
+
     async def shutdown(_ctx: dict[str, Any]) -> None:
         if rt is None:
             await handlers_close(runtime)
@@ -45,7 +50,10 @@ def create_worker(settings: Settings, rt: runner.Runtime | None = None, **overri
     options: dict[str, Any] = {
         "functions": [func(process_due, name=PROCESS_DUE, max_tries=1)],
         "cron_jobs": [
-            cron(sweep, name="sweep", second=set(range(0, 60, interval)), run_at_startup=True, max_tries=1, unique=True)
+            cron(
+                sweep, name="sweep", second=set(range(0, 60, interval)), run_at_startup=True, max_tries=1, unique=True
+            ),
+            cron(purge, name="purge", minute=17, second=0, max_tries=1, unique=True),
         ],
         "redis_settings": redis_settings(settings.redis_url or "redis://127.0.0.1:6379"),
         "queue_name": settings.queue_name,

@@ -1,0 +1,75 @@
+"""Privacy purge (PRODUCT.md §9): personal data goes a configurable time after a shipment ends; counts stay.
+
+What is kept of a purged shipment is what statistics need and nothing that identifies a person: status,
+kind, department, cases, dates, the region (province/city/district) and the masked forms of names and phones.
+Rendered labels are deleted, and complaint texts are replaced (they are free text about people).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from labels.privacy import mask_address, mask_name, mask_phone
+from logistics.db import Database
+from logistics.models import complaints, label_renders, shipment_events, shipments, utcnow
+
+PURGED_TEXT = "[已按隐私规定清除]"
+_PHONE_IN_TEXT = re.compile(r"1[3-9]\d{9}|0\d{2,3}-?\d{7,8}")
+
+
+def _masked_party(party: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not party:
+        return party
+    return {
+        **party,
+        "name": mask_name(party["name"]),
+        "phone": mask_phone(party["phone"]),
+        "address": mask_address(party["address"]),
+        "purged": True,
+    }
+
+
+async def purge_finished(db: Database, *, after: timedelta, now: datetime | None = None, batch: int = 500) -> int:
+    """Purge shipments that ended before ``now - after``; returns how many. Safe to run again at any time."""
+    now = now or utcnow()
+    async with db.write() as conn:
+        rows = (
+            await conn.execute(
+                select(shipments.c.id, shipments.c.sender, shipments.c.recipient)
+                .where(shipments.c.finished_at < now - after, shipments.c.purged_at.is_(None))
+                .limit(batch)
+            )
+        ).all()
+        for row in rows:
+            await conn.execute(
+                update(shipments)
+                .where(shipments.c.id == row.id)
+                .values(
+                    sender=_masked_party(row.sender),
+                    recipient=_masked_party(row.recipient),
+                    extra={},
+                    verification_code=None,
+                    purged_at=now,
+                )
+            )
+        ids = [r.id for r in rows]
+        if ids:
+            await conn.execute(delete(label_renders).where(label_renders.c.shipment_id.in_(ids)))
+            await conn.execute(update(complaints).where(complaints.c.shipment_id.in_(ids)).values(text=PURGED_TEXT))
+            events = await conn.execute(
+                select(shipment_events.c.id, shipment_events.c.carrier_text).where(
+                    shipment_events.c.shipment_id.in_(ids), shipment_events.c.carrier_text.is_not(None)
+                )
+            )
+            for event in events.all():
+                # Carrier texts name couriers with their phones ("投递员:刘洋,电话:139…"): mask the numbers.
+                masked = _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), event.carrier_text)
+                if masked != event.carrier_text:
+                    await conn.execute(
+                        update(shipment_events).where(shipment_events.c.id == event.id).values(carrier_text=masked)
+                    )
+    return len(rows)
