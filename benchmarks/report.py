@@ -1,6 +1,6 @@
 """Run every benchmark and write one Markdown report with machine facts and each script's same-run ratios.
 
-    .venv/bin/python benchmarks/report.py [--postgres postgresql://postgres@127.0.0.1:5432/test] [-o benchmarks/REPORT.md]
+    .venv/bin/python benchmarks/report.py [--postgres postgresql://postgres@127.0.0.1:5432/test] [-o FILE]
 
 Each benchmark prints its own baseline measured in the same run and the ratio against it; the report keeps
 those lines as printed, after the machine facts that explain them (this machine is shared: note the load).
