@@ -16,6 +16,7 @@ from sqlalchemy import select
 from logistics import applicant, ids
 from logistics.api.auth import authenticate
 from logistics.api.errors import Problem, from_validation_error, not_found, validation_problem
+from logistics.api.paging import ListQuery
 from logistics.api.present import shipment_json
 from logistics.api.schemas import ShipmentCreate
 from logistics.events import apply_event, lock_shipment
@@ -127,7 +128,11 @@ async def create_shipment(request: web.Request) -> web.Response:
             "request_hash": request_hash,
             "shipment_id": sid,
             "status_code": 201,
-            "response_body": body.decode("utf-8"),
+            # The applicant link is a credential kept only as a hash: the stored answer leaves it out, and a
+            # replay issues a fresh link instead (_with_fresh_link).
+            "response_body": (
+                body if applicant_token is None else orjson.dumps(shipment_json(row, cases, settings.base_url))
+            ).decode("utf-8"),
             "created_at": now,
         }
     outcome = await request.app["committer"].submit(item)
@@ -140,14 +145,30 @@ async def create_shipment(request: web.Request) -> web.Response:
                 "Idempotency-Key reused",
                 "This Idempotency-Key was used with a different request body.",
             )
+        replay = existing["response_body"].encode("utf-8")
+        if spec.applicant_choice:
+            replay = await _with_fresh_link(request, client_id, existing["shipment_id"], replay)
         return web.Response(
-            body=existing["response_body"].encode("utf-8"),
+            body=replay,
             status=existing["status_code"],
             content_type=JSON,
             headers={"Idempotent-Replayed": "true", "Location": f"/v1/shipments/{existing['shipment_id']}"},
         )
     request["shipment_id"] = sid
     return web.Response(body=body, status=201, content_type=JSON, headers={"Location": f"/v1/shipments/{sid}"})
+
+
+async def _with_fresh_link(request: web.Request, client_id: str, shipment_id: str, stored: bytes) -> bytes:
+    """The replayed answer of an applicant-choice create: a new link replaces the one only the first answer held
+    (the previous link stops working), or null once the applicant has chosen or the shipment moved on."""
+    settings = request.app["settings"]
+    body = orjson.loads(stored)
+    try:
+        issued = await applicant.reissue(request.app["db"], client_id, shipment_id, settings.applicant_link_days)
+    except ValueError:  # no longer awaiting the applicant
+        issued = None
+    body["applicant_url"] = applicant.link_url(settings.base_url, issued[0]) if issued is not None else None
+    return orjson.dumps(body)
 
 
 async def _cases_for(conn: Any, shipment_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -188,55 +209,28 @@ async def get_shipment(request: web.Request) -> web.Response:
         return json_response(await full_shipment(conn, row, request.app["settings"].base_url))
 
 
-def _encode_cursor(shipment_id: str) -> str:
-    return base64.urlsafe_b64encode(shipment_id.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        value = ""
-    if not value.startswith("shp_") or len(value) > 40:
-        raise validation_problem([{"field": "cursor", "message": "is not a cursor this API gave out"}])
-    return value
-
-
 @routes.get("/v1/shipments")
 async def list_shipments(request: web.Request) -> web.Response:
     client_id = await authenticate(request)
     settings = request.app["settings"]
-    q = request.query
-    errors = []
-    limit = 20
-    if "limit" in q:
-        try:
-            limit = int(q["limit"])
-            if not 1 <= limit <= settings.page_size_max:
-                raise ValueError
-        except ValueError:
-            errors.append({"field": "limit", "message": f"must be an integer from 1 to {settings.page_size_max}"})
-    status = q.get("status")
-    if status is not None and status not in STATUSES:
-        errors.append({"field": "status", "message": "must be one of " + ", ".join(STATUSES)})
-    if errors:
-        raise validation_problem(errors)
+    q = ListQuery(request.query, maximum=settings.page_size_max)
+    status = q.choice("status", STATUSES)
+    case_no = q.text("case_no")
+    cursor = q.cursor("shp_")
     query = select(shipments).where(shipments.c.client_id == client_id)
     if status is not None:
         query = query.where(shipments.c.status == status)
-    if q.get("case_no"):
-        matching = select(shipment_cases.c.shipment_id).where(shipment_cases.c.case_no == q["case_no"].strip())
+    if case_no:
+        matching = select(shipment_cases.c.shipment_id).where(shipment_cases.c.case_no == case_no)
         query = query.where(shipments.c.id.in_(matching))
-    if q.get("cursor"):
-        query = query.where(shipments.c.id < _decode_cursor(q["cursor"]))
-    query = query.order_by(shipments.c.id.desc()).limit(limit + 1)
+    if cursor:
+        query = query.where(shipments.c.id < cursor)
+    query = query.order_by(shipments.c.id.desc()).limit(q.limit + 1)
     async with request.app["db"].read() as conn:
-        rows = [dict(r._mapping) for r in await conn.execute(query)]
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, more = q.split([dict(r._mapping) for r in await conn.execute(query)])
         cases = await _cases_for(conn, [r["id"] for r in rows])
     data = [shipment_json(r, cases[r["id"]], settings.base_url) for r in rows]
-    return json_response({"data": data, "next_cursor": _encode_cursor(rows[-1]["id"]) if more else None})
+    return json_response(q.page(data, rows[-1]["id"] if more else None))
 
 
 @routes.post("/v1/shipments/{id}/cancel")
