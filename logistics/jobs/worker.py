@@ -90,7 +90,10 @@ async def run_forever(settings: Settings) -> None:
             except Exception as exc:  # Redis unreachable or dropped: wait and start again
                 log.warning("worker_stopped", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
             finally:
-                await worker.close()
+                try:
+                    await worker.close()
+                except Exception as exc:  # close() settles jobs in Redis, the very thing that may have gone away
+                    log.warning("worker_close_failed", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
             await asyncio.sleep(2)
     finally:
         await handlers_close(rt)

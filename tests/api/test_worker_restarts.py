@@ -1,0 +1,48 @@
+"""``logistics worker`` restarts itself when Redis drops, even when closing the dead worker fails too."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from logistics.config import Settings
+from logistics.jobs import worker as worker_module
+
+from support import eventually
+
+
+class _LostRedis:
+    """An arq worker whose Redis went away mid-job: the run fails, and so does settling the job in close()."""
+
+    async def async_run(self) -> None:
+        raise RedisConnectionError("Error 2 connecting to redis.sock. No such file or directory.")
+
+    async def close(self) -> None:
+        raise RedisConnectionError("Error 2 connecting to redis.sock. No such file or directory.")
+
+
+async def test_a_failing_close_does_not_end_the_worker(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found by the chaos run: a Redis restart while jobs ran made close() raise from run_forever's finally,
+    # and the worker process exited instead of starting again.
+    made: list[_LostRedis] = []
+
+    def create(*_: object, **__: object) -> _LostRedis:
+        made.append(_LostRedis())
+        return made[-1]
+
+    monkeypatch.setattr(worker_module, "create_worker", create)
+    running = asyncio.create_task(worker_module.run_forever(settings))
+    try:
+
+        async def restarted() -> bool:
+            assert not running.done(), running.exception()
+            return len(made) >= 2
+
+        await eventually(restarted, timeout=15)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
