@@ -28,6 +28,7 @@ from logistics.outbox import Task, finish, task_row
 log = logging.getLogger("logistics.jobs")
 
 LABEL_TASK = "label"
+NOT_CARRIED = FINAL - {"delivered", "returned"}
 LABEL_FORMAT = "pdf"
 
 
@@ -65,8 +66,10 @@ async def label(rt: Runtime, task: Task) -> None:
     async with rt.db.read() as conn:
         found = (await conn.execute(select(shipments).where(shipments.c.id == task.shipment_id))).first()
     row = dict(found._mapping) if found is not None else None
-    # Finished shipments (cancelled before pickup, failed) will not be carried: no label to announce.
-    if row is None or not row["waybill_no"] or row["status"] in FINAL:
+    # Shipments that end without being carried (cancelled before pickup, failed) need no label. One already
+    # delivered or returned was carried: under load its events can overtake this task, and it still gets its
+    # label and label_ready (the chaos run found delivered shipments left without either).
+    if row is None or not row["waybill_no"] or row["status"] in NOT_CARRIED:
         async with rt.db.write() as conn:
             await finish(conn, task)
         return

@@ -125,3 +125,21 @@ async def test_a_cancelled_shipments_label_task_does_nothing(
         await apply_event(conn, row, status="cancelled", source="api")
     await _run_label_tasks(rt)
     assert await _label_ready(db, sid) == []
+
+
+async def test_a_shipment_delivered_before_its_label_task_ran_still_gets_its_label(
+    api: TestClient, db: Database, subscribed: Credentials, rt: Runtime
+) -> None:
+    # Under load the carrier's events can overtake the label task (found by the chaos run): the parcel was
+    # carried, so the label is stored and announced all the same.
+    sid = await _ordered_with_task(api, db, subscribed, rt)
+    for status in ("picked_up", "in_transit", "out_for_delivery", "delivered"):
+        async with db.write() as conn:
+            row = await lock_shipment(conn, sid)
+            assert row is not None
+            await apply_event(conn, row, status=status, source="carrier_push")
+    await _run_label_tasks(rt)
+    async with db.read() as conn:
+        stored = (await conn.execute(select(label_renders.c.fmt).where(label_renders.c.shipment_id == sid))).all()
+    assert [r.fmt for r in stored] == ["pdf"]
+    assert len(await _label_ready(db, sid)) == 1
