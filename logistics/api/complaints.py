@@ -3,8 +3,6 @@ by ``GET /v1/complaints`` and sent to it as a ``shipment.complaint`` webhook."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import re
 from typing import Any
@@ -14,7 +12,7 @@ from sqlalchemy import insert, select
 
 from logistics import ids
 from logistics.api.auth import authenticate
-from logistics.api.errors import validation_problem
+from logistics.api.paging import ListQuery
 from logistics.api.present import iso
 from logistics.api.shipments import json_response
 from logistics.db import Database
@@ -91,50 +89,21 @@ def complaint_json(c: Any) -> dict[str, Any]:
     }
 
 
-def _encode_cursor(complaint_id: str) -> str:
-    return base64.urlsafe_b64encode(complaint_id.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        value = ""
-    if not value.startswith("cmp_") or len(value) > 40:
-        raise validation_problem([{"field": "cursor", "message": "is not a cursor this API gave out"}])
-    return value
-
-
 @routes.get("/v1/complaints")
 async def list_complaints(request: web.Request) -> web.Response:
     client_id = await authenticate(request)
     settings = request.app["settings"]
-    q = request.query
-    errors = [
-        {"field": name or "(empty)", "message": "is not a parameter of this endpoint"}
-        for name in q
-        if name not in ("shipment_id", "cursor", "limit")
-    ]
-    limit = 20
-    if "limit" in q:
-        try:
-            limit = int(q["limit"])
-            if not 1 <= limit <= settings.page_size_max:
-                raise ValueError
-        except ValueError:
-            errors.append({"field": "limit", "message": f"must be an integer from 1 to {settings.page_size_max}"})
-    if errors:
-        raise validation_problem(errors)
+    q = ListQuery(request.query, maximum=settings.page_size_max)
+    shipment_id = q.text("shipment_id")
+    cursor = q.cursor("cmp_")
     query = select(complaints, shipments.c.tracking_code).join(shipments, shipments.c.id == complaints.c.shipment_id)
     query = query.where(complaints.c.client_id == client_id)
-    if q.get("shipment_id"):
-        query = query.where(complaints.c.shipment_id == q["shipment_id"].strip())
-    if q.get("cursor"):
-        query = query.where(complaints.c.id < _decode_cursor(q["cursor"]))
-    query = query.order_by(complaints.c.id.desc()).limit(limit + 1)
+    if shipment_id:
+        query = query.where(complaints.c.shipment_id == shipment_id)
+    if cursor:
+        query = query.where(complaints.c.id < cursor)
+    query = query.order_by(complaints.c.id.desc()).limit(q.limit + 1)
     async with request.app["db"].read() as conn:
-        rows = list(await conn.execute(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
+        rows, more = q.split(list(await conn.execute(query)))
     data = [{**complaint_json(r), "tracking_code": r.tracking_code} for r in rows]
-    return json_response({"data": data, "next_cursor": _encode_cursor(rows[-1].id) if more else None})
+    return json_response(q.page(data, rows[-1].id if more else None))

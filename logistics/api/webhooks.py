@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections import defaultdict
 from typing import Any
 
@@ -12,7 +10,8 @@ from sqlalchemy import select
 
 from logistics import clients
 from logistics.api.auth import authenticate
-from logistics.api.errors import Problem, not_found, validation_problem
+from logistics.api.errors import Problem, not_found
+from logistics.api.paging import ListQuery
 from logistics.api.present import iso
 from logistics.api.shipments import json_response
 from logistics.events import requeue_deliveries, webhook_body
@@ -23,20 +22,6 @@ routes = web.RouteTableDef()
 DELIVERY_STATUSES = ("pending", "delivered", "failed", "skipped")
 # Each delivery lists its most recent attempts; a redelivered one may have many, the page must stay small.
 ATTEMPTS_SHOWN = 50
-
-
-def _encode_cursor(delivery_id: str) -> str:
-    return base64.urlsafe_b64encode(delivery_id.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        value = ""
-    if not value.startswith("msg_") or len(value) > 40:
-        raise validation_problem([{"field": "cursor", "message": "is not a cursor this API gave out"}])
-    return value
 
 
 def attempt_json(a: Any) -> dict[str, Any]:
@@ -86,35 +71,22 @@ async def _with_attempts(conn: Any, rows: list[Any], base_url: str) -> list[dict
 async def list_deliveries(request: web.Request) -> web.Response:
     client_id = await authenticate(request)
     settings = request.app["settings"]
-    q = request.query
-    errors = []
-    limit = 20
-    if "limit" in q:
-        try:
-            limit = int(q["limit"])
-            if not 1 <= limit <= settings.page_size_max:
-                raise ValueError
-        except ValueError:
-            errors.append({"field": "limit", "message": f"must be an integer from 1 to {settings.page_size_max}"})
-    status = q.get("status")
-    if status is not None and status not in DELIVERY_STATUSES:
-        errors.append({"field": "status", "message": "must be one of " + ", ".join(DELIVERY_STATUSES)})
-    if errors:
-        raise validation_problem(errors)
+    q = ListQuery(request.query, maximum=settings.page_size_max)
+    status = q.choice("status", DELIVERY_STATUSES)
+    shipment_id = q.text("shipment_id")
+    cursor = q.cursor("msg_")
     query = select(webhook_deliveries).where(webhook_deliveries.c.client_id == client_id)
     if status is not None:
         query = query.where(webhook_deliveries.c.status == status)
-    if q.get("shipment_id"):
-        query = query.where(webhook_deliveries.c.shipment_id == q["shipment_id"].strip())
-    if q.get("cursor"):
-        query = query.where(webhook_deliveries.c.id < _decode_cursor(q["cursor"]))
-    query = query.order_by(webhook_deliveries.c.id.desc()).limit(limit + 1)
+    if shipment_id:
+        query = query.where(webhook_deliveries.c.shipment_id == shipment_id)
+    if cursor:
+        query = query.where(webhook_deliveries.c.id < cursor)
+    query = query.order_by(webhook_deliveries.c.id.desc()).limit(q.limit + 1)
     async with request.app["db"].read() as conn:
-        rows = list(await conn.execute(query))
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, more = q.split(list(await conn.execute(query)))
         data = await _with_attempts(conn, rows, settings.base_url)
-    return json_response({"data": data, "next_cursor": _encode_cursor(rows[-1].id) if more else None})
+    return json_response(q.page(data, rows[-1].id if more else None))
 
 
 async def _owned(conn: Any, client_id: str, delivery_id: str) -> Any:
