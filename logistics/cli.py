@@ -182,7 +182,9 @@ def cmd_ems_sim(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_clients_create(args: argparse.Namespace, settings: Settings) -> None:
-    creds = _with_db(settings, lambda db: clients.create(db, args.name, args.webhook_url))
+    creds = _with_db(
+        settings, lambda db: clients.create(db, args.name, args.webhook_url, policy=_webhook_policy(settings))
+    )
     if args.json:
         print(
             json.dumps(

@@ -44,11 +44,26 @@ def check_webhook_url(url: str | None) -> str | None:
     return url
 
 
-async def create(db: Database, name: str, webhook_url: str | None = None) -> Credentials:
+def allowed_webhook_url(url: str, policy: AddressPolicy | None) -> str:
+    """``url`` checked for shape and, with a ``policy``, refused when its host alone shows it is off limits."""
+    url = str(check_webhook_url(url))
+    if policy is not None:
+        try:
+            check_url(url, policy)
+        except BlockedAddress as exc:
+            raise ClientError(f"the webhook URL is not allowed: {exc.strerror}") from None
+        except ValueError as exc:
+            raise ClientError(str(exc)) from None
+    return url
+
+
+async def create(
+    db: Database, name: str, webhook_url: str | None = None, *, policy: AddressPolicy | None = None
+) -> Credentials:
     name = name.strip()
     if not 1 <= len(name) <= 100:
         raise ClientError("the client name must be 1–100 characters")
-    webhook_url = check_webhook_url(webhook_url)
+    webhook_url = allowed_webhook_url(webhook_url, policy) if webhook_url is not None else None
     now = utcnow()
     cid, key, secret = ids.client_id(), ids.api_key(), new_webhook_secret()
     try:
@@ -127,14 +142,7 @@ async def set_webhook(
     they are off limits; names resolving to such addresses are refused when connecting.
     """
     if url is not None:
-        url = check_webhook_url(url)
-        if policy is not None:
-            try:
-                check_url(str(url), policy)
-            except BlockedAddress as exc:
-                raise ClientError(f"the webhook URL is not allowed: {exc.strerror}") from None
-            except ValueError as exc:
-                raise ClientError(str(exc)) from None
+        url = allowed_webhook_url(url, policy)
     client = await resolve(db, ref)
     cid = str(client["id"])
     now = utcnow()
