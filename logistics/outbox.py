@@ -4,6 +4,7 @@ and the next sweep hands the task to someone else; finishing deletes the row onl
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,21 +33,44 @@ class Task:
 PRIORITY = {"order": 0, "cancel": 0, "carrier_event": 0, "webhook": 1, "track": 2, "label": 2}
 
 
+# Priority alone starves: while a batch's worth of carrier or webhook work is always due, labels and polls are
+# never claimed (the chaos run saw every label wait until the last webhook was sent). This share of each claim
+# goes to the tasks that have waited longest, whatever their kind.
+AGED_SHARE = 0.25
+
+
 def _due(now: datetime) -> Any:
     return and_(outbox.c.due_at <= now, or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now))
 
 
-async def claim_due(db: Database, *, limit: int, lease_seconds: float, now: datetime | None = None) -> list[Task]:
+async def claim_due(
+    db: Database,
+    *,
+    limit: int,
+    lease_seconds: float,
+    now: datetime | None = None,
+    kinds: Collection[str] | None = None,
+    exclude: Collection[str] = (),
+) -> list[Task]:
+    """Lease up to ``limit`` due tasks, of ``kinds`` only when given and never of ``exclude`` (the runner keeps
+    slow kinds in lanes of their own)."""
     now = now or utcnow()
+    which = [_due(now)]
+    if kinds is not None:
+        which.append(outbox.c.kind.in_(list(kinds)))
+    if exclude:
+        which.append(outbox.c.kind.not_in(list(exclude)))
     token = secrets.token_hex(8)
     priority = case(PRIORITY, value=outbox.c.kind, else_=1)
-    ids = select(outbox.c.id).where(_due(now)).order_by(priority, outbox.c.due_at).limit(limit)
-    if db.dialect == "postgresql":
-        ids = ids.with_for_update(skip_locked=True)  # several workers claim disjoint sets without waiting
-    async with db.write() as conn:
+    aged = int(limit * AGED_SHARE)
+
+    def claim(order: tuple[Any, ...], count: int) -> Any:
+        ids = select(outbox.c.id).where(*which).order_by(*order).limit(count)
+        if db.dialect == "postgresql":
+            ids = ids.with_for_update(skip_locked=True)  # several workers claim disjoint sets without waiting
         # One statement that hands back what it claimed: reading the rows back by claim_token instead was a
         # full scan of the outbox (no index on it), which grows with every tracked shipment.
-        rows = await conn.execute(
+        return (
             update(outbox)
             .where(outbox.c.id.in_(ids.scalar_subquery()))
             .values(
@@ -54,6 +78,12 @@ async def claim_due(db: Database, *, limit: int, lease_seconds: float, now: date
             )
             .returning(*outbox.c)
         )
+
+    async with db.write() as conn:
+        rows = list(await conn.execute(claim((priority, outbox.c.due_at), limit - aged)))
+        if aged:
+            # Rows claimed just now hold a lease, so they are not due any more: this takes others.
+            rows += list(await conn.execute(claim((outbox.c.due_at,), aged)))
         return [
             Task(r.id, r.kind, r.shipment_id, r.payload or {}, r.attempts, token, r.request_id, r.created_at)
             for r in rows
