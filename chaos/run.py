@@ -1,0 +1,909 @@
+"""Whole-pipeline chaos run (issue 7): shipments through API → EMS simulator → labels → webhooks while things break.
+
+    .venv/bin/python chaos/run.py --shipments 10000 [--postgres postgresql://postgres@127.0.0.1:5432/test]
+
+Real processes, each with its log captured under the run's work directory: a private Redis (never the shared
+one: it is flushed and restarted), the EMS simulator with 20 % transient faults, one outage and duplicated and
+reordered pushes, the API, and one worker that is SIGKILLed every few seconds and restarted. The webhook
+receiver runs in this process: it verifies signatures with ``standardwebhooks``, answers 500 to 30 % of
+requests and has one outage. After the drain the run checks every promise it can observe from outside (and
+from the database) and prints a summary table; the exit status is 1 when a check fails.
+
+``tests/chaos/test_chaos.py`` runs the same code with 500 shipments and shorter outages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+for _path in (ROOT, ROOT / "tests"):  # run as a script: the project and the shared test data
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+import aiohttp  # noqa: E402
+import redis  # noqa: E402
+from sqlalchemy import func, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+
+from chaos.receiver import Receiver  # noqa: E402
+from logistics import clients, migrate  # noqa: E402
+from logistics.config import normalise_database_url  # noqa: E402
+from logistics.db import Database  # noqa: E402
+from logistics.lifecycle import FINAL  # noqa: E402
+from logistics.models import label_renders, outbox, shipments, webhook_deliveries  # noqa: E402
+from logistics.redis_server import PrivateRedis  # noqa: E402
+
+from support import APPLICANT, delivery_body, intake_body  # noqa: E402
+
+# The webhooks every shipment that reaches "delivered" must have announced (delivery_failed is random).
+REQUIRED_TYPES = (
+    "shipment.ordered",
+    "shipment.label_ready",
+    "shipment.picked_up",
+    "shipment.in_transit",
+    "shipment.out_for_delivery",
+    "shipment.delivered",
+)
+TRANSIENT_KINDS = ("http_5xx", "s_code", "connection_reset", "timeout_after_create")
+
+
+@dataclass
+class Plan:
+    """Numbers of one run. Times are seconds after the load starts."""
+
+    shipments: int = 10_000
+    postgres: str | None = None  # admin URL; the run creates (and drops) a database of its own
+    work_dir: Path | None = None
+    concurrency: int = 32
+    intake_share: float = 1 / 3
+    step_seconds: float = 5.0  # simulator: time a parcel spends at each tracking step
+    transient_rate: float = 0.2  # simulator errors, split over TRANSIENT_KINDS
+    push_duplicate_rate: float = 0.1
+    push_reorder_rate: float = 0.1
+    hang_seconds: float = 6.0  # timeout_after_create: the answer comes this late (after our timeout)
+    ems_timeout_seconds: float = 5.0
+    carrier_retry_seconds: float = 10.0
+    sim_outage_at: float = 20.0
+    sim_outage_seconds: float = 30.0
+    receiver_error_rate: float = 0.3
+    receiver_outage_at: float = 40.0
+    receiver_outage_seconds: float = 60.0
+    flush_at: float = 30.0
+    redis_restart_at: float = 70.0
+    redis_down_seconds: float = 3.0
+    kill_every: tuple[float, float] = (3.0, 8.0)
+    chaos_seconds: float = 240.0  # worker kills stop after this; the drain then runs on one steady worker
+    lease_seconds: float = 10.0
+    poll_first_seconds: float = 60.0
+    webhook_schedule: tuple[float, ...] = (0, 1, 2, 4, 8, 15, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30)
+    drain_timeout: float = 3600.0
+    rss_at: int = 1000
+    seed: int = 20180806
+    keep_database: bool = False
+    progress: Callable[[str], None] = print
+
+    @classmethod
+    def ci(cls, **overrides: Any) -> Plan:
+        """The CI variant: 500 shipments, the same faults, outages and kills squeezed into about a minute."""
+        values: dict[str, Any] = {
+            "shipments": 500,
+            "step_seconds": 0.5,
+            "hang_seconds": 3.0,
+            "ems_timeout_seconds": 2.0,
+            "carrier_retry_seconds": 5.0,
+            "sim_outage_at": 2.0,
+            "sim_outage_seconds": 8.0,
+            "receiver_outage_at": 4.0,
+            "receiver_outage_seconds": 15.0,
+            "flush_at": 3.0,
+            "redis_restart_at": 12.0,
+            "redis_down_seconds": 2.0,
+            "kill_every": (3.0, 6.0),
+            "chaos_seconds": 45.0,
+            "lease_seconds": 5.0,
+            "poll_first_seconds": 20.0,
+            "webhook_schedule": (0, 1, 2, 3, 5, 8, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10),
+            "drain_timeout": 150.0,
+            "rss_at": 250,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+# -- test data ------------------------------------------------------------------------------------------------
+
+# Compound surnames: never produced by the simulator's own courier names, so a hit in the logs is ours.
+SURNAMES = ("欧阳", "司马", "诸葛", "上官", "慕容", "东方", "皇甫", "令狐", "公孙", "长孙", "宇文", "司徒")
+GIVEN = ("娜娜", "文静", "子涵", "婉清", "晓峰", "嘉怡", "浩然", "思远")
+# Unit/room and village addresses as applicants write them; the patterns find them in logs.
+ADDRESS_PATTERNS = (re.compile(r"\d+号院\d+号楼"), re.compile(r"马固村\d+组"))
+PHONE_PATTERN = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+
+
+def person(i: int) -> tuple[str, str]:
+    name = SURNAMES[i % len(SURNAMES)] + GIVEN[(i // len(SURNAMES)) % len(GIVEN)]
+    # 138… for applicants receiving a delivery, 135… for applicants handing in materials; the simulator's
+    # couriers use 139…, so they never collide.
+    phone = f"{138 if i % 2 == 0 else 135}{i:08d}"
+    return name, phone
+
+
+def shipment_body(i: int, intake_share: float) -> dict[str, Any]:
+    name, phone = person(i)
+    case = {"case_no": f"410106-2018-{i:05d}"}
+    if (i % 1000) / 1000 < intake_share:
+        body = intake_body()
+        body["sender"] = {
+            **body["sender"],
+            "name": name,
+            "phone": phone,
+            "address": f"峡窝镇马固村{i % 9 + 1}组{i % 50 + 1}号",
+        }
+        body["cases"] = [{**body["cases"][0], **case}]
+        return body
+    address = f"新安路街道济源路{i % 97 + 1}号院{i % 9 + 1}号楼{i % 4 + 1}单元{i % 6 + 1}0{i % 4 + 1}室"
+    body = delivery_body(recipient={**APPLICANT, "name": name, "phone": phone, "address": address})
+    body["cases"] = [{**body["cases"][0], **case}]
+    return body
+
+
+# -- processes ------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Child:
+    """One of the service's processes, started from the same commands production uses, logging to a file."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    starts: int = 0
+    kills: int = 0
+    unexpected_exits: list[int] = field(default_factory=list)
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            # A session of its own: a Ctrl-C in the terminal reaches this script, which stops children in order.
+            self.process = subprocess.Popen(
+                self.argv,
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.started_at = time.monotonic()
+        self.starts += 1
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def check(self) -> None:
+        """Note an exit we did not cause (a crash)."""
+        if self.process is not None and self.process.poll() is not None:
+            self.unexpected_exits.append(self.process.returncode)
+            self.process = None
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+            self.kills += 1
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None
+
+
+def rss_kib(pid: int | None) -> tuple[int, int] | None:
+    """(VmRSS, VmHWM) in KiB of a live process."""
+    if pid is None:
+        return None
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    found = dict(re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.M))
+    if "VmRSS" not in found:
+        return None
+    return int(found["VmRSS"]), int(found.get("VmHWM", 0))
+
+
+# -- the run --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+    figures: list[tuple[str, str]] = field(default_factory=list)
+    timeline: list[tuple[float, str]] = field(default_factory=list)
+    work_dir: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def check(self, name: str, ok: bool, detail: str) -> None:
+        self.checks.append(Check(name, ok, detail))
+
+    def figure(self, name: str, value: Any) -> None:
+        self.figures.append((name, str(value)))
+
+    def text(self) -> str:
+        width = max([len(c.name) for c in self.checks] + [len(n) for n, _ in self.figures] + [10])
+        lines = ["", "chaos run — checks", "-" * (width + 60)]
+        for c in self.checks:
+            lines.append(f"{c.name:<{width}}  {'PASS' if c.ok else 'FAIL'}  {c.detail}")
+        lines += ["", "chaos run — figures", "-" * (width + 60)]
+        lines += [f"{name:<{width}}  {value}" for name, value in self.figures]
+        lines += ["", "chaos run — timeline (seconds after the load started)", "-" * (width + 60)]
+        lines += [f"{at:8.1f}  {what}" for at, what in self.timeline]
+        lines += ["", f"logs and data: {self.work_dir}", f"RESULT: {'PASS' if self.ok else 'FAIL'}"]
+        return "\n".join(lines)
+
+
+@dataclass
+class LoadStats:
+    created: int = 0
+    replayed: int = 0
+    retries: int = 0
+    connection_errors: int = 0
+    rejected: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class ChaosRun:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.rng = random.Random(plan.seed)
+        self.work = (plan.work_dir or Path(tempfile.mkdtemp(prefix="chaos-"))).resolve()
+        self.logs = self.work / "logs"
+        self.run_id = uuid.uuid4().hex[:8]
+        self.report = Report(work_dir=self.work)
+        self.children: dict[str, Child] = {}
+        self.redis = PrivateRedis(self.work / "redis")
+        self.receiver: Receiver | None = None
+        self.db: Database | None = None
+        self.pg_database: str | None = None
+        self.load_started = 0.0
+        self.load = LoadStats()
+        self.ids: list[str | None] = [None] * plan.shipments
+        self.rss: dict[str, tuple[int, int, float] | None] = {}
+        self.rss_peak = 0
+        self.chaos_done = asyncio.Event()
+        self.api_port = free_port()
+        self.sim_port = free_port()
+        self.receiver_port = free_port()
+
+    def say(self, message: str) -> None:
+        self.plan.progress(
+            f"[chaos {time.monotonic() - self.load_started if self.load_started else 0:7.1f}s] {message}"
+        )
+
+    def mark(self, what: str) -> None:
+        at = time.monotonic() - self.load_started if self.load_started else 0.0
+        self.report.timeline.append((at, what))
+        self.say(what)
+
+    # -- setup ----------------------------------------------------------------------------------------------
+
+    async def _database_url(self) -> str:
+        if not self.plan.postgres:
+            url = f"sqlite+aiosqlite:///{self.work / 'logistics.db'}"
+        else:
+            admin_url = normalise_database_url(self.plan.postgres)
+            self.pg_database = f"logistics_chaos_{self.run_id}"
+            await _admin_sql(admin_url, f'CREATE DATABASE "{self.pg_database}"')
+            url = make_url(admin_url).set(database=self.pg_database).render_as_string(hide_password=False)
+        await asyncio.to_thread(migrate.upgrade, url)
+        return url
+
+    def _env(self, database_url: str, redis_url: str) -> dict[str, str]:
+        p = self.plan
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("LOGISTICS_")}
+        return {
+            **inherited,
+            "PYTHONUNBUFFERED": "1",
+            "LOGISTICS_DATA_DIR": str(self.work),
+            "LOGISTICS_DATABASE_URL": database_url,
+            "LOGISTICS_REDIS_URL": redis_url,
+            "LOGISTICS_HOST": "127.0.0.1",
+            "LOGISTICS_PORT": str(self.api_port),
+            "LOGISTICS_EMS_SIM_PORT": str(self.sim_port),
+            "LOGISTICS_EMS_SIM_STEP_SECONDS": str(p.step_seconds),
+            "LOGISTICS_EMS_TIMEOUT_SECONDS": str(p.ems_timeout_seconds),
+            "LOGISTICS_CARRIER_RETRY_SECONDS": str(p.carrier_retry_seconds),
+            "LOGISTICS_WEBHOOK_ALLOW_LOOPBACK": "true",  # the receiver is this process, on 127.0.0.1
+            "LOGISTICS_QUEUE_NAME": f"chaos:{self.run_id}",
+            "LOGISTICS_LEASE_SECONDS": str(p.lease_seconds),
+            "LOGISTICS_SWEEP_INTERVAL_SECONDS": "1",
+            "LOGISTICS_POLL_FIRST_SECONDS": str(p.poll_first_seconds),
+            "LOGISTICS_POLL_MAX_SECONDS": str(p.poll_first_seconds * 4),
+            "LOGISTICS_LOG_LEVEL": "INFO",  # everything the service logs is searched for personal data
+            "LOGISTICS_LOG_FORMAT": "json",
+            "CHAOS_WEBHOOK_SCHEDULE": ",".join(f"{s:g}" for s in p.webhook_schedule),
+        }
+
+    async def setup(self) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        redis_url = await asyncio.to_thread(self.redis.start)
+        database_url = await self._database_url()
+        self.db = Database(database_url)
+        creds = await clients.create(
+            self.db, "上街区行政审批系统(混沌演练)", f"http://127.0.0.1:{self.receiver_port}/hooks/logistics"
+        )
+        self.api_key = creds.api_key
+        self.receiver = Receiver(creds.webhook_secret, self.plan.receiver_error_rate, seed=self.plan.seed)
+        await self.receiver.start(self.receiver_port)
+        env = self._env(database_url, redis_url)
+        py = sys.executable
+        push_url = f"http://127.0.0.1:{self.api_port}/carriers/ems/push"
+        specs = {
+            "ems-sim": [py, "-m", "logistics", "ems-sim", "--port", str(self.sim_port), "--callback-url", push_url],
+            "api": [py, "-m", "logistics", "api"],
+            "worker": [py, "-m", "chaos.worker"],
+        }
+        for name, argv in specs.items():
+            self.children[name] = Child(name, argv, env, self.logs / f"{name}.log")
+            self.children[name].start()
+        async with aiohttp.ClientSession() as http:
+            await _wait_http(http, f"{self.sim_url}/healthz", 30)
+            await _wait_http(http, f"{self.api_url}/readyz", 30)
+            p = self.plan
+            share = p.transient_rate / len(TRANSIENT_KINDS)
+            await self.sim_put(
+                http,
+                {
+                    "errors": dict.fromkeys(TRANSIENT_KINDS, share),
+                    "hang_seconds": p.hang_seconds,
+                    "push": {"duplicate_rate": p.push_duplicate_rate, "reorder_rate": p.push_reorder_rate},
+                },
+            )
+        self.say(f"stack up in {self.work} (database {'PostgreSQL' if self.plan.postgres else 'SQLite'})")
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def sim_url(self) -> str:
+        return f"http://127.0.0.1:{self.sim_port}"
+
+    async def sim_put(self, http: aiohttp.ClientSession, patch: dict[str, Any]) -> None:
+        async with http.put(f"{self.sim_url}/admin/faults", json=patch) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"simulator refused faults: {resp.status} {await resp.text()}")
+
+    async def sim_get(self, http: aiohttp.ClientSession, path: str) -> Any:
+        async with http.get(f"{self.sim_url}{path}", timeout=aiohttp.ClientTimeout(total=120)) as resp:
+            return await resp.json()
+
+    # -- load -----------------------------------------------------------------------------------------------
+
+    async def create_all(self) -> None:
+        p = self.plan
+        started = time.monotonic()
+        connector = aiohttp.TCPConnector(limit=p.concurrency)
+        timeout = aiohttp.ClientTimeout(total=30)
+        indices = iter(range(p.shipments))
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+
+            async def one(i: int) -> None:
+                body = shipment_body(i, p.intake_share)
+                headers = {"Authorization": f"Bearer {self.api_key}", "Idempotency-Key": f"chaos-{self.run_id}-{i}"}
+                for attempt in range(100):
+                    if attempt:
+                        self.load.retries += 1
+                        await asyncio.sleep(min(5.0, 0.2 * 2 ** min(attempt, 5)) * self.rng.uniform(0.5, 1.0))
+                    try:
+                        async with http.post(f"{self.api_url}/v1/shipments", json=body, headers=headers) as resp:
+                            if resp.status == 201 or resp.status == 200:
+                                self.ids[i] = str((await resp.json())["id"])
+                                self.load.created += 1
+                                self.load.replayed += resp.headers.get("Idempotent-Replayed") == "true"
+                                return
+                            if resp.status >= 500 or resp.status in (408, 409, 429):
+                                continue  # the same key again: the answer is the first one, never a second shipment
+                            self.load.rejected.append(f"{resp.status} {(await resp.text())[:200]}")
+                            return
+                    except (aiohttp.ClientError, TimeoutError):
+                        self.load.connection_errors += 1
+                self.load.rejected.append("gave up after 100 tries")
+
+            async def lane() -> None:
+                for i in indices:
+                    await one(i)
+                    if self.load.created in (min(p.rss_at, p.shipments), p.shipments):
+                        self.sample_rss(f"at {self.load.created} shipments")
+
+            await asyncio.gather(*(lane() for _ in range(p.concurrency)))
+        self.load.seconds = time.monotonic() - started
+        self.mark(f"load done: {self.load.created} created in {self.load.seconds:.1f}s")
+
+    def sample_rss(self, label: str) -> None:
+        worker = self.children.get("worker")
+        if worker is None or label in self.rss:
+            return
+        found = rss_kib(worker.pid)
+        self.rss[label] = (found[0], found[1], time.monotonic() - worker.started_at) if found else None
+
+    # -- chaos ----------------------------------------------------------------------------------------------
+
+    async def at(self, offset: float, action: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        await asyncio.sleep(max(0.0, self.load_started + offset - time.monotonic()))
+        await action()
+
+    async def chaos(self) -> None:
+        p = self.plan
+        assert self.receiver is not None
+        receiver = self.receiver
+        async with aiohttp.ClientSession() as http:
+
+            async def sim_outage() -> None:
+                await self.sim_put(http, {"outage": {"seconds": p.sim_outage_seconds, "mode": "503"}})
+                self.mark(f"simulator outage for {p.sim_outage_seconds:g}s")
+
+            async def receiver_outage() -> None:
+                receiver.outage(p.receiver_outage_seconds)
+                self.mark(f"webhook receiver outage for {p.receiver_outage_seconds:g}s")
+
+            async def flush() -> None:
+                await asyncio.to_thread(_flushall, self.redis.socket)
+                self.mark("Redis FLUSHALL")
+
+            async def restart_redis() -> None:
+                await asyncio.to_thread(self.redis.stop)
+                self.mark(f"Redis stopped (restart in {p.redis_down_seconds:g}s, same socket)")
+                await asyncio.sleep(p.redis_down_seconds)
+                await asyncio.to_thread(self.redis.start)
+                self.mark("Redis started again")
+
+            await asyncio.gather(
+                self.at(p.sim_outage_at, sim_outage),
+                self.at(p.receiver_outage_at, receiver_outage),
+                self.at(p.flush_at, flush),
+                self.at(p.redis_restart_at, restart_redis),
+                self.kill_workers(),
+            )
+        self.chaos_done.set()
+
+    async def kill_workers(self) -> None:
+        p = self.plan
+        worker = self.children["worker"]
+        end = self.load_started + p.chaos_seconds
+        while True:
+            await asyncio.sleep(self.rng.uniform(*p.kill_every))
+            if time.monotonic() > end:
+                break
+            worker.check()
+            worker.kill()
+            worker.start()
+        self.mark(f"worker kills stop after {worker.kills} SIGKILLs")
+
+    async def watch(self) -> None:
+        """Sample worker memory and notice crashes of the processes we do not kill on purpose."""
+        while True:
+            await asyncio.sleep(1.0)
+            for child in self.children.values():
+                if child.process is not None and child.process.poll() is not None:
+                    self.mark(f"{child.name} exited by itself with {child.process.returncode}; restarting")
+                    child.check()
+                    child.start()
+            found = rss_kib(self.children["worker"].pid)
+            if found:
+                self.rss_peak = max(self.rss_peak, found[0])
+
+    # -- drain ----------------------------------------------------------------------------------------------
+
+    async def snapshot(self) -> dict[str, Any]:
+        assert self.db is not None
+        async with self.db.read() as conn:
+            statuses = Counter(
+                {
+                    r[0]: r[1]
+                    for r in await conn.execute(select(shipments.c.status, func.count()).group_by(shipments.c.status))
+                }
+            )
+            deliveries = Counter(
+                {
+                    r[0]: r[1]
+                    for r in await conn.execute(
+                        select(webhook_deliveries.c.status, func.count()).group_by(webhook_deliveries.c.status)
+                    )
+                }
+            )
+            tasks = Counter(
+                {r[0]: r[1] for r in await conn.execute(select(outbox.c.kind, func.count()).group_by(outbox.c.kind))}
+            )
+        return {"statuses": statuses, "deliveries": deliveries, "tasks": tasks}
+
+    async def drain(self) -> float:
+        p = self.plan
+        started = time.monotonic()
+        deadline = started + p.drain_timeout
+        last_print = 0.0
+        async with aiohttp.ClientSession() as http:
+            while True:
+                snap = await self.snapshot()
+                pushes = await self.sim_get(http, "/admin/pushes")
+                open_shipments = sum(n for s, n in snap["statuses"].items() if s not in FINAL)
+                busy_tasks = sum(n for k, n in snap["tasks"].items() if k != "track")
+                settled = (
+                    self.chaos_done.is_set()
+                    and open_shipments == 0
+                    and snap["deliveries"].get("pending", 0) == 0
+                    and busy_tasks == 0
+                    and pushes.get("pending", 0) == 0
+                    and pushes.get("in_flight", 0) == 0
+                )
+                now = time.monotonic()
+                if settled or now > deadline or now - last_print > 10:
+                    last_print = now
+                    self.say(
+                        f"shipments {dict(snap['statuses'])} webhooks {dict(snap['deliveries'])} "
+                        f"outbox {dict(snap['tasks'])} pushes pending {pushes.get('pending')}"
+                    )
+                if settled:
+                    return now - started
+                if now > deadline:
+                    self.mark(f"drain timed out after {p.drain_timeout:g}s")
+                    return now - started
+                await asyncio.sleep(1.0)
+
+    # -- checks ---------------------------------------------------------------------------------------------
+
+    async def verify(self) -> None:
+        assert self.db is not None and self.receiver is not None
+        p, r = self.plan, self.report
+        async with self.db.read() as conn:
+            rows = {
+                row.id: row
+                for row in await conn.execute(select(shipments.c.id, shipments.c.status, shipments.c.waybill_no))
+            }
+            deliveries = [
+                row
+                for row in await conn.execute(
+                    select(
+                        webhook_deliveries.c.id,
+                        webhook_deliveries.c.shipment_id,
+                        webhook_deliveries.c.position,
+                        webhook_deliveries.c.sequence,
+                        webhook_deliveries.c.type,
+                        webhook_deliveries.c.status,
+                        webhook_deliveries.c.attempts,
+                    ).order_by(webhook_deliveries.c.shipment_id, webhook_deliveries.c.position)
+                )
+            ]
+            labelled = set(
+                (await conn.execute(select(label_renders.c.shipment_id).where(label_renders.c.fmt == "pdf"))).scalars()
+            )
+        async with aiohttp.ClientSession() as http:
+            orders = await self.sim_get(http, "/admin/orders")
+            parcels = {x["logisticsOrderNo"]: x for x in (await self.sim_get(http, "/admin/parcels"))["parcels"]}
+            faults = await self.sim_get(http, "/admin/faults")
+
+        created = [i for i in self.ids if i is not None]
+        r.check(
+            "shipments created (201)",
+            len(created) == p.shipments and not self.load.rejected,
+            f"{len(created)}/{p.shipments}; rejected {len(self.load.rejected)} {self.load.rejected[:3]}",
+        )
+        lost = [i for i in created if i not in rows]
+        extra = set(rows) - set(created)
+        r.check("shipments lost", not lost, f"{len(lost)} {lost[:5]}")
+        r.check("shipments created twice", not extra and len(set(created)) == len(created), f"{len(extra)} extra rows")
+        open_ = Counter(row.status for row in rows.values() if row.status not in FINAL)
+        r.check("shipments stuck (not final)", not open_, f"{sum(open_.values())} {dict(open_)}")
+
+        counts: dict[str, int] = orders["orders"]
+        duplicates = {k: v for k, v in counts.items() if v != 1}
+        r.check("duplicate carrier orders", not duplicates, f"{len(duplicates)}; {len(counts)} orders at EMS")
+        strangers = set(counts) - set(rows)
+        waybilled = {sid: row.waybill_no for sid, row in rows.items() if row.waybill_no}
+        missing = [sid for sid in waybilled if sid not in counts]
+        r.check("carrier orders without a shipment", not strangers, f"{len(strangers)}")
+        r.check("waybills unknown to the carrier", not missing, f"{len(missing)}")
+        waybills: dict[str, str] = orders["waybills"]
+        mismatched = [sid for sid, no in waybilled.items() if waybills.get(sid) != no]
+        r.check("waybill matches the carrier's", not mismatched, f"{len(mismatched)} {mismatched[:3]}")
+
+        wrong: list[str] = []
+        for sid, row in rows.items():
+            parcel = parcels.get(sid)
+            expected = (
+                "failed"
+                if parcel is None
+                else {"delivered": "delivered", "cancelled": "cancelled"}.get(
+                    parcel["state"], f"not final at EMS ({parcel['state']})"
+                )
+            )
+            if row.status != expected:
+                wrong.append(f"{sid}: {row.status} vs {expected}")
+        final = Counter(row.status for row in rows.values())
+        r.check("final status matches the carrier", not wrong, f"{len(wrong)} {wrong[:3]}; {dict(final)}")
+        unlabelled = [sid for sid in waybilled if sid not in labelled]
+        r.check("label rendered for every ordered shipment", not unlabelled, f"{len(unlabelled)} of {len(waybilled)}")
+
+        self._check_webhooks(rows, deliveries)
+        self._figures(orders, faults, final, deliveries)
+
+    def _check_webhooks(self, rows: dict[str, Any], deliveries: list[Any]) -> None:
+        assert self.receiver is not None
+        r, arrivals = self.report, self.receiver.arrivals
+        undelivered = Counter(d.status for d in deliveries if d.status != "delivered")
+        r.check("webhooks not delivered", not undelivered, f"{sum(undelivered.values())} {dict(undelivered)}")
+        first_seen: dict[str, int] = {}
+        first_ok: dict[str, int] = {}
+        ok_count: Counter[str] = Counter()
+        wrong_body = 0
+        by_id = {d.id: d for d in deliveries}
+        for a in arrivals:
+            first_seen.setdefault(a.msg_id, a.index)
+            if 200 <= a.answered < 300:
+                first_ok.setdefault(a.msg_id, a.index)
+                ok_count[a.msg_id] += 1
+            d = by_id.get(a.msg_id)
+            if d is None or d.shipment_id != a.shipment_id or d.type != a.type or d.sequence != a.sequence:
+                wrong_body += 1
+        never = [d.id for d in deliveries if d.id not in first_ok]
+        r.check("webhooks never accepted by the receiver", not never, f"{len(never)} of {len(deliveries)}")
+        r.check("webhooks unknown or with a wrong body", wrong_body == 0, f"{wrong_body}")
+        r.check("webhook signatures failing verification", self.receiver.unverified == 0, f"{self.receiver.unverified}")
+
+        # In order per shipment: delivery n+1 is first sent only after n was accepted, and the sequences the
+        # receiver accepted never go down.
+        per_shipment: dict[str, list[Any]] = defaultdict(list)
+        for d in deliveries:
+            per_shipment[d.shipment_id].append(d)
+        out_of_order: list[str] = []
+        regressions = 0
+        for sid, items in per_shipment.items():
+            for before, after in itertools.pairwise(items):
+                ok_at, sent_at = first_ok.get(before.id), first_seen.get(after.id)
+                if ok_at is not None and sent_at is not None and sent_at < ok_at:
+                    out_of_order.append(f"{sid}: #{after.position} before #{before.position} was accepted")
+            accepted = sorted((first_ok[d.id], d.sequence) for d in items if d.id in first_ok)
+            regressions += sum(1 for (_, a), (_, b) in itertools.pairwise(accepted) if b < a)
+        r.check("webhooks out of order per shipment", not out_of_order, f"{len(out_of_order)} {out_of_order[:3]}")
+        r.check("webhook sequence going backwards", regressions == 0, f"{regressions}")
+        types: dict[str, set[str]] = defaultdict(set)
+        for d in deliveries:
+            if d.id in first_ok:
+                types[d.shipment_id].add(d.type)
+        incomplete = [
+            sid for sid, row in rows.items() if row.status == "delivered" and not set(REQUIRED_TYPES) <= types[sid]
+        ]
+        r.check(
+            "delivered shipments with every webhook",
+            not incomplete,
+            f"{len(incomplete)} missing one of ordered…delivered",
+        )
+        redelivered = sum(n - 1 for n in ok_count.values() if n > 1)
+        answers = Counter(a.answered for a in arrivals)
+        r.figure("webhooks: deliveries / requests received", f"{len(deliveries)} / {len(arrivals)}")
+        r.figure("webhooks: answers", dict(sorted(answers.items())))
+        r.figure("webhooks: accepted more than once (at-least-once)", redelivered)
+        r.figure("webhooks: most attempts of one delivery", max((d.attempts for d in deliveries), default=0))
+
+    def _figures(
+        self, orders: dict[str, Any], faults: dict[str, Any], final: Counter[str], deliveries: list[Any]
+    ) -> None:
+        r, load = self.report, self.load
+        r.figure("shipments", f"{self.plan.shipments} ({dict(final)})")
+        rate = load.created / load.seconds if load.seconds else 0
+        r.figure("create: seconds / rate", f"{load.seconds:.1f}s / {rate:.0f} per s")
+        r.figure(
+            "create: retries / connection errors / replays",
+            f"{load.retries} / {load.connection_errors} / {load.replayed}",
+        )
+        r.figure("EMS: API calls by code", orders.get("calls"))
+        r.figure("EMS: create-order calls", sum(orders.get("create_calls", {}).values()))
+        r.figure("EMS: faults injected", orders.get("faults_injected") or faults.get("injected"))
+        pushes = orders.get("pushes") or {}
+        r.figure("EMS: pushes", {k: v for k, v in pushes.items() if not isinstance(v, dict | list)})
+        worker = self.children["worker"]
+        r.figure("worker: SIGKILLs / starts", f"{worker.kills} / {worker.starts}")
+        for label, value in self.rss.items():
+            shown = (
+                "n/a"
+                if value is None
+                else f"{value[0] / 1024:.0f} MiB (peak {value[1] / 1024:.0f}, up {value[2]:.0f}s)"
+            )
+            r.figure(f"worker RSS {label}", shown)
+        r.figure("worker RSS: highest sample", f"{self.rss_peak / 1024:.0f} MiB")
+
+    def check_processes(self) -> None:
+        crashes = {name: c.unexpected_exits for name, c in self.children.items() if c.unexpected_exits}
+        self.report.check("processes that crashed by themselves", not crashes, f"{crashes or 0}")
+
+    def search_logs(self) -> None:
+        names = {person(i)[0] for i in range(self.plan.shipments)} | {APPLICANT["name"]}
+        phones = {person(i)[1] for i in range(self.plan.shipments)} | {APPLICANT["phone"]}
+        # JSON encoders that escape non-ASCII would write a name as \\uXXXX: look for that spelling too.
+        spellings = {n: (n, json.dumps(n)[1:-1]) for n in names}
+        hits: Counter[str] = Counter()
+        errors: Counter[str] = Counter()
+        examples: list[str] = []
+        files = [*sorted(self.logs.glob("*.log")), self.redis.dir / "redis.log"]
+        for path in files:
+            if not path.exists():
+                continue
+            content = path.read_text(errors="replace")
+            for name, forms in spellings.items():
+                for form in set(forms):
+                    found = content.count(form)
+                    if found:
+                        hits[f"{path.name}: name"] += found
+                        examples.append(f"{path.name}: {name[0]}*")
+            for phone in PHONE_PATTERN.findall(content):
+                if phone in phones:
+                    hits[f"{path.name}: phone"] += 1
+                    examples.append(f"{path.name}: {phone[:3]}****{phone[-2:]}")
+            for pattern in ADDRESS_PATTERNS:
+                found = len(pattern.findall(content))
+                if found:
+                    hits[f"{path.name}: address"] += found
+                    examples.append(f"{path.name}: address {pattern.pattern}")
+            for line in content.splitlines():
+                if '"level":"error"' in line or "Traceback" in line:
+                    errors[path.name] += 1
+            self.report.figure(f"log {path.name}", f"{path.stat().st_size / 1e6:.1f} MB")
+        self.report.check(
+            "personal data in logs (names, phones, addresses)",
+            not hits,
+            f"{sum(hits.values())} {dict(hits)} {sorted(set(examples))[:5]}",
+        )
+        self.report.figure("log lines at error level or with a traceback", dict(errors) or 0)
+
+    # -- teardown -------------------------------------------------------------------------------------------
+
+    async def teardown(self) -> None:
+        for name in ("worker", "api", "ems-sim"):
+            child = self.children.get(name)
+            if child is not None:
+                await asyncio.to_thread(child.stop)
+        if self.receiver is not None:
+            await self.receiver.stop()
+        if self.db is not None:
+            await self.db.dispose()
+        await asyncio.to_thread(self.redis.stop)
+        if self.pg_database and not self.plan.keep_database and self.plan.postgres:
+            await _admin_sql(
+                normalise_database_url(self.plan.postgres), f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)'
+            )
+
+    async def run(self) -> Report:
+        started = time.monotonic()
+        watcher: asyncio.Task[None] | None = None
+        chaos: asyncio.Task[None] | None = None
+        try:
+            await self.setup()
+            self.load_started = time.monotonic()
+            self.mark(f"load starts: {self.plan.shipments} shipments, {self.plan.concurrency} at a time")
+            watcher = asyncio.create_task(self.watch())
+            chaos = asyncio.create_task(self.chaos())
+            await self.create_all()
+            drained = await self.drain()
+            self.report.figure("drain: seconds after the load", f"{drained:.1f}")
+            self.sample_rss("after the drain")
+            await self.verify()
+            self.report.figure("total run: seconds", f"{time.monotonic() - started:.1f}")
+        finally:
+            for task in (chaos, watcher):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            self.check_processes()
+            await self.teardown()
+        self.search_logs()
+        return self.report
+
+
+def _flushall(socket_path: Path) -> None:
+    client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=5)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+
+
+async def _admin_sql(admin_url: str, sql: str) -> None:
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+async def _wait_http(http: aiohttp.ClientSession, url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                if resp.status == 200:
+                    return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer within {timeout:g}s")
+        await asyncio.sleep(0.2)
+
+
+async def run_plan(plan: Plan) -> Report:
+    return await ChaosRun(plan).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shipments", type=int, default=10_000)
+    parser.add_argument("--postgres", help="PostgreSQL admin URL; a fresh database is created and dropped")
+    parser.add_argument("--ci", action="store_true", help="the reduced CI timings (short outages, fast parcels)")
+    parser.add_argument("--work-dir", type=Path, help="where logs and the SQLite file go (default: a temp dir)")
+    parser.add_argument("--step-seconds", type=float, help="simulator seconds per tracking step")
+    parser.add_argument("--concurrency", type=int)
+    parser.add_argument("--drain-timeout", type=float)
+    parser.add_argument("--chaos-seconds", type=float, help="how long worker kills go on")
+    parser.add_argument("--keep-database", action="store_true")
+    args = parser.parse_args(argv)
+    overrides: dict[str, Any] = {"shipments": args.shipments, "postgres": args.postgres, "work_dir": args.work_dir}
+    for name in ("step_seconds", "concurrency", "drain_timeout", "chaos_seconds"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    plan = Plan.ci(**overrides) if args.ci else replace(Plan(), **overrides)
+    plan.keep_database = args.keep_database
+    report = asyncio.run(run_plan(plan))
+    print(report.text(), flush=True)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
