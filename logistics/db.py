@@ -36,7 +36,9 @@ def json_text(value: Any) -> str:
 
 
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60, json_serializer=json_text)
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=0, pool_timeout=60, json_serializer=json_text, hide_parameters=True
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -55,6 +57,9 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
 
 
 class Database:
+    """Engines with ``hide_parameters``: an error's text (logged, and kept as a task's last_error) names the
+    statement but never the values it carried, which are personal data."""
+
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.dialect = make_url(url).get_backend_name()
@@ -65,7 +70,12 @@ class Database:
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
         else:
             self.engine = create_async_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, json_serializer=json_text
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                json_serializer=json_text,
+                hide_parameters=True,  # errors are logged; the rows they were writing hold personal data
             )
             self._write_engine = self.engine
             self._write_lock = None
