@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from labels import DEFAULT_SIZE
 from logistics.events import emit_label_ready
 from logistics.jobs.handlers import ORDERED_HOOKS
-from logistics.jobs.runner import Runtime, handles
+from logistics.jobs.runner import Runtime, handles, in_lane
 from logistics.labels_app import get_rendered
 from logistics.lifecycle import FINAL
 from logistics.models import shipments
@@ -30,6 +31,9 @@ log = logging.getLogger("logistics.jobs")
 LABEL_TASK = "label"
 NOT_CARRIED = FINAL - {"delivered", "returned"}
 LABEL_FORMAT = "pdf"
+# Renderer processes run at a lower CPU priority: on a busy machine the API and the carrier work come first,
+# labels are printed later.
+RENDER_NICENESS = 10
 
 
 def label_follow_up(rt: Runtime, shipment_id: str, request_id: str | None) -> dict[str, Any]:
@@ -46,7 +50,12 @@ class RenderPool:
 
     def __init__(self, processes: int) -> None:
         # spawn, not fork: the worker has threads and open connections that a forked child must not inherit.
-        self.executor = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+        self.executor = ProcessPoolExecutor(
+            processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=os.nice,
+            initargs=(RENDER_NICENESS,),
+        )
 
     async def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -59,6 +68,11 @@ def _executor(rt: Runtime) -> ProcessPoolExecutor | None:
     if pool is None:
         pool = rt.services["label_pool"] = RenderPool(rt.settings.label_processes)
     return pool.executor
+
+
+# Labels run in a lane of their own (see runner.LANES), a few per renderer process per claim: enough to keep the
+# renderers busy, few enough that they never queue up behind one another for long.
+in_lane(LABEL_TASK, lambda settings: 4 * max(1, settings.label_processes))
 
 
 @handles(LABEL_TASK)

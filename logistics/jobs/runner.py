@@ -29,6 +29,7 @@ class Runtime:
     db: Database
     signal: WorkSignal
     services: dict[str, Any] = field(default_factory=dict)  # carrier, label store, webhook sender…
+    lanes: dict[str, Lane] = field(default_factory=dict)  # background runners of slow kinds, by kind
 
 
 Handler = Callable[[Runtime, Task], Awaitable[None]]
@@ -52,6 +53,20 @@ def handles_batch(kind: str) -> Callable[[BatchHandler], BatchHandler]:
         return fn
 
     return register
+
+
+# Kinds that run in a lane of their own, by how many of them one claim takes (from the settings). They are
+# slow (label PDFs: CPU in a render process, a blob write each) and nobody is waiting on them, so the arq
+# jobs that run carrier and webhook work never claim them: a job that waits for a batch to finish was held up
+# by the slowest label in it, and with every job slot so held, new orders waited unclaimed (pipeline
+# benchmark with 300 ms carrier latency). A lane works in the background of the worker process instead.
+LANES: dict[str, Callable[[Settings], int]] = {}
+# Claims each lane works on at once: one is rendering while the other is writing its results.
+LANE_RUNNERS = 2
+
+
+def in_lane(kind: str, chunk: Callable[[Settings], int]) -> None:
+    LANES[kind] = chunk
 
 
 def backoff(attempts: int, *, base: float = 2.0, cap: float = 300.0) -> timedelta:
@@ -105,26 +120,92 @@ async def run_batch(rt: Runtime, kind: str, tasks: list[Task]) -> None:
                 await retry_later(conn, task, utcnow() + backoff(task.attempts), f"{type(exc).__name__}: {exc}")
 
 
+class Lane:
+    """Runs the due tasks of one slow kind in the background, a few at a time, until none are left.
+
+    Woken by every ``process_due`` (so by every signal and sweep); safe to wake while it runs. Its tasks are
+    claimed with leases like any other, so a worker that dies mid-lane loses nothing.
+    """
+
+    def __init__(self, rt: Runtime, kind: str) -> None:
+        self.rt, self.kind = rt, kind
+        self.chunk = max(1, LANES[kind](rt.settings))
+        self._runners: list[asyncio.Task[None]] = []
+        self._wanted = False
+
+    def wake(self) -> None:
+        self._wanted = True
+        self._runners = [r for r in self._runners if not r.done()]
+        while len(self._runners) < LANE_RUNNERS:
+            self._runners.append(asyncio.create_task(self._drain()))
+
+    async def _drain(self) -> None:
+        while True:
+            self._wanted = False
+            tasks = await claim_due(
+                self.rt.db, limit=self.chunk, lease_seconds=self.rt.settings.lease_seconds, kinds=(self.kind,)
+            )
+            if tasks:
+                await _run_claimed(self.rt, tasks)
+            elif not self._wanted:  # nothing due, and no wake-up came while we looked
+                return
+
+    async def idle(self) -> None:
+        """Until the lane has run out of due work (tests)."""
+        while running := [r for r in self._runners if not r.done()]:
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Cancel what is running; its leases run out and a later sweep runs it again."""
+        for runner in self._runners:
+            runner.cancel()
+        await asyncio.gather(*self._runners, return_exceptions=True)
+        self._runners = []
+
+
+def wake_lanes(rt: Runtime) -> None:
+    for kind in LANES:
+        lane = rt.lanes.get(kind)
+        if lane is None:
+            lane = rt.lanes[kind] = Lane(rt, kind)
+        lane.wake()
+
+
+async def lanes_idle(rt: Runtime) -> None:
+    await asyncio.gather(*(lane.idle() for lane in list(rt.lanes.values())))
+
+
+async def stop_lanes(rt: Runtime) -> None:
+    await asyncio.gather(*(lane.stop() for lane in list(rt.lanes.values())))
+
+
+async def _run_claimed(rt: Runtime, tasks: list[Task]) -> None:
+    """Run claimed tasks: kinds with a batch handler together, the others one by one, all concurrently."""
+    grouped: dict[str, list[Task]] = {}
+    singles: list[Task] = []
+    for task in tasks:
+        if task.kind in BATCH_HANDLERS:
+            grouped.setdefault(task.kind, []).append(task)
+        else:
+            singles.append(task)
+    await asyncio.gather(
+        *(run_batch(rt, kind, group) for kind, group in grouped.items()),
+        *(run_task(rt, t) for t in singles),
+    )
+
+
 async def process_due(rt: Runtime, *, batch: int = 200) -> int:
-    """Claim and run due tasks until none are left; returns how many ran."""
+    """Claim and run due tasks until none are left; returns how many ran. Lane kinds are left to their lanes,
+    which this wakes (they carry on in the background after it returns)."""
+    wake_lanes(rt)
     done = 0
     while True:
-        tasks = await claim_due(rt.db, limit=batch, lease_seconds=rt.settings.lease_seconds)
+        tasks = await claim_due(rt.db, limit=batch, lease_seconds=rt.settings.lease_seconds, exclude=tuple(LANES))
         if not tasks:
             return done
         if len(tasks) == batch:
             rt.signal.poke()  # more waiting: let other workers share the load
-        grouped: dict[str, list[Task]] = {}
-        singles: list[Task] = []
-        for task in tasks:
-            if task.kind in BATCH_HANDLERS:
-                grouped.setdefault(task.kind, []).append(task)
-            else:
-                singles.append(task)
-        await asyncio.gather(
-            *(run_batch(rt, kind, group) for kind, group in grouped.items()),
-            *(run_task(rt, t) for t in singles),
-        )
+        await _run_claimed(rt, tasks)
         done += len(tasks)
 
 
