@@ -4,13 +4,15 @@ hall owns (a module name of its own: test folders here are not packages).
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from logistics import clients, staff
 from logistics.db import Database
@@ -56,8 +58,7 @@ PERSONAL_DATA = tuple(value for person in PEOPLE for value in (person["name"], p
 # Internal detail that never belongs in an error body.
 INTERNALS = re.compile(
     r"Traceback|File \"|sqlalchemy|asyncpg|aiosqlite|sqlite3|psycopg|IntegrityError|OperationalError|"
-    r"\bSELECT\b|\bINSERT\b|\bUPDATE\b|KeyError|TypeError|AttributeError|site-packages|/logistics/",
-    re.IGNORECASE,
+    r"KeyError|TypeError|AttributeError|site-packages|/logistics/|SELECT .* FROM|INSERT INTO|UPDATE \S+ SET"
 )
 
 
@@ -160,3 +161,38 @@ async def build_world(api: TestClient, db: Database, hall: clients.Credentials, 
         delivery_id,
         complaint_text,
     )
+
+
+@contextlib.asynccontextmanager
+async def refusing_shipment_inserts(db: Database) -> AsyncIterator[None]:
+    """The shipments table refuses every insert (as a full disk or a broken replica would), on either database."""
+    async with db.write() as conn:
+        if db.is_sqlite:
+            await conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_shipments BEFORE INSERT ON shipments "
+                    "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+                )
+            )
+        else:
+            await conn.execute(
+                text(
+                    "CREATE FUNCTION refuse_shipments() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$BEGIN RAISE EXCEPTION 'refused by the test'; END$$"
+                )
+            )
+            await conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_shipments BEFORE INSERT ON shipments "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_shipments()"
+                )
+            )
+    try:
+        yield
+    finally:
+        async with db.write() as conn:
+            if db.is_sqlite:
+                await conn.execute(text("DROP TRIGGER refuse_shipments"))
+            else:
+                await conn.execute(text("DROP TRIGGER refuse_shipments ON shipments"))
+                await conn.execute(text("DROP FUNCTION refuse_shipments()"))

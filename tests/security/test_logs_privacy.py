@@ -28,8 +28,9 @@ from security_support import (
     PERSONAL_DATA,
     bearer,
     create,
+    refusing_shipment_inserts,
 )
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from carriers.simulator.config import SimConfig
 from carriers.simulator.server import create_app as create_sim_app
@@ -294,37 +295,8 @@ async def test_no_api_key_token_or_webhook_secret_is_logged(day: Day) -> None:
 
 @pytest.fixture
 async def refusing_inserts(db: Database) -> AsyncIterator[None]:
-    """The shipments table refuses every insert, as a full disk or a broken replica would."""
-    async with db.write() as conn:
-        if db.is_sqlite:
-            await conn.execute(
-                text(
-                    "CREATE TRIGGER refuse_shipments BEFORE INSERT ON shipments "
-                    "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
-                )
-            )
-        else:
-            await conn.execute(
-                text(
-                    "CREATE FUNCTION refuse_shipments() RETURNS trigger LANGUAGE plpgsql AS "
-                    "$$BEGIN RAISE EXCEPTION 'refused by the test'; END$$"
-                )
-            )
-            await conn.execute(
-                text(
-                    "CREATE TRIGGER refuse_shipments BEFORE INSERT ON shipments "
-                    "FOR EACH ROW EXECUTE FUNCTION refuse_shipments()"
-                )
-            )
-    try:
+    async with refusing_shipment_inserts(db):
         yield
-    finally:
-        async with db.write() as conn:
-            if db.is_sqlite:
-                await conn.execute(text("DROP TRIGGER refuse_shipments"))
-            else:
-                await conn.execute(text("DROP TRIGGER refuse_shipments ON shipments"))
-                await conn.execute(text("DROP FUNCTION refuse_shipments()"))
 
 
 async def test_a_failed_write_logs_no_personal_data(
