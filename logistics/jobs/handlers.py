@@ -18,12 +18,15 @@ from carriers.base import Carrier, CarrierError, FinalCarrierError, OrderResult,
 from logistics import logs, metrics
 from logistics.carrier import carrier_session, create_carrier, dedup_key, event_payload, order_request
 from logistics.events import apply_event, lock_shipment
-from logistics.jobs.runner import Runtime, backoff, handles, handles_batch, stop_lanes
+from logistics.jobs.runner import Runtime, backoff, handles, handles_batch
 from logistics.lifecycle import FINAL
 from logistics.models import outbox, shipment_cases, shipments, utcnow
 from logistics.outbox import Task, finish, insert_tasks, retry_later, task_row
 
 log = logging.getLogger("logistics.jobs")
+
+# Final statuses of shipments that were never carried; delivered and returned ones were, with a waybill.
+NOT_CARRIED = FINAL - {"delivered", "returned"}
 
 
 def setup(rt: Runtime) -> None:
@@ -35,7 +38,6 @@ def setup(rt: Runtime) -> None:
 
 
 async def close(rt: Runtime) -> None:
-    await stop_lanes(rt)  # before the services they use
     for service in rt.services.values():
         closer = getattr(service, "close", None)
         if closer is not None:
@@ -103,8 +105,11 @@ async def _drop(rt: Runtime, task: Task) -> None:
 def _needs_order(row: dict[str, Any] | None) -> bool:
     # A carrier event may overtake our answer (a push for the order arrives before we stored the waybill):
     # the order is still ours to complete while the waybill is missing. Asking again is safe — same order no.
-    # (For a cancelled shipment, the cancel task covers an ambiguous earlier try.)
-    return not (row is None or row["status"] in FINAL or row["status"] == "awaiting_applicant" or row["waybill_no"])
+    # (For a cancelled shipment, the cancel task covers an ambiguous earlier try.) A shipment already delivered
+    # or returned was carried: its pushes overtook a lost answer, and the waybill is still ours to store.
+    return not (
+        row is None or row["status"] in NOT_CARRIED or row["status"] == "awaiting_applicant" or row["waybill_no"]
+    )
 
 
 async def _load_many(rt: Runtime, shipment_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -252,7 +257,7 @@ async def _store_waybill(
         await conn.execute(update(shipments).where(shipments.c.id == sid).values(**waybill))
         current.update(waybill)
         return [task_row("cancel", sid, {"reason": "已取消"}, request_id=task.request_id)]
-    if current["status"] in FINAL or current["waybill_no"] is not None:
+    if current["status"] in NOT_CARRIED or current["waybill_no"] is not None:
         return []
     if current["status"] == "pending":
         applied = await apply_event(conn, current, status="ordered", source="system", updates=waybill)
