@@ -5,8 +5,9 @@ bare aiohttp POST loop with the same concurrency, measured in the same run.
                                                 [--database-url postgresql://postgres@127.0.0.1:5432/bench]
 
 The receiver runs in a child process and verifies nothing. The app side runs ``runner.process_due`` in-process,
-which is what a worker's arq job calls: claim a batch of due tasks (one per shipment), deliver each shipment's
-webhooks in order, record every attempt. Status changes are made before the clock starts; the figure is the
+which is what a worker's arq job calls, with its production batch size: claim a batch of due tasks (one per
+shipment), deliver each shipment's webhooks in order, record every attempt. The sender's connection limit is
+the concurrency, so at most that many POSTs are in flight, as in the bare loop. Status changes are made before the clock starts; the figure is the
 cost of delivering them. A PostgreSQL URL (empty database) measures the production setup; the default is a
 temporary SQLite file, whose single writer bounds the rate.
 """
@@ -138,7 +139,7 @@ async def bench(url: str, database_url: str, n_shipments: int, events: int, conc
         started = time.perf_counter()
         ran = 0
         while ran < n_shipments:
-            ran += await process_due(rt, batch=concurrency)
+            ran += await process_due(rt)
         app_rate = total / (time.perf_counter() - started)
         # Everything must really be delivered, or the rate means nothing.
         async with db.read() as conn:

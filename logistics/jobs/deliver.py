@@ -10,23 +10,25 @@ delivery is being added.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from logistics import metrics
-from logistics.events import WEBHOOK_TASK, lock_for_webhooks, webhook_body
-from logistics.jobs.runner import Runtime, handles
-from logistics.models import clients, outbox, utcnow, webhook_attempts, webhook_deliveries
-from logistics.outbox import Task, finish, retry_later
+from logistics.events import WEBHOOK_TASK, webhook_body
+from logistics.jobs.runner import Runtime, handles, handles_batch
+from logistics.models import clients, outbox, shipments, utcnow, webhook_attempts, webhook_deliveries
+from logistics.outbox import Task, retry_later
 from webhooks import DEFAULT_SCHEDULE, AddressPolicy, AttemptResult, RetrySchedule, Sender, classify, retry_delay
 
 log = logging.getLogger("logistics.webhooks")
@@ -68,61 +70,6 @@ _HEAD = select(
     clients.c.webhook_disabled_at,
     clients.c.webhook_failing_since,
 ).join(clients, clients.c.id == webhook_deliveries.c.client_id)
-
-
-async def _plan(
-    conn: AsyncConnection, rt: Runtime, task: Task, now: datetime, *, first: bool = False, renew: bool = True
-) -> Row[Any] | None:
-    """The delivery to attempt now; or None once the task has been finished or put back to wait.
-
-    ``first``: the run's first look, which also makes sure no other task serves this shipment. ``renew``:
-    extend the lease, which also proves the task is still ours after a slow attempt.
-    """
-    sid = str(task.shipment_id)
-    await lock_for_webhooks(conn, sid)
-    if first:
-        first_task = (
-            await conn.execute(
-                select(outbox.c.id)
-                .where(outbox.c.kind == WEBHOOK_TASK, outbox.c.shipment_id == sid)
-                .order_by(outbox.c.id)
-                .limit(1)
-            )
-        ).scalar()
-        if first_task is not None and first_task != task.id:
-            # Two tasks for one shipment would send in parallel and break the order: the older one does the work.
-            await finish(conn, task)
-            return None
-    head = (
-        await conn.execute(
-            _HEAD.where(webhook_deliveries.c.shipment_id == sid, webhook_deliveries.c.status == "pending")
-            .order_by(webhook_deliveries.c.position)
-            .limit(1)
-        )
-    ).first()
-    if head is None:
-        await finish(conn, task)
-        return None
-    if not head.webhook_url or head.webhook_disabled_at is not None:
-        reason = "endpoint disabled" if head.webhook_url else "no webhook URL"
-        await conn.execute(
-            update(webhook_deliveries)
-            .where(webhook_deliveries.c.shipment_id == sid, webhook_deliveries.c.status == "pending")
-            .values(status="skipped", next_attempt_at=None, last_error=reason)
-        )
-        await finish(conn, task)
-        return None
-    if head.next_attempt_at is not None and head.next_attempt_at > now:
-        await retry_later(conn, task, head.next_attempt_at, f"{head.id} waits: {head.last_error or 'scheduled'}")
-        return None
-    if not renew:
-        return head
-    renewed = await conn.execute(
-        update(outbox)
-        .where(outbox.c.id == task.id, outbox.c.claim_token == task.claim_token)
-        .values(lease_until=now + timedelta(seconds=rt.settings.lease_seconds))
-    )
-    return head if renewed.rowcount == 1 else None
 
 
 def _secrets(head: Row[Any], now: datetime) -> list[str]:
@@ -249,18 +196,166 @@ async def disable_endpoint(rt: Runtime, client_id: str, now: datetime, reason: s
     return True
 
 
-@handles(WEBHOOK_TASK)
-async def deliver(rt: Runtime, task: Task) -> None:
-    lease = rt.settings.lease_seconds
-    budget = time.monotonic() + lease / 2
-    renewed_at = time.monotonic()  # claimed just now: the lease is fresh
-    now = _now(rt)
-    async with rt.db.write() as conn:
-        head = await _plan(conn, rt, task, now, first=True, renew=False)
-    sent = 0
-    while head is not None:
+@dataclass(slots=True)
+class _Run:
+    """One shipment's webhook task in a batch: its pending deliveries, oldest first, as read when planning."""
+
+    task: Task
+    queue: list[Row[Any]]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What a batch run shares: results not yet stored, and the clients whose endpoints were disabled."""
+
+    results: list[tuple[Row[Any], AttemptResult, datetime]] = field(default_factory=list)
+    disabled: set[str] = field(default_factory=set)
+    flushing: asyncio.Task[None] | None = None
+
+
+async def _lock_all(conn: AsyncConnection, shipment_ids: list[str]) -> None:
+    """``lock_for_webhooks`` for many shipments, in id order so that two batches cannot deadlock."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            select(shipments.c.id).where(shipments.c.id.in_(shipment_ids)).order_by(shipments.c.id).with_for_update()
+        )
+
+
+async def _pending(conn: AsyncConnection, shipment_ids: list[str]) -> dict[str, list[Row[Any]]]:
+    """The shipments' pending deliveries with their clients' endpoints, oldest first: one query for all."""
+    rows = await conn.execute(
+        _HEAD.where(
+            webhook_deliveries.c.shipment_id.in_(shipment_ids), webhook_deliveries.c.status == "pending"
+        ).order_by(webhook_deliveries.c.shipment_id, webhook_deliveries.c.position)
+    )
+    found: dict[str, list[Row[Any]]] = {}
+    for row in rows:
+        found.setdefault(row.shipment_id, []).append(row)
+    return found
+
+
+async def _finish_all(conn: AsyncConnection, tasks: list[Task]) -> None:
+    """``finish`` for many tasks, one statement per claim."""
+    by_token: dict[str, list[int]] = {}
+    for task in tasks:
+        by_token.setdefault(task.claim_token, []).append(task.id)
+    for token, ids in by_token.items():
+        await conn.execute(delete(outbox).where(outbox.c.id.in_(ids), outbox.c.claim_token == token))
+
+
+async def _plan_batch(conn: AsyncConnection, tasks: list[Task], now: datetime) -> list[_Run]:
+    """Under the shipments' locks: what each task may send now. Tasks with nothing to send are settled here."""
+    sids = sorted({str(t.shipment_id) for t in tasks})
+    await _lock_all(conn, sids)
+    first_ids = await conn.execute(
+        select(func.min(outbox.c.id))
+        .where(outbox.c.kind == WEBHOOK_TASK, outbox.c.shipment_id.in_(sids))
+        .group_by(outbox.c.shipment_id)
+    )
+    first = set(first_ids.scalars())
+    pending = await _pending(conn, sids)
+    runs: list[_Run] = []
+    done: list[Task] = []
+    for task in tasks:
+        sid = str(task.shipment_id)
+        queue = pending.get(sid, [])
+        if task.id not in first or not queue:
+            # Two tasks for one shipment would send in parallel and break the order: the older one does the work.
+            done.append(task)
+            continue
+        head = queue[0]
+        if not head.webhook_url or head.webhook_disabled_at is not None:
+            reason = "endpoint disabled" if head.webhook_url else "no webhook URL"
+            await conn.execute(
+                update(webhook_deliveries)
+                .where(webhook_deliveries.c.shipment_id == sid, webhook_deliveries.c.status == "pending")
+                .values(status="skipped", next_attempt_at=None, last_error=reason)
+            )
+            done.append(task)
+        elif head.next_attempt_at is not None and head.next_attempt_at > now:
+            await retry_later(conn, task, head.next_attempt_at, f"{head.id} waits: {head.last_error or 'scheduled'}")
+        else:
+            runs.append(_Run(task, queue[:MAX_PER_RUN]))
+    await _finish_all(conn, done)
+    return runs
+
+
+async def _record_delivered(conn: AsyncConnection, results: list[tuple[Row[Any], AttemptResult, datetime]]) -> None:
+    """Store successful attempts: two statements for the lot (executemany), not two per delivery."""
+    await conn.execute(
+        insert(webhook_attempts),
+        [
+            {
+                "delivery_id": head.id,
+                "attempted_at": at,
+                "status_code": result.status,
+                "latency_ms": round(result.latency_ms, 2),
+                "error": None,
+                "response_body": result.response_text[:RESPONSE_KEEP_CHARS] or None,
+            }
+            for head, result, at in results
+        ],
+    )
+    await conn.execute(
+        update(webhook_deliveries)
+        .where(webhook_deliveries.c.id == bindparam("b_id"))
+        .values(
+            status="delivered",
+            attempts=bindparam("b_attempts"),
+            next_attempt_at=None,
+            last_status_code=bindparam("b_status"),
+            last_error=None,
+            delivered_at=bindparam("b_at"),
+        ),
+        [{"b_id": h.id, "b_attempts": h.attempts + 1, "b_status": r.status, "b_at": at} for h, r, at in results],
+    )
+    recovered = {h.client_id for h, _r, _at in results if h.webhook_failing_since is not None}
+    if recovered:
+        await conn.execute(
+            update(clients)
+            .where(clients.c.id.in_(recovered), clients.c.webhook_failing_since.is_not(None))
+            .values(webhook_failing_since=None)
+        )
+
+
+async def _flush(rt: Runtime, batch: _Batch) -> None:
+    """Store every result gathered so far in one transaction; failures take the one-by-one path (schedule,
+    disabling), which is rare. Endpoints to disable are disabled after it."""
+    while batch.results:
+        results, batch.results = batch.results, []
+        delivered = [item for item in results if item[1].outcome.delivered]
+        disable: dict[str, tuple[datetime, str]] = {}
+        async with rt.db.write() as conn:
+            if delivered:
+                await _record_delivered(conn, delivered)
+            for head, result, at in results:
+                if not result.outcome.delivered:
+                    reason = await _record(conn, rt, head, result, at)
+                    if reason is not None:
+                        disable.setdefault(head.client_id, (at, reason))
+        for client_id, (at, reason) in disable.items():
+            await disable_endpoint(rt, client_id, at, reason)
+
+
+def _stored_later(rt: Runtime, batch: _Batch, item: tuple[Row[Any], AttemptResult, datetime]) -> None:
+    batch.results.append(item)
+    if batch.flushing is None or batch.flushing.done():
+        batch.flushing = asyncio.create_task(_flush(rt, batch))
+
+
+async def _send_run(rt: Runtime, run: _Run, batch: _Batch, deadline: float) -> None:
+    """Send one shipment's deliveries in order, each only after the one before was delivered. The results are
+    stored in waves shared by the whole batch; the first failure ends this shipment's run (its retry schedule
+    decides when the task is due again). A delivery sent again after a crash before its result was stored is
+    a duplicate, which receivers dedupe by webhook-id; none is ever sent before the one ahead of it."""
+    for head in run.queue:
+        now = _now(rt)
+        if time.monotonic() > deadline or head.client_id in batch.disabled:
+            return
+        if head.next_attempt_at is not None and head.next_attempt_at > now:
+            return  # a replayed older delivery went ahead of one that is waiting for its retry
         result = await _attempt(rt, head, now)
-        sent += 1
+        _stored_later(rt, batch, (head, result, _now(rt)))
         if not result.outcome.delivered:
             log.info(
                 "webhook_attempt_failed",
@@ -272,20 +367,52 @@ async def deliver(rt: Runtime, task: Task) -> None:
                     "blocked": result.blocked,
                 },
             )
-        now = _now(rt)
-        attempted = head
-        async with rt.db.write() as conn:
-            disable = await _record(conn, rt, attempted, result, now)
-            if disable is None and (sent >= MAX_PER_RUN or time.monotonic() > budget):
-                # Due again at once, but behind the other shipments' tasks waiting for a worker.
-                await retry_later(conn, task, now, f"yielded after {sent} deliveries")
-                return
-            renew = time.monotonic() - renewed_at > lease / 4
-            head = None if disable is not None else await _plan(conn, rt, task, now, renew=renew)
-            if renew:
-                renewed_at = time.monotonic()
-        if disable is not None:
-            await disable_endpoint(rt, attempted.client_id, now, disable)
-            async with rt.db.write() as conn:
-                await _plan(conn, rt, task, now)  # nothing is pending any more: finishes the task
+            if result.outcome.disable_endpoint:
+                batch.disabled.add(head.client_id)
             return
+
+
+async def _settle(rt: Runtime, runs: list[_Run]) -> None:
+    """Under the shipments' locks: finish each task with nothing left to send, or make it due again when its
+    next delivery is (at once if new deliveries came meanwhile or the run stopped early)."""
+    if not runs:
+        return
+    now = _now(rt)
+    async with rt.db.write() as conn:
+        await _lock_all(conn, sorted({str(r.task.shipment_id) for r in runs}))
+        pending = await _pending(conn, [str(r.task.shipment_id) for r in runs])
+        done: list[Task] = []
+        for run in runs:
+            queue = pending.get(str(run.task.shipment_id))
+            if not queue:
+                done.append(run.task)
+                continue
+            head = queue[0]
+            due = head.next_attempt_at if head.next_attempt_at is not None and head.next_attempt_at > now else now
+            await retry_later(conn, run.task, due, f"{head.id} waits: {head.last_error or 'more to send'}")
+        await _finish_all(conn, done)
+
+
+@handles_batch(WEBHOOK_TASK)
+async def deliver_batch(rt: Runtime, tasks: list[Task]) -> None:
+    """Many shipments' webhooks at once: one transaction plans them all, the shipments send concurrently (each
+    in its own order), results are stored in shared waves and one transaction settles the tasks. Per delivery
+    that leaves an attempt insert and a delivery update, both batched, instead of four transactions."""
+    # Sending stops at half the lease, so a task's lease never runs out while it sends (no renewals needed).
+    deadline = time.monotonic() + rt.settings.lease_seconds / 2
+    async with rt.db.write() as conn:
+        runs = await _plan_batch(conn, tasks, _now(rt))
+    batch = _Batch()
+    try:
+        await asyncio.gather(*(_send_run(rt, run, batch, deadline) for run in runs))
+    finally:
+        while batch.flushing is not None and not batch.flushing.done():
+            await asyncio.shield(batch.flushing)  # what was sent is stored, even when the run is cancelled
+        if batch.flushing is not None:
+            batch.flushing.result()  # a failed store fails the batch: the runner retries its tasks later
+    await _settle(rt, runs)
+
+
+@handles(WEBHOOK_TASK)
+async def deliver(rt: Runtime, task: Task) -> None:
+    await deliver_batch(rt, [task])
