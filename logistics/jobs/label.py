@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -45,6 +47,21 @@ if label_follow_up not in ORDERED_HOOKS:  # a re-import (tests reload modules) m
     ORDERED_HOOKS.append(label_follow_up)
 
 
+def _renderer_setup(niceness: int) -> None:
+    """In each renderer process: lower priority, and exit once the worker is gone. A SIGKILLed worker cannot
+    shut its pool down, and the renderers would wait for work forever (each sibling holds the queue's write end,
+    so no EOF ever comes); the chaos run found them piling up, one set per kill."""
+    os.nice(niceness)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 class RenderPool:
     """Processes that render labels, apart from the worker's event loop (PDF rendering is pure CPU)."""
 
@@ -53,7 +70,7 @@ class RenderPool:
         self.executor = ProcessPoolExecutor(
             processes,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=os.nice,
+            initializer=_renderer_setup,
             initargs=(RENDER_NICENESS,),
         )
 

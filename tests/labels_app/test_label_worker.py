@@ -143,3 +143,38 @@ async def test_a_shipment_delivered_before_its_label_task_ran_still_gets_its_lab
         stored = (await conn.execute(select(label_renders.c.fmt).where(label_renders.c.shipment_id == sid))).all()
     assert [r.fmt for r in stored] == ["pdf"]
     assert len(await _label_ready(db, sid)) == 1
+
+
+def test_renderer_processes_exit_when_their_worker_is_killed() -> None:
+    # Found by the chaos run: every SIGKILLed worker left its label renderers running, waiting for work forever.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = (
+        "import os, time\n"
+        "from logistics.jobs.label import RenderPool\n"
+        "pool = RenderPool(1)\n"
+        "print(pool.executor.submit(os.getpid).result(), flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    worker = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE)
+    try:
+        assert worker.stdout is not None
+        renderer = int(worker.stdout.readline())
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{renderer}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        gone = not Path(f"/proc/{renderer}").exists() or "zombie" in Path(f"/proc/{renderer}/status").read_text()
+        if not gone:
+            os.kill(renderer, signal.SIGKILL)
+        assert gone, "the renderer outlived its worker"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
