@@ -115,12 +115,12 @@ class Plan:
             "flush_at": 3.0,
             "redis_restart_at": 12.0,
             "redis_down_seconds": 2.0,
-            "kill_every": (3.0, 6.0),
+            "kill_every": (4.0, 8.0),
             "chaos_seconds": 45.0,
             "lease_seconds": 15.0,
             "poll_first_seconds": 20.0,
             "webhook_schedule": (0, 1, 2, 3, 5, 8, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10),
-            "drain_timeout": 150.0,
+            "drain_timeout": 210.0,
             "rss_at": 250,
         }
         values.update(overrides)
