@@ -178,7 +178,9 @@ async def test_receiver_down_for_a_while_then_back_gets_everything_in_order(
     shipments = [await new_shipment(db, subscribed.id, case_no=f"410106-2018-{n:05d}") for n in range(1, 4)]
     for sid in shipments:
         await move(db, sid, *JOURNEY)
-    await drain(rt, clock, limit=timedelta(minutes=40))  # attempts at 0 s, 5 s, 5 min and 30 min: all refused
+    # Attempts at 0 s, 5 s, 5 min and 30 min (±20 % jitter: the 4th by 42 min at the latest, the 5th after 1 h 36 min
+    # at the earliest): an hour holds exactly four refused attempts whatever the jitter.
+    await drain(rt, clock, limit=timedelta(minutes=60))
     refused = await attempts(db, (await deliveries(db, shipments[0]))[0]["id"])
     assert len(refused) == 4 and all(a["status_code"] is None for a in refused)
 
