@@ -80,6 +80,10 @@ class Plan:
     hang_seconds: float = 6.0  # timeout_after_create: the answer comes this late (after our timeout)
     ems_timeout_seconds: float = 5.0
     carrier_retry_seconds: float = 10.0
+    # In-job tries of one carrier call. More than the default 4: with 20 % faults a task that gives up waits
+    # 15 s × 2^attempts in the database (attempts include claims lost to our SIGKILLs), which alone would
+    # outlast a bounded drain.
+    carrier_attempts: int = 8
     sim_outage_at: float = 20.0
     sim_outage_seconds: float = 30.0
     receiver_error_rate: float = 0.3
@@ -107,7 +111,7 @@ class Plan:
             "step_seconds": 0.5,
             "hang_seconds": 3.0,
             "ems_timeout_seconds": 2.0,
-            "carrier_retry_seconds": 5.0,
+            "carrier_retry_seconds": 15.0,
             "sim_outage_at": 2.0,
             "sim_outage_seconds": 8.0,
             "receiver_outage_at": 4.0,
@@ -373,6 +377,7 @@ class ChaosRun:
             "LOGISTICS_EMS_SIM_STEP_SECONDS": str(p.step_seconds),
             "LOGISTICS_EMS_TIMEOUT_SECONDS": str(p.ems_timeout_seconds),
             "LOGISTICS_CARRIER_RETRY_SECONDS": str(p.carrier_retry_seconds),
+            "LOGISTICS_CARRIER_ATTEMPTS": str(p.carrier_attempts),
             "LOGISTICS_WEBHOOK_ALLOW_LOOPBACK": "true",  # the receiver is this process, on 127.0.0.1
             "LOGISTICS_QUEUE_NAME": f"chaos:{self.run_id}",
             "LOGISTICS_LEASE_SECONDS": str(p.lease_seconds),
@@ -864,8 +869,7 @@ class ChaosRun:
                 normalise_database_url(self.plan.postgres), f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)'
             )
 
-    def reap_leftovers(self) -> None:
-        """Processes our children left behind (a SIGKILLed worker's label renderers): counted, then ended."""
+    def _leftovers(self) -> list[int]:
         marker = f"LOGISTICS_DATA_DIR={self.work}".encode()
         found: list[int] = []
         for entry in Path("/proc").iterdir():
@@ -873,10 +877,22 @@ class ChaosRun:
                 continue
             try:
                 environ = (entry / "environ").read_bytes()
+                zombie = "\nState:\tZ" in (entry / "status").read_text()
             except OSError:
                 continue
-            if marker in environ.split(b"\0"):
+            if marker in environ.split(b"\0") and not zombie:
                 found.append(int(entry.name))
+        return found
+
+    async def reap_leftovers(self) -> None:
+        """Processes our children left behind (a SIGKILLed worker's label renderers): counted, then ended."""
+        deadline = time.monotonic() + 10  # renderers and resource trackers notice a dead parent within seconds
+        found = self._leftovers()
+        for _ in range(20):
+            if not found or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+            found = self._leftovers()
         for pid in found:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
@@ -906,8 +922,7 @@ class ChaosRun:
                         await task
             self.check_processes()
             await self.teardown()
-            await asyncio.sleep(1.0)  # orphans of a killed worker notice their closed pipe and exit by themselves
-            self.reap_leftovers()
+            await self.reap_leftovers()
         self.search_logs()
         return self.report
 
