@@ -47,12 +47,13 @@ if label_follow_up not in ORDERED_HOOKS:  # a re-import (tests reload modules) m
     ORDERED_HOOKS.append(label_follow_up)
 
 
-def _renderer_setup(niceness: int) -> None:
+def _renderer_setup(niceness: int, parent: int) -> None:
     """In each renderer process: lower priority, and exit once the worker is gone. A SIGKILLed worker cannot
     shut its pool down, and the renderers would wait for work forever (each sibling holds the queue's write end,
     so no EOF ever comes); the chaos run found them piling up, one set per kill."""
     os.nice(niceness)
-    parent = os.getppid()
+    # The worker's pid comes from the worker itself: read here, it may already be init's when the worker died
+    # while this process was starting.
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -71,7 +72,7 @@ class RenderPool:
             processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_renderer_setup,
-            initargs=(RENDER_NICENESS,),
+            initargs=(RENDER_NICENESS, os.getpid()),
         )
 
     async def close(self) -> None:

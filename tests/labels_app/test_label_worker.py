@@ -178,3 +178,25 @@ def test_renderer_processes_exit_when_their_worker_is_killed() -> None:
     finally:
         if worker.poll() is None:
             worker.kill()
+
+
+def test_a_renderer_whose_worker_died_while_it_started_exits_too() -> None:
+    # The worker can die before a renderer's setup runs; by then the renderer's parent is already init, so the
+    # worker's pid must come from the worker (an argument), not from getppid() at setup.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import time\n"
+        "from logistics.jobs.label import _renderer_setup\n"
+        "_renderer_setup(0, 2**22 + 1)\n"  # a pid that is not this process's parent
+        "time.sleep(30)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    renderer = subprocess.Popen([sys.executable, "-c", script], cwd=root)
+    try:
+        assert renderer.wait(10) == 0
+    finally:
+        if renderer.poll() is None:
+            renderer.kill()
