@@ -796,8 +796,13 @@ class ChaosRun:
         r.figure("CPU seconds by process", {n: round(c.cpu_seconds, 1) for n, c in self.children.items()})
 
     def check_processes(self) -> None:
-        crashes = {name: c.unexpected_exits for name, c in self.children.items() if c.unexpected_exits}
+        # Exit status 2 is the documented refusal to start while the database or Redis is unreachable (a worker
+        # restarted during the Redis restart); the supervisor, here the watcher, starts it again.
+        crashes = {n: [x for x in c.unexpected_exits if x != 2] for n, c in self.children.items()}
+        crashes = {n: codes for n, codes in crashes.items() if codes}
+        refusals = {n: c.unexpected_exits.count(2) for n, c in self.children.items() if 2 in c.unexpected_exits}
         self.report.check("processes that crashed by themselves", not crashes, f"{crashes or 0}")
+        self.report.figure("refused to start, dependency down (exit 2)", refusals or 0)
 
     def search_logs(self) -> None:
         names = {person(i)[0] for i in range(self.plan.shipments)} | {APPLICANT["name"]}
@@ -893,10 +898,12 @@ class ChaosRun:
                 break
             await asyncio.sleep(0.5)
             found = self._leftovers()
+        described = {pid: _cmdline(pid) for pid in found}
         for pid in found:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-        self.report.check("processes left running after the stop", not found, f"{len(found)} {found[:5]}")
+        shown = [described[pid] for pid in found[:3]]
+        self.report.check("processes left running after the stop", not found, f"{len(found)} {shown}")
 
     async def run(self) -> Report:
         started = time.monotonic()
@@ -925,6 +932,17 @@ class ChaosRun:
             await self.reap_leftovers()
         self.search_logs()
         return self.report
+
+
+def _cmdline(pid: int) -> str:
+    """What a leftover process is, and what it waits on (for the report)."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[-70:]
+        status = dict(re.findall(r"^(PPid|Threads):\s+(\d+)", Path(f"/proc/{pid}/status").read_text(), re.M))
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return "?"
+    return f"{cmd} ppid={status.get('PPid')} threads={status.get('Threads')} wchan={wchan}"
 
 
 def _flushall(socket_path: Path) -> None:
