@@ -8,8 +8,8 @@ The receiver runs in a child process and verifies nothing. The app side runs ``r
 which is what a worker's arq job calls, with its production batch size: claim a batch of due tasks (one per
 shipment), deliver each shipment's webhooks in order, record every attempt. The sender's connection limit is
 the concurrency, so at most that many POSTs are in flight, as in the bare loop. Status changes are made before
-the clock starts; the figure is the cost of delivering them. A PostgreSQL URL (empty database) measures the production setup; the default is a
-temporary SQLite file, whose single writer bounds the rate.
+the clock starts; the figure is the cost of delivering them. A PostgreSQL URL (empty database) measures the
+production setup; the default is a temporary SQLite file, whose single writer bounds the rate.
 """
 
 from __future__ import annotations
