@@ -92,6 +92,13 @@ async def run_forever(settings: Settings) -> None:
             finally:
                 try:
                     await worker.close()
+                except asyncio.CancelledError:
+                    # arq's close() cancels the running jobs and then gathers them, which raises their
+                    # CancelledError here: only a cancellation of this task (shutdown) may end the loop.
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise
+                    log.warning("worker_close_failed", extra={"error": "CancelledError from the cancelled jobs"})
                 except Exception as exc:  # close() settles jobs in Redis, the very thing that may have gone away
                     log.warning("worker_close_failed", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
             await asyncio.sleep(2)

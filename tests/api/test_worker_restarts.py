@@ -46,3 +46,37 @@ async def test_a_failing_close_does_not_end_the_worker(settings: Settings, monke
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
+
+
+class _CancelledJobs(_LostRedis):
+    """arq's close() cancels the running jobs, then gathers them: the jobs' CancelledError comes out of close()."""
+
+    async def close(self) -> None:
+        raise asyncio.CancelledError
+
+
+async def test_jobs_cancelled_by_close_do_not_end_the_worker(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the chaos run: after a Redis restart the worker process exited with status 0 instead of
+    # starting again, because that CancelledError was taken for a shutdown.
+    made: list[_LostRedis] = []
+
+    def create(*_: object, **__: object) -> _LostRedis:
+        made.append(_CancelledJobs())
+        return made[-1]
+
+    monkeypatch.setattr(worker_module, "create_worker", create)
+    running = asyncio.create_task(worker_module.run_forever(settings))
+    try:
+
+        async def restarted() -> bool:
+            assert not running.done()
+            return len(made) >= 2
+
+        await eventually(restarted, timeout=15)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    assert running.cancelled()  # a real shutdown still ends it
