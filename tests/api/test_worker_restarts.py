@@ -9,7 +9,10 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from logistics.config import Settings
+from logistics.db import Database
 from logistics.jobs import worker as worker_module
+from logistics.models import outbox
+from logistics.outbox import insert_tasks, task_row
 
 from support import eventually
 
@@ -80,3 +83,36 @@ async def test_jobs_cancelled_by_close_do_not_end_the_worker(
         with contextlib.suppress(asyncio.CancelledError):
             await running
     assert running.cancelled()  # a real shutdown still ends it
+
+
+class _StarvedQueue(_LostRedis):
+    """An arq worker that never starts a job: its queue reads are full of a killed worker's in-progress jobs."""
+
+    async def async_run(self) -> None:
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_due_work_is_done_while_the_queue_starts_no_job(
+    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the chaos run: after SIGKILLs the new worker sat idle for minutes, its sweep being an arq cron job.
+    from sqlalchemy import func, select
+
+    async with db.write() as conn:  # a label task of a shipment that is gone: the handler just finishes it
+        await insert_tasks(conn, [task_row("label", "shp_01JD8Z6Q2M4X7V3K9T1R5N8B2C")])
+    monkeypatch.setattr(worker_module, "create_worker", lambda *_, **__: _StarvedQueue())
+    running = asyncio.create_task(worker_module.run_forever(settings))
+    try:
+
+        async def done() -> bool:
+            async with db.read() as conn:
+                return (await conn.execute(select(func.count()).select_from(outbox))).scalar_one() == 0
+
+        await eventually(done, timeout=15)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
