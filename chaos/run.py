@@ -996,6 +996,11 @@ def main(argv: list[str] | None = None) -> int:
             overrides[name] = getattr(args, name)
     plan = Plan.ci(**overrides) if args.ci else replace(Plan(), **overrides)
     plan.keep_database = args.keep_database
+
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt  # a SIGTERM unwinds like Ctrl-C, so the children and Redis are stopped
+
+    signal.signal(signal.SIGTERM, interrupted)
     report = asyncio.run(run_plan(plan))
     print(report.text(), flush=True)
     return 0 if report.ok else 1
