@@ -18,7 +18,7 @@ from carriers.base import Carrier, CarrierError, FinalCarrierError, OrderResult,
 from logistics import logs, metrics
 from logistics.carrier import carrier_session, create_carrier, dedup_key, event_payload, order_request
 from logistics.events import apply_event, lock_shipment
-from logistics.jobs.runner import Runtime, backoff, handles, handles_batch
+from logistics.jobs.runner import Runtime, backoff, handles, handles_batch, stop_lanes
 from logistics.lifecycle import FINAL
 from logistics.models import outbox, shipment_cases, shipments, utcnow
 from logistics.outbox import Task, finish, insert_tasks, retry_later, task_row
@@ -38,6 +38,7 @@ def setup(rt: Runtime) -> None:
 
 
 async def close(rt: Runtime) -> None:
+    await stop_lanes(rt)  # before the services they use
     for service in rt.services.values():
         closer = getattr(service, "close", None)
         if closer is not None:
