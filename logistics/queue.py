@@ -17,7 +17,9 @@ PROCESS_DUE = "process_due"
 
 
 def serialize(value: Any) -> bytes:
-    return orjson.dumps(value)
+    # arq also serialises a failed job's result, which holds the exception: store its repr rather than fail
+    # (and log a traceback) on every failed job.
+    return orjson.dumps(value, default=repr)
 
 
 def deserialize(raw: bytes) -> Any:
