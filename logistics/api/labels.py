@@ -25,13 +25,14 @@ def _not_ready(detail: str, errors: list[dict[str, str]] | None = None) -> Probl
 def _variant(fmt: Any, size: Any, dpi: Any, formats: tuple[str, ...], where: str) -> tuple[str, str, int]:
     """Validate format, size and dpi together, so one 422 lists every bad field."""
     errors: list[dict[str, str]] = []
-    if fmt not in formats:
+    # JSON bodies can hold lists and objects where a name is expected: only strings are looked up.
+    if not isinstance(fmt, str) or fmt not in formats:
         errors.append({"field": f"{where}format", "message": "must be one of " + ", ".join(formats)})
-    if size not in SIZES:
+    if not isinstance(size, str) or size not in SIZES:
         errors.append({"field": f"{where}size", "message": "must be one of " + ", ".join(SIZES)})
     try:
-        dpi_value = int(dpi)
-    except (TypeError, ValueError):
+        dpi_value = int(dpi) if isinstance(dpi, int | str) else 0
+    except (TypeError, ValueError, OverflowError):
         dpi_value = 0
     if isinstance(dpi, bool) or dpi_value not in DPIS:
         errors.append({"field": f"{where}dpi", "message": "must be one of " + ", ".join(map(str, DPIS))})

@@ -91,3 +91,13 @@ async def test_an_empty_id_list_is_refused(api: TestClient, hall: Credentials) -
     resp = await api.post("/v1/labels", json={"shipment_ids": []}, headers=auth(hall))
     assert resp.status == 422
     assert resp.content_type == "application/problem+json"
+
+
+async def test_batch_with_a_list_for_size_is_a_422_not_a_500(api: TestClient, hall: Credentials) -> None:
+    resp = await api.post(
+        "/v1/labels",
+        json={"shipment_ids": ["shp_01JD8Z6Q2M4X7V3K9T1R5N8B2C"], "size": [["100x150"]], "format": {"pdf": 1}},
+        headers=auth(hall),
+    )
+    assert resp.status == 422
+    assert {e["field"] for e in (await resp.json())["errors"]} >= {"size", "format"}
