@@ -81,8 +81,7 @@ class Plan:
     ems_timeout_seconds: float = 5.0
     carrier_retry_seconds: float = 10.0
     # In-job tries of one carrier call. More than the default 4: with 20 % faults a task that gives up waits
-    # 15 s × 2^attempts in the database (attempts include claims lost to our SIGKILLs), which alone would
-    # outlast a bounded drain.
+    # up to 15 s × 2^failures in the database, which would stretch a bounded drain.
     carrier_attempts: int = 8
     sim_outage_at: float = 20.0
     sim_outage_seconds: float = 30.0
@@ -124,7 +123,9 @@ class Plan:
             "lease_seconds": 15.0,
             "poll_first_seconds": 20.0,
             "webhook_schedule": (0, 1, 2, 3, 5, 8, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10),
-            "drain_timeout": 210.0,
+            # About 110 s on a quiet 2-core machine; the margin is for a busy one (218 s seen with benchmarks
+            # running beside it), where a timeout would report slowness as a lost webhook.
+            "drain_timeout": 330.0,
             "rss_at": 250,
         }
         values.update(overrides)

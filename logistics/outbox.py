@@ -22,7 +22,7 @@ class Task:
     kind: str
     shipment_id: str | None
     payload: dict[str, Any]
-    attempts: int  # including this one
+    attempts: int  # this try's number: the failures recorded so far, plus one
     claim_token: str
     request_id: str | None
     created_at: datetime
@@ -73,9 +73,7 @@ async def claim_due(
         return (
             update(outbox)
             .where(outbox.c.id.in_(ids.scalar_subquery()))
-            .values(
-                lease_until=now + timedelta(seconds=lease_seconds), claim_token=token, attempts=outbox.c.attempts + 1
-            )
+            .values(lease_until=now + timedelta(seconds=lease_seconds), claim_token=token)
             .returning(*outbox.c)
         )
 
@@ -85,7 +83,7 @@ async def claim_due(
             # Rows claimed just now hold a lease, so they are not due any more: this takes others.
             rows += list(await conn.execute(claim((outbox.c.due_at,), aged)))
         return [
-            Task(r.id, r.kind, r.shipment_id, r.payload or {}, r.attempts, token, r.request_id, r.created_at)
+            Task(r.id, r.kind, r.shipment_id, r.payload or {}, r.attempts + 1, token, r.request_id, r.created_at)
             for r in rows
         ]
 
@@ -125,10 +123,17 @@ async def finish(conn: AsyncConnection, task: Task) -> bool:
 
 
 async def retry_later(conn: AsyncConnection, task: Task, due_at: datetime, error: str) -> bool:
+    """Record a failed try and when to try again.
+
+    Only recorded failures count towards the backoff. Counting claims instead let every claim lost to a killed
+    worker double the next wait: the chaos run left an order that had failed once in a 30-minute backoff after
+    eight SIGKILLs. A task that kills its worker every time is still throttled, by its lease."""
     result = await conn.execute(
         update(outbox)
         .where(outbox.c.id == task.id, outbox.c.claim_token == task.claim_token)
-        .values(due_at=due_at, lease_until=None, claim_token=None, last_error=error[:1000])
+        .values(
+            due_at=due_at, lease_until=None, claim_token=None, last_error=error[:1000], attempts=outbox.c.attempts + 1
+        )
     )
     return result.rowcount == 1
 

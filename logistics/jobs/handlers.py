@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -79,8 +80,12 @@ async def _call(rt: Runtime, operation: str, fn: Any, *args: Any) -> Any:
 
 
 def _long_backoff(attempts: int) -> timedelta:
-    """After the in-job retries gave up: the carrier is down for longer; wait in the database, not in Redis."""
-    return timedelta(seconds=min(1800, 15 * 2 ** min(attempts, 10)))
+    """After the in-job retries gave up: the carrier is down for longer; wait in the database, not in Redis.
+
+    Half of the wait is random, so the orders an outage deferred together do not all come back in the same
+    second and meet the carrier's rate limit."""
+    wait = min(1800, 15 * 2 ** min(attempts, 10))
+    return timedelta(seconds=random.uniform(wait / 2, wait))
 
 
 async def _load(rt: Runtime, shipment_id: str | None) -> dict[str, Any] | None:
