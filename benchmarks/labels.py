@@ -27,7 +27,7 @@ from qrcode.constants import ERROR_CORRECT_M
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from labels import LabelData, LabelParty, render_pdf, render_png, render_zpl
-from labels.text import register_reportlab_font
+from labels.text import load_face as register_reportlab_font
 
 CST = timezone(timedelta(hours=8))
 ALPHABET = "".join(c for c in string.ascii_uppercase + string.digits if c not in "01OI")

@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from labels import render_pdf  # noqa: E402
-from labels.text import register_reportlab_font  # noqa: E402
+from labels.text import load_face  # noqa: E402
 from logistics import clients, migrate  # noqa: E402
 from logistics.api.app import create_app  # noqa: E402
 from logistics.config import Settings, normalise_database_url  # noqa: E402
@@ -85,7 +85,7 @@ async def _bare(db: Database, settings: Settings, ids: list[str]) -> tuple[float
 
 
 async def main(args: argparse.Namespace) -> None:
-    register_reportlab_font()  # once per process either way; not part of either figure
+    load_face()  # once per process either way; not part of either figure
     with tempfile.TemporaryDirectory() as tmp:
         pg_name = None
         if args.postgres:

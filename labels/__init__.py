@@ -1,7 +1,9 @@
 """Waybill labels (面单) for courier shipments: PDF, PNG and ZPL II, masked per GB/T 41833-2022.
 
 A library: it knows nothing of the app, its database or its queues. The app passes unmasked
-:class:`LabelData` in and stores the bytes that come out, keyed by :func:`content_hash`.
+:class:`LabelData` in and stores the bytes that come out, keyed by :func:`content_hash`. Batches of PDF labels
+are streamed (:func:`write_pdf` to a file, :func:`iter_pdf` in chunks), so their memory does not grow with
+the number of labels.
 """
 
 from __future__ import annotations
@@ -12,27 +14,31 @@ import json
 
 from labels.layout import DEFAULT_SIZE, SIZES
 from labels.model import LabelData, LabelParty
-from labels.pdf import render_pdf
+from labels.pdf import iter_pdf, render_pdf, write_pdf
 from labels.png import render_png
 from labels.zpl import render_zpl
 
 __all__ = [
     "DEFAULT_SIZE",
     "FORMATS",
-    "RENDER_VERSION",
+    "RENDER_VERSIONS",
     "SIZES",
     "LabelData",
     "LabelParty",
     "content_hash",
+    "iter_pdf",
     "render_pdf",
     "render_png",
     "render_zpl",
+    "write_pdf",
 ]
 
 FORMATS = ("pdf", "png", "zpl")
-# Bump when the layout, the font or a renderer changes what a label looks like: every cached label is
-# then rendered again instead of being served in its old look.
-RENDER_VERSION = 1
+# Bump a format's version when the layout, the font or its renderer changes what a label looks like or
+# which bytes it is: its cached labels are then rendered again instead of being served as they were. Per
+# format, so that a new PDF writer does not throw away every stored PNG and ZPL label. PDF 2: the streaming
+# writer of labels.pdfwriter (same look, different bytes).
+RENDER_VERSIONS = {"pdf": 2, "png": 1, "zpl": 1}
 
 
 def content_hash(label: LabelData, fmt: str, size: str = DEFAULT_SIZE, dpi: int | None = None) -> str:
@@ -51,7 +57,7 @@ def content_hash(label: LabelData, fmt: str, size: str = DEFAULT_SIZE, dpi: int 
     fields = dataclasses.asdict(label)
     fields["printed_at"] = label.printed_at.isoformat()
     key = {
-        "v": RENDER_VERSION,
+        "v": RENDER_VERSIONS[fmt],
         "fmt": fmt,
         "size": size,
         "dpi": None if fmt == "pdf" else (dpi or 203),

@@ -1,4 +1,4 @@
-"""The vendored CJK font: where it is, how wide text is, and its faces for reportlab and Pillow.
+"""The vendored CJK font: where it is, how wide text is, its TrueType subsets for PDF, and its face for Pillow.
 
 Every format measures text with the same advance widths (read once from the font's hmtx table through
 reportlab), so line breaks and fitted sizes are identical in PDF, PNG and ZPL.
@@ -7,21 +7,22 @@ reportlab), so line breaks and fitted sizes are identical in PDF, PNG and ZPL.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 from PIL import ImageFont
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfbase.ttfonts import TTFontFace
 
 __all__ = [
     "FONT_NAME",
     "FONT_PATH",
     "ascent",
     "descent",
+    "load_face",
     "pillow_font",
-    "register_reportlab_font",
     "text_width",
+    "truetype_subset",
 ]
 
 FONT_PATH = Path(__file__).parent / "fonts" / "wqy-microhei.ttc"
@@ -30,28 +31,39 @@ _FACE_INDEX = 0
 FONT_NAME = "WenQuanYiMicroHei"
 
 _lock = threading.Lock()
-_font: TTFont | None = None
+_subset_lock = threading.Lock()
+_face: TTFontFace | None = None
 
 
-def register_reportlab_font() -> TTFont:
-    """Parse the 5 MB collection once per process and register it with reportlab.
+def load_face() -> TTFontFace:
+    """The parsed face, read from the 5 MB collection once per process.
 
-    reportlab keeps per-document subset state inside the TTFont object, so one registered font is safe
-    for any number of documents; TrueType outlines are embedded as subsets (FontFile2) automatically.
+    It holds the glyph map (``charToGlyph``), the advance widths (``charWidths``, 1/1000 em) and the values a
+    PDF font descriptor needs; PDF documents keep their own subset state (:mod:`labels.pdffont`), so one face
+    serves any number of documents at once.
     """
-    global _font
-    if _font is None:
+    global _face
+    if _face is None:
         with _lock:
-            if _font is None:
-                font = TTFont(FONT_NAME, str(FONT_PATH), subfontIndex=_FACE_INDEX)
-                pdfmetrics.registerFont(font)
-                _font = font
-    return _font
+            if _face is None:
+                _face = TTFontFace(str(FONT_PATH), subfontIndex=_FACE_INDEX)
+    return _face
+
+
+def truetype_subset(codepoints: Sequence[int]) -> bytes:
+    """A TrueType font with the glyphs of ``codepoints``; its cmap maps code ``i`` to the glyph of ``codepoints[i]``.
+
+    reportlab's subsetter reads the collection through one shared file position, so two threads subsetting at
+    the same time (the API renders in a thread pool) would read each other's glyph data: one at a time.
+    """
+    source = load_face()
+    with _subset_lock:
+        return bytes(source.makeSubset(list(codepoints)))
 
 
 @lru_cache(maxsize=1)
 def _metrics() -> tuple[dict[int, float], float, float, float]:
-    face = register_reportlab_font().face
+    face = load_face()
     return dict(face.charWidths), float(face.defaultWidth), face.ascent / 1000.0, face.descent / 1000.0
 
 

@@ -2,8 +2,9 @@
 
 Selection by ids (in the order given), by case number, or by creation time; shipments without a waybill
 cannot have a label: named ids that lack one are an error, matches of --case/--since without one are skipped
-and counted. The output is written to a temporary file next to the target and renamed at the end, so a
-failed run never leaves half a PDF where the printer spool looks.
+and counted. The labels are drawn straight into a temporary file next to the target (never held in memory
+whole, however many there are), which is renamed at the end, so a failed run never leaves half a PDF where the
+printer spool looks.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy import select
 from labels import DEFAULT_SIZE, SIZES
 from logistics.config import Settings
 from logistics.db import Database
-from logistics.labels_app import BATCH_FORMATS, DPIS, render_batch
+from logistics.labels_app import BATCH_FORMATS, DPIS, prepare_batch, write_batch
 from logistics.models import shipment_cases, shipments
 
 
@@ -118,9 +119,10 @@ def cmd_labels_print(args: argparse.Namespace, settings: Settings) -> None:
 
     async def work(db: Database) -> tuple[int, int]:
         rows, skipped = await select_rows(db, args)
+        batch = await prepare_batch(db, settings, rows, args.format, args.size, args.dpi)
         progress = None if args.quiet else Progress(len(rows))
-        body = await render_batch(db, settings, rows, args.format, args.size, args.dpi, progress=progress)
-        tmp.write_bytes(body)
+        with tmp.open("wb") as out:
+            await write_batch(batch, out, progress=progress)
         return len(rows), skipped
 
     try:

@@ -5,11 +5,16 @@ includes the print time. So the first print time is stored on the shipment (``la
 as long as the shipment's label data is unchanged, the hash is unchanged and the stored bytes are served; any
 change to what the label shows (a new 大头笔 from the carrier, a corrected address) gives a new hash and one
 new rendering. Rendering is CPU work and runs in a thread so the event loop keeps serving.
+
+Batches (``POST /v1/labels``, ``logistics labels print``) are not cached and never held whole: a
+:class:`LabelBatch` is checked and loaded up front, so that every refusal comes before the first byte, and is
+then drawn label by label into a file (:func:`write_batch`) or handed out in chunks (:meth:`LabelBatch.chunks`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -28,10 +33,14 @@ from labels import (
     LabelData,
     LabelParty,
     content_hash,
+    iter_pdf,
     render_pdf,
     render_png,
     render_zpl,
+    write_pdf,
 )
+from labels.pdf import CHUNK_BYTES
+from labels.pdfwriter import Sink
 from logistics.config import Settings
 from logistics.db import Database
 from logistics.models import label_renders, shipment_cases, shipments, utcnow
@@ -42,6 +51,7 @@ __all__ = [
     "DPIS",
     "FORMATS",
     "SIZES",
+    "LabelBatch",
     "LabelNotReady",
     "RenderedLabel",
     "ensure_printed_at",
@@ -49,7 +59,9 @@ __all__ = [
     "get_rendered",
     "label_data",
     "load_cases",
+    "prepare_batch",
     "render_batch",
+    "write_batch",
 ]
 
 DPIS = (203, 300)
@@ -261,6 +273,91 @@ def _counted(labels: Iterable[LabelData], progress: Callable[[int], None] | None
             progress(n)
 
 
+@dataclass(frozen=True, slots=True)
+class LabelBatch:
+    """Shipments checked and loaded for one printed document; the labels are drawn only while it is written.
+
+    What is held is the input (rows and their cases); each :class:`~labels.LabelData` is made when its page is
+    drawn and dropped after, and the document goes out as it is drawn, so memory does not grow with the output.
+    """
+
+    rows: Sequence[Mapping[str, Any]]
+    cases: Mapping[str, Sequence[Mapping[str, Any]]]
+    base_url: str
+    fmt: str
+    size: str
+    dpi: int
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def labels(self) -> Iterator[LabelData]:
+        for r in self.rows:
+            yield label_data(r, self.cases[r["id"]], self.base_url, r["label_printed_at"])
+
+    def chunks(self, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
+        """The document in chunks of about 64 KiB, drawn as they are asked for (call ``next`` off the event loop).
+
+        A failure before the first chunk is raised by the first ``next``, before anything could have been sent.
+        """
+        labels = _counted(self.labels(), progress)
+        if self.fmt == "pdf":
+            yield from iter_pdf(labels, self.size)
+            return
+        # A ZPL stream is the labels' ^XA…^XZ blocks one after another: each is rendered on its own.
+        parts: list[bytes] = []
+        buffered = 0
+        for label in labels:
+            part = render_zpl([label], self.size, self.dpi).encode("utf-8")
+            parts.append(part)
+            buffered += len(part)
+            if buffered >= CHUNK_BYTES:
+                yield b"".join(parts)
+                parts, buffered = [], 0
+        if parts:
+            yield b"".join(parts)
+
+    def write(self, sink: Sink, progress: Callable[[int], None] | None = None) -> None:
+        """Draw the whole document into ``sink`` (a binary file); blocking, so run it in a thread."""
+        if self.fmt == "pdf":
+            write_pdf(_counted(self.labels(), progress), self.size, sink)
+            return
+        for chunk in self.chunks(progress):
+            sink.write(chunk)
+
+
+async def prepare_batch(
+    db: Database,
+    settings: Settings,
+    rows: Sequence[dict[str, Any]],
+    fmt: str = "pdf",
+    size: str = DEFAULT_SIZE,
+    dpi: int = 203,
+) -> LabelBatch:
+    """All ``rows`` (each with a waybill) for one multi-page PDF or one ZPL stream, in the order given.
+
+    Everything that can refuse the batch happens here: bad variant, a row without a waybill, the database.
+    First print times are stored now, so a batch prints the same times as the single labels.
+    """
+    if fmt not in BATCH_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(BATCH_FORMATS)}")
+    check_variant(fmt, size, dpi)
+    if not rows:
+        raise ValueError("a batch needs at least one shipment")
+    not_ready = [r["id"] for r in rows if not r.get("waybill_no")]
+    if not_ready:
+        raise LabelNotReady(", ".join(not_ready))
+    await ensure_printed_at(db, rows)
+    async with db.read() as conn:
+        cases = await load_cases(conn, [r["id"] for r in rows])
+    return LabelBatch(rows, cases, settings.base_url, fmt, size, dpi)
+
+
+async def write_batch(batch: LabelBatch, sink: Sink, *, progress: Callable[[int], None] | None = None) -> None:
+    """Write ``batch`` into ``sink`` in a thread. ``progress`` gets the labels drawn so far, from that thread."""
+    await asyncio.to_thread(batch.write, sink, progress)
+
+
 async def render_batch(
     db: Database,
     settings: Settings,
@@ -271,24 +368,9 @@ async def render_batch(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> bytes:
-    """All ``rows`` (each with a waybill) in one multi-page PDF or one ZPL stream, in the order given.
-
-    ``progress`` is called with the number of labels rendered so far, from the rendering thread.
-    """
-    if fmt not in BATCH_FORMATS:
-        raise ValueError(f"format must be one of {', '.join(BATCH_FORMATS)}")
-    check_variant(fmt, size, dpi)
-    not_ready = [r["id"] for r in rows if not r.get("waybill_no")]
-    if not_ready:
-        raise LabelNotReady(", ".join(not_ready))
-    await ensure_printed_at(db, rows)
-    async with db.read() as conn:
-        cases = await load_cases(conn, [r["id"] for r in rows])
-    labels = [label_data(r, cases[r["id"]], settings.base_url, r["label_printed_at"]) for r in rows]
-
-    def work() -> bytes:
-        if fmt == "pdf":
-            return render_pdf(_counted(labels, progress), size)
-        return render_zpl(_counted(labels, progress), size, dpi).encode("utf-8")
-
-    return await asyncio.to_thread(work)
+    """The batch's document in memory: for small batches only; large ones go through :func:`write_batch` or
+    :meth:`LabelBatch.chunks`, which produce the same bytes without holding them."""
+    batch = await prepare_batch(db, settings, rows, fmt, size, dpi)
+    buffer = io.BytesIO()
+    await write_batch(batch, buffer, progress=progress)
+    return buffer.getvalue()

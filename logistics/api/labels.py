@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -11,9 +14,10 @@ from labels import DEFAULT_SIZE, FORMATS, SIZES
 from logistics.api.auth import authenticate
 from logistics.api.errors import Problem, validation_problem
 from logistics.api.shipments import load_owned, read_json
-from logistics.labels_app import BATCH_FORMATS, CONTENT_TYPES, DPIS, get_rendered, render_batch
+from logistics.labels_app import BATCH_FORMATS, CONTENT_TYPES, DPIS, get_rendered, prepare_batch
 from logistics.models import shipments
 
+log = logging.getLogger("logistics.api")
 routes = web.RouteTableDef()
 DEFAULT_DPI = 203
 
@@ -130,13 +134,42 @@ async def batch_labels(request: web.Request) -> web.Response:
     if not_ready:
         raise _not_ready(f"{len(not_ready)} of the shipments have no waybill yet; see errors.", not_ready)
     # A repeated id prints its label again (the hall may want two copies), with the same print time.
-    body = await render_batch(db, settings, [found[sid] for sid in ids], fmt, size, dpi)
-    return web.Response(
-        body=body,
-        content_type=CONTENT_TYPES[fmt],
+    batch = await prepare_batch(db, settings, [found[sid] for sid in ids], fmt, size, dpi)
+    response = web.StreamResponse(
         headers={
+            "Content-Type": CONTENT_TYPES[fmt],
             "Content-Disposition": f'attachment; filename="labels-{size}.{fmt}"',
             "Cache-Control": "private, no-store",
             "X-Label-Count": str(len(ids)),
-        },
+            # The middleware adds this to answers it gets back, but a streamed answer's headers are out by then.
+            "X-Request-ID": request["request_id"],
+        }
     )
+    return await _stream(request, response, batch.chunks())
+
+
+async def _stream(request: web.Request, response: web.StreamResponse, chunks: Iterator[bytes]) -> web.StreamResponse:
+    """Send ``chunks`` as the body, drawing each in a thread only once the client has taken the one before.
+
+    The document is never held whole, and a slow client holds no thread while it reads. The first chunk is
+    drawn before the status line goes out, so a failure up to there is still an ordinary problem+json answer.
+    """
+    loop = asyncio.get_running_loop()
+    chunk = await loop.run_in_executor(None, next, chunks, None)
+    await response.prepare(request)
+    try:
+        while chunk is not None:
+            await response.write(chunk)
+            chunk = await loop.run_in_executor(None, next, chunks, None)
+    except ConnectionError:
+        return response  # the client went away; nobody is left to tell
+    except Exception:
+        # The status line and part of the document are out: an error answer is no longer possible. Closing the
+        # connection before the chunked body's last chunk is how the client learns the document is incomplete,
+        # rather than printing a truncated one.
+        log.exception("label_stream_failed", extra={"path": request.path})
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response
