@@ -165,9 +165,11 @@ def test_pdf_text_is_masked_and_searchable() -> None:
 def test_pdf_streams_are_compressed_and_output_deterministic(batch: list[LabelData]) -> None:
     first = render_pdf(batch)
     assert first == render_pdf(batch)
-    streams = re.findall(rb"stream\r?\n(.*?)endstream", first, re.S)
+    streams = re.findall(rb"<<([^\n]*)>>\nstream\n(.*?)\nendstream", first, re.S)
     assert streams
-    for raw in re.findall(rb"/Filter \[ /FlateDecode \][^>]*>>\s*stream\r?\n(.*?)endstream", first, re.S):
+    for entries, raw in streams:
+        assert b"/Filter /FlateDecode" in entries
+        assert int(re.search(rb"/Length (\d+)", entries).group(1)) == len(raw)  # type: ignore[union-attr]
         zlib.decompress(raw)
 
 
