@@ -6,7 +6,8 @@
 The API runs in-process over real HTTP (aiohttp's test server) on a fresh SQLite file, or on a fresh PostgreSQL
 database with --postgres. What the endpoint adds over ``labels.render_pdf`` is authentication, loading the rows
 and cases, storing the first print times (first call only) and the transfer. Goal (issue 4): 1,000 labels in one
-PDF in ≤ 7 s; the ratio to the bare library shows the app's share.
+PDF in ≤ 7 s; the ratio to the bare library shows the app's share. The body is streamed as it is drawn, so the
+first byte arrives long before the last: both times are shown.
 """
 
 from __future__ import annotations
@@ -112,13 +113,15 @@ async def main(args: argparse.Namespace) -> None:
             try:
                 creds = await clients.create(db, "上街区行政审批系统")
                 ids = await _seed(api, db, creds, args.n)
-                timings: list[tuple[str, float, int]] = []
+                timings: list[tuple[str, float, float, int]] = []
                 for name in ("first call (stores print times)", "second call"):
                     started = time.perf_counter()
                     resp = await api.post("/v1/labels", json={"shipment_ids": ids}, headers=auth(creds))
-                    body = await resp.read()
+                    first = await resp.content.readany()
+                    first_byte = time.perf_counter() - started
+                    body = first + await resp.read()
                     assert resp.status == 200, body[:300]
-                    timings.append((name, time.perf_counter() - started, len(body)))
+                    timings.append((name, first_byte, time.perf_counter() - started, len(body)))
                 bare_s, bare_bytes = await _bare(db, settings, ids)
             finally:
                 await api.close()
@@ -129,10 +132,10 @@ async def main(args: argparse.Namespace) -> None:
     backend = "PostgreSQL" if args.postgres else "SQLite"
     print(f"{args.n} labels, one PDF (100x150), {backend}")
     print(f"labels.render_pdf, same labels:       {bare_s:6.2f} s  ({bare_bytes / 2**20:.1f} MiB)   <- baseline")
-    for name, seconds, size in timings:
+    for name, first_byte, seconds, size in timings:
         print(
             f"POST /v1/labels, {name:<32} {seconds:6.2f} s  ({size / 2**20:.1f} MiB)   ratio {seconds / bare_s:.2f}"
-            f"   (goal ≤ 7 s for 1,000)"
+            f"   first byte after {first_byte:.2f} s   (goal ≤ 7 s for 1,000)"
         )
 
 

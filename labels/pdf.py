@@ -42,7 +42,7 @@ _QR_QUIET = 4
 CHUNK_BYTES = 64 * 1024
 _TITLE = "面单"
 _CREATOR = "gov-logistics labels"
-_FORM = "/L"
+_FORM = "L"  # the shared form's resource name
 
 
 def _n(v: float) -> str:
@@ -137,32 +137,27 @@ def _document(labels: Iterable[LabelData], size: str, sink: Sink) -> Generator[N
     first = next(remaining, None)
     if first is None:
         raise ValueError("a PDF needs at least one label")
-    media_box = f"/MediaBox [0 0 {_n(s.width * PT_PER_MM)} {_n(s.height * PT_PER_MM)}]".encode("ascii")
+    # The page itself to a ten-thousandth of a point: a printer matches it against its label stock.
+    box = f"[0 0 {s.width * PT_PER_MM:.4f} {s.height * PT_PER_MM:.4f}]".encode("ascii")
     fonts = FontSubsets()
     pdf = PdfWriter(sink)
     catalog, tree, info, font_dict, resources, form = (pdf.reserve() for _ in range(6))
     pdf.write_object(catalog, b"<< /Type /Catalog /Pages %d 0 R >>" % tree)
-    pdf.write_object(
-        info, b"<< /Title %b /Creator %b /Producer %b >>" % (text_string(_TITLE), text_string(_CREATOR),
-                                                              text_string(_CREATOR))
-    )
-    pdf.write_object(resources, b"<< /Font %d 0 R /XObject << %b %d 0 R >> >>" % (font_dict, _FORM.encode(), form))
+    pdf.write_object(info, b"<< /Title %b /Creator %b >>" % (text_string(_TITLE), text_string(_CREATOR)))
+    pdf.write_object(resources, b"<< /Font %d 0 R /XObject << /%b %d 0 R >> >>" % (font_dict, _FORM.encode(), form))
     static = _Page(fonts, s.height)
     static.draw(_static(size))
-    bbox = media_box.removeprefix(b"/MediaBox ")
-    pdf.write_stream(form, b"/Type /XObject /Subtype /Form /BBox %b /Resources << /Font %d 0 R >>" % (bbox, font_dict),
-                     static.content())
-    # Page object numbers, for the page tree: four bytes a page.
-    kids: array[int] = array("L")
+    form_entries = b"/Type /XObject /Subtype /Form /BBox %b /Resources << /Font %d 0 R >>" % (box, font_dict)
+    pdf.write_stream(form, form_entries, static.content())
+    page_entries = b"/Type /Page /Parent %d 0 R /MediaBox %b /Resources %d 0 R" % (tree, box, resources)
+    # Page object numbers, for the page tree: eight bytes a page is all a batch keeps of its pages.
+    kids: array[int] = array("Q")
     for label in chain((first,), remaining):
         page = _Page(fonts, s.height)
-        page.ops.append(f"{_FORM} Do")
+        page.ops.append(f"/{_FORM} Do")
         page.draw(compose(label, size))
         contents = pdf.add_stream(b"", page.content())
-        kids.append(pdf.add_object(
-            b"<< /Type /Page /Parent %d 0 R %b /Resources %d 0 R /Contents %d 0 R >>"
-            % (tree, media_box, resources, contents)
-        ))
+        kids.append(pdf.add_object(b"<< %b /Contents %d 0 R >>" % (page_entries, contents)))
         yield
     yield from fonts.write(pdf, font_dict)
     yield from pdf.write_page_tree(tree, kids)
