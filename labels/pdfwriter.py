@@ -48,11 +48,6 @@ class PdfWriter:
         self._digest = hashlib.md5(usedforsecurity=False)
         self._emit(_HEADER)
 
-    @property
-    def position(self) -> int:
-        """Bytes written so far."""
-        return self._position
-
     def _emit(self, data: bytes) -> None:
         self._sink.write(data)
         self._digest.update(data)
@@ -75,31 +70,30 @@ class PdfWriter:
         self._begin(number)
         self._emit(b"%d 0 obj\n%b\nendobj\n" % (number, body))
 
-    def write_stream(self, number: int, entries: bytes, data: bytes, *, deflate: bool = True) -> None:
-        """Write stream object ``number``; ``entries`` are its dictionary's entries other than Length and Filter."""
-        if deflate:
-            data = zlib.compress(data, _DEFLATE_LEVEL)
-            entries += b" /Filter /FlateDecode"
-        self.write_object(number, b"<< %b /Length %d >>\nstream\n%b\nendstream" % (entries.strip(), len(data), data))
+    def write_stream(self, number: int, entries: bytes, data: bytes) -> None:
+        """Write stream object ``number`` deflated; ``entries`` are its dictionary's entries but Length and Filter."""
+        data = zlib.compress(data, _DEFLATE_LEVEL)
+        entries = (entries + b" /Filter /FlateDecode").strip()
+        self.write_object(number, b"<< %b /Length %d >>\nstream\n%b\nendstream" % (entries, len(data), data))
 
     def add_object(self, body: bytes) -> int:
         number = self.reserve()
         self.write_object(number, body)
         return number
 
-    def add_stream(self, entries: bytes, data: bytes, *, deflate: bool = True) -> int:
+    def add_stream(self, entries: bytes, data: bytes) -> int:
         number = self.reserve()
-        self.write_stream(number, entries, data, deflate=deflate)
+        self.write_stream(number, entries, data)
         return number
 
-    def write_page_tree(self, number: int, kids: array[int], entries: bytes = b"") -> Iterator[None]:
+    def write_page_tree(self, number: int, kids: array[int]) -> Iterator[None]:
         """The root Pages object ``number`` listing ``kids`` (page object numbers) in reading order.
 
         One flat node: every page was already written pointing at ``number`` as its parent, and a flat Kids array
         is valid at any length (PDF 32000-1, 7.7.3.2).
         """
         self._begin(number)
-        self._emit(b"%d 0 obj\n<< /Type /Pages %b/Count %d /Kids [" % (number, entries, len(kids)))
+        self._emit(b"%d 0 obj\n<< /Type /Pages /Count %d /Kids [" % (number, len(kids)))
         for start in range(0, len(kids), _LINES_PER_PAUSE):
             self._emit(b"".join(b"\n%d 0 R" % kid for kid in kids[start : start + _LINES_PER_PAUSE]))
             yield
