@@ -93,7 +93,7 @@ def _shipment_ids(payload: dict[str, Any], limit: int) -> list[str]:
 
 
 @routes.post("/v1/labels")
-async def batch_labels(request: web.Request) -> web.Response:
+async def batch_labels(request: web.Request) -> web.StreamResponse:
     client_id = await authenticate(request)
     settings = request.app["settings"]
     payload = await read_json(request)
