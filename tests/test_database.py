@@ -1,0 +1,77 @@
+"""A transaction cut short by a cancellation (a job's timeout) must give its locks back at once.
+
+Found by the 10,000-shipment chaos run: after one job timed out inside a SQLite write transaction, the
+connection SQLAlchemy "closed" kept the write lock, and every writer of every process failed with "database is
+locked" for minutes. Garbage collection is switched off here because a collection can release such a
+connection by chance and hide the bug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from sqlalchemy import text
+
+from logistics.db import Database
+
+# Long enough that the cancellation lands while the statement runs, short enough to keep the test quick.
+SLOW = {
+    "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1500000) SELECT sum(x) FROM c",
+    "postgresql": "SELECT pg_sleep(1)",
+}
+
+
+@pytest.fixture
+def no_gc() -> Iterator[None]:
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@pytest.fixture
+async def probe(db: Database) -> AsyncIterator[str]:
+    """A table of one row, counter 0."""
+    table = f"cancel_probe_{uuid.uuid4().hex[:8]}"
+    async with db.write() as conn:
+        await conn.execute(text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"))
+        await conn.execute(text(f"INSERT INTO {table} (id, n) VALUES (1, 0)"))
+    yield table
+    async with db.write() as conn:
+        await conn.execute(text(f"DROP TABLE {table}"))
+
+
+async def _cancelled_update(db: Database, table: str) -> None:
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2), db.write() as conn:
+            await conn.execute(text(f"UPDATE {table} SET n = n + 1 WHERE id = 1"))
+            await conn.execute(text(SLOW[db.dialect]))
+
+
+async def test_a_cancelled_write_leaves_the_database_writable_for_other_processes(
+    db: Database, database_url: str, probe: str, no_gc: None
+) -> None:
+    await _cancelled_update(db, probe)
+    other = Database(database_url)  # engines of its own, as another process has
+    try:
+        async with asyncio.timeout(10), other.write() as conn:
+            await conn.execute(text(f"UPDATE {probe} SET n = n + 10 WHERE id = 1"))
+        async with other.read() as conn:
+            assert (await conn.execute(text(f"SELECT n FROM {probe}"))).scalar_one() == 10  # the cut one rolled back
+    finally:
+        await other.dispose()
+
+
+async def test_a_cancelled_write_leaves_the_same_process_able_to_write(
+    db: Database, probe: str, no_gc: None
+) -> None:
+    await _cancelled_update(db, probe)
+    async with asyncio.timeout(10), db.write() as conn:
+        await conn.execute(text(f"UPDATE {probe} SET n = n + 10 WHERE id = 1"))
+    async with db.read() as conn:
+        assert (await conn.execute(text(f"SELECT n FROM {probe}"))).scalar_one() == 10
