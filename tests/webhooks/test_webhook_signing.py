@@ -130,6 +130,25 @@ def test_bad_arguments_are_refused() -> None:
             sign(bad_id, FIXED_TS, b"{}", [generate_secret()])
 
 
+@pytest.mark.parametrize("char", ["\t", "\x00", "\x1f", "\x7f", "\x85", "\xa0", "\u2028", "\u3000"])
+def test_ids_with_any_whitespace_or_control_character_are_refused(char: str) -> None:
+    with pytest.raises(ValueError):
+        sign(f"msg_{char}1", FIXED_TS, b"{}", [generate_secret()])
+    sign("msg_01JD8Z6Q2M4X7V3K9T1R5N8B2C-ä", FIXED_TS, b"{}", [generate_secret()])
+
+
+def test_each_secret_signs_with_its_own_key_however_many_are_in_use() -> None:
+    # More secrets than the keyed-HMAC cache holds: an eviction must never sign with another client's key.
+    body = payload_bytes()
+    many = [generate_secret() for _ in range(600)]
+    for secret in [*many, *many[:5]]:
+        h = headers(MSG_ID, int(time.time()), body, [secret])
+        Webhook(secret).verify(body, h)
+        verify(body, h, [secret])
+    with pytest.raises(VerificationError):
+        verify(body, headers(MSG_ID, int(time.time()), body, [many[0]]), [many[1]])
+
+
 async def test_receiver_over_http_rejects_tampered_body(receiver: Receiver) -> None:
     body = payload_bytes()
     h = headers(MSG_ID, int(time.time()), body, [receiver.secret])
