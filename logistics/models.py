@@ -174,7 +174,9 @@ class OutboxTask(SQLModel, table=True):
     """Work that must still happen. A row stays until its work is done; the sweeper always finds it again."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "due_at"),)
+    # by due time for the sweep and the oldest-first share of a claim; by kind and due time for the claims
+    # that take the most urgent kinds first (outbox.claim_due)
+    __table_args__ = (Index("ix_outbox_due", "due_at"), Index("ix_outbox_kind_due", "kind", "due_at"))
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=32)
