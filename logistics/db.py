@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import asyncpg
 import orjson
 from sqlalchemy import Table, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+T = TypeVar("T")
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -29,6 +34,10 @@ SQLITE_PRAGMAS = (
 
 class DatabaseUnavailable(RuntimeError):
     pass
+
+
+class WriteConflict(Exception):
+    """A raw batch write broke a constraint (a unique key, most likely an Idempotency-Key taken meanwhile)."""
 
 
 def json_text(value: Any) -> str:
@@ -125,6 +134,16 @@ class Database:
         except Exception as exc:  # any driver error means "not ready"
             raise DatabaseUnavailable(describe_db_error(exc)) from exc
 
+    def batch_writer(self) -> SqliteBatchWriter | PostgresBatchWriter:
+        """A writer of its own for the group commit (logistics.ingest), bypassing SQLAlchemy."""
+        if self.is_sqlite:
+            assert self._write_lock is not None
+            path = make_url(self.url).database
+            if not path or path == ":memory:":
+                raise ValueError("the group commit needs a SQLite file, not an in-memory database")
+            return SqliteBatchWriter(path, self._write_lock)
+        return PostgresBatchWriter(self._write_engine)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self._write_engine is not self.engine:
@@ -154,6 +173,120 @@ async def insert_many(conn: AsyncConnection, table: Table, rows: list[dict[str, 
         return value
 
     await conn.exec_driver_sql(sql, [tuple(convert(row[c]) for c in columns) for row in rows])
+
+
+def sqlite_timestamp(value: datetime) -> str:
+    """A datetime as SQLAlchemy's SQLite DateTime stores it (naive UTC text), so reads through the models see it."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class SqliteBatchWriter:
+    """A sqlite3 connection on a thread of its own: one whole write transaction is one call into that thread.
+
+    Through aiosqlite every statement is a round trip between the event loop and its thread (BEGIN, a lookup,
+    five inserts, COMMIT), each waking the loop; the group commit's transaction is one hop here. It takes the
+    Database's write lock, so this process still has one writer at a time.
+    """
+
+    def __init__(self, path: str, lock: asyncio.Lock) -> None:
+        self.path = path
+        self._lock = lock
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-batch")
+        self._conn: sqlite3.Connection | None = None
+
+    async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in ``BEGIN IMMEDIATE … COMMIT`` (rolled back if it raises)."""
+        async with self._lock:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, work)
+
+    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            if self._conn is None:
+                self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                for pragma in SQLITE_PRAGMAS:
+                    self._conn.execute(pragma)
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+        except sqlite3.IntegrityError as exc:
+            raise WriteConflict(describe_db_error(exc)) from exc
+        except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full or gone
+            raise DatabaseUnavailable(describe_db_error(exc)) from exc
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, close)
+        self._executor.shutdown(wait=True)
+
+
+# Errors after which a connection cannot be trusted: the server went away, restarted or killed the session.
+_PG_CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+class PostgresBatchWriter:
+    """One asyncpg connection kept for the group commit, used directly rather than through SQLAlchemy.
+
+    It comes from the engine's pool (same connect arguments and type codecs, JSONB taking text) and stays checked
+    out, so a batch pays neither the pool's pre-ping nor its reset-on-return round trip. A connection that
+    fails is dropped; the next batch takes a fresh one.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._conn: AsyncConnection | None = None
+
+    async def run(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        driver = await self._driver()
+        try:
+            return await work(driver)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise WriteConflict(describe_db_error(exc)) from exc
+        except _PG_CONNECTION_ERRORS as exc:
+            await self._discard()
+            raise DatabaseUnavailable(describe_db_error(exc)) from exc
+
+    async def _driver(self) -> asyncpg.Connection:
+        if self._conn is not None:
+            driver = (await self._conn.get_raw_connection()).driver_connection
+            if not driver.is_closed():
+                return driver
+            await self._discard()
+        try:
+            self._conn = await self.engine.connect()
+            return (await self._conn.get_raw_connection()).driver_connection
+        except Exception as exc:  # whatever the pool or driver raise while connecting means "down"
+            self._conn = None
+            raise DatabaseUnavailable(describe_db_error(exc)) from exc
+
+    async def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
 
 
 def describe_db_error(exc: BaseException) -> str:

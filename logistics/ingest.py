@@ -4,6 +4,11 @@ A create must be durable before it is answered, and one transaction per request 
 service slow (and, on SQLite, what makes it fail with "database is locked"). Requests hand their rows to one
 writer task and wait; the writer inserts everything that is waiting in a single transaction, commits, and then
 wakes them all. Under load a batch holds hundreds of shipments; when idle it holds one and adds no delay.
+
+The writer talks to the driver directly (logistics.db batch writers): on SQLite the whole transaction is one
+call into a thread of its own, with one executemany per table; on PostgreSQL it is one statement (insert CTEs
+over unnest() arrays), so a batch is a single round trip. The rows are tuples built by the request handler in
+the column orders below; SQLAlchemy's per-value processing and result handling never run on this path.
 """
 
 from __future__ import annotations
@@ -11,32 +16,162 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
+import orjson
 from sqlalchemy import and_, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from logistics.db import Database, insert_many
-from logistics.models import idempotency_records, outbox, shipment_cases, shipment_events, shipments
+from logistics import metrics
+from logistics.db import (
+    Database,
+    DatabaseUnavailable,
+    PostgresBatchWriter,
+    SqliteBatchWriter,
+    WriteConflict,
+    sqlite_timestamp,
+)
+from logistics.models import idempotency_records
 
 log = logging.getLogger(__name__)
+
+# NewShipment.shipment holds these columns in this order; every other column of `shipments` starts NULL.
+# updated_at is created_at, last_sequence is 1 (the creation event).
+SHIPMENT_COLUMNS = (
+    "id",
+    "client_id",
+    "kind",
+    "status",
+    "department",
+    "window",
+    "sender",  # a dict or None, like recipient and extra; contents is a list (stored as JSON)
+    "recipient",
+    "contents",
+    "extra",
+    "pickup_start",  # aware UTC datetime or None, like pickup_end and applicant_expires_at
+    "pickup_end",
+    "verification_code",
+    "tracking_code",
+    "carrier",
+    "request_id",
+    "created_at",  # aware UTC datetime
+    "applicant_token_hash",
+    "applicant_expires_at",
+)
+_ID, _STATUS, _REQUEST_ID, _CREATED_AT = 0, 3, 15, 16
+_JSON = (6, 7, 8, 9)
+_DATETIMES = (10, 11, 16, 18)
+IDEMPOTENCY_COLUMNS = ("client_id", "key", "request_hash", "shipment_id", "status_code", "response_body", "created_at")
+
+
+def _q(names: Sequence[str]) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+_SHIPMENT_INSERT = (
+    _q(SHIPMENT_COLUMNS[: _CREATED_AT + 1])
+    + ', "updated_at", "last_sequence", '
+    + _q(SHIPMENT_COLUMNS[_CREATED_AT + 1 :])
+)
+_CASE_COLUMNS = ("shipment_id", "position", "case_no", "item_name")
+_EVENT_COLUMNS = ("shipment_id", "sequence", "status", "occurred_at", "recorded_at", "source")
+_OUTBOX_COLUMNS = ("kind", "shipment_id", "payload", "due_at", "attempts", "request_id", "created_at")
+
+# SQLite: numbered parameters, so created_at also fills updated_at without a second copy in every tuple.
+_SQLITE_SHIPMENTS = (
+    f"INSERT INTO shipments ({_SHIPMENT_INSERT}) VALUES ("
+    + ", ".join(f"?{n}" for n in range(1, _CREATED_AT + 2))
+    + f", ?{_CREATED_AT + 1}, 1, "
+    + ", ".join(f"?{n}" for n in range(_CREATED_AT + 2, len(SHIPMENT_COLUMNS) + 1))
+    + ")"
+)
+_SQLITE_CASES = f"INSERT INTO shipment_cases ({_q(_CASE_COLUMNS)}) VALUES (?, ?, ?, ?)"
+_SQLITE_EVENTS = f"INSERT INTO shipment_events ({_q(_EVENT_COLUMNS)}) VALUES (?1, 1, ?2, ?3, ?3, 'api')"
+_SQLITE_OUTBOX = f"INSERT INTO outbox ({_q(_OUTBOX_COLUMNS)}) VALUES ('order', ?1, '{{}}', ?2, 0, ?3, ?2)"
+_SQLITE_IDEMPOTENCY = f"INSERT INTO idempotency_records ({_q(IDEMPOTENCY_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_RECORD_FIELDS = ("request_hash", "shipment_id", "status_code", "response_body")  # what a replay reads
+_SQLITE_EXISTING = (
+    'SELECT "request_hash", "shipment_id", "status_code", "response_body" FROM idempotency_records '
+    'WHERE "client_id" = ? AND "key" = ?'
+)
+
+# PostgreSQL: one statement per batch, its one parameter the batch as JSON (orjson writes it in one call; an
+# asyncpg array parameter instead costs an abstract-base-class check per element). Each item is the shipment
+# tuple followed by its cases and its idempotency record; the event and the carrier order task are derived
+# from the shipment. The CTEs run as one statement: the batch commits or fails as a whole, and foreign keys are
+# checked at its end, when the shipments exist.
+_CASES, _IDEMPOTENCY = len(SHIPMENT_COLUMNS), len(SHIPMENT_COLUMNS) + 1
+
+
+def _pg_value(n: int) -> str:
+    if n in _DATETIMES:
+        return f"(e->>{n})::timestamptz"
+    if n in _JSON:
+        return f"nullif(e->{n}, 'null'::jsonb)"  # SQL NULL, as the other writers store None
+    return f"e->>{n}"
+
+
+_PG_SHIPMENT_VALUES = ", ".join(
+    [_pg_value(n) for n in range(_CREATED_AT + 1)]
+    + [_pg_value(_CREATED_AT), "1"]
+    + [_pg_value(n) for n in range(_CREATED_AT + 1, len(SHIPMENT_COLUMNS))]
+)
+_PG_INSERT = f"""
+WITH items AS (
+    SELECT e FROM jsonb_array_elements($1::text::jsonb) AS e
+), new_shipments AS (
+    INSERT INTO shipments ({_SHIPMENT_INSERT})
+    SELECT {_PG_SHIPMENT_VALUES} FROM items
+), new_cases AS (
+    INSERT INTO shipment_cases ({_q(_CASE_COLUMNS)})
+    SELECT i.e->>{_ID}, c.n - 1, c.v->>0, c.v->>1
+    FROM items i CROSS JOIN LATERAL jsonb_array_elements(i.e->{_CASES}) WITH ORDINALITY AS c(v, n)
+), new_events AS (
+    INSERT INTO shipment_events ({_q(_EVENT_COLUMNS)})
+    SELECT e->>{_ID}, 1, e->>{_STATUS}, {_pg_value(_CREATED_AT)}, {_pg_value(_CREATED_AT)}, 'api' FROM items
+), new_tasks AS (
+    INSERT INTO outbox ({_q(_OUTBOX_COLUMNS)})
+    SELECT 'order', e->>{_ID}, '{{}}', {_pg_value(_CREATED_AT)}, 0, e->>{_REQUEST_ID}, {_pg_value(_CREATED_AT)}
+    FROM items WHERE e->>{_STATUS} = 'pending'
+)
+INSERT INTO idempotency_records ({_q(IDEMPOTENCY_COLUMNS)})
+SELECT e->>1, e->{_IDEMPOTENCY}->>0, e->{_IDEMPOTENCY}->>1, e->>{_ID}, 201, e->{_IDEMPOTENCY}->>2,
+    {_pg_value(_CREATED_AT)}
+FROM items WHERE jsonb_typeof(e->{_IDEMPOTENCY}) = 'array'
+"""
+_PG_EXISTING = (
+    'SELECT i."client_id", i."key", i."request_hash", i."shipment_id", i."status_code", i."response_body" '
+    "FROM idempotency_records i JOIN unnest($1::text[], $2::text[]) AS k(client_id, key) "
+    'ON i."client_id" = k.client_id AND i."key" = k.key'
+)
 
 
 @dataclass(slots=True)
 class NewShipment:
-    shipment: dict[str, Any]
-    cases: list[dict[str, Any]]
-    event: dict[str, Any]
-    outbox: dict[str, Any] | None
-    idempotency: dict[str, Any] | None = None  # client_id, key, request_hash, status_code, response_body
+    shipment: tuple[Any, ...]  # SHIPMENT_COLUMNS
+    cases: list[tuple[str, str]]  # (case_no, item_name) in order
+    # client_id, key, request_hash, response_body (the first answer, replayed for the same key and body)
+    idempotency: tuple[str, str, str, str] | None = None
     future: asyncio.Future[Outcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     @property
     def idem_key(self) -> tuple[str, str] | None:
-        return (self.idempotency["client_id"], self.idempotency["key"]) if self.idempotency else None
+        return (self.idempotency[0], self.idempotency[1]) if self.idempotency else None
+
+    def idempotency_record(self) -> dict[str, Any] | None:
+        """What a replay of this item's key sees (the columns the handler reads)."""
+        if self.idempotency is None:
+            return None
+        return {
+            "request_hash": self.idempotency[2],
+            "shipment_id": self.shipment[_ID],
+            "status_code": 201,
+            "response_body": self.idempotency[3],
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +185,13 @@ class GroupCommitter:
         self.db = db
         self.max_batch = max_batch
         self.on_commit: Callable[[], None] | None = None
-        self._queue: asyncio.Queue[NewShipment] = asyncio.Queue()
+        self._pending: list[NewShipment] = []
+        self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._writer: SqliteBatchWriter | PostgresBatchWriter | None = None
 
     async def start(self) -> None:
+        self._writer = self.db.batch_writer()
         self._task = asyncio.create_task(self._run(), name="group-commit")
 
     async def stop(self) -> None:
@@ -61,53 +199,169 @@ class GroupCommitter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        while not self._queue.empty():  # never leave a caller waiting forever
-            item = self._queue.get_nowait()
+            self._task = None
+        pending, self._pending = self._pending, []
+        for item in pending:  # never leave a caller waiting forever
             if not item.future.done():
                 item.future.set_exception(RuntimeError("service is shutting down"))
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
 
     async def submit(self, item: NewShipment) -> Outcome:
-        await self._queue.put(item)
+        if self._task is None:
+            raise RuntimeError("service is shutting down")
+        self._pending.append(item)
+        self._wakeup.set()
         return await item.future
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            await self._wakeup.wait()
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            if not self._pending:
+                self._wakeup.clear()
+            if not batch:
+                continue
+            metrics.COMMIT_BATCH.observe(len(batch))
             try:
                 outcomes = await self._commit(batch)
-            except Exception as exc:  # the database is down or refused the batch: every waiter gets the error
+            except Exception as exc:  # the database is down: every waiter gets the error
                 log.warning("group_commit_failed", extra={"batch": len(batch), "error": type(exc).__name__})
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                continue
+                outcomes = [exc] * len(batch)
             for item, outcome in zip(batch, outcomes, strict=True):
-                if not item.future.done():
+                if item.future.done():
+                    continue
+                if isinstance(outcome, Outcome):
                     item.future.set_result(outcome)
-            if self.on_commit is not None and any(o.created for o in outcomes):
+                else:
+                    item.future.set_exception(outcome)
+            if self.on_commit is not None and any(isinstance(o, Outcome) and o.created for o in outcomes):
                 self.on_commit()
 
-    async def _commit(self, batch: list[NewShipment]) -> list[Outcome]:
+    async def _write(self, batch: list[NewShipment]) -> list[Outcome]:
+        writer = self._writer
+        if isinstance(writer, SqliteBatchWriter):
+            return await writer.transaction(lambda conn: _sqlite_batch(conn, batch))
+        assert writer is not None, "GroupCommitter.start() was not awaited"
+        return await writer.run(lambda conn: _postgres_batch(conn, batch))
+
+    async def _commit(self, batch: list[NewShipment]) -> list[Outcome | Exception]:
         try:
-            async with self.db.write() as conn:
-                return await _insert_batch(conn, batch)
-        except IntegrityError:
-            # Another process took one of the idempotency keys between our check and our insert.
-            # Rare: redo the batch one item per transaction so only the losers are affected.
-            results = []
-            for item in batch:
-                try:
-                    async with self.db.write() as conn:
-                        results.extend(await _insert_batch(conn, [item]))
-                except IntegrityError:
-                    async with self.db.read() as conn:
-                        existing = await _existing_records(conn, [item])
-                    if item.idem_key not in existing:
-                        raise
-                    results.append(Outcome(False, existing[item.idem_key]))
-            return results
+            return list(await self._write(batch))
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:
+            if len(batch) == 1 and not isinstance(exc, WriteConflict):
+                return [exc]
+            # Rare: another process took one of the idempotency keys between our check and our insert, or the
+            # database refused a row. Redo the batch one item per transaction so only the items at fault fail.
+            log.warning("group_commit_split", extra={"batch": len(batch), "error": type(exc).__name__})
+        results: list[Outcome | Exception] = []
+        for n, item in enumerate(batch):
+            try:
+                results.extend(await self._write([item]))
+            except WriteConflict as conflict:
+                async with self.db.read() as conn:
+                    existing = await _existing_records(conn, [item])
+                key = item.idem_key
+                results.append(Outcome(False, existing[key]) if key is not None and key in existing else conflict)
+            except DatabaseUnavailable as down:  # gone meanwhile: the rest would only wait for it again
+                results.extend([down] * (len(batch) - n))
+                break
+            except Exception as failed:  # this item's own fault; the handler answers 500 and logs it
+                results.append(failed)
+        return results
+
+
+def _split(
+    batch: list[NewShipment], existing: dict[tuple[str, str], dict[str, Any]]
+) -> tuple[list[Outcome], list[NewShipment]]:
+    """Each item's outcome, and the items to insert: a key stored already, or claimed earlier in this batch,
+    makes a replay instead of a shipment."""
+    outcomes: list[Outcome] = []
+    fresh: list[NewShipment] = []
+    claimed: dict[tuple[str, str], dict[str, Any] | None] = {}
+    for item in batch:
+        key = item.idem_key
+        if key is not None and key in existing:
+            outcomes.append(Outcome(False, existing[key]))
+        elif key is not None and key in claimed:  # two requests with one key in the same batch
+            outcomes.append(Outcome(False, claimed[key]))
+        else:
+            if key is not None:
+                claimed[key] = item.idempotency_record()
+            fresh.append(item)
+            outcomes.append(Outcome(True))
+    return outcomes, fresh
+
+
+def _sqlite_batch(conn: sqlite3.Connection, batch: list[NewShipment]) -> list[Outcome]:
+    """Runs on the SQLite writer's thread, inside its transaction."""
+    existing: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in batch:
+        key = item.idem_key
+        if key is not None and key not in existing:
+            row = conn.execute(_SQLITE_EXISTING, key).fetchone()
+            if row is not None:
+                existing[key] = dict(zip(_RECORD_FIELDS, row, strict=True))
+    outcomes, fresh = _split(batch, existing)
+    if not fresh:
+        return outcomes
+    shipments: list[tuple[Any, ...]] = []
+    cases: list[tuple[Any, ...]] = []
+    events: list[tuple[Any, ...]] = []
+    tasks: list[tuple[Any, ...]] = []
+    records: list[tuple[Any, ...]] = []
+    for item in fresh:
+        row = list(item.shipment)
+        for n in _JSON:
+            if row[n] is not None:
+                row[n] = orjson.dumps(row[n]).decode("utf-8")
+        for n in _DATETIMES:
+            if row[n] is not None:
+                row[n] = sqlite_timestamp(row[n])
+        shipments.append(tuple(row))
+        sid, status, created = row[_ID], row[_STATUS], row[_CREATED_AT]
+        cases.extend((sid, position, case_no, item_name) for position, (case_no, item_name) in enumerate(item.cases))
+        events.append((sid, status, created))
+        if status == "pending":
+            tasks.append((sid, created, row[_REQUEST_ID]))
+        if item.idempotency is not None:
+            client_id, key, request_hash, body = item.idempotency
+            records.append((client_id, key, request_hash, sid, 201, body, created))
+    conn.executemany(_SQLITE_SHIPMENTS, shipments)
+    conn.executemany(_SQLITE_CASES, cases)
+    conn.executemany(_SQLITE_EVENTS, events)
+    if tasks:
+        conn.executemany(_SQLITE_OUTBOX, tasks)
+    if records:
+        conn.executemany(_SQLITE_IDEMPOTENCY, records)
+    return outcomes
+
+
+async def _postgres_batch(conn: asyncpg.Connection, batch: list[NewShipment]) -> list[Outcome]:
+    existing: dict[tuple[str, str], dict[str, Any]] = {}
+    keys = [item.idem_key for item in batch if item.idem_key is not None]
+    if keys:
+        rows = await conn.fetch(_PG_EXISTING, [k[0] for k in keys], [k[1] for k in keys])
+        existing = {
+            (r["client_id"], r["key"]): {
+                "request_hash": r["request_hash"],
+                "shipment_id": r["shipment_id"],
+                "status_code": r["status_code"],
+                "response_body": r["response_body"],
+            }
+            for r in rows
+        }
+    outcomes, fresh = _split(batch, existing)
+    if not fresh:
+        return outcomes
+    batch_json = orjson.dumps(
+        [(*item.shipment, item.cases, item.idempotency[1:] if item.idempotency else None) for item in fresh]
+    )
+    await conn.execute(_PG_INSERT, batch_json.decode("utf-8"))
+    return outcomes
 
 
 async def _existing_records(conn: AsyncConnection, batch: list[NewShipment]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -117,28 +371,3 @@ async def _existing_records(conn: AsyncConnection, batch: list[NewShipment]) -> 
     t = idempotency_records
     rows = await conn.execute(select(t).where(or_(*(and_(t.c.client_id == c, t.c.key == k) for c, k in keys))))
     return {(r.client_id, r.key): dict(r._mapping) for r in rows}
-
-
-async def _insert_batch(conn: AsyncConnection, batch: list[NewShipment]) -> list[Outcome]:
-    existing = await _existing_records(conn, batch)
-    outcomes: list[Outcome] = []
-    fresh: list[NewShipment] = []
-    claimed: dict[tuple[str, str], dict[str, Any]] = {}
-    for item in batch:
-        key = item.idem_key
-        if key is not None and key in existing:
-            outcomes.append(Outcome(False, existing[key]))
-        elif key is not None and key in claimed:  # two requests with one key in the same batch
-            outcomes.append(Outcome(False, claimed[key]))
-        else:
-            if key is not None and item.idempotency is not None:
-                claimed[key] = item.idempotency
-            fresh.append(item)
-            outcomes.append(Outcome(True))
-    if fresh:
-        await insert_many(conn, shipments, [i.shipment for i in fresh])
-        await insert_many(conn, shipment_cases, [c for i in fresh for c in i.cases])
-        await insert_many(conn, shipment_events, [i.event for i in fresh])
-        await insert_many(conn, outbox, [i.outbox for i in fresh if i.outbox is not None])
-        await insert_many(conn, idempotency_records, [i.idempotency for i in fresh if i.idempotency is not None])
-    return outcomes

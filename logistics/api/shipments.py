@@ -15,7 +15,7 @@ from logistics import applicant, ids
 from logistics.api.auth import authenticate
 from logistics.api.errors import Problem, from_validation_error, not_found, validation_problem
 from logistics.api.paging import ListQuery
-from logistics.api.present import shipment_json
+from logistics.api.present import iso, shipment_json
 from logistics.api.schemas import ShipmentCreate
 from logistics.events import apply_event, lock_shipment
 from logistics.ingest import NewShipment
@@ -63,80 +63,86 @@ async def create_shipment(request: web.Request) -> web.Response:
     except ValidationError as exc:
         raise from_validation_error(exc) from None
 
+    # The hot path of the service: the answer and the rows are built straight from the validated model (no
+    # intermediate row dicts); present.shipment_json is the shape of the answer, and a test holds them equal.
     settings = request.app["settings"]
+    base_url = settings.base_url
     now = utcnow()
     sid = ids.shipment_id()
+    tracking_code = ids.tracking_code()
+    verification_code = ids.verification_code() if spec.verification_code else None
     status = "awaiting_applicant" if spec.applicant_choice else "pending"
     applicant_token = applicant.new_token() if spec.applicant_choice else None
-    row: dict[str, Any] = {
+    link = applicant.link_columns(applicant_token, now, settings.applicant_link_days)
+    sender = dict(spec.sender.__dict__) if spec.sender is not None else None
+    recipient = dict(spec.recipient.__dict__) if spec.recipient is not None else None
+    contents = [{"name": c.name, "count": c.count} for c in spec.contents]
+    window = spec.pickup_window
+    created = iso(now)
+    answer: dict[str, Any] = {
         "id": sid,
-        "client_id": client_id,
-        "kind": spec.kind,
         "status": status,
+        "kind": spec.kind,
+        "cases": [{"case_no": c.case_no, "item_name": c.item_name} for c in spec.cases],
         "department": spec.department,
         "window": spec.window,
-        "sender": spec.sender.model_dump() if spec.sender else None,
-        "recipient": spec.recipient.model_dump() if spec.recipient else None,
-        "contents": [c.model_dump() for c in spec.contents],
-        "extra": spec.metadata,
-        "pickup_start": spec.pickup_window.start if spec.pickup_window else None,
-        "pickup_end": spec.pickup_window.end if spec.pickup_window else None,
-        "verification_code": ids.verification_code() if spec.verification_code else None,
-        "tracking_code": ids.tracking_code(),
+        "sender": sender,
+        "recipient": recipient,
+        "contents": contents,
+        "pickup_window": {"start": iso(window.start), "end": iso(window.end)} if window is not None else None,
         "carrier": settings.carrier,
         "waybill_no": None,
         "route_code": None,
-        "destination_code": None,
         "destination_name": None,
-        "package_code": None,
-        "package_name": None,
+        "tracking_code": tracking_code,
+        "tracking_url": f"{base_url}/t/{tracking_code}",
+        "label_url": None,
+        "verification_code": verification_code,
+        "applicant_url": None,
         "failure_reason": None,
-        "last_sequence": 1,
-        "request_id": request["request_id"],
-        "created_at": now,
-        "updated_at": now,
-        "finished_at": None,
-        "purged_at": None,
-        **applicant.link_columns(applicant_token, now, settings.applicant_link_days),
+        "metadata": spec.metadata,
+        "created_at": created,
+        "updated_at": created,
     }
-    cases = [
-        {"shipment_id": sid, "position": n, "case_no": c.case_no, "item_name": c.item_name}
-        for n, c in enumerate(spec.cases)
-    ]
-    event = {
-        "shipment_id": sid,
-        "sequence": 1,
-        "status": status,
-        "occurred_at": now,
-        "recorded_at": now,
-        "source": "api",
-        "carrier_code": None,
-        "carrier_text": None,
-        "location": None,
-        "dedup_key": None,
-    }
-    task = task_row("order", sid, due_at=now, request_id=request["request_id"]) if status == "pending" else None
-    body = orjson.dumps(shipment_json(row, cases, settings.base_url, applicant_token=applicant_token))
-    item = NewShipment(shipment=row, cases=cases, event=event, outbox=task)
+    if applicant_token is None:
+        body = stored = orjson.dumps(answer)
+    else:
+        # The applicant link is a credential kept only as a hash: the stored answer (replayed for the same
+        # Idempotency-Key) leaves it out, and a replay issues a fresh link instead (_with_fresh_link).
+        stored = orjson.dumps(answer) if key is not None else b""
+        answer["applicant_url"] = applicant.link_url(base_url, applicant_token)
+        body = orjson.dumps(answer)
+    item = NewShipment(
+        shipment=(
+            sid,
+            client_id,
+            spec.kind,
+            status,
+            spec.department,
+            spec.window,
+            sender,
+            recipient,
+            contents,
+            spec.metadata,
+            window.start if window is not None else None,
+            window.end if window is not None else None,
+            verification_code,
+            tracking_code,
+            settings.carrier,
+            request["request_id"],
+            now,
+            link["applicant_token_hash"],
+            link["applicant_expires_at"],
+        ),
+        cases=[(c.case_no, c.item_name) for c in spec.cases],
+    )
     if key is not None:
         request_hash = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        item.idempotency = {
-            "client_id": client_id,
-            "key": key,
-            "request_hash": request_hash,
-            "shipment_id": sid,
-            "status_code": 201,
-            # The applicant link is a credential kept only as a hash: the stored answer leaves it out, and a
-            # replay issues a fresh link instead (_with_fresh_link).
-            "response_body": (
-                body if applicant_token is None else orjson.dumps(shipment_json(row, cases, settings.base_url))
-            ).decode("utf-8"),
-            "created_at": now,
-        }
+        item.idempotency = (client_id, key, request_hash, stored.decode("utf-8"))
     outcome = await request.app["committer"].submit(item)
     if not outcome.created:
         existing = outcome.existing or {}
-        if item.idempotency and existing.get("request_hash") != item.idempotency["request_hash"]:
+        if item.idempotency and existing.get("request_hash") != item.idempotency[2]:
             raise Problem(
                 422,
                 "idempotency-mismatch",

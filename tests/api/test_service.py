@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from aiohttp.test_utils import TestClient
+import gc
+import logging
 
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from logistics.api.app import create_app
 from logistics.api.schemas import ShipmentCreate
+from logistics.config import Settings
+from logistics.db import Database
 
 
 async def test_healthz(api: TestClient) -> None:
@@ -45,3 +52,29 @@ async def test_unknown_route_and_method_are_problems(api: TestClient) -> None:
     assert missing.status == 404 and missing.content_type == "application/problem+json"
     wrong = await api.delete("/v1/shipments")
     assert wrong.status == 405 and wrong.content_type == "application/problem+json"
+
+
+async def test_the_collector_is_tuned_once_the_api_runs(api: TestClient) -> None:
+    # Objects of the startup are frozen out of the collector's sight; young ones are collected less often.
+    assert (await api.get("/healthz")).status == 200
+    assert gc.get_threshold()[0] == 10_000
+    assert gc.get_freeze_count() > 0
+
+
+async def test_access_lines_only_when_debugging(
+    settings: Settings, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    for level, expected in (("INFO", 0), ("DEBUG", 1)):
+        settings.log_level = level
+        client = TestClient(TestServer(create_app(settings, db=db)))
+        await client.start_server()
+        try:
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="logistics.api"):
+                await client.get("/healthz", headers={"X-Request-ID": "access-1"})
+        finally:
+            await client.close()
+        lines = [r for r in caplog.records if r.getMessage() == "http_request"]
+        assert len(lines) == expected, level
+        if lines:
+            assert (lines[0].route, lines[0].status, lines[0].request_id) == ("/healthz", 200, "access-1")  # type: ignore[attr-defined]

@@ -48,6 +48,11 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("intake window reversed", intake_body(pickup_window={"start": _soon(5), "end": _soon(3)}), "pickup_window"),
     ("delivery with a window", delivery_body(pickup_window={"start": _soon(5), "end": _soon(6)}), "pickup_window"),
     ("delivery without recipient", delivery_body(recipient=None), "recipient"),
+    # U+0000 cannot be stored by PostgreSQL: refused on every database alike
+    ("NUL in an address", delivery_body(recipient={**APPLICANT, "address": "济源路\u00008号"}), "recipient.address"),
+    ("NUL in a case number", delivery_body(cases=[{"case_no": "4101\u0000", "item_name": "核发"}]), "cases.0.case_no"),
+    ("NUL in the window", delivery_body(window="3号\u0000窗口"), "window"),
+    ("NUL in metadata", delivery_body(metadata={"note": "a\u0000b"}), "metadata"),
 ]
 
 

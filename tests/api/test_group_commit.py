@@ -1,0 +1,235 @@
+"""The create path's group commit: the rows it writes through the driver, and how it fails."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select, text
+
+from logistics import ids
+from logistics.clients import Credentials
+from logistics.db import Database, DatabaseUnavailable
+from logistics.ingest import GroupCommitter, NewShipment, Outcome
+from logistics.models import idempotency_records, outbox, shipment_cases, shipment_events, shipments
+
+from support import APPLICANT, auth, delivery_body, intake_body
+
+
+def _without_events(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k != "events"}
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        delivery_body(),
+        intake_body(),
+        delivery_body(recipient=None, applicant_choice=True, verification_code=False, metadata={}),
+        delivery_body(contents=[], metadata={"n": 3, "ok": True, "x": None, "f": 1.5}),
+    ],
+    ids=["delivery", "intake", "applicant-choice", "no-contents"],
+)
+async def test_the_create_answer_is_what_a_read_shows(
+    api: TestClient, hall: Credentials, request_body: dict[str, Any]
+) -> None:
+    # The create handler builds its answer without present.shipment_json; the two must never drift apart.
+    created = await (await api.post("/v1/shipments", json=request_body, headers=auth(hall))).json()
+    read = await (await api.get(f"/v1/shipments/{created['id']}", headers=auth(hall))).json()
+    if request_body.get("applicant_choice"):
+        assert created["applicant_url"].startswith("http://127.0.0.1:8080/a/")
+        created["applicant_url"] = None  # a credential shown once; reads show null
+    assert _without_events(read) == created
+    assert list(read) == [*created, "events"]  # the same key order too
+
+
+async def test_create_stores_every_column(api: TestClient, hall: Credentials, db: Database) -> None:
+    key = {"Idempotency-Key": "columns-1"}
+    resp = await api.post("/v1/shipments", json=intake_body(), headers={**auth(hall), **key, "X-Request-ID": "rq-1"})
+    body = await resp.json()
+    async with db.read() as conn:
+        row = (await conn.execute(select(shipments).where(shipments.c.id == body["id"]))).one()._mapping
+        cases = (await conn.execute(select(shipment_cases).where(shipment_cases.c.shipment_id == body["id"]))).all()
+        events = (await conn.execute(select(shipment_events).where(shipment_events.c.shipment_id == body["id"]))).all()
+        tasks = (await conn.execute(select(outbox).where(outbox.c.shipment_id == body["id"]))).all()
+        record = (await conn.execute(select(idempotency_records))).one()._mapping
+    created = datetime.fromisoformat(body["created_at"])
+    assert row["client_id"] == hall.id and row["kind"] == "intake" and row["status"] == "pending"
+    assert row["department"] == body["department"] and row["window"] == body["window"]
+    assert row["sender"] == body["sender"] and row["recipient"] == body["recipient"]
+    assert row["contents"] == body["contents"] and row["extra"] == {}
+    assert row["pickup_start"] == datetime.fromisoformat(body["pickup_window"]["start"])
+    assert row["pickup_end"] == datetime.fromisoformat(body["pickup_window"]["end"])
+    assert row["created_at"] == row["updated_at"] == created and row["created_at"].tzinfo is not None
+    assert row["tracking_code"] == body["tracking_code"] and row["verification_code"] is None
+    assert row["carrier"] == "ems" and row["last_sequence"] == 1 and row["request_id"] == "rq-1"
+    untouched = ("waybill_no", "route_code", "destination_code", "destination_name", "package_code", "package_name",
+                 "failure_reason", "finished_at", "purged_at", "label_printed_at", "applicant_token_hash",
+                 "applicant_expires_at", "applicant_used_at", "applicant_expiry_notified_at")  # fmt: skip
+    assert {c: row[c] for c in untouched} == dict.fromkeys(untouched)
+    assert [(c.position, c.case_no, c.item_name) for c in cases] == [(0, "410106-2018-00107", "个体工商户设立登记")]
+    [event] = events
+    assert (event.sequence, event.status, event.source) == (1, "pending", "api")
+    assert event.occurred_at == event.recorded_at == created
+    assert (event.carrier_code, event.carrier_text, event.location, event.dedup_key) == (None, None, None, None)
+    [task] = tasks
+    assert (task.kind, task.payload, task.attempts, task.request_id) == ("order", {}, 0, "rq-1")
+    assert task.due_at == task.created_at == created and task.lease_until is None and task.claim_token is None
+    assert (record["client_id"], record["key"], record["shipment_id"], record["status_code"]) == (
+        hall.id,
+        "columns-1",
+        body["id"],
+        201,
+    )
+    assert record["response_body"] == await resp.text() and record["created_at"] == created
+
+
+async def test_an_applicant_choice_stores_its_link_and_queues_no_order(
+    api: TestClient, hall: Credentials, db: Database
+) -> None:
+    body = delivery_body(recipient=None, applicant_choice=True)
+    created = await (await api.post("/v1/shipments", json=body, headers=auth(hall))).json()
+    async with db.read() as conn:
+        row = (await conn.execute(select(shipments).where(shipments.c.id == created["id"]))).one()
+        tasks = (await conn.execute(select(outbox).where(outbox.c.shipment_id == created["id"]))).all()
+    assert row.status == "awaiting_applicant" and row.recipient is None
+    assert row.applicant_token_hash == ids.hash_secret(created["applicant_url"].rsplit("/a/", 1)[1])
+    assert (row.applicant_expires_at - row.created_at).days == 7
+    assert tasks == []
+
+
+def _item(client_id: str, *, key: str | None = None) -> NewShipment:
+    now = datetime.now(UTC)
+    sid = ids.shipment_id()
+    shipment = (sid, client_id, "delivery", "pending", "上街区市场监督管理局", "综合受理3号窗口", None)
+    shipment += (dict(APPLICANT), [], {}, None, None, None, ids.tracking_code(), "ems", None, now, None, None)
+    item = NewShipment(
+        shipment=shipment,
+        cases=[("410106-2018-00095", "食品经营许可证核发"), ("410106-2018-00096", "食品经营许可证变更")],
+    )
+    if key is not None:
+        item.idempotency = (client_id, key, "hash-" + key, f'{{"id": "{sid}"}}')
+    return item
+
+
+async def _created(db: Database, sid: str) -> bool:
+    async with db.read() as conn:
+        return (await conn.execute(select(shipments.c.id).where(shipments.c.id == sid))).first() is not None
+
+
+async def test_a_row_the_database_refuses_fails_only_its_own_request(db: Database, hall: Credentials) -> None:
+    committer = GroupCommitter(db)
+    await committer.start()
+    try:
+        good = [_item(hall.id), _item(hall.id, key="k-1"), _item(hall.id)]
+        bad = _item("cli_NO_SUCH_CLIENT")  # breaks the client foreign key, so the batch's insert fails
+        results = await asyncio.gather(
+            *(committer.submit(i) for i in [good[0], bad, *good[1:]]), return_exceptions=True
+        )
+    finally:
+        await committer.stop()
+    assert [r for n, r in enumerate(results) if n != 1] == [Outcome(True)] * 3
+    assert isinstance(results[1], Exception) and not isinstance(results[1], DatabaseUnavailable)
+    assert [await _created(db, i.shipment[0]) for i in good] == [True, True, True]
+    assert not await _created(db, bad.shipment[0])
+    async with db.read() as conn:
+        query = select(shipment_cases.c.position).where(shipment_cases.c.shipment_id == good[1].shipment[0])
+        cases = (await conn.execute(query.order_by(shipment_cases.c.position))).scalars().all()
+    assert cases == [0, 1]
+
+
+async def test_one_key_twice_in_a_batch_is_one_shipment_and_a_replay(db: Database, hall: Credentials) -> None:
+    committer = GroupCommitter(db)
+    await committer.start()
+    try:
+        first, second = _item(hall.id, key="same"), _item(hall.id, key="same")
+        results = await asyncio.gather(committer.submit(first), committer.submit(second))
+        third = _item(hall.id, key="same")
+        replay = await committer.submit(third)  # in a later batch: found in the database
+    finally:
+        await committer.stop()
+    assert results[0] == Outcome(True)
+    assert not results[1].created and results[1].existing is not None
+    assert results[1].existing["shipment_id"] == first.shipment[0]
+    assert not replay.created and replay.existing is not None
+    assert (replay.existing["shipment_id"], replay.existing["request_hash"]) == (first.shipment[0], "hash-same")
+    assert replay.existing["status_code"] == 201
+    assert not await _created(db, second.shipment[0]) and not await _created(db, third.shipment[0])
+
+
+async def test_an_unreachable_database_fails_the_waiters_with_unavailable(database_url: str, tmp_path: Any) -> None:
+    if database_url.startswith("sqlite"):
+        url = f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'logistics.db'}"
+    else:
+        url = "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"  # nothing listens on port 1
+    db = Database(url)
+    committer = GroupCommitter(db)
+    await committer.start()
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            await committer.submit(_item("cli_X"))
+    finally:
+        await committer.stop()
+        await db.dispose()
+
+
+async def test_a_create_while_the_database_is_down_is_a_503(
+    api: TestClient, hall: Credentials, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (await api.post("/v1/shipments", json=delivery_body(), headers=auth(hall))).status == 201
+    committer = api.server.app["committer"]
+
+    async def down(batch: list[NewShipment]) -> list[Outcome]:
+        raise DatabaseUnavailable("connection refused")
+
+    monkeypatch.setattr(committer, "_write", down)
+    resp = await api.post("/v1/shipments", json=delivery_body(), headers=auth(hall))
+    assert resp.status == 503 and resp.headers["Retry-After"] == "5"
+    assert (await resp.json())["type"].endswith("/unavailable")
+
+
+async def test_the_committer_takes_a_new_connection_after_its_own_was_killed(
+    api: TestClient, hall: Credentials, db: Database
+) -> None:
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL connections only")
+    assert (await api.post("/v1/shipments", json=delivery_body(), headers=auth(hall))).status == 201
+    async with db.write() as conn:
+        await conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    await asyncio.sleep(0.2)  # the driver notices the closed socket
+    statuses = [(await api.post("/v1/shipments", json=delivery_body(), headers=auth(hall))).status for _ in range(3)]
+    assert statuses == [201, 201, 201]
+
+
+async def test_a_nul_character_is_a_422_on_every_database(api: TestClient, hall: Credentials) -> None:
+    # PostgreSQL cannot store U+0000: it used to be a 500 there, and it took its whole group commit down.
+    resp = await api.post(
+        "/v1/shipments", json=delivery_body(recipient={**APPLICANT, "address": "济源路\u00008号"}), headers=auth(hall)
+    )
+    assert resp.status == 422
+    assert (await resp.json())["errors"] == [
+        {"field": "recipient.address", "message": "must not contain the character U+0000"}
+    ]
+
+
+async def test_batches_are_counted_in_the_metrics(api: TestClient, hall: Credentials) -> None:
+    def count(metrics: str, name: str) -> float:
+        return sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(name))
+
+    before = await (await api.get("/metrics")).text()
+    await asyncio.gather(*(api.post("/v1/shipments", json=delivery_body(), headers=auth(hall)) for _ in range(5)))
+    after = await (await api.get("/metrics")).text()
+    assert (
+        count(after, "logistics_group_commit_batch_size_sum") - count(before, "logistics_group_commit_batch_size_sum")
+        == 5
+    )
+    created = 'logistics_http_requests_total{method="POST",route="/v1/shipments",status="201"}'
+    assert count(after, created) - count(before, created) == 5
