@@ -124,6 +124,11 @@ class Sender:
             sock_read=None,
         )
 
+    @property
+    def limit(self) -> int:
+        """How many connections may be open at once (0: no limit); attempts beyond it wait for one."""
+        return self._limit
+
     def _get_session(self) -> aiohttp.ClientSession:
         # Created lazily so that a Sender can be built outside the event loop (app wiring, settings).
         if self._closed:
