@@ -182,10 +182,12 @@ def main() -> None:
         folder = Path(tmp)
         thousand = labels_for(urls(1000, seed=11))
         gc.collect()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         with (folder / "thousand.pdf").open("wb") as out:
             write_pdf(thousand, "100x150", out)
         thousand_s = time.perf_counter() - start
+        # CPU time too: on a shared machine the wall time also counts other processes' turns.
+        thousand_cpu = time.process_time() - cpu_start
         thousand_bytes = (folder / "thousand.pdf").stat().st_size
 
         print(f"font loading (once per process):       {font_s * 1000:.0f} ms")
@@ -195,8 +197,8 @@ def main() -> None:
               "  (goal ≤ 1.25)")
         print(f"PNG 203 dpi:                           {png:6.2f} ms/label")
         print(f"ZPL 203 dpi:                           {zpl:6.2f} ms/label")
-        print(f"1,000 labels streamed into one PDF:    {thousand_s:6.2f} s  ({thousand_bytes / 2**20:.1f} MiB)"
-              "  (goal ≤ 7 s)")
+        print(f"1,000 labels streamed into one PDF:    {thousand_s:6.2f} s  ({thousand_cpu:.2f} s CPU, "
+              f"{thousand_bytes / 2**20:.1f} MiB)  (goal ≤ 7 s)")
 
         sizes = MEMORY_SIZES[:2] if args.quick else MEMORY_SIZES
         print("\nmemory by batch size, 100x150 (tracemalloc peak while writing; RSS from a fresh interpreter)")
