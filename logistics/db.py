@@ -188,6 +188,8 @@ class SqliteBatchWriter:
     Database's write lock, so this process still has one writer at a time.
     """
 
+    in_flight = 1  # SQLite has one writer at a time
+
     def __init__(self, path: str, lock: asyncio.Lock) -> None:
         self.path = path
         self._lock = lock
@@ -241,52 +243,73 @@ _PG_CONNECTION_ERRORS = (
 
 
 class PostgresBatchWriter:
-    """One asyncpg connection kept for the group commit, used directly rather than through SQLAlchemy.
+    """asyncpg connections kept for the group commit, used directly rather than through SQLAlchemy.
 
-    It comes from the engine's pool (same connect arguments and type codecs, JSONB taking text) and stays checked
-    out, so a batch pays neither the pool's pre-ping nor its reset-on-return round trip. A connection that
-    fails is dropped; the next batch takes a fresh one.
+    They come from the engine's pool (same connect arguments and type codecs) and stay checked out, so a batch
+    pays neither the pool's pre-ping nor its reset-on-return round trip. One connection per batch in flight
+    (see GroupCommitter.in_flight): while one batch waits for its commit's WAL flush, the next is on its way.
+    A connection that fails is dropped; the next batch takes a fresh one.
     """
+
+    in_flight = 2  # batches worth overlapping: more take connections from the readers' pool and shrink batches
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._conn: AsyncConnection | None = None
+        self._idle: list[AsyncConnection] = []
+        self._busy: set[AsyncConnection] = set()
 
     async def run(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        driver = await self._driver()
+        conn, driver = await self._checkout()
         try:
-            return await work(driver)
+            result = await work(driver)
         except asyncpg.IntegrityConstraintViolationError as exc:
+            self._checkin(conn)
             raise WriteConflict(describe_db_error(exc)) from exc
         except _PG_CONNECTION_ERRORS as exc:
-            await self._discard()
+            await self._discard(conn)
             raise DatabaseUnavailable(describe_db_error(exc)) from exc
+        except asyncpg.PostgresError:  # the server refused this statement; the connection is fine
+            self._checkin(conn)
+            raise
+        except BaseException:  # cancelled mid-statement, or a bug: the connection's state is unknown
+            await self._discard(conn)
+            raise
+        self._checkin(conn)
+        return result
 
-    async def _driver(self) -> asyncpg.Connection:
-        if self._conn is not None:
-            driver = (await self._conn.get_raw_connection()).driver_connection
+    async def _checkout(self) -> tuple[AsyncConnection, asyncpg.Connection]:
+        while self._idle:
+            conn = self._idle.pop()
+            driver = (await conn.get_raw_connection()).driver_connection
             if not driver.is_closed():
-                return driver
-            await self._discard()
+                self._busy.add(conn)
+                return conn, driver
+            await self._discard(conn)
         try:
-            self._conn = await self.engine.connect()
-            return (await self._conn.get_raw_connection()).driver_connection
+            conn = await self.engine.connect()
+            driver = (await conn.get_raw_connection()).driver_connection
         except Exception as exc:  # whatever the pool or driver raise while connecting means "down"
-            self._conn = None
             raise DatabaseUnavailable(describe_db_error(exc)) from exc
+        self._busy.add(conn)
+        return conn, driver
 
-    async def _discard(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.invalidate()
-            with contextlib.suppress(Exception):
-                await conn.close()
+    def _checkin(self, conn: AsyncConnection) -> None:
+        self._busy.discard(conn)
+        self._idle.append(conn)
+
+    async def _discard(self, conn: AsyncConnection) -> None:
+        self._busy.discard(conn)
+        with contextlib.suppress(Exception):
+            await conn.invalidate()
+        with contextlib.suppress(Exception):
+            await conn.close()
 
     async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
             await conn.close()
+        for conn in list(self._busy):  # left by a cancelled batch
+            await self._discard(conn)
 
 
 def describe_db_error(exc: BaseException) -> str:

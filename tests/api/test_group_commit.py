@@ -233,3 +233,42 @@ async def test_batches_are_counted_in_the_metrics(api: TestClient, hall: Credent
     )
     created = 'logistics_http_requests_total{method="POST",route="/v1/shipments",status="201"}'
     assert count(after, created) - count(before, created) == 5
+
+
+async def test_commits_wake_the_workers_at_most_once_per_interval_and_the_last_is_never_dropped(
+    db: Database, hall: Credentials
+) -> None:
+    committer = GroupCommitter(db, signal_interval=1.0)
+    calls: list[float] = []
+    loop = asyncio.get_running_loop()
+    committer.on_commit = lambda: calls.append(loop.time())
+    await committer.start()
+    try:
+        started = loop.time()
+        for _ in range(4):  # four batches, one after the other
+            assert (await committer.submit(_item(hall.id))).created
+        assert len(calls) == 1 and calls[0] - started < 0.5  # the first at once
+        await asyncio.sleep(calls[0] + 1.3 - loop.time())
+        assert len(calls) == 2 and calls[1] - calls[0] >= 0.99  # the rest together, at the interval's end
+        await asyncio.sleep(1.1)
+        assert (await committer.submit(_item(hall.id))).created  # after a quiet interval: at once again
+        assert len(calls) == 3
+        committer.signal_interval = 60
+        assert (await committer.submit(_item(hall.id))).created
+        assert len(calls) == 3
+    finally:
+        await committer.stop()
+    assert len(calls) == 4  # a commit still to announce is announced on stop
+
+
+async def test_a_replay_alone_wakes_no_worker(db: Database, hall: Credentials) -> None:
+    committer = GroupCommitter(db, signal_interval=0)
+    calls: list[int] = []
+    committer.on_commit = lambda: calls.append(1)
+    await committer.start()
+    try:
+        assert (await committer.submit(_item(hall.id, key="once"))).created
+        assert not (await committer.submit(_item(hall.id, key="once"))).created
+    finally:
+        await committer.stop()
+    assert calls == [1]
