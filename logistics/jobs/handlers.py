@@ -19,7 +19,7 @@ from carriers.base import Carrier, CarrierError, FinalCarrierError, OrderResult,
 from logistics import logs, metrics
 from logistics.carrier import carrier_session, create_carrier, dedup_key, event_payload, order_request
 from logistics.events import apply_event, lock_shipment
-from logistics.jobs.runner import Runtime, backoff, handles, handles_batch, run_task, stop_lanes
+from logistics.jobs.runner import Runtime, backoff, handles, handles_batch, stop_lanes
 from logistics.lifecycle import FINAL
 from logistics.models import outbox, shipment_cases, shipments, utcnow
 from logistics.outbox import Task, finish, insert_tasks, retry_later, task_row
@@ -313,30 +313,6 @@ async def carrier_event(rt: Runtime, task: Task) -> None:
     async with rt.db.write() as conn:
         await apply_carrier_events(conn, [payload], source=str(payload.get("source", "carrier_push")))
         await finish(conn, task)
-
-
-@handles_batch("carrier_event")
-async def carrier_event_batch(rt: Runtime, tasks: list[Task]) -> None:
-    """Pushed events of one claim in one transaction.
-
-    One transaction per push made every event a turn at SQLite's single writer: with tens of thousands of
-    pushes queued (the chaos run), they waited on the write lock until their jobs timed out and were
-    retried, over and over. Applying an event twice is harmless (each is de-duplicated), so a task whose lease
-    ran out meanwhile is simply applied again by whoever holds it now. Should the batch fail, each task is
-    tried alone, so one event that cannot be applied holds back only itself.
-    """
-    by_source: dict[str, list[dict[str, Any]]] = {}
-    for task in tasks:
-        by_source.setdefault(str(task.payload.get("source", "carrier_push")), []).append(task.payload)
-    try:
-        async with rt.db.write() as conn:
-            for source, events in by_source.items():
-                await apply_carrier_events(conn, events, source=source)
-            await _finish_many(conn, tasks)
-    except Exception as exc:
-        log.warning("carrier_event_batch_failed", extra={"tasks": len(tasks), "error": type(exc).__name__})
-        for task in tasks:
-            await run_task(rt, task)
 
 
 async def apply_carrier_events(conn: Any, events: list[dict[str, Any]], *, source: str) -> int:
