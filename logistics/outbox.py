@@ -62,9 +62,8 @@ async def claim_due(
     """Lease up to ``limit`` due tasks, of ``kinds`` only when given and never of ``exclude`` (the runner keeps
     slow kinds in lanes of their own).
 
-    Known kinds are taken one kind at a time, each along the (kind, due_at) index: first each up to a fair
-    share, then the most urgent first; the rest of the claim goes oldest first, whatever the kind (the aged
-    share, and kinds without a priority). One statement
+    The most urgent kinds are taken one kind at a time, each along the (kind, due_at) index; the rest of the
+    claim goes oldest first, whatever the kind (the aged share, and kinds without a priority). One statement
     ordered by a priority expression had to sort every due row: with 26,000 rows queued (the chaos run) each
     claim cost ~30 ms of the single SQLite writer, and the workers spent their time claiming.
     """
@@ -91,23 +90,11 @@ async def claim_due(
         )
 
     rows: list[Any] = []
-    ordered = _by_priority(kinds, exclude)
-    budget = limit - aged
-    taken = dict.fromkeys(ordered, 0)
-    exhausted: set[str] = set()
     async with db.write() as conn:
-        # First every kind up to its fair share, then the rest by priority. Priority alone starved webhooks in
-        # the chaos run: pushed carrier events kept coming faster than one claim's worth, took every claim, and
-        # the oldest-first share went to tracking polls queued earlier than the webhook tasks.
-        for cap in (budget // max(1, len(ordered)), budget):
-            for kind in ordered:
-                count = min(budget - len(rows), cap - taken[kind])
-                if count > 0 and kind not in exhausted:
-                    got = list(await conn.execute(claim([*which, outbox.c.kind == kind], count)))
-                    taken[kind] += len(got)
-                    rows += got
-                    if len(got) < count:
-                        exhausted.add(kind)
+        for kind in _by_priority(kinds, exclude):
+            if len(rows) >= limit - aged:
+                break
+            rows += list(await conn.execute(claim([*which, outbox.c.kind == kind], limit - aged - len(rows))))
         if len(rows) < limit:
             # Rows claimed just now hold a lease, so they are not due any more: this takes others.
             rows += list(await conn.execute(claim(which, limit - len(rows))))
