@@ -167,7 +167,7 @@ async def insert_many(conn: AsyncConnection, table: Table, rows: list[dict[str, 
 
     def convert(value: Any) -> Any:
         if isinstance(value, datetime):
-            return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else value
+            return sqlite_timestamp(value) if sqlite else value
         if isinstance(value, dict | list):
             return json_text(value)
         return value
@@ -176,8 +176,10 @@ async def insert_many(conn: AsyncConnection, table: Table, rows: list[dict[str, 
 
 
 def sqlite_timestamp(value: datetime) -> str:
-    """A datetime as SQLAlchemy's SQLite DateTime stores it (naive UTC text), so reads through the models see it."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    """A datetime as SQLAlchemy's SQLite DateTime stores it (naive UTC text), so reads through the models see it.
+
+    isoformat is twice as fast as strftime and gives the same "YYYY-MM-DD HH:MM:SS.ffffff" once cut."""
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
 
 
 class SqliteBatchWriter:

@@ -16,7 +16,7 @@ from logistics.db import Database, DatabaseUnavailable
 from logistics.ingest import GroupCommitter, NewShipment, Outcome
 from logistics.models import idempotency_records, outbox, shipment_cases, shipment_events, shipments
 
-from support import APPLICANT, auth, delivery_body, intake_body
+from support import APPLICANT, auth, delivery_body, eventually, intake_body
 
 
 def _without_events(body: dict[str, Any]) -> dict[str, Any]:
@@ -198,13 +198,16 @@ async def test_the_committer_takes_a_new_connection_after_its_own_was_killed(
         pytest.skip("PostgreSQL connections only")
     assert (await api.post("/v1/shipments", json=delivery_body(), headers=auth(hall))).status == 201
     async with db.write() as conn:
-        await conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        )
-    await asyncio.sleep(0.2)  # the driver notices the closed socket
+        others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        killed = list((await conn.execute(text(f"SELECT pid {others}"))).scalars())
+        await conn.execute(text(f"SELECT pg_terminate_backend(pid) {others}"))
+
+    async def gone() -> bool:  # the backends have exited, so their sockets are closed
+        async with db.read() as conn:
+            left = await conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:p)"), {"p": killed})
+            return left.scalar_one() == 0
+
+    await eventually(gone)
     statuses = [(await api.post("/v1/shipments", json=delivery_body(), headers=auth(hall))).status for _ in range(3)]
     assert statuses == [201, 201, 201]
 
@@ -240,17 +243,25 @@ async def test_commits_wake_the_workers_at_most_once_per_interval_and_the_last_i
 ) -> None:
     committer = GroupCommitter(db, signal_interval=1.0)
     calls: list[float] = []
+    signalled = asyncio.Event()
     loop = asyncio.get_running_loop()
-    committer.on_commit = lambda: calls.append(loop.time())
+
+    def on_commit() -> None:
+        calls.append(loop.time())
+        signalled.set()
+
+    committer.on_commit = on_commit
     await committer.start()
     try:
         started = loop.time()
         for _ in range(4):  # four batches, one after the other
             assert (await committer.submit(_item(hall.id))).created
         assert len(calls) == 1 and calls[0] - started < 0.5  # the first at once
-        await asyncio.sleep(calls[0] + 1.3 - loop.time())
+        signalled.clear()
+        await asyncio.wait_for(signalled.wait(), 5)
         assert len(calls) == 2 and calls[1] - calls[0] >= 0.99  # the rest together, at the interval's end
-        await asyncio.sleep(1.1)
+        # A quiet interval is the behaviour under test: nothing to await but the time passing.
+        await asyncio.sleep(calls[1] + 1.05 - loop.time())
         assert (await committer.submit(_item(hall.id))).created  # after a quiet interval: at once again
         assert len(calls) == 3
         committer.signal_interval = 60

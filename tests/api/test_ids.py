@@ -28,9 +28,11 @@ def test_ulid_is_the_48_bit_time_then_80_random_bits_in_crockford_base32(monkeyp
     assert value == _reference_crockford(ms, 10) + _reference_crockford(int.from_bytes(random_part, "big"), 16)
 
 
-def test_ulids_sort_by_time_and_do_not_repeat() -> None:
+def test_ulids_sort_by_time_and_do_not_repeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = time.time_ns()
+    monkeypatch.setattr(ids.time, "time_ns", lambda: now)
     first = ids.ulid()
-    time.sleep(0.002)
+    monkeypatch.setattr(ids.time, "time_ns", lambda: now + 1_000_000)  # a millisecond later
     later = [ids.ulid() for _ in range(1000)]
     assert all(first < u for u in later)
     assert len(set(later)) == 1000
