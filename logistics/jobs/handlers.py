@@ -18,8 +18,8 @@ from tenacity.wait import wait_random_exponential
 from carriers.base import Carrier, CarrierError, FinalCarrierError, OrderResult, RetryableCarrierError
 from logistics import logs, metrics
 from logistics.carrier import carrier_session, create_carrier, dedup_key, event_payload, order_request
-from logistics.events import apply_event, lock_shipment
-from logistics.jobs.runner import Runtime, backoff, handles, handles_batch, stop_lanes
+from logistics.events import apply_event
+from logistics.jobs.runner import Runtime, backoff, handles, handles_batch, run_task, stop_lanes
 from logistics.lifecycle import FINAL
 from logistics.models import outbox, shipment_cases, shipments, utcnow
 from logistics.outbox import Task, finish, insert_tasks, retry_later, task_row
@@ -315,24 +315,63 @@ async def carrier_event(rt: Runtime, task: Task) -> None:
         await finish(conn, task)
 
 
+@handles_batch("carrier_event")
+async def carrier_event_batch(rt: Runtime, tasks: list[Task]) -> None:
+    """Pushed events of one claim in one transaction.
+
+    One transaction per push made every event a turn at SQLite's single writer: with tens of thousands of
+    pushes queued (the chaos run), they waited on the write lock until their jobs timed out and were
+    retried, over and over. Applying an event twice is harmless (each is de-duplicated), so a task whose lease
+    ran out meanwhile is simply applied again by whoever holds it now. Should the batch fail, each task is
+    tried alone, so one event that cannot be applied holds back only itself.
+    """
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for task in tasks:
+        by_source.setdefault(str(task.payload.get("source", "carrier_push")), []).append(task.payload)
+    try:
+        async with rt.db.write() as conn:
+            for source, events in by_source.items():
+                await apply_carrier_events(conn, events, source=source)
+            await _finish_many(conn, tasks)
+    except Exception as exc:
+        log.warning("carrier_event_batch_failed", extra={"tasks": len(tasks), "error": type(exc).__name__})
+        for task in tasks:
+            await run_task(rt, task)
+
+
 async def apply_carrier_events(conn: Any, events: list[dict[str, Any]], *, source: str) -> int:
-    """Apply events (as event_payload dicts) in time order; returns how many were new."""
-    new = 0
-    for payload in sorted(events, key=lambda e: e["occurred_at"]):
-        query = select(shipments.c.id).where(
-            or_(shipments.c.id == payload.get("order_no"), shipments.c.waybill_no == payload["waybill_no"])
+    """Apply events (as event_payload dicts) in time order; returns how many were new.
+
+    Their shipments are locked first, all at once and in id order (``_lock_many``, like every transaction that
+    locks several shipments): locked one by one in the events' time order, two workers applying pushes of the
+    same parcels in different orders deadlocked on PostgreSQL."""
+    ordered = sorted(events, key=lambda e: e["occurred_at"])
+    order_nos = {e["order_no"] for e in ordered if e.get("order_no")}
+    waybills = {e["waybill_no"] for e in ordered if e.get("waybill_no")}
+    found = await conn.execute(
+        select(shipments.c.id, shipments.c.waybill_no).where(
+            or_(shipments.c.id.in_(order_nos), shipments.c.waybill_no.in_(waybills))
         )
-        shipment_id = (await conn.execute(query)).scalar()
+    )
+    by_waybill: dict[str, str] = {}
+    known: set[str] = set()
+    for row in found:
+        known.add(row.id)
+        if row.waybill_no:
+            by_waybill[row.waybill_no] = row.id
+    locked = await _lock_many(conn, sorted(known))
+    new = 0
+    for payload in ordered:
+        order_no = payload.get("order_no")
+        shipment_id = order_no if order_no in locked else by_waybill.get(payload["waybill_no"])
         if shipment_id is None:
             log.warning("carrier_event_unknown_waybill", extra={"code": payload["code"]})
             continue
-        current = await lock_shipment(conn, shipment_id)
-        assert current is not None
         text = payload["description"] or payload["name"]
         applied = await apply_event(
             conn,
-            current,
-            status=payload["status"] or current["status"],
+            locked[shipment_id],
+            status=payload["status"] or locked[shipment_id]["status"],
             source=source,
             occurred_at=datetime.fromisoformat(payload["occurred_at"]),
             carrier_code=payload["code"],
@@ -340,7 +379,9 @@ async def apply_carrier_events(conn: Any, events: list[dict[str, Any]], *, sourc
             location=payload.get("location") or None,
             dedup_key=dedup_key(payload),
         )
-        new += applied is not None
+        if applied is not None:
+            locked[shipment_id] = applied.shipment  # the next event of this parcel builds on this one
+            new += 1
     return new
 
 
