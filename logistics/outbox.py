@@ -154,6 +154,17 @@ async def retry_later(conn: AsyncConnection, task: Task, due_at: datetime, error
     return result.rowcount == 1
 
 
+async def renew_leases(conn: AsyncConnection, tasks: Collection[Task], until: datetime) -> None:
+    """Extend the leases of tasks still ours: finished ones are gone, retried ones carry no claim token."""
+    by_token: dict[str, list[int]] = {}
+    for task in tasks:
+        by_token.setdefault(task.claim_token, []).append(task.id)
+    for token, ids in by_token.items():
+        await conn.execute(
+            update(outbox).where(outbox.c.id.in_(ids), outbox.c.claim_token == token).values(lease_until=until)
+        )
+
+
 async def count_due(db: Database, now: datetime | None = None) -> int:
     async with db.read() as conn:
         return (await conn.execute(select(func.count()).select_from(outbox).where(_due(now or utcnow())))).scalar_one()

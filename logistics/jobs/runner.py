@@ -4,6 +4,7 @@ a killed worker costs a delay, never a task."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,7 @@ from logistics import logs, metrics
 from logistics.config import Settings
 from logistics.db import Database
 from logistics.models import utcnow
-from logistics.outbox import Task, claim_due, count_due, retry_later
+from logistics.outbox import Task, claim_due, count_due, renew_leases, retry_later
 from logistics.queue import WorkSignal
 
 log = logging.getLogger("logistics.jobs")
@@ -179,8 +180,27 @@ async def stop_lanes(rt: Runtime) -> None:
     await asyncio.gather(*(lane.stop() for lane in list(rt.lanes.values())))
 
 
+async def _keep_leases(rt: Runtime, tasks: list[Task], done: asyncio.Event) -> None:
+    """Renew the claim's leases until ``done``. A claim that outlived its lease (a busy worker, a slow carrier)
+    was handed to the next worker while it still ran, and both did the work: the chaos run, with a 10 s
+    lease, saw order and webhook batches run twice over. Stopped by an event rather than cancelled, so that a
+    renewal is never cut off inside its write transaction."""
+    lease = rt.settings.lease_seconds
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), lease / 3)
+        if done.is_set():
+            return
+        try:
+            async with rt.db.write() as conn:
+                await renew_leases(conn, tasks, utcnow() + timedelta(seconds=lease))
+        except Exception as exc:  # the database away for a moment: the next round tries again
+            log.warning("lease_renewal_failed", extra={"tasks": len(tasks), "error": type(exc).__name__})
+
+
 async def _run_claimed(rt: Runtime, tasks: list[Task]) -> None:
-    """Run claimed tasks: kinds with a batch handler together, the others one by one, all concurrently."""
+    """Run claimed tasks: kinds with a batch handler together, the others one by one, all concurrently, their
+    leases renewed while they run."""
     grouped: dict[str, list[Task]] = {}
     singles: list[Task] = []
     for task in tasks:
@@ -188,10 +208,16 @@ async def _run_claimed(rt: Runtime, tasks: list[Task]) -> None:
             grouped.setdefault(task.kind, []).append(task)
         else:
             singles.append(task)
-    await asyncio.gather(
-        *(run_batch(rt, kind, group) for kind, group in grouped.items()),
-        *(run_task(rt, t) for t in singles),
-    )
+    done = asyncio.Event()
+    keeper = asyncio.create_task(_keep_leases(rt, tasks, done))
+    try:
+        await asyncio.gather(
+            *(run_batch(rt, kind, group) for kind, group in grouped.items()),
+            *(run_task(rt, t) for t in singles),
+        )
+    finally:
+        done.set()
+        await asyncio.shield(keeper)
 
 
 async def process_due(rt: Runtime, *, batch: int = 200) -> int:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+import pytest
+
+from logistics.config import Settings
 from logistics.db import Database
+from logistics.jobs.runner import HANDLERS, Runtime, process_due
 from logistics.models import utcnow
-from logistics.outbox import claim_due, insert_tasks, retry_later, task_row
+from logistics.outbox import Task, claim_due, finish, insert_tasks, renew_leases, retry_later, task_row
+from logistics.queue import WorkSignal
 
 
 async def _queue(db: Database, kind: str, count: int, *, waited: float) -> None:
@@ -48,3 +54,38 @@ async def test_a_claim_lost_to_a_killed_worker_does_not_count_as_an_attempt(db: 
         assert await retry_later(conn, task, now, "S0001 系统繁忙")
     (task,) = await claim_due(db, limit=1, lease_seconds=30, now=now + timedelta(minutes=3))
     assert task.attempts == 2
+
+
+async def test_renewing_a_lease_keeps_a_task_from_the_next_claim(db: Database) -> None:
+    await _queue(db, "order", 2, waited=1)
+    now = utcnow()
+    kept, finished = await claim_due(db, limit=2, lease_seconds=30, now=now)
+    async with db.write() as conn:
+        assert await finish(conn, finished)
+        await renew_leases(conn, [kept, finished], now + timedelta(minutes=10))
+    assert await claim_due(db, limit=2, lease_seconds=30, now=now + timedelta(minutes=5)) == []
+    (again,) = await claim_due(db, limit=2, lease_seconds=30, now=now + timedelta(minutes=11))
+    assert again.id == kept.id  # the finished task stays finished: renewing never brings a task back
+
+
+async def test_a_task_that_runs_longer_than_its_lease_is_not_claimed_by_another_worker(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the chaos run: with a 10 s lease, busy workers' claims ran out while they still worked on them.
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(rt: Runtime, task: Task) -> None:
+        started.set()
+        await release.wait()
+        async with rt.db.write() as conn:
+            await finish(conn, task)
+
+    monkeypatch.setitem(HANDLERS, "slow_report", slow)
+    settings.lease_seconds = 0.3
+    await _queue(db, "slow_report", 1, waited=1)
+    running = asyncio.create_task(process_due(Runtime(settings=settings, db=db, signal=WorkSignal(None))))
+    await started.wait()
+    await asyncio.sleep(1.0)  # the point of the test: time passes, three leases' worth
+    assert await claim_due(db, limit=10, lease_seconds=30) == []
+    release.set()
+    assert await running == 1
