@@ -9,7 +9,8 @@ import pytest
 
 from logistics.config import Settings
 from logistics.db import Database
-from logistics.jobs.runner import HANDLERS, Runtime, process_due
+from logistics.jobs import handlers  # noqa: F401  (puts pushed carrier events in a lane of their own)
+from logistics.jobs.runner import HANDLERS, LANES, Runtime, process_due
 from logistics.models import utcnow
 from logistics.outbox import Task, claim_due, finish, insert_tasks, renew_leases, retry_later, task_row
 from logistics.queue import WorkSignal
@@ -89,3 +90,13 @@ async def test_a_task_that_runs_longer_than_its_lease_is_not_claimed_by_another_
     assert await claim_due(db, limit=10, lease_seconds=30) == []
     release.set()
     assert await running == 1
+
+
+async def test_webhooks_are_claimed_while_pushed_events_keep_coming(db: Database) -> None:
+    # Found by the chaos run: pushes, as urgent as orders and many times more numerous, filled every claim and
+    # 10 webhooks went out in 20 minutes. They now have a lane of their own, which the shared claims skip.
+    await _queue(db, "carrier_event", 500, waited=60)
+    await _queue(db, "webhook", 5, waited=1)
+    claimed = await claim_due(db, limit=200, lease_seconds=30, exclude=tuple(LANES))
+    assert [t.kind for t in claimed] == ["webhook"] * 5
+    assert len(await claim_due(db, limit=200, lease_seconds=30, kinds=("carrier_event",))) == 200

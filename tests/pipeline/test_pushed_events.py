@@ -15,7 +15,7 @@ from logistics.config import Settings
 from logistics.db import Database
 from logistics.events import apply_event, lock_shipment
 from logistics.jobs import handlers
-from logistics.jobs.runner import Runtime, process_due
+from logistics.jobs.runner import Runtime, lanes_idle, process_due
 from logistics.models import outbox, shipments, utcnow
 from logistics.outbox import insert_tasks, task_row
 from logistics.queue import WorkSignal
@@ -51,6 +51,11 @@ def _pushed(waybill: str, code: str, name: str, status: str, minutes: int) -> di
     }
 
 
+async def _apply_pushed(rt: Runtime) -> None:
+    await process_due(rt)  # wakes the lane that pushed events have to themselves
+    await lanes_idle(rt)
+
+
 async def _statuses(db: Database, ids: list[str]) -> list[str]:
     async with db.read() as conn:
         rows = dict((await conn.execute(select(shipments.c.id, shipments.c.status))).all())
@@ -74,7 +79,7 @@ async def test_events_pushed_for_several_shipments_are_all_applied_in_time_order
     ]
     async with db.write() as conn:
         await insert_tasks(conn, [task_row("carrier_event", None, e) for e in events])
-    await process_due(Runtime(settings=settings, db=db, signal=WorkSignal(None)))
+    await _apply_pushed(Runtime(settings=settings, db=db, signal=WorkSignal(None)))
     assert await _statuses(db, ids) == ["in_transit", "picked_up"]
     assert [kind for kind, _ in await _outbox(db) if kind == "carrier_event"] == []
 
@@ -88,7 +93,7 @@ async def test_an_event_that_cannot_be_applied_is_retried_alone(
     good = _pushed(WAYBILLS[1], "203", "收寄", "picked_up", 12)
     async with db.write() as conn:
         await insert_tasks(conn, [task_row("carrier_event", None, broken), task_row("carrier_event", None, good)])
-    await process_due(Runtime(settings=settings, db=db, signal=WorkSignal(None)))
+    await _apply_pushed(Runtime(settings=settings, db=db, signal=WorkSignal(None)))
     assert await _statuses(db, ids) == ["ordered", "picked_up"]
     left = [(kind, error) for kind, error in await _outbox(db) if kind == "carrier_event"]
     assert len(left) == 1 and "KeyError" in str(left[0][1])
