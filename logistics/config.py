@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(60.0, gt=0)
     job_timeout_seconds: float = Field(120.0, gt=0)
     worker_max_jobs: int = Field(64, ge=1)
+    worker_claim_loops: int = Field(4, ge=1)  # claims a worker process works on at once (see runner.process_due)
 
     # Carrier: EMS (sandbox endpoint = our simulator unless configured)
     carrier: str = "ems"

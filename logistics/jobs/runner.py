@@ -31,6 +31,8 @@ class Runtime:
     signal: WorkSignal
     services: dict[str, Any] = field(default_factory=dict)  # carrier, label store, webhook sender…
     lanes: dict[str, Lane] = field(default_factory=dict)  # background runners of slow kinds, by kind
+    claiming: int = 0  # process_due loops running in this process
+    wanted: bool = False  # a wake-up came while every loop was busy: they look once more before they stop
 
 
 Handler = Callable[[Runtime, Task], Awaitable[None]]
@@ -222,17 +224,32 @@ async def _run_claimed(rt: Runtime, tasks: list[Task]) -> None:
 
 async def process_due(rt: Runtime, *, batch: int = 200) -> int:
     """Claim and run due tasks until none are left; returns how many ran. Lane kinds are left to their lanes,
-    which this wakes (they carry on in the background after it returns)."""
+    which this wakes (they carry on in the background after it returns).
+
+    At most ``worker_claim_loops`` of these run in a process; a wake-up beyond them only asks the running ones
+    to look once more before they stop. Every wake-up (up to ten a second under load, each an arq job) used
+    to start a loop of its own, and under a flood one worker ran dozens of 200-task claims at once: each took
+    minutes of a saturated event loop, and their job timeouts cut them short (the chaos run)."""
     wake_lanes(rt)
+    if rt.claiming >= rt.settings.worker_claim_loops:
+        rt.wanted = True
+        return 0
+    rt.claiming += 1
     done = 0
-    while True:
-        tasks = await claim_due(rt.db, limit=batch, lease_seconds=rt.settings.lease_seconds, exclude=tuple(LANES))
-        if not tasks:
-            return done
-        if len(tasks) == batch:
-            rt.signal.poke()  # more waiting: let other workers share the load
-        await _run_claimed(rt, tasks)
-        done += len(tasks)
+    try:
+        while True:
+            rt.wanted = False
+            tasks = await claim_due(rt.db, limit=batch, lease_seconds=rt.settings.lease_seconds, exclude=tuple(LANES))
+            if not tasks:
+                if rt.wanted:
+                    continue
+                return done
+            if len(tasks) == batch:
+                rt.signal.poke()  # more waiting: let other workers share the load
+            await _run_claimed(rt, tasks)
+            done += len(tasks)
+    finally:
+        rt.claiming -= 1
 
 
 async def sweep(rt: Runtime) -> int:

@@ -100,3 +100,28 @@ async def test_webhooks_are_claimed_while_pushed_events_keep_coming(db: Database
     claimed = await claim_due(db, limit=200, lease_seconds=30, exclude=tuple(LANES))
     assert [t.kind for t in claimed] == ["webhook"] * 5
     assert len(await claim_due(db, limit=200, lease_seconds=30, kinds=("carrier_event",))) == 200
+
+
+async def test_a_wake_up_while_the_claim_loops_are_busy_leaves_the_work_to_them(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the chaos run: every wake-up started a claim loop of its own, and one worker ran dozens of
+    # 200-task claims at once, none finishing within its job timeout.
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(rt: Runtime, task: Task) -> None:
+        started.set()
+        await release.wait()
+        async with rt.db.write() as conn:
+            await finish(conn, task)
+
+    monkeypatch.setitem(HANDLERS, "slow_report", slow)
+    settings.worker_claim_loops = 1
+    rt = Runtime(settings=settings, db=db, signal=WorkSignal(None))
+    await _queue(db, "slow_report", 1, waited=1)
+    busy = asyncio.create_task(process_due(rt))
+    await started.wait()
+    await _queue(db, "slow_report", 1, waited=1)
+    assert await asyncio.wait_for(process_due(rt), 5) == 0  # at once: the running loop takes the new task
+    release.set()
+    assert await busy == 2
