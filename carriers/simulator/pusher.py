@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import json
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
@@ -24,8 +26,10 @@ from carriers.simulator.config import SimConfig
 from carriers.simulator.faults import FaultInjector
 from carriers.simulator.wire import OK, beijing_now, dumps, format_time, serial_no
 
+_State = Literal["waiting", "ready", "blocked", "sending"]
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, eq=False)  # one push is one object: lists and heaps must not match another by value
 class _Push:
     seq: int
     waybill: str
@@ -34,7 +38,14 @@ class _Push:
     attempts: int = 0
     duplicate: bool = False  # send once more after it is acknowledged
     replay: bool = False  # a duplicate: resend the body exactly as first delivered
-    held: bool = False  # held back by the reorder fault until a later event of the parcel went out
+    # Held back by the reorder fault until a later event of the parcel went out. The mark outlives the hold: a
+    # push whose hold ran out stays marked until it is sent and comes back marked from a failed attempt, and
+    # stats, flush and the parcel's next reorder decision count it as held all along.
+    held: bool = False
+    state: _State = "waiting"
+    # Of its live entry in Pusher._waiting: a push released early can be back there (after a failed attempt)
+    # before its old entry surfaces, and only the ticket tells the two apart.
+    ticket: int = 0
 
 
 class Pusher:
@@ -52,7 +63,18 @@ class Pusher:
         self._rng = rng
         self._mono = mono
         self._now = now
-        self._pending: list[_Push] = []
+        # A chaos run queues tens of thousands of pushes, so nothing here may scan the queue per push. A
+        # waiting push is in exactly one place: _waiting (by due time, until the loop sees it due), _ready (due,
+        # by seq) or _blocked (due, but a push of its waybill is in flight; the lowest seq goes back to _ready
+        # when that one finishes). A heap cannot delete, so a push that leaves _waiting early (released by an
+        # ack) leaves a stale entry behind, dropped when it surfaces.
+        self._waiting: list[tuple[float, int, int, _Push]] = []
+        self._ready: list[tuple[int, _Push]] = []
+        self._blocked: dict[str, list[tuple[int, _Push]]] = {}
+        self._held: dict[str, list[_Push]] = {}  # waiting pushes marked held, by waybill; no empty lists
+        self._pending = 0
+        self._held_count = 0
+        self._tickets = itertools.count(1)
         self._inflight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -114,36 +136,57 @@ class Pusher:
             duplicate=decision.duplicate,
         )
         # Only one held push per parcel: holding a second one would just delay both in their original order.
-        if decision.reorder and not any(p.held and p.waybill == waybill for p in self._pending):
+        if decision.reorder and waybill not in self._held:
             item.held = True
             item.due = now + max(self._config.push_retry_seconds, 0.001)
             self._count("reordered")
-        self._pending.append(item)
+        self._put(item, now)
         self._wake.set()
         self._changed()
 
     def flush(self) -> int:
         """Make every waiting push (held back or waiting to retry) due now."""
         now = self._mono()
-        waiting = [p for p in self._pending if p.due > now or p.held]
-        for item in waiting:
-            item.due = now
-            item.held = False
+        flushed = 0
+        for marked in self._held.values():
+            for item in marked:
+                # Its hold ran out, but it is still marked, so it counts (those in _waiting are counted below).
+                if item.state != "waiting":
+                    flushed += 1
+                    item.held = False
+                    item.due = now
+        self._held.clear()
+        self._held_count = 0
+        # Everything left in _waiting is due now (or was already), so all of it goes to _ready.
+        waiting, self._waiting = self._waiting, []
+        for due, _, ticket, item in waiting:
+            if item.state != "waiting" or item.ticket != ticket:
+                continue
+            if due > now or item.held:
+                flushed += 1
+                item.held = False
+                item.due = now
+            self._make_ready(item)
         self._wake.set()
-        return len(waiting)
+        return flushed
 
     def reset(self, rng: random.Random) -> None:
         """Forget waiting pushes and counters; pushes already on the wire finish on their own."""
         self._rng = rng
-        self._pending.clear()
+        self._waiting = []
+        self._ready = []
+        self._blocked = {}
+        self._held = {}
+        self._pending = 0
+        self._held_count = 0
         self.counts.clear()
         self.last_error = ""
 
     def stats(self) -> dict[str, Any]:
         return {
             "enabled": self._config.callback_url is not None,
-            "pending": len(self._pending),
-            "held": sum(1 for p in self._pending if p.held),
+            "pending": self._pending,
+            "held": self._held_count,
             "in_flight": len(self._inflight),
             "counts": dict(self.counts),
             "last_error": self.last_error,
@@ -159,7 +202,7 @@ class Pusher:
         self._change.set()
         self._change = asyncio.Event()
 
-    # -- the loop --------------------------------------------------------------------------------------------
+    # -- the queue -------------------------------------------------------------------------------------------
 
     def _count(self, name: str) -> None:
         self.counts[name] = self.counts.get(name, 0) + 1
@@ -168,33 +211,90 @@ class Pusher:
         self._seq += 1
         return self._seq
 
-    def _take_ready(self, now: float) -> list[_Push]:
+    def _put(self, item: _Push, now: float) -> None:
+        """Queue a push that is not queued: a new one, a replay, or one back from a failed attempt."""
+        self._pending += 1
+        if item.held:
+            self._held.setdefault(item.waybill, []).append(item)
+            self._held_count += 1
+        if item.due <= now:
+            self._make_ready(item)
+        else:
+            item.state = "waiting"
+            item.ticket = next(self._tickets)
+            heapq.heappush(self._waiting, (item.due, item.seq, item.ticket, item))
+
+    def _make_ready(self, item: _Push) -> None:
+        item.state = "ready"  # also what makes its entry in _waiting (if any) stale
+        heapq.heappush(self._ready, (item.seq, item))
+
+    def _release_held(self, waybill: str, now: float) -> None:
+        for item in self._held.pop(waybill, ()):
+            self._held_count -= 1
+            item.held = False
+            item.due = now
+            if item.state == "waiting":
+                self._make_ready(item)
+
+    def _move_due(self, now: float) -> float | None:
+        """Move the pushes that have come due to _ready; returns when the next one falls due."""
+        waiting = self._waiting
+        while waiting:
+            due, _, ticket, item = waiting[0]
+            if item.state == "waiting" and item.ticket == ticket:
+                if due > now:
+                    return due
+                self._make_ready(item)
+            heapq.heappop(waiting)
+        return None
+
+    def _take_ready(self) -> list[_Push]:
         chosen: list[_Push] = []
-        busy = set(self._inflight)
-        slots = self._config.push_concurrency - len(self._inflight)
-        for item in sorted(self._pending, key=lambda p: p.seq):
-            if len(chosen) >= slots:
-                break
-            if item.due <= now and item.waybill not in busy:
-                chosen.append(item)
-                busy.add(item.waybill)
-        for item in chosen:
-            self._pending.remove(item)
-            self._inflight.add(item.waybill)
+        while self._ready and len(self._inflight) < self._config.push_concurrency:
+            _, item = heapq.heappop(self._ready)
+            waybill = item.waybill
+            if waybill in self._inflight:
+                # Parked rather than put back, where it would come up again on every wake while its waybill is out.
+                item.state = "blocked"
+                heapq.heappush(self._blocked.setdefault(waybill, []), (item.seq, item))
+                continue
+            item.state = "sending"
+            self._inflight.add(waybill)
+            self._pending -= 1
+            if item.held:
+                marked = self._held[waybill]
+                marked.remove(item)
+                self._held_count -= 1
+                if not marked:
+                    del self._held[waybill]
+            chosen.append(item)
         return chosen
+
+    def _unblock(self, waybill: str) -> None:
+        # Only the parcel's lowest parked seq: it goes out before the others, which would just park again.
+        parked = self._blocked.get(waybill)
+        if parked:
+            _, item = heapq.heappop(parked)
+            if not parked:
+                del self._blocked[waybill]
+            self._make_ready(item)
+
+    # -- the loop --------------------------------------------------------------------------------------------
 
     async def _run(self) -> None:
         while True:
             self._wake.clear()
             now = self._mono()
-            for item in self._take_ready(now):
+            next_due = self._move_due(now)
+            for item in self._take_ready():
                 task = asyncio.create_task(self._attempt(item))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-            waiting = [p.due for p in self._pending if p.waybill not in self._inflight]
-            timeout = max(0.0, min(waiting) - now) if waiting else None
+            # Due pushes that could not go out wait for a slot or their waybill, and both finishing set _wake.
+            timeout = None if next_due is None else max(0.0, next_due - now)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _attempt(self, item: _Push) -> None:
         ok = False
@@ -204,24 +304,23 @@ class Pusher:
             ok = await self._send(item)
         finally:
             self._inflight.discard(item.waybill)
+            self._unblock(item.waybill)
             now = self._mono()
             if ok:
                 self._count("acked")
-                for other in self._pending:
-                    if other.held and other.waybill == item.waybill:
-                        other.held = False
-                        other.due = now
+                self._release_held(item.waybill, now)
                 if item.duplicate:
                     self._count("duplicated")
-                    self._pending.append(
-                        _Push(seq=self._next_seq(), waybill=item.waybill, body=dict(item.body), due=now, replay=True)
+                    replay = _Push(
+                        seq=self._next_seq(), waybill=item.waybill, body=dict(item.body), due=now, replay=True
                     )
+                    self._put(replay, now)
             elif item.attempts >= self._config.push_max_attempts:
                 self._count("gave_up")
             else:
                 self._count("failed_attempts")
                 item.due = now + self._config.push_retry_seconds
-                self._pending.append(item)
+                self._put(item, now)
             self._wake.set()
             self._changed()
 
