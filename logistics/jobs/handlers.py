@@ -15,7 +15,14 @@ from sqlalchemy import delete, or_, select, update
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_random_exponential
 
-from carriers.base import Carrier, CarrierError, FinalCarrierError, OrderResult, RetryableCarrierError
+from carriers.base import (
+    Carrier,
+    CarrierError,
+    FinalCarrierError,
+    OrderResult,
+    RetryableCarrierError,
+    TrackingEvent,
+)
 from logistics import logs, metrics
 from logistics.carrier import carrier_session, create_carrier, dedup_key, event_payload, order_request
 from logistics.events import apply_event
@@ -393,37 +400,94 @@ async def apply_carrier_events(conn: Any, events: list[dict[str, Any]], *, sourc
     return new
 
 
+@dataclass(slots=True)
+class _Polled:
+    task: Task
+    row: dict[str, Any]
+    events: list[TrackingEvent] | None = None
+    error: BaseException | None = None
+
+
+async def _poll_one(rt: Runtime, item: _Polled) -> _Polled:
+    try:
+        item.events = await _call(rt, "track", _carrier(rt).track, item.row["waybill_no"])
+    except Exception as exc:  # classified when stored; one parcel's failure must not sink the others' polls
+        item.error = exc
+    return item
+
+
+def _still_tracked(rt: Runtime, row: dict[str, Any] | None, now: datetime) -> bool:
+    if row is None or row["status"] in FINAL or not row["waybill_no"]:
+        return False
+    return now <= row["created_at"] + timedelta(days=rt.settings.tracking_retire_days)
+
+
+@handles_batch("track")
+async def track_batch(rt: Runtime, tasks: list[Task]) -> None:
+    """Poll many parcels, the fallback when pushes are lost: the carrier calls run concurrently and what they
+    found is stored in waves, one transaction for whatever answered meanwhile, as orders are. One transaction
+    per poll queued thousands of them behind SQLite's single writer (the chaos run polled 8,000 parcels a
+    minute after ordering them, and labels waited behind the polls for minutes)."""
+    rows = await _load_many(rt, [t.shipment_id for t in tasks if t.shipment_id])
+    now = utcnow()
+    retired = [t for t in tasks if not _still_tracked(rt, rows.get(t.shipment_id or ""), now)]
+    if retired:
+        async with rt.db.write() as conn:
+            await _finish_many(conn, retired)
+    pending = {
+        asyncio.create_task(_poll_one(rt, _Polled(t, rows[t.shipment_id])))
+        for t in tasks
+        if t.shipment_id and _still_tracked(rt, rows.get(t.shipment_id), now)
+    }
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            await _store_polls(rt, [d.result() for d in done])
+    finally:
+        for leftover in pending:  # cancelled (timeout, shutdown): the leases run out and the sweep retries
+            leftover.cancel()
+
+
 @handles("track")
 async def track(rt: Runtime, task: Task) -> None:
-    row = await _load(rt, task.shipment_id)
-    retire_at = row["created_at"] + timedelta(days=rt.settings.tracking_retire_days) if row else None
-    if row is None or row["status"] in FINAL or not row["waybill_no"] or utcnow() > retire_at:
-        await _drop(rt, task)
-        return
-    try:
-        events = await _call(rt, "track", _carrier(rt).track, row["waybill_no"])
-    except CarrierError as exc:
-        async with rt.db.write() as conn:
-            await retry_later(conn, task, utcnow() + _long_backoff(task.attempts), f"{exc.code} {exc.message}")
-        return
-    # The fallback when pushes are lost: quick at first, slower while nothing changes.
+    await track_batch(rt, [task])
+
+
+async def _store_polls(rt: Runtime, items: list[_Polled]) -> None:
     first = timedelta(seconds=rt.settings.poll_first_seconds)
-    interval = timedelta(seconds=float(task.payload.get("interval", first.total_seconds())))
+    finished: list[Task] = []
     async with rt.db.write() as conn:
-        new = await apply_carrier_events(conn, [event_payload(e) for e in events], source="carrier_poll")
-        status = (await conn.execute(select(shipments.c.status).where(shipments.c.id == row["id"]))).scalar_one()
-        if status in FINAL:
-            await finish(conn, task)
-            return
-        interval = first if new else min(timedelta(seconds=rt.settings.poll_max_seconds), interval * 2)
-        await conn.execute(
-            update(outbox)
-            .where(outbox.c.id == task.id, outbox.c.claim_token == task.claim_token)
-            .values(
-                due_at=utcnow() + interval,
-                lease_until=None,
-                claim_token=None,
-                payload={"interval": interval.total_seconds()},
-                attempts=0,
+        # The whole wave's shipments, in id order, before any is changed: see apply_carrier_events.
+        await _lock_many(conn, sorted({i.row["id"] for i in items}))
+        for item in items:
+            task, exc = item.task, item.error
+            if isinstance(exc, CarrierError):
+                await retry_later(conn, task, utcnow() + _long_backoff(task.attempts), f"{exc.code} {exc.message}")
+                continue
+            if exc is not None:
+                log.warning("task_failed", extra={"shipment_id": task.shipment_id, "error": type(exc).__name__})
+                await retry_later(conn, task, utcnow() + backoff(task.attempts), f"{type(exc).__name__}: {exc}")
+                continue
+            assert item.events is not None
+            new = await apply_carrier_events(conn, [event_payload(e) for e in item.events], source="carrier_poll")
+            status = (
+                await conn.execute(select(shipments.c.status).where(shipments.c.id == item.row["id"]))
+            ).scalar_one()
+            if status in FINAL:
+                finished.append(task)
+                continue
+            # Quick at first, slower while nothing changes.
+            interval = timedelta(seconds=float(task.payload.get("interval", first.total_seconds())))
+            interval = first if new else min(timedelta(seconds=rt.settings.poll_max_seconds), interval * 2)
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == task.id, outbox.c.claim_token == task.claim_token)
+                .values(
+                    due_at=utcnow() + interval,
+                    lease_until=None,
+                    claim_token=None,
+                    payload={"interval": interval.total_seconds()},
+                    attempts=0,
+                )
             )
-        )
+        await _finish_many(conn, finished)

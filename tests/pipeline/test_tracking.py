@@ -141,6 +141,19 @@ async def test_lost_pushes_are_made_up_by_polling(make_stack: StackFactory) -> N
     await wait_until(lambda: _no_track_tasks(stack), timeout=5, what="tracking retired")
 
 
+async def test_parcels_polled_in_one_claim_each_get_their_own_events(make_stack: StackFactory) -> None:
+    # Polls are claimed many at a time and stored in shared transactions: each parcel keeps its own history.
+    stack = await make_stack(poll_first_seconds=0.3, poll_max_seconds=1.0)
+    await stack.faults({"push": {"drop_rate": 1.0}})
+    parcels = await ordered(stack, 3)
+    for steps, (_, waybill) in zip((1, 2, 3), parcels, strict=True):
+        await stack.tick(steps, waybill)  # 收寄; 揽投发运; 到达处理中心
+    for status, (sid, _) in zip(("picked_up", "in_transit", "in_transit"), parcels, strict=True):
+        await stack.wait_status([sid], status, timeout=15)
+    for steps, (sid, _) in zip((1, 2, 3), parcels, strict=True):
+        assert [e["carrier_code"] for e in await carrier_events(stack, sid)] == ["203", "305", "954"][:steps]
+
+
 async def _no_track_tasks(stack: Stack) -> bool:
     return await stack.outbox_count("track") == 0
 
