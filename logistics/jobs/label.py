@@ -22,8 +22,8 @@ from sqlalchemy import select
 from labels import DEFAULT_SIZE
 from logistics.events import emit_label_ready
 from logistics.jobs.handlers import ORDERED_HOOKS
-from logistics.jobs.runner import Runtime, handles, in_lane
-from logistics.labels_app import get_rendered
+from logistics.jobs.runner import Runtime, handles, handles_batch, in_lane
+from logistics.labels_app import get_rendered_many
 from logistics.lifecycle import FINAL
 from logistics.models import shipments
 from logistics.outbox import Task, finish, task_row
@@ -88,33 +88,45 @@ def _executor(rt: Runtime) -> ProcessPoolExecutor | None:
     return pool.executor
 
 
-# Labels run in a lane of their own (see runner.LANES), a few per renderer process per claim: enough to keep the
-# renderers busy, few enough that they never queue up behind one another for long.
-in_lane(LABEL_TASK, lambda settings: 4 * max(1, settings.label_processes))
+# Labels run in a lane of their own (see runner.LANES), a claim at a time: rendered together (a few per
+# renderer process, so none waits long behind the others) and stored in one transaction per claim.
+in_lane(LABEL_TASK, lambda settings: 8 * max(1, settings.label_processes))
+
+
+def _carried(row: dict[str, Any] | None) -> bool:
+    # Shipments that end without being carried (cancelled before pickup, failed) need no label. One already
+    # delivered or returned was carried: under load its events can overtake this task, and it still gets its
+    # label and label_ready (the chaos run found delivered shipments left without either).
+    return row is not None and bool(row["waybill_no"]) and row["status"] not in NOT_CARRIED
+
+
+@handles_batch(LABEL_TASK)
+async def label_batch(rt: Runtime, tasks: list[Task]) -> None:
+    ids = [t.shipment_id for t in tasks if t.shipment_id]
+    async with rt.db.read() as conn:
+        rows = {r.id: dict(r._mapping) for r in await conn.execute(select(shipments).where(shipments.c.id.in_(ids)))}
+    wanted = [rows[t.shipment_id] for t in tasks if _carried(rows.get(t.shipment_id or ""))]
+    try:
+        rendered = await get_rendered_many(
+            rt.db, rt.settings, wanted, LABEL_FORMAT, DEFAULT_SIZE, executor=_executor(rt)
+        )
+    except BrokenProcessPool:
+        rt.services.pop("label_pool", None)  # a renderer process died: the next claim starts a fresh pool
+        raise
+    async with rt.db.write() as conn:
+        for task in tasks:
+            # The label_ready webhook only with our own delete: a claim that lost its lease to another worker
+            # commits no second webhook.
+            if await finish(conn, task) and (label := rendered.get(task.shipment_id or "")) is not None:
+                await emit_label_ready(
+                    conn,
+                    task.shipment_id,
+                    extra={"label": {"format": LABEL_FORMAT, "size": DEFAULT_SIZE, "content_hash": label.content_hash}},
+                )
+    for sid, label in rendered.items():
+        log.info("label_stored", extra={"shipment_id": sid, "rendered": label.rendered})
 
 
 @handles(LABEL_TASK)
 async def label(rt: Runtime, task: Task) -> None:
-    async with rt.db.read() as conn:
-        found = (await conn.execute(select(shipments).where(shipments.c.id == task.shipment_id))).first()
-    row = dict(found._mapping) if found is not None else None
-    # Shipments that end without being carried (cancelled before pickup, failed) need no label. One already
-    # delivered or returned was carried: under load its events can overtake this task, and it still gets its
-    # label and label_ready (the chaos run found delivered shipments left without either).
-    if row is None or not row["waybill_no"] or row["status"] in NOT_CARRIED:
-        async with rt.db.write() as conn:
-            await finish(conn, task)
-        return
-    try:
-        rendered = await get_rendered(rt.db, rt.settings, row, LABEL_FORMAT, DEFAULT_SIZE, executor=_executor(rt))
-    except BrokenProcessPool:
-        rt.services.pop("label_pool", None)  # a renderer process died: the next task starts a fresh pool
-        raise
-    async with rt.db.write() as conn:
-        if await finish(conn, task):
-            await emit_label_ready(
-                conn,
-                row["id"],
-                extra={"label": {"format": LABEL_FORMAT, "size": DEFAULT_SIZE, "content_hash": rendered.content_hash}},
-            )
-    log.info("label_stored", extra={"shipment_id": row["id"], "rendered": rendered.rendered})
+    await label_batch(rt, [task])

@@ -94,6 +94,22 @@ async def test_the_label_task_stores_the_pdf_and_owes_label_ready(
     assert "label" not in left  # the task is done; the webhook task delivers the message
 
 
+async def test_a_claim_of_label_tasks_gives_each_shipment_its_own_label_and_one_label_ready(
+    api: TestClient, db: Database, subscribed: Credentials, rt: Runtime
+) -> None:
+    ids = [await _ordered_with_task(api, db, subscribed, rt) for _ in range(3)]
+    tasks = [t for t in await claim_due(db, limit=50, lease_seconds=30) if t.kind == label_job.LABEL_TASK]
+    await label_job.label_batch(rt, tasks)
+    async with db.read() as conn:
+        stored = dict((await conn.execute(select(label_renders.c.shipment_id, label_renders.c.content_hash))).all())
+        left = (await conn.execute(select(outbox.c.id).where(outbox.c.kind == "label"))).scalars().all()
+    assert sorted(stored) == sorted(ids) and len(set(stored.values())) == 3  # each its own tracking QR
+    for sid in ids:
+        (ready,) = await _label_ready(db, sid)
+        assert ready["payload"]["data"]["label"]["content_hash"] == stored[sid]  # type: ignore[index]
+    assert left == []
+
+
 async def test_a_task_run_again_after_its_lease_ran_out_renders_and_announces_once(
     api: TestClient, db: Database, subscribed: Credentials, rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
