@@ -13,44 +13,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import random
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from local_receiver import receiving
 
 from carriers.simulator.config import SimConfig
 from carriers.simulator.faults import FaultInjector
 from carriers.simulator.pusher import Pusher
 
 ANSWER = json.dumps({"serialNo": "", "code": "00000", "codeMessage": "", "senderNo": "1100012345678"}).encode()
-
-
-def _serve(port_out: multiprocessing.connection.Connection) -> None:
-    async def accept(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(body=ANSWER, content_type="application/json")
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/push", accept)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        site = web.SockSite(runner, sock)
-        await site.start()
-        port_out.send(sock.getsockname()[1])
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
 
 
 def _event(waybill: str, step: int) -> dict[str, str]:
@@ -149,15 +128,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
 
-    parent, child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=_serve, args=(child,), daemon=True)
-    server.start()
-    try:
-        port = parent.recv()
-        asyncio.run(bench(f"http://127.0.0.1:{port}/push", args.pushes, args.waybills, args.concurrency))
-    finally:
-        server.terminate()
-        server.join(5)
+    with receiving("/push", status=200, body=ANSWER, content_type="application/json") as url:
+        asyncio.run(bench(url, args.pushes, args.waybills, args.concurrency))
 
 
 if __name__ == "__main__":

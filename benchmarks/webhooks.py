@@ -12,17 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from local_receiver import receiving
 
 from webhooks.sender import Sender
 from webhooks.signing import generate_secret
@@ -44,26 +43,6 @@ BODY = json.dumps(
     },
     ensure_ascii=False,
 ).encode()
-
-
-def _serve(port_out: multiprocessing.connection.Connection) -> None:
-    async def accept(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(status=204)
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/hook", accept)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        site = web.SockSite(runner, sock)
-        await site.start()
-        port_out.send(sock.getsockname()[1])
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
 
 
 async def _drive(n: int, concurrency: int, one: Callable[[int], Awaitable[bool]]) -> tuple[float, int]:
@@ -127,15 +106,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    parent, child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=_serve, args=(child,), daemon=True)
-    server.start()
-    try:
-        port = parent.recv()
-        asyncio.run(bench(f"http://127.0.0.1:{port}/hook", args.deliveries, args.concurrency, args.rounds))
-    finally:
-        server.terminate()
-        server.join(5)
+    with receiving("/hook") as url:
+        asyncio.run(bench(url, args.deliveries, args.concurrency, args.rounds))
 
 
 if __name__ == "__main__":

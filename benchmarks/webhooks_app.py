@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
-import socket
 import sys
 import tempfile
 import time
@@ -25,10 +23,11 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from aiohttp import web
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from local_receiver import receiving
 
 from logistics import clients, ids, migrate
 from logistics.config import Settings, normalise_database_url
@@ -40,25 +39,6 @@ from logistics.models import shipment_cases, shipment_events, shipments, utcnow,
 from logistics.queue import WorkSignal
 
 JOURNEY = ("picked_up", "in_transit", "out_for_delivery", "delivered")
-
-
-def _serve(port_out: multiprocessing.connection.Connection) -> None:
-    async def accept(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(status=204)
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/hook", accept)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(runner, sock).start()
-        port_out.send(sock.getsockname()[1])
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
 
 
 async def _make_shipments(db: Database, client_id: str, count: int, events: int) -> None:
@@ -170,17 +150,9 @@ def main() -> None:
     parser.add_argument("--database-url", help="default: a temporary SQLite file")
     args = parser.parse_args()
 
-    parent, child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=_serve, args=(child,), daemon=True)
-    server.start()
-    try:
-        port = parent.recv()
-        with tempfile.TemporaryDirectory() as tmp:
-            url = normalise_database_url(args.database_url or f"sqlite:///{tmp}/bench.db")
-            asyncio.run(bench(f"http://127.0.0.1:{port}/hook", url, args.shipments, args.events, args.concurrency))
-    finally:
-        server.terminate()
-        server.join(5)
+    with receiving("/hook") as hook, tempfile.TemporaryDirectory() as tmp:
+        url = normalise_database_url(args.database_url or f"sqlite:///{tmp}/bench.db")
+        asyncio.run(bench(hook, url, args.shipments, args.events, args.concurrency))
 
 
 if __name__ == "__main__":

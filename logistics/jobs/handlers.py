@@ -7,9 +7,10 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, or_, select, update
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
@@ -32,6 +33,7 @@ from logistics.models import outbox, shipment_cases, shipments, utcnow
 from logistics.outbox import Task, finish, insert_tasks, retry_later, task_row
 
 log = logging.getLogger("logistics.jobs")
+T = TypeVar("T")
 
 # Final statuses of shipments that were never carried; delivered and returned ones were, with a waybill.
 NOT_CARRIED = FINAL - {"delivered", "returned"}
@@ -157,6 +159,19 @@ async def _finish_many(conn: Any, tasks: list[Task]) -> None:
         await conn.execute(delete(outbox).where(outbox.c.id.in_(ids), outbox.c.claim_token == token))
 
 
+async def _in_waves(calls: set[asyncio.Task[T]], store: Callable[[list[T]], Awaitable[None]]) -> None:
+    """Await concurrent carrier calls and ``store`` their outcomes in waves, one call for whatever finished
+    meanwhile: the database work grows by waves, not by calls, and a slow answer holds back only itself."""
+    pending = calls
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            await store([d.result() for d in done])
+    finally:
+        for leftover in pending:  # cancelled (timeout, shutdown): the leases run out and the sweep retries
+            leftover.cancel()
+
+
 @dataclass(slots=True)
 class _Ordered:
     task: Task
@@ -192,13 +207,7 @@ async def order_batch(rt: Runtime, tasks: list[Task]) -> None:
                 pending.add(asyncio.create_task(_order_one(rt, _Ordered(task, row))))
             finally:
                 logs.request_id.reset(token)
-    try:
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            await _store_orders(rt, [d.result() for d in done])
-    finally:
-        for leftover in pending:  # cancelled (timeout, shutdown): the leases run out and the sweep retries
-            leftover.cancel()
+    await _in_waves(pending, lambda wave: _store_orders(rt, wave))
 
 
 @handles("order")
@@ -439,13 +448,7 @@ async def track_batch(rt: Runtime, tasks: list[Task]) -> None:
         for t in tasks
         if t.shipment_id and _still_tracked(rt, rows.get(t.shipment_id), now)
     }
-    try:
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            await _store_polls(rt, [d.result() for d in done])
-    finally:
-        for leftover in pending:  # cancelled (timeout, shutdown): the leases run out and the sweep retries
-            leftover.cancel()
+    await _in_waves(pending, lambda wave: _store_polls(rt, wave))
 
 
 @handles("track")

@@ -57,6 +57,22 @@ async def test_a_claim_lost_to_a_killed_worker_does_not_count_as_an_attempt(db: 
     assert task.attempts == 2
 
 
+@pytest.fixture
+def slow_reports(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """A task kind "slow_report" whose handler sets the first event when it starts and finishes its task once
+    the second is set."""
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(rt: Runtime, task: Task) -> None:
+        started.set()
+        await release.wait()
+        async with rt.db.write() as conn:
+            await finish(conn, task)
+
+    monkeypatch.setitem(HANDLERS, "slow_report", slow)
+    return started, release
+
+
 async def test_renewing_a_lease_keeps_a_task_from_the_next_claim(db: Database) -> None:
     await _queue(db, "order", 2, waited=1)
     now = utcnow()
@@ -70,18 +86,10 @@ async def test_renewing_a_lease_keeps_a_task_from_the_next_claim(db: Database) -
 
 
 async def test_a_task_that_runs_longer_than_its_lease_is_not_claimed_by_another_worker(
-    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    db: Database, settings: Settings, slow_reports: tuple[asyncio.Event, asyncio.Event]
 ) -> None:
     # Found by the chaos run: with a 10 s lease, busy workers' claims ran out while they still worked on them.
-    started, release = asyncio.Event(), asyncio.Event()
-
-    async def slow(rt: Runtime, task: Task) -> None:
-        started.set()
-        await release.wait()
-        async with rt.db.write() as conn:
-            await finish(conn, task)
-
-    monkeypatch.setitem(HANDLERS, "slow_report", slow)
+    started, release = slow_reports
     settings.lease_seconds = 0.3
     await _queue(db, "slow_report", 1, waited=1)
     running = asyncio.create_task(process_due(Runtime(settings=settings, db=db, signal=WorkSignal(None))))
@@ -103,19 +111,11 @@ async def test_webhooks_are_claimed_while_pushed_events_keep_coming(db: Database
 
 
 async def test_a_wake_up_while_the_claim_loops_are_busy_leaves_the_work_to_them(
-    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    db: Database, settings: Settings, slow_reports: tuple[asyncio.Event, asyncio.Event]
 ) -> None:
     # Found by the chaos run: every wake-up started a claim loop of its own, and one worker ran dozens of
     # 200-task claims at once, none finishing within its job timeout.
-    started, release = asyncio.Event(), asyncio.Event()
-
-    async def slow(rt: Runtime, task: Task) -> None:
-        started.set()
-        await release.wait()
-        async with rt.db.write() as conn:
-            await finish(conn, task)
-
-    monkeypatch.setitem(HANDLERS, "slow_report", slow)
+    started, release = slow_reports
     settings.worker_claim_loops = 1
     rt = Runtime(settings=settings, db=db, signal=WorkSignal(None))
     await _queue(db, "slow_report", 1, waited=1)
