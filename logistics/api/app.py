@@ -25,6 +25,7 @@ from logistics.config import Settings
 from logistics.db import Database, DatabaseUnavailable
 from logistics.ingest import GroupCommitter
 from logistics.queue import WorkSignal, connect
+from logistics.task_batch import TaskBatcher
 
 log = logging.getLogger("logistics.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -205,9 +206,12 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
         committer.on_commit = app["signal"].poke
         app["committer"] = committer
         await committer.start()
+        app["task_batcher"] = TaskBatcher(database)
+        app["task_batcher"].start()
         app["carrier"] = create_carrier(settings)  # parses pushes; never calls out from the API
         yield
         await app["carrier"].close()
+        await app["task_batcher"].stop()
         await committer.stop()
         await app["signal"].close()
         await redis.aclose()

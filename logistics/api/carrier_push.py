@@ -13,7 +13,7 @@ from aiohttp import web
 
 from carriers.base import PushRejected
 from logistics.carrier import event_payload
-from logistics.outbox import insert_tasks, task_row
+from logistics.outbox import task_row
 
 routes = web.RouteTableDef()
 log = logging.getLogger("logistics.api")
@@ -36,7 +36,6 @@ async def carrier_push(request: web.Request) -> web.Response:
         )
         for e in result.events
     ]
-    async with request.app["db"].write() as conn:
-        await insert_tasks(conn, rows)
+    await request.app["task_batcher"].insert(rows)  # with the other pushes arriving meanwhile
     request.app["signal"].poke()
     return web.Response(body=result.reply, content_type=result.reply_content_type)
