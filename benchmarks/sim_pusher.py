@@ -21,6 +21,8 @@ from pathlib import Path
 
 import aiohttp
 
+# The project root first (this folder holds webhooks.py and labels.py), then tests/ for support.py.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from local_receiver import receiving
@@ -29,25 +31,13 @@ from carriers.simulator.config import SimConfig
 from carriers.simulator.faults import FaultInjector
 from carriers.simulator.pusher import Pusher
 
+from support import left_hub_event
+
 ANSWER = json.dumps({"serialNo": "", "code": "00000", "codeMessage": "", "senderNo": "1100012345678"}).encode()
 
 
 def _event(waybill: str, step: int) -> dict[str, str]:
-    return {
-        "traceNo": waybill,
-        "waybillNo": waybill,
-        "orderNo": f"shp_{waybill}",
-        "opTime": f"2026-11-26 1{step}:05:00",
-        "opCode": "305",
-        "opName": "离开处理中心",
-        "opDesc": "快件已离开【郑州市上街区揽投部】，正发往【郑州中心】",
-        "opOrgProvName": "河南省",
-        "opOrgCity": "郑州市",
-        "opOrgCode": "45004100",
-        "opOrgName": "郑州市上街区揽投部",
-        "operatorNo": "",
-        "operatorName": "",
-    }
+    return {**left_hub_event(waybill, f"2026-11-26 1{step}:05:00"), "orderNo": f"shp_{waybill}"}
 
 
 def _events(pushes: int, waybills: int) -> list[dict[str, str]]:

@@ -42,9 +42,7 @@ class TaskBatcher:
                 await self._task
             self._task = None
         waiting, self._waiting = self._waiting, []
-        for item in waiting:
-            if not item.done.done():
-                item.done.set_exception(RuntimeError("service is shutting down"))
+        _settle(waiting, RuntimeError("service is shutting down"))
 
     async def insert(self, rows: list[dict[str, Any]]) -> None:
         """Return once ``rows`` are committed; raise what the transaction raised if it failed."""
@@ -72,15 +70,20 @@ class TaskBatcher:
                 async with self.db.write() as conn:
                     await insert_tasks(conn, [row for item in batch for row in item.rows])
             except asyncio.CancelledError:
-                for item in batch:
-                    if not item.done.done():
-                        item.done.set_exception(RuntimeError("service is shutting down"))
+                _settle(batch, RuntimeError("service is shutting down"))
                 raise
             except Exception as exc:  # every waiter answers failure and the carrier pushes again
-                for item in batch:
-                    if not item.done.done():
-                        item.done.set_exception(exc)
+                _settle(batch, exc)
                 continue
-            for item in batch:
-                if not item.done.done():
-                    item.done.set_result(None)
+            _settle(batch, None)
+
+
+def _settle(items: list[_Waiting], error: BaseException | None) -> None:
+    """Wake the waiters: committed when ``error`` is None, else failed with it."""
+    for item in items:
+        if item.done.done():
+            continue
+        if error is None:
+            item.done.set_result(None)
+        else:
+            item.done.set_exception(error)

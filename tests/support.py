@@ -76,3 +76,21 @@ async def eventually(check: Any, *, timeout: float = 20.0, interval: float = 0.0
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
         await asyncio.sleep(interval)
+
+
+def left_hub_event(waybill: str, op_time: str = "2026-11-26 14:05:00") -> dict[str, str]:
+    """An EMS tracking event (the object a 040002 push carries): the parcel left the district's sorting centre."""
+    return {
+        "traceNo": waybill,
+        "waybillNo": waybill,
+        "opTime": op_time,
+        "opCode": "305",
+        "opName": "离开处理中心",
+        "opDesc": "快件已离开【郑州市上街区揽投部】，正发往【郑州中心】",
+        "opOrgProvName": "河南省",
+        "opOrgCity": "郑州市",
+        "opOrgCode": "45004100",
+        "opOrgName": "郑州市上街区揽投部",
+        "operatorNo": "",
+        "operatorName": "",
+    }

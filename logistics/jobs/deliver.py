@@ -592,7 +592,8 @@ async def _stop_and_store(rt: Runtime, batch: _Batch, sending: list[asyncio.Task
 async def deliver_batch(rt: Runtime, tasks: list[Task]) -> None:
     """Many shipments' webhooks at once: one transaction plans them all, the shipments send concurrently (each
     in its own order), results are stored in shared waves and the last wave's transaction settles the tasks."""
-    # Sending stops at half the lease, so a task's lease never runs out while it sends (no renewals needed).
+    # Sending stops at half the lease, so the results are stored while the lease surely holds, even should a
+    # renewal fail (the runner renews the leases while a claim runs).
     deadline = time.monotonic() + rt.settings.lease_seconds / 2
     async with rt.db.write() as conn:
         runs = await _plan_batch(conn, tasks, _now(rt))

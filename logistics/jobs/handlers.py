@@ -363,8 +363,8 @@ PUSH_CHUNK = 200
 in_lane("carrier_event", lambda _settings: PUSH_CHUNK)
 
 
-async def apply_carrier_events(conn: Any, events: list[dict[str, Any]], *, source: str) -> int:
-    """Apply events (as event_payload dicts) in time order; returns how many were new.
+async def apply_carrier_events(conn: Any, events: list[dict[str, Any]], *, source: str) -> dict[str, int]:
+    """Apply events (as event_payload dicts) in time order; returns how many were new, by shipment id.
 
     Their shipments are locked first, all at once and in id order (``_lock_many``, like every transaction that
     locks several shipments): locked one by one in the events' time order, two workers applying pushes of the
@@ -384,7 +384,7 @@ async def apply_carrier_events(conn: Any, events: list[dict[str, Any]], *, sourc
         if row.waybill_no:
             by_waybill[row.waybill_no] = row.id
     locked = await _lock_many(conn, sorted(known))
-    new = 0
+    new = dict.fromkeys(locked, 0)
     for payload in ordered:
         order_no = payload.get("order_no")
         shipment_id = order_no if order_no in locked else by_waybill.get(payload["waybill_no"])
@@ -405,7 +405,7 @@ async def apply_carrier_events(conn: Any, events: list[dict[str, Any]], *, sourc
         )
         if applied is not None:
             locked[shipment_id] = applied.shipment  # the next event of this parcel builds on this one
-            new += 1
+            new[shipment_id] += 1
     return new
 
 
@@ -458,30 +458,33 @@ async def track(rt: Runtime, task: Task) -> None:
 
 async def _store_polls(rt: Runtime, items: list[_Polled]) -> None:
     first = timedelta(seconds=rt.settings.poll_first_seconds)
-    finished: list[Task] = []
+    polled = [i for i in items if i.error is None]
     async with rt.db.write() as conn:
-        # The whole wave's shipments, in id order, before any is changed: see apply_carrier_events.
-        await _lock_many(conn, sorted({i.row["id"] for i in items}))
         for item in items:
             task, exc = item.task, item.error
             if isinstance(exc, CarrierError):
                 await retry_later(conn, task, utcnow() + _long_backoff(task.attempts), f"{exc.code} {exc.message}")
-                continue
-            if exc is not None:
+            elif exc is not None:
                 log.warning("task_failed", extra={"shipment_id": task.shipment_id, "error": type(exc).__name__})
                 await retry_later(conn, task, utcnow() + backoff(task.attempts), f"{type(exc).__name__}: {exc}")
-                continue
-            assert item.events is not None
-            new = await apply_carrier_events(conn, [event_payload(e) for e in item.events], source="carrier_poll")
-            status = (
-                await conn.execute(select(shipments.c.status).where(shipments.c.id == item.row["id"]))
-            ).scalar_one()
-            if status in FINAL:
+        # The whole wave's events at once: their shipments are locked together, in id order.
+        events = [event_payload(e) for item in polled for e in item.events or ()]
+        new = await apply_carrier_events(conn, events, source="carrier_poll")
+        ids = [item.row["id"] for item in polled]
+        statuses = dict(
+            (await conn.execute(select(shipments.c.id, shipments.c.status).where(shipments.c.id.in_(ids)))).all()
+        )
+        finished: list[Task] = []
+        for item in polled:
+            task = item.task
+            if statuses.get(item.row["id"]) in FINAL:
                 finished.append(task)
                 continue
             # Quick at first, slower while nothing changes.
             interval = timedelta(seconds=float(task.payload.get("interval", first.total_seconds())))
-            interval = first if new else min(timedelta(seconds=rt.settings.poll_max_seconds), interval * 2)
+            interval = (
+                first if new.get(item.row["id"]) else min(timedelta(seconds=rt.settings.poll_max_seconds), interval * 2)
+            )
             await conn.execute(
                 update(outbox)
                 .where(outbox.c.id == task.id, outbox.c.claim_token == task.claim_token)

@@ -112,11 +112,11 @@ async def test_two_workers_applying_the_same_parcels_in_opposite_orders_do_not_d
     other = [_pushed(second, "203", "收寄", "picked_up", 11), _pushed(first, "954", "到达处理中心", "in_transit", 21)]
     both_open = asyncio.Barrier(2)
 
-    async def apply(events: list[dict[str, Any]]) -> int:
+    async def apply(events: list[dict[str, Any]]) -> dict[str, int]:
         async with db.write() as conn:
             await conn.execute(text("SELECT 1"))
             await both_open.wait()  # both transactions under way before either locks anything
             return await handlers.apply_carrier_events(conn, events, source="carrier_push")
 
-    assert await asyncio.gather(apply(one), apply(other)) == [2, 2]
+    assert await asyncio.gather(apply(one), apply(other)) == [{ids[0]: 1, ids[1]: 1}] * 2
     assert await _statuses(db, ids) == ["in_transit", "in_transit"]

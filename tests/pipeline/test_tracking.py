@@ -16,7 +16,7 @@ from carriers.ems.envelope import seal
 from carriers.simulator.wire import format_time, parse_time
 from logistics.lifecycle import RANK
 
-from support import delivery_body
+from support import delivery_body, left_hub_event
 
 OTHER_KEY = "WjNoNmhXWE12SFZJdk0zWQ=="  # the second published sample key: not ours
 
@@ -222,28 +222,11 @@ async def test_pushes_arriving_together_are_stored_together_and_each_acknowledge
     monkeypatch.setattr(stack.db, "write", counted)
     waybills = [f"11512638080{n:02d}" for n in range(20)]
     key = stack.settings.ems_sign_key
-    bodies = [push_body(_left_hub(w), key, f"201811261200000000{n:02d}") for n, w in enumerate(waybills)]
+    bodies = [push_body(left_hub_event(w), key, f"201811261200000000{n:02d}") for n, w in enumerate(waybills)]
     answers = await asyncio.gather(*(stack.api.post("/carriers/ems/push", data=b, headers=_json()) for b in bodies))
     assert [(await a.json())["code"] for a in answers] == ["00000"] * 20
     assert await stack.outbox_count("carrier_event") == 20
     assert transactions < 20
-
-
-def _left_hub(waybill: str) -> dict[str, str]:
-    return {
-        "traceNo": waybill,
-        "waybillNo": waybill,
-        "opTime": "2026-11-26 14:05:00",
-        "opCode": "305",
-        "opName": "离开处理中心",
-        "opDesc": "快件已离开【郑州市上街区揽投部】，正发往【郑州中心】",
-        "opOrgProvName": "河南省",
-        "opOrgCity": "郑州市",
-        "opOrgCode": "45004100",
-        "opOrgName": "郑州市上街区揽投部",
-        "operatorNo": "",
-        "operatorName": "",
-    }
 
 
 def _json() -> dict[str, str]:
