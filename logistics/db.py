@@ -2,8 +2,9 @@
 
 SQLite allows one writer at a time. Rather than let concurrent transactions collide and fail with
 "database is locked", every write in this process goes through one connection behind an asyncio lock and
-starts with ``BEGIN IMMEDIATE`` (so a transaction never has to upgrade a read lock); other processes wait on
-the busy timeout. Reads use a separate pool and, in WAL mode, never block the writer.
+starts with ``BEGIN IMMEDIATE`` (so a transaction never has to upgrade a read lock); while another process
+writes, the transaction waits for the lock in its connection's thread, never on the event loop
+(``logistics.sqlite_driver``). Reads use a separate pool and, in WAL mode, never block the writer.
 """
 
 from __future__ import annotations
@@ -19,15 +20,17 @@ from typing import Any, TypeVar
 import asyncpg
 import orjson
 from sqlalchemy import Table, event, text
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from logistics import sqlite_driver
 
 T = TypeVar("T")
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",  # durable across process crashes in WAL; fsync at checkpoints
-    "PRAGMA busy_timeout=15000",
     "PRAGMA foreign_keys=ON",
 )
 
@@ -45,14 +48,24 @@ def json_text(value: Any) -> str:
 
 
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
+    cargs, cparams = SQLiteDialect_pysqlite().create_connect_args(make_url(url))
+
+    async def connect() -> sqlite_driver.InlineConnection:
+        # isolation_level None: transaction control taken from the sqlite3 module, so BEGIN is ours to emit.
+        return await sqlite_driver.connect(*cargs, **cparams | {"isolation_level": None})
+
     engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=0, pool_timeout=60, json_serializer=json_text, hide_parameters=True
+        url,
+        async_creator=connect,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=60,
+        json_serializer=json_text,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take transaction control away from the sqlite3 module so that BEGIN is ours to emit.
-        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
@@ -76,9 +89,10 @@ def end_transaction_before_close(dbapi_connection: Any) -> None:
     connection. But sqlite3 only defers the close of a connection whose statements are not finalized, and
     the cursors live on in the cancelled task's traceback: the "closed" connection kept the write lock until
     some garbage collection, and every writer of every process failed with "database is locked" meanwhile
-    (the 10,000-shipment chaos run stood still for minutes). A rollback queued in the connection's thread
-    ahead of the close ends the transaction whatever becomes of the cursors. It is queued the moment it is
-    called, so a second cancellation while it waits cannot take it back.
+    (the 10,000-shipment chaos run stood still for minutes). A rollback ahead of the close ends the
+    transaction whatever becomes of the cursors. It runs at once, or is queued the moment it is called behind a
+    call still waiting in the connection's thread (``sqlite_driver``), so a second cancellation cannot take it
+    back.
     """
     if dbapi_connection is None:
         return
@@ -183,10 +197,12 @@ def sqlite_timestamp(value: datetime) -> str:
 
 
 class SqliteBatchWriter:
-    """A sqlite3 connection on a thread of its own: one whole write transaction is one call into that thread.
+    """A sqlite3 connection of its own for the group commit: one whole write transaction per call.
 
-    Through aiosqlite every statement is a round trip between the event loop and its thread (BEGIN, a lookup,
-    five inserts, COMMIT), each waking the loop; the group commit's transaction is one hop here. It takes the
+    Through SQLAlchemy every statement is several driver calls (BEGIN, a lookup, five inserts, COMMIT); here a
+    batch is one. It runs on the event loop like every other SQLite call in this process (see
+    ``logistics.sqlite_driver``), unless another process holds the write lock: then the transaction runs in
+    this writer's thread, which waits for the lock with the busy timeout while the loop goes on. It takes the
     Database's write lock, so this process still has one writer at a time.
     """
 
@@ -197,20 +213,53 @@ class SqliteBatchWriter:
         self._lock = lock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-batch")
         self._conn: sqlite3.Connection | None = None
+        # Transactions handed to the thread and finished there, each counted by one thread only: one cancelled
+        # while it waits for the lock still runs, and the next must not start on the loop meanwhile.
+        self._handed = 0
+        self._finished = 0
 
     async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in ``BEGIN IMMEDIATE … COMMIT`` (rolled back if it raises)."""
         async with self._lock:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, work)
+            if self._handed == self._finished:
+                try:
+                    conn = self._connection()
+                    conn.execute("BEGIN IMMEDIATE")  # no busy timeout: fails at once if another process writes
+                except sqlite3.OperationalError as exc:
+                    if not sqlite_driver.is_busy(exc):
+                        raise DatabaseUnavailable(describe_db_error(exc)) from exc
+                else:
+                    return self._complete(conn, work)
+            self._handed += 1
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._waiting, work)
 
-    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+            for pragma in SQLITE_PRAGMAS:
+                conn.execute(pragma)
+            self._conn = conn
+        return self._conn
+
+    def _waiting(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """In the thread: the whole transaction, waiting for the write lock with the busy timeout."""
         try:
-            if self._conn is None:
-                self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                for pragma in SQLITE_PRAGMAS:
-                    self._conn.execute(pragma)
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn = self._connection()
+                conn.execute(f"PRAGMA busy_timeout={sqlite_driver.BUSY_TIMEOUT_MS}")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                finally:
+                    conn.execute("PRAGMA busy_timeout=0")
+            except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full or gone
+                raise DatabaseUnavailable(describe_db_error(exc)) from exc
+            return self._complete(conn, work)
+        finally:
+            self._finished += 1
+
+    def _complete(self, conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` and COMMIT in the transaction just begun, or ROLLBACK."""
+        try:
             try:
                 result = work(conn)
                 conn.execute("COMMIT")
@@ -221,7 +270,7 @@ class SqliteBatchWriter:
             return result
         except sqlite3.IntegrityError as exc:
             raise WriteConflict(describe_db_error(exc)) from exc
-        except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full or gone
+        except sqlite3.OperationalError as exc:  # disk full or gone
             raise DatabaseUnavailable(describe_db_error(exc)) from exc
 
     async def close(self) -> None:

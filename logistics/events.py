@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from logistics import ids
@@ -36,6 +36,29 @@ LABEL_READY = "shipment.label_ready"
 _EVENT_FIELDS = ("sequence", "status", "occurred_at", "source", "carrier_code", "carrier_text", "location")
 
 
+# Statements built once, each call passing only its values: building them with the values in (``.values(...)``,
+# ``== value``) made SQLAlchemy coerce and cache-key every value on every call, a tenth of a worker's CPU time.
+_SEEN = select(shipment_events.c.id).where(
+    shipment_events.c.shipment_id == bindparam("b_shipment_id"), shipment_events.c.dedup_key == bindparam("b_key")
+)
+_INSERT_EVENT = insert(shipment_events)
+_UPDATE_SHIPMENT = update(shipments).where(shipments.c.id == bindparam("b_id"))  # SET: the other parameters
+_CLIENT_WEBHOOK = select(clients.c.webhook_url, clients.c.webhook_disabled_at).where(clients.c.id == bindparam("b_id"))
+_CASES = (
+    select(shipment_cases.c.case_no, shipment_cases.c.item_name)
+    .where(shipment_cases.c.shipment_id == bindparam("b_id"))
+    .order_by(shipment_cases.c.position)
+)
+_LAST_POSITION = select(func.coalesce(func.max(webhook_deliveries.c.position), 0)).where(
+    webhook_deliveries.c.shipment_id == bindparam("b_id")
+)
+_INSERT_DELIVERY = insert(webhook_deliveries)
+_WEBHOOK_TASK = (
+    select(outbox.c.id).where(outbox.c.kind == WEBHOOK_TASK, outbox.c.shipment_id == bindparam("b_id")).limit(1)
+)
+_INSERT_TASK = insert(outbox)
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     sequence: int
@@ -45,11 +68,13 @@ class Applied:
     shipment: dict[str, Any]  # the shipment row after the change
 
 
+_SHIPMENT = select(shipments).where(shipments.c.id == bindparam("b_id"))
+_SHIPMENT_FOR_UPDATE = _SHIPMENT.with_for_update()
+
+
 async def lock_shipment(conn: AsyncConnection, shipment_id: str) -> dict[str, Any] | None:
-    query = select(shipments).where(shipments.c.id == shipment_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+    query = _SHIPMENT_FOR_UPDATE if conn.dialect.name == "postgresql" else _SHIPMENT
+    row = (await conn.execute(query, {"b_id": shipment_id})).first()
     return dict(row._mapping) if row is not None else None
 
 
@@ -73,11 +98,7 @@ async def apply_event(
     """
     now = utcnow()
     if dedup_key is not None:
-        seen = await conn.execute(
-            select(shipment_events.c.id).where(
-                shipment_events.c.shipment_id == shipment["id"], shipment_events.c.dedup_key == dedup_key
-            )
-        )
+        seen = await conn.execute(_SEEN, {"b_shipment_id": shipment["id"], "b_key": dedup_key})
         if seen.first() is not None:
             return None
     previous = shipment["status"]
@@ -95,13 +116,13 @@ async def apply_event(
         "location": location,
         "dedup_key": dedup_key,
     }
-    await conn.execute(insert(shipment_events).values(**event))
+    await conn.execute(_INSERT_EVENT, event)
     values: dict[str, Any] = {"last_sequence": sequence, "updated_at": now, **(updates or {})}
     if changed:
         values["status"] = status
         if status in FINAL:
             values["finished_at"] = now
-    await conn.execute(update(shipments).where(shipments.c.id == shipment["id"]).values(**values))
+    await conn.execute(_UPDATE_SHIPMENT, {"b_id": shipment["id"], **values})
     shipment = {**shipment, **values}
     if changed:
         await emit(conn, shipment, f"shipment.{status}", event)
@@ -157,27 +178,13 @@ async def emit(
     public fields go out); ``extra`` adds fields to ``data``. The URLs in the summary are added when sending,
     from the configured public base URL, so they are never stale.
     """
-    row = (
-        await conn.execute(
-            select(clients.c.webhook_url, clients.c.webhook_disabled_at).where(clients.c.id == shipment["client_id"])
-        )
-    ).first()
+    row = (await conn.execute(_CLIENT_WEBHOOK, {"b_id": shipment["client_id"]})).first()
     if row is None or not row.webhook_url:
         return None
     sid = shipment["id"]
     await lock_for_webhooks(conn, sid)
-    cases = await conn.execute(
-        select(shipment_cases.c.case_no, shipment_cases.c.item_name)
-        .where(shipment_cases.c.shipment_id == sid)
-        .order_by(shipment_cases.c.position)
-    )
-    position = (
-        await conn.execute(
-            select(func.coalesce(func.max(webhook_deliveries.c.position), 0)).where(
-                webhook_deliveries.c.shipment_id == sid
-            )
-        )
-    ).scalar_one() + 1
+    cases = await conn.execute(_CASES, {"b_id": sid})
+    position = (await conn.execute(_LAST_POSITION, {"b_id": sid})).scalar_one() + 1
     now = utcnow()
     sequence = int(event["sequence"]) if event is not None and "sequence" in event else int(shipment["last_sequence"])
     occurred = event.get("occurred_at") if event is not None else None
@@ -199,22 +206,23 @@ async def emit(
     delivery_id = new_delivery_id()
     pending = row.webhook_disabled_at is None
     await conn.execute(
-        insert(webhook_deliveries).values(
-            id=delivery_id,
-            client_id=shipment["client_id"],
-            shipment_id=sid,
-            sequence=sequence,
-            position=position,
-            type=type,
-            payload={"type": type, "timestamp": iso(occurred or now), "data": data},
-            status="pending" if pending else "skipped",
-            attempts=0,
-            next_attempt_at=now if pending else None,
-            last_status_code=None,
-            last_error=None if pending else "endpoint disabled",
-            created_at=now,
-            delivered_at=None,
-        )
+        _INSERT_DELIVERY,
+        {
+            "id": delivery_id,
+            "client_id": shipment["client_id"],
+            "shipment_id": sid,
+            "sequence": sequence,
+            "position": position,
+            "type": type,
+            "payload": {"type": type, "timestamp": iso(occurred or now), "data": data},
+            "status": "pending" if pending else "skipped",
+            "attempts": 0,
+            "next_attempt_at": now if pending else None,
+            "last_status_code": None,
+            "last_error": None if pending else "endpoint disabled",
+            "created_at": now,
+            "delivered_at": None,
+        },
     )
     if pending:
         await ensure_webhook_task(conn, sid, now)
@@ -237,13 +245,9 @@ async def ensure_webhook_task(conn: AsyncConnection, shipment_id: str, due_at: d
     A task already running re-reads the deliveries under the shipment lock before it finishes, so it picks up
     what was added meanwhile.
     """
-    existing = (
-        await conn.execute(
-            select(outbox.c.id).where(outbox.c.kind == WEBHOOK_TASK, outbox.c.shipment_id == shipment_id).limit(1)
-        )
-    ).scalar()
+    existing = (await conn.execute(_WEBHOOK_TASK, {"b_id": shipment_id})).scalar()
     if existing is None:
-        await conn.execute(insert(outbox).values(**task_row(WEBHOOK_TASK, shipment_id, due_at=due_at)))
+        await conn.execute(_INSERT_TASK, task_row(WEBHOOK_TASK, shipment_id, due_at=due_at))
     else:
         await conn.execute(
             update(outbox).where(outbox.c.id == existing, outbox.c.due_at > due_at).values(due_at=due_at)

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
 
@@ -97,7 +96,7 @@ class EmsCarrier:
         try:
             async with session.post(
                 self.config.endpoint,
-                data=urlencode(form).encode("ascii"),
+                data=messages.encode_form(form),
                 headers={"Content-Type": messages.FORM_CONTENT_TYPE, "Accept": "application/json"},
                 timeout=self._timeout,
             ) as response:

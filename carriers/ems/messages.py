@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote_plus
 
 from carriers.base import (
     FinalCarrierError,
@@ -161,6 +162,27 @@ def build_form(
         "msgType": "0",
         "version": "V1.0.0",
     }
+
+
+# A sealed body: the envelope prefix and base64. Of these, urlencode escapes exactly the five characters below.
+_SEALED = re.compile(r"[A-Za-z0-9+/=|$]*")
+_SEALED_ESCAPES = (("+", "%2B"), ("/", "%2F"), ("=", "%3D"), ("|", "%7C"), ("$", "%24"))
+
+
+def _form_quote(value: str) -> str:
+    if _SEALED.fullmatch(value):
+        for char, escaped in _SEALED_ESCAPES:
+            value = value.replace(char, escaped)
+        return value
+    return quote_plus(value)
+
+
+def encode_form(form: Mapping[str, str]) -> bytes:
+    """The form as ``urllib.parse.urlencode`` encodes it, in a fraction of its time.
+
+    urlencode quotes character by character in Python: for the sealed body (1–3 KB of base64) that was a
+    twentieth of an order's CPU time in the worker."""
+    return "&".join(f"{quote_plus(key)}={_form_quote(value)}" for key, value in form.items()).encode("ascii")
 
 
 def _short(text: object) -> str:

@@ -3,6 +3,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import pytest
 
@@ -202,6 +203,28 @@ def test_form_body_is_sealed_with_the_key_appended() -> None:
 
 def test_form_values_are_all_strings() -> None:
     assert all(isinstance(v, str) for v in _form().values())
+
+
+def test_encoded_form_decodes_to_the_same_fields() -> None:
+    form = _form()
+    assert parse_qs(messages.encode_form(form).decode("ascii"), keep_blank_values=True) == {
+        k: [v] for k, v in form.items()
+    }
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "|$4|Mf6qBc+nR/0Ab==",  # a sealed body: base64 behind the envelope prefix
+        "2026-11-27 16:45:34",  # spaces and colons
+        "郑州市金水区花园路 36 号 3 单元 502 室",  # UTF-8, several bytes per character
+        "a&b=c%d+e~f_g.h-i*j'k(l)m!n\n\t",
+        "",
+    ],
+)
+def test_form_encoding_is_exactly_what_urlencode_sends(value: str) -> None:
+    form = {"logitcsInterface": value, "timeStamp": value, "msgType": "0"}
+    assert messages.encode_form(form) == urlencode(form).encode("ascii")
 
 
 # --- parse_response -------------------------------------------------------------------------------------
