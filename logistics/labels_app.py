@@ -191,25 +191,22 @@ async def ensure_printed_at(db: Database, rows: Sequence[dict[str, Any]]) -> Non
             r["label_printed_at"] = stored[r["id"]]
 
 
-async def _store(
-    conn: AsyncConnection, shipment_id: str, fmt: str, size: str, dpi: int, digest: str, body: bytes
-) -> None:
-    values = {
-        "shipment_id": shipment_id,
-        "fmt": fmt,
-        "size": size,
-        "dpi": dpi,
-        "content_hash": digest,
-        "body": body,
-        "created_at": utcnow(),
-    }
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(label_renders).values(**values)
-    stmt = stmt.on_conflict_do_update(
+def _upsert(dialect: str) -> Any:
+    """Store a rendered label, replacing the one of the same variant (a statement built once per dialect,
+    executed with each label's values)."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(label_renders)
+    return stmt.on_conflict_do_update(
         index_elements=["shipment_id", "fmt", "size", "dpi"],
-        set_={"content_hash": digest, "body": body, "created_at": values["created_at"]},
+        set_={
+            "content_hash": stmt.excluded.content_hash,
+            "body": stmt.excluded.body,
+            "created_at": stmt.excluded.created_at,
+        },
     )
-    await conn.execute(stmt)
+
+
+_UPSERT = {dialect: _upsert(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 async def get_rendered(
@@ -279,10 +276,25 @@ async def get_rendered_many(
         bodies = await asyncio.gather(
             *(loop.run_in_executor(executor, render_one, label, fmt, size, dpi) for _, _, label in missing)
         )
+        now = utcnow()
+        stored = [
+            {
+                "shipment_id": sid,
+                "fmt": fmt,
+                "size": size,
+                "dpi": cache_dpi,
+                "content_hash": digest,
+                "body": body,
+                "created_at": now,
+            }
+            for (sid, digest, _), body in zip(missing, bodies, strict=True)
+        ]
         async with db.write() as conn:
-            for (sid, digest, _), body in zip(missing, bodies, strict=True):
-                await _store(conn, sid, fmt, size, cache_dpi, digest, body)
-                found[sid] = RenderedLabel(body, digest, CONTENT_TYPES[fmt], rendered=True)
+            await conn.execute(_UPSERT[conn.dialect.name], stored)
+        for row in stored:
+            found[row["shipment_id"]] = RenderedLabel(
+                row["body"], row["content_hash"], CONTENT_TYPES[fmt], rendered=True
+            )
     return found
 
 

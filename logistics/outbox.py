@@ -138,6 +138,20 @@ async def finish(conn: AsyncConnection, task: Task) -> bool:
     return result.rowcount == 1
 
 
+async def finish_many(conn: AsyncConnection, tasks: Collection[Task]) -> set[int]:
+    """``finish`` for many tasks, one statement per claim; returns the ids of those that were still ours."""
+    by_token: dict[str, list[int]] = {}
+    for task in tasks:
+        by_token.setdefault(task.claim_token, []).append(task.id)
+    done: set[int] = set()
+    for token, ids in by_token.items():
+        result = await conn.execute(
+            delete(outbox).where(outbox.c.id.in_(ids), outbox.c.claim_token == token).returning(outbox.c.id)
+        )
+        done.update(result.scalars())
+    return done
+
+
 async def retry_later(conn: AsyncConnection, task: Task, due_at: datetime, error: str) -> bool:
     """Record a failed try and when to try again.
 

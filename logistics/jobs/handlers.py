@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import or_, select, update
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_random_exponential
 
@@ -26,11 +26,11 @@ from carriers.base import (
 )
 from logistics import logs, metrics
 from logistics.carrier import carrier_session, create_carrier, dedup_key, event_payload, order_request
-from logistics.events import apply_event
+from logistics.events import apply_event, lock_shipments
 from logistics.jobs.runner import Runtime, backoff, handles, handles_batch, in_lane, run_task, stop_lanes
 from logistics.lifecycle import FINAL
 from logistics.models import outbox, shipment_cases, shipments, utcnow
-from logistics.outbox import Task, finish, insert_tasks, retry_later, task_row
+from logistics.outbox import Task, finish, finish_many, insert_tasks, retry_later, task_row
 
 log = logging.getLogger("logistics.jobs")
 T = TypeVar("T")
@@ -142,23 +142,6 @@ async def _load_many(rt: Runtime, shipment_ids: list[str]) -> dict[str, dict[str
     return found
 
 
-async def _lock_many(conn: Any, shipment_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Like ``lock_shipment`` for many rows at once, locked in id order so that two workers cannot deadlock."""
-    query = select(shipments).where(shipments.c.id.in_(shipment_ids)).order_by(shipments.c.id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return {r.id: dict(r._mapping) for r in await conn.execute(query)}
-
-
-async def _finish_many(conn: Any, tasks: list[Task]) -> None:
-    """``finish`` for many tasks in one statement per claim."""
-    by_token: dict[str, list[int]] = {}
-    for task in tasks:
-        by_token.setdefault(task.claim_token, []).append(task.id)
-    for token, ids in by_token.items():
-        await conn.execute(delete(outbox).where(outbox.c.id.in_(ids), outbox.c.claim_token == token))
-
-
 async def _in_waves(calls: set[asyncio.Task[T]], store: Callable[[list[T]], Awaitable[None]]) -> None:
     """Await concurrent carrier calls and ``store`` their outcomes in waves, one call for whatever finished
     meanwhile: the database work grows by waves, not by calls, and a slow answer holds back only itself."""
@@ -197,7 +180,7 @@ async def order_batch(rt: Runtime, tasks: list[Task]) -> None:
     idle = [t for t in tasks if not _needs_order(rows.get(t.shipment_id or ""))]
     if idle:
         async with rt.db.write() as conn:
-            await _finish_many(conn, idle)
+            await finish_many(conn, idle)
     pending: set[asyncio.Task[_Ordered]] = set()
     for task in tasks:
         row = rows.get(task.shipment_id or "")
@@ -220,7 +203,7 @@ async def _store_orders(rt: Runtime, items: list[_Ordered]) -> None:
     follow_up: list[dict[str, Any]] = []
     logged: list[tuple[str, str, str]] = []
     async with rt.db.write() as conn:
-        current = await _lock_many(conn, [i.row["id"] for i in items])
+        current = await lock_shipments(conn, [i.row["id"] for i in items])
         for item in items:
             task, sid, exc = item.task, item.row["id"], item.error
             shipment = current.get(sid)
@@ -253,7 +236,7 @@ async def _store_orders(rt: Runtime, items: list[_Ordered]) -> None:
                 finished.append(task)
                 logged.append(("carrier_order_created", sid, item.result.waybill_no))
         await insert_tasks(conn, follow_up)
-        await _finish_many(conn, finished)
+        await finish_many(conn, finished)
     for event, sid, detail in logged:
         key = "waybill_no" if event == "carrier_order_created" else "code"
         log.info(event, extra={"shipment_id": sid, key: detail})
@@ -348,7 +331,7 @@ async def carrier_event_batch(rt: Runtime, tasks: list[Task]) -> None:
         async with rt.db.write() as conn:
             for source, events in by_source.items():
                 await apply_carrier_events(conn, events, source=source)
-            await _finish_many(conn, tasks)
+            await finish_many(conn, tasks)
     except Exception as exc:
         log.warning("carrier_event_batch_failed", extra={"tasks": len(tasks), "error": type(exc).__name__})
         for task in tasks:
@@ -366,7 +349,7 @@ in_lane("carrier_event", lambda _settings: PUSH_CHUNK)
 async def apply_carrier_events(conn: Any, events: list[dict[str, Any]], *, source: str) -> dict[str, int]:
     """Apply events (as event_payload dicts) in time order; returns how many were new, by shipment id.
 
-    Their shipments are locked first, all at once and in id order (``_lock_many``, like every transaction that
+    Their shipments are locked first, all at once and in id order (``lock_shipments``, like every transaction that
     locks several shipments): locked one by one in the events' time order, two workers applying pushes of the
     same parcels in different orders deadlocked on PostgreSQL."""
     ordered = sorted(events, key=lambda e: e["occurred_at"])
@@ -383,7 +366,7 @@ async def apply_carrier_events(conn: Any, events: list[dict[str, Any]], *, sourc
         known.add(row.id)
         if row.waybill_no:
             by_waybill[row.waybill_no] = row.id
-    locked = await _lock_many(conn, sorted(known))
+    locked = await lock_shipments(conn, sorted(known))
     new = dict.fromkeys(locked, 0)
     for payload in ordered:
         order_no = payload.get("order_no")
@@ -442,7 +425,7 @@ async def track_batch(rt: Runtime, tasks: list[Task]) -> None:
     retired = [t for t in tasks if not _still_tracked(rt, rows.get(t.shipment_id or ""), now)]
     if retired:
         async with rt.db.write() as conn:
-            await _finish_many(conn, retired)
+            await finish_many(conn, retired)
     pending = {
         asyncio.create_task(_poll_one(rt, _Polled(t, rows[t.shipment_id])))
         for t in tasks
@@ -496,4 +479,4 @@ async def _store_polls(rt: Runtime, items: list[_Polled]) -> None:
                     attempts=0,
                 )
             )
-        await _finish_many(conn, finished)
+        await finish_many(conn, finished)

@@ -26,7 +26,7 @@ from logistics.jobs.runner import Runtime, handles, handles_batch, in_lane
 from logistics.labels_app import get_rendered_many
 from logistics.lifecycle import FINAL
 from logistics.models import shipments
-from logistics.outbox import Task, finish, task_row
+from logistics.outbox import Task, finish_many, task_row
 
 log = logging.getLogger("logistics.jobs")
 
@@ -116,15 +116,18 @@ async def label_batch(rt: Runtime, tasks: list[Task]) -> None:
         rt.services.pop("label_pool", None)  # a renderer process died: the next claim starts a fresh pool
         raise
     async with rt.db.write() as conn:
-        for task in tasks:
-            # The label_ready webhook only with our own delete: a claim that lost its lease to another worker
-            # commits no second webhook.
-            if await finish(conn, task) and (label := rendered.get(task.shipment_id or "")) is not None:
-                await emit_label_ready(
-                    conn,
-                    task.shipment_id,
-                    extra={"label": {"format": LABEL_FORMAT, "size": DEFAULT_SIZE, "content_hash": label.content_hash}},
-                )
+        # The label_ready webhook only with our own delete: a claim that lost its lease to another worker
+        # commits no second webhook.
+        finished = await finish_many(conn, tasks)
+        ours = {t.shipment_id for t in tasks if t.id in finished}
+        await emit_label_ready(
+            conn,
+            {
+                sid: {"label": {"format": LABEL_FORMAT, "size": DEFAULT_SIZE, "content_hash": label.content_hash}}
+                for sid, label in rendered.items()
+                if sid in ours
+            },
+        )
     for sid, label in rendered.items():
         log.info("label_stored", extra={"shipment_id": sid, "rendered": label.rendered})
 

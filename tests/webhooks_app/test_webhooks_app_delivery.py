@@ -125,7 +125,7 @@ async def test_label_ready_follows_the_status_change_it_came_with(
         row = await lock_shipment(conn, sid)
         assert row is not None
         await apply_event(conn, row, status="ordered", source="system")
-        await emit_label_ready(conn, sid, extra={"label_formats": ["pdf", "png", "zpl"]})
+        await emit_label_ready(conn, {sid: {"label_formats": ["pdf", "png", "zpl"]}})
     await drain(rt, clock)
     got = [r.payload for r in receiver.accepted()]
     assert [p["type"] for p in got] == ["shipment.ordered", "shipment.label_ready"]
