@@ -30,7 +30,7 @@ BENCHMARKS = [
     (
         "Pipeline: API accept → ordered",
         "≥ 0.25 × no-op arq job rate; 300 ms carrier latency costs ≤ 20 %",
-        ["benchmarks/pipeline.py", "-n", "2000"],
+        ["benchmarks/pipeline.py", "-n", "5000"],
     ),
     (
         "Labels (library)",
