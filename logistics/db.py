@@ -246,11 +246,8 @@ class SqliteBatchWriter:
         try:
             try:
                 conn = self._connection()
-                conn.execute(f"PRAGMA busy_timeout={sqlite_driver.BUSY_TIMEOUT_MS}")
-                try:
+                with sqlite_driver.waiting_for_locks(conn):
                     conn.execute("BEGIN IMMEDIATE")
-                finally:
-                    conn.execute("PRAGMA busy_timeout=0")
             except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full or gone
                 raise DatabaseUnavailable(describe_db_error(exc)) from exc
             return self._complete(conn, work)

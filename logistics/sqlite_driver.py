@@ -17,8 +17,9 @@ lock, when its task is cancelled, is what ends that transaction).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiosqlite
@@ -29,6 +30,16 @@ _SQLITE_BUSY = 5
 
 def is_busy(exc: sqlite3.OperationalError) -> bool:
     return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == _SQLITE_BUSY
+
+
+@contextlib.contextmanager
+def waiting_for_locks(conn: sqlite3.Connection, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Iterator[None]:
+    """Let SQLite wait for another process's lock, for calls made off the event loop; then no waiting again."""
+    conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+    try:
+        yield
+    finally:
+        conn.execute("PRAGMA busy_timeout=0")
 
 
 class InlineConnection(aiosqlite.Connection):
@@ -73,12 +84,8 @@ class InlineConnection(aiosqlite.Connection):
             self._finished += 1
 
     def _waiting(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        conn = self._conn
-        conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
-        try:
+        with waiting_for_locks(self._conn, self._busy_timeout_ms):
             return fn(*args, **kwargs)
-        finally:
-            conn.execute("PRAGMA busy_timeout=0")
 
 
 async def connect(*args: Any, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: Any) -> InlineConnection:

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from logistics import sqlite_driver
-from logistics.db import Database
+from logistics.db import Database, SqliteBatchWriter
 
 
 @pytest.fixture
@@ -111,3 +111,42 @@ async def test_a_lock_held_past_the_busy_timeout_is_an_error(
         assert conn.waits == 1
     finally:
         await conn.close()
+
+
+def _deliver(conn: sqlite3.Connection) -> int:
+    return conn.execute("UPDATE parcels SET status = 'delivered' WHERE waybill_no = '1151234567890'").rowcount
+
+
+async def test_the_group_commit_waits_for_another_process_without_stopping_the_event_loop(
+    path: Path, other_process_writing: sqlite3.Connection
+) -> None:
+    writer = SqliteBatchWriter(str(path), asyncio.Lock())
+    try:
+        writing = asyncio.create_task(writer.transaction(_deliver))
+        await asyncio.sleep(0.2)  # the loop runs meanwhile
+        assert not writing.done()
+        other_process_writing.execute("COMMIT")
+        assert await asyncio.wait_for(writing, 10) == 1
+        assert _status(path) == "delivered"
+    finally:
+        await writer.close()
+
+
+async def test_a_group_commit_after_a_cancelled_one_waits_for_it_and_both_keep_their_outcome(
+    path: Path, other_process_writing: sqlite3.Connection
+) -> None:
+    writer = SqliteBatchWriter(str(path), asyncio.Lock())
+    try:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await writer.transaction(_deliver)  # cancelled while its thread waits for the lock
+        asyncio.get_running_loop().call_later(0.3, other_process_writing.execute, "COMMIT")
+
+        def sign(conn: sqlite3.Connection) -> str:
+            conn.execute("UPDATE parcels SET status = 'signed' WHERE status = 'delivered'")
+            return str(conn.execute("SELECT status FROM parcels").fetchone()[0])
+
+        # Runs after the cancelled transaction, which still committed in the thread once it had the lock.
+        assert await asyncio.wait_for(writer.transaction(sign), 10) == "signed"
+    finally:
+        await writer.close()
