@@ -14,7 +14,6 @@ the column orders below; SQLAlchemy's per-value processing and result handling n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -27,6 +26,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from logistics import metrics
+from logistics.background import stop_task
 from logistics.db import (
     Database,
     DatabaseUnavailable,
@@ -230,11 +230,8 @@ class GroupCommitter:
         self._task = asyncio.create_task(self._run(), name="group-commit")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         for task in list(self._batches):  # a batch cut short fails its waiters (see _settle)
             task.cancel()
         await asyncio.gather(*self._batches, return_exceptions=True)

@@ -10,10 +10,11 @@ writer task and wait; it stores whatever is waiting in one transaction and wakes
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from logistics.background import stop_task
 from logistics.db import Database
 from logistics.outbox import insert_tasks
 
@@ -28,7 +29,7 @@ class TaskBatcher:
     def __init__(self, db: Database, *, max_rows: int = 1000) -> None:
         self.db = db
         self.max_rows = max_rows
-        self._waiting: list[_Waiting] = []
+        self._waiting: deque[_Waiting] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -36,12 +37,9 @@ class TaskBatcher:
         self._task = asyncio.create_task(self._run(), name="task-batcher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        waiting, self._waiting = self._waiting, []
+        await stop_task(self._task)
+        self._task = None
+        waiting, self._waiting = list(self._waiting), deque()
         _settle(waiting, RuntimeError("service is shutting down"))
 
     async def insert(self, rows: list[dict[str, Any]]) -> None:
@@ -61,7 +59,7 @@ class TaskBatcher:
             batch: list[_Waiting] = []
             count = 0
             while self._waiting and (not batch or count + len(self._waiting[0].rows) <= self.max_rows):
-                item = self._waiting.pop(0)
+                item = self._waiting.popleft()
                 batch.append(item)
                 count += len(item.rows)
             if not self._waiting:

@@ -9,7 +9,6 @@ the applicant's URL is a credential.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -29,6 +28,7 @@ from logistics.api import applicant_links, complaints, scans
 from logistics.api.errors import Problem
 from logistics.api.schemas import BEIJING, Party, PickupWindow
 from logistics.api.shipments import json_response
+from logistics.background import stop_task
 from logistics.models import shipment_cases, shipment_events, shipments, utcnow
 from logistics.ratelimit import RateLimiter, client_ip
 from logistics.staff import StaffCache
@@ -539,10 +539,7 @@ def setup(app: web.Application) -> None:
             # package); notify_expired_links is idempotent, so several API processes may all run it.
             task = asyncio.create_task(_expiry_loop(app), name="applicant-expiry")
         yield
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     app.cleanup_ctx.append(resources)
     app.router.add_routes(scans.routes)

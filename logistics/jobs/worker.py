@@ -4,7 +4,6 @@ progress; ``process_due`` jobs enqueued by the API are the fast path."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from arq import cron
 from arq.worker import Worker, func
 
+from logistics.background import stop_task
 from logistics.config import Settings
 from logistics.db import Database
 from logistics.jobs import deliver, handlers, runner
@@ -105,9 +105,7 @@ async def run_forever(settings: Settings) -> None:
                     log.warning("worker_close_failed", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
             await asyncio.sleep(2)
     finally:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        await stop_task(sweeper)
         await handlers_close(rt)
 
 
