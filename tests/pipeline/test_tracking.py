@@ -57,10 +57,13 @@ async def test_duplicated_and_reordered_pushes_are_deduplicated_and_forward_only
     stop = asyncio.Event()
 
     async def sample() -> None:
-        while not stop.is_set():
+        while True:
+            last = stop.is_set()  # a look begun after the pushes settled sees the final statuses
             for sid, status in (await stack.statuses(list(seen))).items():
                 if not seen[sid] or seen[sid][-1] != status:
                     seen[sid].append(status)
+            if last:
+                return
             await asyncio.sleep(0.01)
 
     sampler = asyncio.create_task(sample())
