@@ -814,6 +814,7 @@ class ChaosRun:
         errors: Counter[str] = Counter()
         uncaught: Counter[str] = Counter()
         orphaned: Counter[str] = Counter()
+        deadlocks: Counter[str] = Counter()
         examples: list[str] = []
         files = [*sorted(self.logs.glob("*.log")), self.redis.dir / "redis.log"]
         for path in files:
@@ -837,6 +838,10 @@ class ChaosRun:
                     examples.append(f"{path.name}: address {pattern.pattern}")
             lines = content.splitlines()
             for n, line in enumerate(lines):
+                # PostgreSQL aborts one of two transactions that lock the same rows in opposite orders. Each is
+                # retried, so nothing is lost, but every one is a lock-order bug (and cost the run its drain).
+                if "deadlock detected" in line:
+                    deadlocks[path.name] += 1
                 if '"level":"error"' in line or "Traceback" in line:
                     errors[path.name] += 1
                 # Structured logs keep a logged traceback inside one JSON line; a bare one is an exception
@@ -856,6 +861,7 @@ class ChaosRun:
         )
         self.report.figure("log lines at error level or with a traceback", dict(errors) or 0)
         self.report.check("uncaught exceptions in the logs", not uncaught, f"{dict(uncaught) or 0}")
+        self.report.check("database deadlocks", not deadlocks, f"{dict(deadlocks) or 0}")
         self.report.figure("renderer spawns cut short by a SIGKILL (expected)", dict(orphaned) or 0)
 
     # -- teardown -------------------------------------------------------------------------------------------

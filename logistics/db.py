@@ -360,6 +360,20 @@ class PostgresBatchWriter:
             await self._discard(conn)
 
 
+# PostgreSQL's answers when another transaction was in the way: deadlock detected, serialization failure, lock
+# not available. The transaction was rolled back whole, and the same work succeeds when tried again.
+_CONFLICT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """Did ``exc`` end a transaction only because another one held what it needed (worth retrying at once)?"""
+    orig = getattr(exc, "orig", None) or exc
+    if getattr(orig, "sqlstate", None) in _CONFLICT_SQLSTATES:
+        return True
+    # SQLite: still locked by another process when the busy timeout ran out.
+    return isinstance(orig, sqlite3.OperationalError) and "database is locked" in str(orig)
+
+
 def describe_db_error(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"

@@ -69,7 +69,12 @@ class Applied:
 
 
 _SHIPMENT = select(shipments).where(shipments.c.id == bindparam("b_id"))
-_SHIPMENT_FOR_UPDATE = _SHIPMENT.with_for_update()
+# FOR NO KEY UPDATE: it excludes every other writer of the shipment (they take this lock, or UPDATE the row,
+# which takes it too) but not the foreign-key checks of rows inserted for the shipment (labels, events,
+# deliveries), which take FOR KEY SHARE. Under FOR UPDATE a label store holding one shipment's key-share lock
+# while waiting for another's deadlocked with a webhook batch that had locked the second and wanted the first
+# (the chaos run on PostgreSQL); the shipment's key never changes, so nothing needs the stronger lock.
+_SHIPMENT_FOR_UPDATE = _SHIPMENT.with_for_update(key_share=True)
 
 
 async def lock_shipment(conn: AsyncConnection, shipment_id: str) -> dict[str, Any] | None:
@@ -83,8 +88,21 @@ async def lock_shipments(conn: AsyncConnection, shipment_ids: Iterable[str]) -> 
     locking overlapping sets cannot deadlock."""
     query = select(shipments).where(shipments.c.id.in_(sorted(set(shipment_ids)))).order_by(shipments.c.id)
     if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)
     return {r.id: dict(r._mapping) for r in await conn.execute(query)}
+
+
+async def lock_shipment_ids(conn: AsyncConnection, shipment_ids: Iterable[str]) -> None:
+    """``lock_shipments`` without reading the rows: for a transaction about to update several shipments with
+    one statement, whose own row locks would come in the order the plan meets the rows (on PostgreSQL a bitmap
+    scan meets them in the table's physical order), not in the id order every other locker keeps."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            select(shipments.c.id)
+            .where(shipments.c.id.in_(sorted(set(shipment_ids))))
+            .order_by(shipments.c.id)
+            .with_for_update(key_share=True)
+        )
 
 
 async def apply_event(
@@ -182,8 +200,7 @@ def new_delivery_id() -> str:
 
 async def lock_for_webhooks(conn: AsyncConnection, shipment_id: str) -> None:
     """Serialise everything that adds, requeues or finishes this shipment's deliveries (PostgreSQL row lock)."""
-    if conn.dialect.name == "postgresql":
-        await conn.execute(select(shipments.c.id).where(shipments.c.id == shipment_id).with_for_update())
+    await lock_shipment_ids(conn, [shipment_id])
 
 
 async def emit(

@@ -43,6 +43,7 @@ from labels.pdf import CHUNK_BYTES
 from labels.pdfwriter import Sink
 from logistics.config import Settings
 from logistics.db import Database
+from logistics.events import lock_shipment_ids
 from logistics.models import label_renders, shipment_cases, shipments, utcnow
 
 __all__ = [
@@ -176,6 +177,7 @@ async def ensure_printed_at(db: Database, rows: Sequence[dict[str, Any]]) -> Non
     async with db.write() as conn:
         for start in range(0, len(missing), 500):
             chunk = missing[start : start + 500]
+            await lock_shipment_ids(conn, chunk)  # in id order, like every other transaction locking several
             # Only where still unset: a concurrent first print may have won, and its time is the one to keep.
             await conn.execute(
                 update(shipments)
@@ -289,6 +291,9 @@ async def get_rendered_many(
             }
             for (sid, digest, _), body in zip(missing, bodies, strict=True)
         ]
+        # In id order: two stores of overlapping labels (a claim run again after its lease ran out) then wait
+        # for each other's rows in one order instead of deadlocking on PostgreSQL.
+        stored.sort(key=lambda row: row["shipment_id"])
         async with db.write() as conn:
             await conn.execute(_UPSERT[conn.dialect.name], stored)
         for row in stored:

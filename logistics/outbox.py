@@ -169,14 +169,19 @@ async def retry_later(conn: AsyncConnection, task: Task, due_at: datetime, error
 
 
 async def renew_leases(conn: AsyncConnection, tasks: Collection[Task], until: datetime) -> None:
-    """Extend the leases of tasks still ours: finished ones are gone, retried ones carry no claim token."""
+    """Extend the leases of tasks still ours: finished ones are gone, retried ones carry no claim token.
+
+    On PostgreSQL a row locked by someone else is left for the next renewal (a third of a lease later): the
+    handler finishing it, or a transaction making the shipment's webhook task due sooner, takes those rows in
+    its own order, and a renewal waiting for one while holding another could deadlock with it."""
     by_token: dict[str, list[int]] = {}
     for task in tasks:
         by_token.setdefault(task.claim_token, []).append(task.id)
     for token, ids in by_token.items():
-        await conn.execute(
-            update(outbox).where(outbox.c.id.in_(ids), outbox.c.claim_token == token).values(lease_until=until)
-        )
+        ours = select(outbox.c.id).where(outbox.c.id.in_(ids), outbox.c.claim_token == token)
+        if conn.dialect.name == "postgresql":
+            ours = ours.with_for_update(skip_locked=True)
+        await conn.execute(update(outbox).where(outbox.c.id.in_(ours.scalar_subquery())).values(lease_until=until))
 
 
 async def count_due(db: Database, now: datetime | None = None) -> int:

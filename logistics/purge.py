@@ -41,7 +41,11 @@ async def purge_finished(db: Database, *, after: timedelta, now: datetime | None
             await conn.execute(
                 select(shipments.c.id, shipments.c.sender, shipments.c.recipient)
                 .where(shipments.c.finished_at < now - after, shipments.c.purged_at.is_(None))
+                .order_by(shipments.c.id)
                 .limit(batch)
+                # Locked up front in id order, like every transaction that writes several shipments; a late
+                # carrier event for one of them waits instead of deadlocking.
+                .with_for_update(key_share=True)
             )
         ).all()
         for row in rows:

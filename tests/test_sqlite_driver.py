@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from logistics import sqlite_driver
-from logistics.db import Database, SqliteBatchWriter
+from logistics.db import Database, SqliteBatchWriter, is_lock_conflict
 
 
 @pytest.fixture
@@ -106,9 +106,10 @@ async def test_a_lock_held_past_the_busy_timeout_is_an_error(
 ) -> None:
     conn = await sqlite_driver.connect(path, busy_timeout_ms=200, isolation_level=None)
     try:
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
+        with pytest.raises(sqlite3.OperationalError, match="locked") as raised:
             await conn.execute("BEGIN IMMEDIATE")
         assert conn.waits == 1
+        assert is_lock_conflict(raised.value)  # a task that met it is tried again at once, not backed off
     finally:
         await conn.close()
 

@@ -33,9 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from logistics import metrics
 from logistics.db import sqlite_timestamp
-from logistics.events import WEBHOOK_TASK, webhook_body
+from logistics.events import WEBHOOK_TASK, lock_shipment_ids, webhook_body
 from logistics.jobs.runner import Runtime, handles, handles_batch
-from logistics.models import clients, outbox, shipments, utcnow, webhook_deliveries
+from logistics.models import clients, outbox, utcnow, webhook_deliveries
 from logistics.outbox import Task, retry_later
 from webhooks import DEFAULT_SCHEDULE, AddressPolicy, AttemptResult, RetrySchedule, Sender, classify, retry_delay
 
@@ -360,14 +360,6 @@ async def _store(conn: AsyncConnection, rt: Runtime, sent: list[_Sent], batch: _
     return disabled
 
 
-async def _lock_all(conn: AsyncConnection, shipment_ids: list[str]) -> None:
-    """``lock_for_webhooks`` for many shipments, in id order so that two batches cannot deadlock."""
-    if conn.dialect.name == "postgresql":
-        await conn.execute(
-            select(shipments.c.id).where(shipments.c.id.in_(shipment_ids)).order_by(shipments.c.id).with_for_update()
-        )
-
-
 async def _pending(conn: AsyncConnection, shipment_ids: list[str]) -> dict[str, list[Row[Any]]]:
     """The shipments' pending deliveries, oldest first: one query for all."""
     rows = await conn.execute(
@@ -412,7 +404,7 @@ async def _finish_all(conn: AsyncConnection, tasks: list[Task]) -> None:
 async def _plan_batch(conn: AsyncConnection, tasks: list[Task], now: datetime) -> list[_Run]:
     """Under the shipments' locks: what each task may send now. Tasks with nothing to send are settled here."""
     sids = sorted({str(t.shipment_id) for t in tasks})
-    await _lock_all(conn, sids)
+    await lock_shipment_ids(conn, sids)
     first_ids = await conn.execute(
         select(func.min(outbox.c.id))
         .where(outbox.c.kind == WEBHOOK_TASK, outbox.c.shipment_id.in_(sids))
@@ -559,7 +551,7 @@ async def _close(rt: Runtime, batch: _Batch, runs: list[_Run]) -> None:
     async with rt.db.write() as conn:
         if runs:
             # Locks first, then client and delivery rows: the order every other writer of them takes.
-            await _lock_all(conn, sorted({str(r.task.shipment_id) for r in runs}))
+            await lock_shipment_ids(conn, {str(r.task.shipment_id) for r in runs})
         disabled = await _store(conn, rt, sent, batch) if sent else []
         if runs:
             await _settle_in(conn, runs, _now(rt))

@@ -26,6 +26,7 @@ from carriers.base import (
 )
 from logistics import logs, metrics
 from logistics.carrier import carrier_session, create_carrier, dedup_key, event_payload, order_request
+from logistics.db import describe_db_error
 from logistics.events import apply_event, lock_shipments
 from logistics.jobs.runner import Runtime, backoff, handles, handles_batch, in_lane, run_task, stop_lanes
 from logistics.lifecycle import FINAL
@@ -333,7 +334,8 @@ async def carrier_event_batch(rt: Runtime, tasks: list[Task]) -> None:
                 await apply_carrier_events(conn, events, source=source)
             await finish_many(conn, tasks)
     except Exception as exc:
-        log.warning("carrier_event_batch_failed", extra={"tasks": len(tasks), "error": type(exc).__name__})
+        error = f"{type(exc).__name__}: {describe_db_error(exc)}"
+        log.warning("carrier_event_batch_failed", extra={"tasks": len(tasks), "error": error})
         for task in tasks:
             await run_task(rt, task)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from logistics import logs, metrics
 from logistics.config import Settings
-from logistics.db import Database
+from logistics.db import Database, is_lock_conflict
 from logistics.models import utcnow
 from logistics.outbox import Task, claim_due, count_due, renew_leases, retry_later
 from logistics.queue import WorkSignal
@@ -77,6 +77,16 @@ def backoff(attempts: int, *, base: float = 2.0, cap: float = 300.0) -> timedelt
     return timedelta(seconds=random.uniform(0, min(cap, base * 2 ** min(attempts, 20))))
 
 
+def failed_retry_delay(exc: BaseException, attempts: int) -> timedelta:
+    """When to run a task again after ``exc`` ended its run. A lock conflict (a deadlock victim on PostgreSQL)
+    is over once the other transaction ends, so it is tried again within a second. Backing it off by the task's
+    attempts, which count every scheduled webhook retry too, left a shipment's webhooks waiting minutes (CI's
+    chaos run timed out draining them)."""
+    if is_lock_conflict(exc):
+        return timedelta(seconds=random.uniform(0.1, 1.0))
+    return backoff(attempts)
+
+
 async def run_task(rt: Runtime, task: Task) -> None:
     token = logs.request_id.set(task.request_id)
     try:
@@ -99,7 +109,9 @@ async def run_task(rt: Runtime, task: Task) -> None:
             },
         )
         async with rt.db.write() as conn:
-            await retry_later(conn, task, utcnow() + backoff(task.attempts), f"{type(exc).__name__}: {exc}")
+            await retry_later(
+                conn, task, utcnow() + failed_retry_delay(exc, task.attempts), f"{type(exc).__name__}: {exc}"
+            )
     finally:
         logs.request_id.reset(token)
 
@@ -120,7 +132,8 @@ async def run_batch(rt: Runtime, kind: str, tasks: list[Task]) -> None:
         async with rt.db.write() as conn:
             # A task the handler already finished or deferred no longer carries our claim token: untouched.
             for task in tasks:
-                await retry_later(conn, task, utcnow() + backoff(task.attempts), f"{type(exc).__name__}: {exc}")
+                due = utcnow() + failed_retry_delay(exc, task.attempts)
+                await retry_later(conn, task, due, f"{type(exc).__name__}: {exc}")
 
 
 class Lane:
