@@ -114,8 +114,20 @@ async def test_a_lock_held_past_the_busy_timeout_is_an_error(
         await conn.close()
 
 
-def _deliver(conn: sqlite3.Connection) -> int:
-    return conn.execute("UPDATE parcels SET status = 'delivered' WHERE waybill_no = '1151234567890'").rowcount
+def _deliver(conn: sqlite3.Connection, threaded: bool) -> tuple[int, bool, bool]:
+    """Delivers the parcel; returns the rows changed, whether the writer said it ran in its thread, and whether
+    it really did."""
+    changed = conn.execute("UPDATE parcels SET status = 'delivered' WHERE waybill_no = '1151234567890'").rowcount
+    return changed, threaded, threading.current_thread() is not threading.main_thread()
+
+
+async def test_a_group_commit_runs_on_the_event_loop_thread_when_nobody_else_writes(path: Path) -> None:
+    writer = SqliteBatchWriter(str(path), asyncio.Lock())
+    try:
+        assert await writer.transaction(_deliver) == (1, False, False)
+        assert _status(path) == "delivered"
+    finally:
+        await writer.close()
 
 
 async def test_the_group_commit_waits_for_another_process_without_stopping_the_event_loop(
@@ -127,7 +139,7 @@ async def test_the_group_commit_waits_for_another_process_without_stopping_the_e
         await asyncio.sleep(0.2)  # the loop runs meanwhile
         assert not writing.done()
         other_process_writing.execute("COMMIT")
-        assert await asyncio.wait_for(writing, 10) == 1
+        assert await asyncio.wait_for(writing, 10) == (1, True, True)  # told so: it keeps to few, large calls
         assert _status(path) == "delivered"
     finally:
         await writer.close()
@@ -143,7 +155,7 @@ async def test_a_group_commit_after_a_cancelled_one_waits_for_it_and_both_keep_t
                 await writer.transaction(_deliver)  # cancelled while its thread waits for the lock
         asyncio.get_running_loop().call_later(0.3, other_process_writing.execute, "COMMIT")
 
-        def sign(conn: sqlite3.Connection) -> str:
+        def sign(conn: sqlite3.Connection, _threaded: bool) -> str:
             conn.execute("UPDATE parcels SET status = 'signed' WHERE status = 'delivered'")
             return str(conn.execute("SELECT status FROM parcels").fetchone()[0])
 

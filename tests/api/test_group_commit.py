@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from logistics import ids
 from logistics.clients import Credentials
-from logistics.db import Database, DatabaseUnavailable
+from logistics.db import Database, DatabaseUnavailable, SqliteBatchWriter
 from logistics.ingest import GroupCommitter, NewShipment, Outcome
 from logistics.models import idempotency_records, outbox, shipment_cases, shipment_events, shipments
 
@@ -46,9 +48,37 @@ async def test_the_create_answer_is_what_a_read_shows(
     assert list(read) == [*created, "events"]  # the same key order too
 
 
-async def test_create_stores_every_column(api: TestClient, hall: Credentials, db: Database) -> None:
+async def _while_another_process_writes(api: TestClient, db: Database, request: Any) -> Any:
+    """``request`` (a coroutine) answered while another process held SQLite's write lock: the group commit
+    waits for it in the writer's thread, where it writes the batch its other way (five statements over JSON)."""
+    writer = api.app["committer"].writer
+    assert isinstance(writer, SqliteBatchWriter)
+    other = sqlite3.connect(make_url(db.url).database or "", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        answer = asyncio.ensure_future(request)
+
+        async def handed_to_the_thread() -> bool:
+            return writer.waits == 1
+
+        await eventually(handed_to_the_thread)
+        other.execute("COMMIT")
+        return await answer
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("path", ["on the event loop", "in the writer's thread"])
+async def test_create_stores_every_column(api: TestClient, hall: Credentials, db: Database, path: str) -> None:
     key = {"Idempotency-Key": "columns-1"}
-    resp = await api.post("/v1/shipments", json=intake_body(), headers={**auth(hall), **key, "X-Request-ID": "rq-1"})
+    request = api.post("/v1/shipments", json=intake_body(), headers={**auth(hall), **key, "X-Request-ID": "rq-1"})
+    if path == "on the event loop":
+        resp = await request
+    elif db.is_sqlite:
+        resp = await _while_another_process_writes(api, db, request)
+    else:
+        request.close()
+        pytest.skip("PostgreSQL writes every batch one way")
     body = await resp.json()
     async with db.read() as conn:
         row = (await conn.execute(select(shipments).where(shipments.c.id == body["id"]))).one()._mapping
