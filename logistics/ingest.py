@@ -425,8 +425,29 @@ def _sqlite_batch(conn: sqlite3.Connection, batch: list[NewShipment], threaded: 
             conn.execute(statement, (param,))
         if keyed:
             conn.execute(_SQLITE_IDEMPOTENCY, (param,))
-        return outcomes
-    shipment_rows, cases, events, tasks, records = [], [], [], [], []
+    else:
+        for statement, rows in zip(_SQLITE_ROW_INSERTS, _sqlite_rows(fresh, items), strict=True):
+            if rows:
+                conn.executemany(statement, rows)
+    return outcomes
+
+
+_SQLITE_ROW_INSERTS = (
+    _SQLITE_SHIPMENT_ROW,
+    _SQLITE_CASE_ROW,
+    _SQLITE_EVENT_ROW,
+    _SQLITE_OUTBOX_ROW,
+    _SQLITE_IDEMPOTENCY_ROW,
+)
+
+
+def _sqlite_rows(fresh: list[NewShipment], items: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+    """The parameters of each of ``_SQLITE_ROW_INSERTS`` for ``fresh`` (whose ``_sqlite_item`` are ``items``)."""
+    shipment_rows: list[tuple[Any, ...]] = []
+    cases: list[tuple[Any, ...]] = []
+    events: list[tuple[Any, ...]] = []
+    tasks: list[tuple[Any, ...]] = []
+    records: list[tuple[Any, ...]] = []
     for item, row in zip(fresh, items, strict=True):
         sid, created = row[_ID], row[_CREATED_AT]
         values = list(row[:_CASES])
@@ -441,13 +462,7 @@ def _sqlite_batch(conn: sqlite3.Connection, batch: list[NewShipment], threaded: 
         if item.idempotency is not None:
             client_id, key, request_hash, response_body = item.idempotency
             records.append((client_id, key, request_hash, sid, response_body, created))
-    conn.executemany(_SQLITE_SHIPMENT_ROW, shipment_rows)
-    conn.executemany(_SQLITE_CASE_ROW, cases)
-    conn.executemany(_SQLITE_EVENT_ROW, events)
-    conn.executemany(_SQLITE_OUTBOX_ROW, tasks)
-    if keyed:
-        conn.executemany(_SQLITE_IDEMPOTENCY_ROW, records)
-    return outcomes
+    return [shipment_rows, cases, events, tasks, records]
 
 
 async def _postgres_batch(conn: asyncpg.Connection, batch: list[NewShipment]) -> list[Outcome]:
