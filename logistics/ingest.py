@@ -127,12 +127,8 @@ _SQLITE_IDEMPOTENCY = (
 # SQLite on the event loop (the usual case): one executemany per table. No other thread wants the GIL there, so
 # a row's step costs no hand-over, and binding plain values is a third of the CPU of extracting each column
 # from the batch's JSON (24 → 8 µs per shipment row, the largest single cost of a create on SQLite).
-def _placeholders(count: int) -> str:
-    return ", ".join("?" * count)
-
-
 _SQLITE_SHIPMENT_ROW = (
-    f"INSERT INTO shipments ({_SHIPMENT_INSERT}) VALUES ({_placeholders(len(SHIPMENT_COLUMNS) + 2)})"
+    f"INSERT INTO shipments ({_SHIPMENT_INSERT}) VALUES ({', '.join('?' * (len(SHIPMENT_COLUMNS) + 2))})"
 )
 _SQLITE_CASE_ROW = f"INSERT INTO shipment_cases ({_q(_CASE_COLUMNS)}) VALUES (?, ?, ?, ?)"
 _SQLITE_EVENT_ROW = f"INSERT INTO shipment_events ({_q(_EVENT_COLUMNS)}) VALUES (?, 1, ?, ?, ?, 'api')"
