@@ -146,7 +146,8 @@ class ShipmentEvent(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    shipment_id: str = Field(foreign_key="shipments.id", index=True, max_length=40)
+    # No index of its own: uq_shipment_events_sequence leads with it and serves every lookup by shipment.
+    shipment_id: str = Field(foreign_key="shipments.id", max_length=40)
     sequence: int
     status: str = Field(max_length=32)
     occurred_at: datetime = _ts()
