@@ -306,7 +306,10 @@ class PostgresBatchWriter:
     A connection that fails is dropped; the next batch takes a fresh one.
     """
 
-    in_flight = 2  # batches worth overlapping: more take connections from the readers' pool and shrink batches
+    # One batch at a time: what arrives meanwhile makes the next batch. Two in flight halved the batches, and the
+    # server's work per shipment (a statement, a commit) rose with it on the cores the API shares: create on
+    # PostgreSQL 36–39 % of bare aiohttp with two, 40–43 % with one (benchmarks/api.py, alternating runs).
+    in_flight = 1
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
