@@ -381,7 +381,7 @@ def is_lock_conflict(exc: BaseException) -> bool:
     if getattr(orig, "sqlstate", None) in _CONFLICT_SQLSTATES:
         return True
     # SQLite: still locked by another process when the busy timeout ran out.
-    return isinstance(orig, sqlite3.OperationalError) and "database is locked" in str(orig)
+    return isinstance(orig, sqlite3.OperationalError) and sqlite_driver.is_busy(orig)
 
 
 def describe_db_error(exc: BaseException) -> str:

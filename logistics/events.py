@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from logistics import ids
@@ -86,10 +86,8 @@ async def lock_shipment(conn: AsyncConnection, shipment_id: str) -> dict[str, An
 async def lock_shipments(conn: AsyncConnection, shipment_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Like ``lock_shipment`` for many rows at once, by id, locked in id order so that two transactions
     locking overlapping sets cannot deadlock."""
-    query = select(shipments).where(shipments.c.id.in_(sorted(set(shipment_ids)))).order_by(shipments.c.id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(key_share=True)
-    return {r.id: dict(r._mapping) for r in await conn.execute(query)}
+    rows = await conn.execute(_locking(select(shipments), shipment_ids))
+    return {r.id: dict(r._mapping) for r in rows}
 
 
 async def lock_shipment_ids(conn: AsyncConnection, shipment_ids: Iterable[str]) -> None:
@@ -97,12 +95,13 @@ async def lock_shipment_ids(conn: AsyncConnection, shipment_ids: Iterable[str]) 
     one statement, whose own row locks would come in the order the plan meets the rows (on PostgreSQL a bitmap
     scan meets them in the table's physical order), not in the id order every other locker keeps."""
     if conn.dialect.name == "postgresql":
-        await conn.execute(
-            select(shipments.c.id)
-            .where(shipments.c.id.in_(sorted(set(shipment_ids))))
-            .order_by(shipments.c.id)
-            .with_for_update(key_share=True)
-        )
+        await conn.execute(_locking(select(shipments.c.id), shipment_ids))
+
+
+def _locking(query: Select[Any], shipment_ids: Iterable[str]) -> Select[Any]:
+    """``query`` for these shipments, locked in id order (SQLite, one writer at a time, renders no lock)."""
+    ids = sorted(set(shipment_ids))
+    return query.where(shipments.c.id.in_(ids)).order_by(shipments.c.id).with_for_update(key_share=True)
 
 
 async def apply_event(
