@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
@@ -300,6 +301,31 @@ async def test_commits_wake_the_workers_at_most_once_per_interval_and_the_last_i
     finally:
         await committer.stop()
     assert len(calls) == 4  # a commit still to announce is announced on stop
+
+
+def test_a_batch_takes_half_of_a_long_queue_and_all_of_a_short_one() -> None:
+    committer = GroupCommitter(Database("sqlite+aiosqlite:///unused.db"), max_batch=500, split_at=16)
+    assert [committer.batch_size(n) for n in (1, 15, 16, 41, 2000)] == [1, 15, 8, 21, 500]
+
+
+async def test_forty_waiting_requests_are_committed_in_halves(db: Database, hall: Credentials) -> None:
+    def batches() -> tuple[float, float]:
+        count = REGISTRY.get_sample_value("logistics_group_commit_batch_size_count") or 0.0
+        total = REGISTRY.get_sample_value("logistics_group_commit_batch_size_sum") or 0.0
+        return count, total
+
+    committer = GroupCommitter(db, split_at=16)
+    await committer.start()
+    before = batches()
+    try:
+        items = [_item(hall.id) for _ in range(40)]
+        results = await asyncio.gather(*(committer.submit(i) for i in items))  # all queued before the first batch
+    finally:
+        await committer.stop()
+    after = batches()
+    assert results == [Outcome(True)] * 40
+    assert (after[0] - before[0], after[1] - before[1]) == (3, 40)  # 20, then 10 and 10
+    assert [await _created(db, i.shipment[0]) for i in items] == [True] * 40
 
 
 async def test_a_replay_alone_wakes_no_worker(db: Database, hall: Credentials) -> None:
