@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
 import json
+import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -20,6 +23,18 @@ from logistics.db import Database, DatabaseUnavailable
 
 class CliError(Exception):
     """A problem the operator can fix; printed as one line, exit code 2."""
+
+
+@contextlib.contextmanager
+def _listening(host: str, port: int, setting: str) -> Iterator[None]:
+    """A port that cannot be bound is the operator's to fix: one line naming the setting, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        reason = os.strerror(exc.errno).lower()
+        raise CliError(f"cannot listen on {host}:{port} ({reason}); choose another with {setting}") from None
 
 
 def load_settings() -> Settings:
@@ -122,14 +137,15 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
         # The API keeps accepting shipments without Redis (work waits in the database), so this is a warning.
         print(f"logistics: warning: {exc}; shipments are still accepted and wait in the database", file=sys.stderr)
     try:
-        web.run_app(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            print=None,
-            access_log=None,
-            handle_signals=True,
-        )
+        with _listening(settings.host, settings.port, "LOGISTICS_PORT"):
+            web.run_app(
+                create_app(settings),
+                host=settings.host,
+                port=settings.port,
+                print=None,
+                access_log=None,
+                handle_signals=True,
+            )
     finally:
         if server is not None:
             server.stop()
@@ -178,7 +194,9 @@ def cmd_ems_sim(args: argparse.Namespace, settings: Settings) -> None:
         callback_url=args.callback_url or f"{settings.base_url}/carriers/ems/push",
         step_seconds=args.step_seconds if args.step_seconds is not None else settings.ems_sim_step_seconds,
     )
-    _run_until_signal(serve(config, settings.ems_sim_host, args.port or settings.ems_sim_port))
+    port = args.port or settings.ems_sim_port
+    with _listening(settings.ems_sim_host, port, "--port or LOGISTICS_EMS_SIM_PORT"):
+        _run_until_signal(serve(config, settings.ems_sim_host, port))
 
 
 def cmd_clients_create(args: argparse.Namespace, settings: Settings) -> None:

@@ -20,6 +20,8 @@ from logistics.cli import CliError, _ensure_redis, _with_db, migrate_now
 from logistics.config import Settings
 
 CHILDREN = ("ems-sim", "api", "worker")
+# A child that exits with 2 (CliError: the operator's to fix) this soon after it started failed to start.
+STARTUP_SECONDS = 30.0
 
 
 def _demo_credentials(settings: Settings) -> dict[str, Any]:
@@ -81,20 +83,25 @@ def run(settings: Settings) -> None:
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        started: dict[str, float] = {}
         for name in CHILDREN:
-            children[name] = _spawn(name, env)
+            children[name], started[name] = _spawn(name, env), time.monotonic()
         print(_banner(settings, creds), flush=True)
         restarts: dict[str, float] = {}
         while not stopping:
             time.sleep(0.5)
             for name, proc in list(children.items()):
                 if proc.poll() is not None and not stopping:
+                    if proc.returncode == 2 and time.monotonic() - started[name] < STARTUP_SECONDS:
+                        # It printed a problem for the operator (a port in use, say): starting it again
+                        # would only print it again, forever.
+                        raise CliError(f"dev: {name} could not start (its message is above)")
                     # A crash loop should not spin: wait a little longer each time within a minute.
                     delay = 1.0 if time.monotonic() - restarts.get(name, 0) > 60 else 5.0
                     print(f"logistics dev: {name} exited with {proc.returncode}; restarting", file=sys.stderr)
                     time.sleep(delay)
                     restarts[name] = time.monotonic()
-                    children[name] = _spawn(name, env)
+                    children[name], started[name] = _spawn(name, env), time.monotonic()
     except CliError:
         raise
     finally:

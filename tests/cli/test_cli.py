@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,28 @@ def test_worker_with_unreachable_redis_is_a_clear_error(migrated: Path) -> None:
     result = run("worker", env={"LOGISTICS_REDIS_URL": "redis://127.0.0.1:1/0"}, tmp=migrated)
     assert result.returncode == 2
     assert result.stderr.startswith("logistics: cannot reach Redis at redis://127.0.0.1:1/0")
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+def test_api_on_a_port_in_use_is_a_clear_error(migrated: Path, taken_port: int) -> None:
+    # Redis unreachable is only a warning for the API, so the run gets as far as binding its port.
+    env = {"LOGISTICS_PORT": str(taken_port), "LOGISTICS_REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = run("api", env=env, tmp=migrated)
+    assert result.returncode == 2
+    assert f"logistics: cannot listen on 127.0.0.1:{taken_port} (address already in use)" in result.stderr
+    assert "LOGISTICS_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_simulator_on_a_port_in_use_is_a_clear_error(tmp_path: Path, taken_port: int) -> None:
+    result = run("ems-sim", "--port", str(taken_port), tmp=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"logistics: cannot listen on 127.0.0.1:{taken_port} (address already in use)")
+    assert "Traceback" not in result.stderr
