@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from logistics import sqlite_driver
+from logistics import ids, sqlite_driver
 from logistics.db import Database, SqliteBatchWriter, is_lock_conflict
 
 
@@ -163,3 +163,62 @@ async def test_a_group_commit_after_a_cancelled_one_waits_for_it_and_both_keep_t
         assert await asyncio.wait_for(writer.transaction(sign), 10) == "signed"
     finally:
         await writer.close()
+
+
+_ADDRESS = "河南省郑州市上街区新安路街道济源路8号院3号楼2单元501室，收件人王秀英，电话13803712345"
+
+
+def _receive(rows: int) -> Callable[[sqlite3.Connection, bool], None]:
+    """A batch of parcels, like the group commit's: many rows per transaction."""
+
+    def work(conn: sqlite3.Connection, _threaded: bool) -> None:
+        conn.executemany(
+            "INSERT INTO parcels (waybill_no, status) VALUES (?, ?)",
+            [(f"{ids.ulid()}", f"已收寄 {_ADDRESS}") for _ in range(rows)],
+        )
+
+    return work
+
+
+def _wal_bytes(path: Path) -> int:
+    return Path(f"{path}-wal").stat().st_size
+
+
+def _unchecked_frames(reader: sqlite3.Connection) -> int:
+    """Frames in the WAL that a checkpoint has not copied into the database file (copying them now)."""
+    _busy, log_frames, checkpointed = reader.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(log_frames - checkpointed)
+
+
+async def test_group_commits_leave_checkpoints_to_the_writer_which_copies_the_whole_wal(path: Path) -> None:
+    reader = sqlite3.connect(path)  # open throughout, so the WAL is never removed on a last close
+    writer = SqliteBatchWriter(str(path), asyncio.Lock(), checkpoint_interval=3600)
+    try:
+        for _ in range(100):
+            await writer.transaction(_receive(200))
+        # ≈ 7 MB of WAL; SQLite's automatic checkpoint would have started it over after 1,000 pages (4 MiB).
+        assert _wal_bytes(path) > 5 * 1024 * 1024
+        await writer.checkpoint()
+        assert _unchecked_frames(reader) == 0
+        await writer.transaction(_receive(1))
+        _busy, frames, _copied = reader.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert 0 < frames < 20  # the commit after a full checkpoint starts the WAL from its beginning
+        assert reader.execute("SELECT count(*) FROM parcels").fetchone()[0] == 1 + 100 * 200 + 1
+    finally:
+        await writer.close()
+        reader.close()
+
+
+async def test_checkpoints_keep_up_with_commits_in_the_background(path: Path) -> None:
+    reader = sqlite3.connect(path)
+    writer = SqliteBatchWriter(str(path), asyncio.Lock(), checkpoint_interval=0)
+    try:
+        for _ in range(150):
+            await writer.transaction(_receive(200))
+            await asyncio.sleep(0)  # batch after batch: a checkpoint never finds the WAL still
+        # Never checkpointed, these batches make ≈ 10 MB of WAL; caught up, each commit starts it over.
+        assert _wal_bytes(path) < 2 * 1024 * 1024
+        assert _unchecked_frames(reader) < 20
+    finally:
+        await writer.close()
+        reader.close()
