@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
-from logistics.api.schemas import FieldError
+from logistics.api.schemas import PATTERN_MESSAGES, FieldError
 
 PROBLEM_TYPE_BASE = "https://docs.gov-logistics.invalid/problems/"
 CONTENT_TYPE = "application/problem+json"
@@ -66,6 +66,9 @@ def from_validation_error(exc: ValidationError) -> Problem:
         if isinstance(cause, FieldError):
             field = ".".join(p for p in (loc, cause.field) if p)
             message = cause.message
+        elif err["type"] == "string_pattern_mismatch" and str(err["loc"][-1]) in PATTERN_MESSAGES:
+            field = loc
+            message = PATTERN_MESSAGES[str(err["loc"][-1])]
         else:
             field = loc or "body"
             message = err["msg"].removeprefix("Value error, ")

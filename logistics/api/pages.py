@@ -26,7 +26,7 @@ from sqlalchemy import select
 from logistics import applicant
 from logistics.api import applicant_links, complaints, scans
 from logistics.api.errors import Problem
-from logistics.api.schemas import BEIJING, Party, PickupWindow
+from logistics.api.schemas import BEIJING, PartyForm, PickupWindow
 from logistics.api.shipments import json_response
 from logistics.background import stop_task
 from logistics.models import shipment_cases, shipment_events, shipments, utcnow
@@ -456,7 +456,7 @@ async def applicant_choose(request: web.Request) -> web.Response:
         errors: dict[str, str] = {}
         party = window = None
         try:
-            party = Party.model_validate({k: values[k] for k in PARTY_FIELDS if values[k] or k != "postcode"})
+            party = PartyForm.model_validate({k: values[k] for k in PARTY_FIELDS if values[k] or k != "postcode"})
         except ValidationError as exc:
             errors |= _chinese_errors(exc)
         if row["kind"] == "intake":
