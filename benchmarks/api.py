@@ -1,6 +1,6 @@
 """Create-shipment throughput and latency against a bare aiohttp JSON endpoint, same load generator, same run.
 
-    .venv/bin/python benchmarks/api.py [--postgres postgresql://postgres@127.0.0.1:5432/test] [--seconds 10]
+    .venv/bin/python benchmarks/api.py [--postgres postgresql://postgres@127.0.0.1:5432/test] [--rounds 3]
 
 Needs `wrk` (Debian package `wrk`). Every server runs as one process, like the bare baseline. The figures
 that matter are the ratios: this machine is shared and noisy, so absolute numbers move between runs.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -136,50 +137,67 @@ async def count_rows(url: str) -> tuple[int, int]:
     return shipments, tasks
 
 
+def merge(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One target's windows as one figure: requests over seconds, the median window's p50, the worst p99."""
+    seconds = sum(w["seconds"] for w in windows)
+    return {
+        "rps": sum(w["requests"] for w in windows) / seconds,
+        "requests": sum(w["requests"] for w in windows),
+        "non2xx": sum(w["non2xx"] for w in windows),
+        "socket_errors": "; ".join(w["socket_errors"] for w in windows if w["socket_errors"]),
+        "p50": sorted(w["p50"] for w in windows)[len(windows) // 2],
+        "p99": max(w["p99"] for w in windows),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", default=os.environ.get("LOGISTICS_TEST_POSTGRES_URL"))
     parser.add_argument("--redis", default=os.environ.get("LOGISTICS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=4, help="length of one window")
+    parser.add_argument("--rounds", type=int, default=3, help="windows per endpoint, taken in turn")
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("benchmarks/api.py needs wrk: apt-get install wrk")
 
-    results: dict[str, dict[str, Any]] = {}
-    port = free_port()
-    bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
-    try:
-        wait_ready(port)
-        run_wrk(port, "-", 2, args.connections)  # warm-up
-        results["bare aiohttp"] = run_wrk(port, "-", args.seconds, args.connections)
-    finally:
-        bare.terminate()
-        bare.wait()
-
     targets = [("sqlite", None)] + ([("postgresql", args.postgres)] if args.postgres else [])
-    for name, url in targets:
-        with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as stack:
+        servers: dict[str, tuple[int, str]] = {}  # name → (port, api key)
+        port = free_port()
+        bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
+        stack.callback(_stop, bare)
+        wait_ready(port)
+        servers["bare aiohttp"] = (port, "-")
+        stores: dict[str, str] = {}
+        for name, url in targets:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory())
             env = {**os.environ, "LOGISTICS_DATA_DIR": tmp, "LOGISTICS_REDIS_URL": args.redis,
-                   "LOGISTICS_QUEUE_NAME": f"bench:{os.getpid()}", "LOGISTICS_LOG_LEVEL": "WARNING"}
+                   "LOGISTICS_QUEUE_NAME": f"bench:{os.getpid()}:{name}", "LOGISTICS_LOG_LEVEL": "WARNING"}
             if url:
                 url = asyncio.run(fresh_database(url, "logistics_bench_api"))
                 env["LOGISTICS_DATABASE_URL"] = url
             key = prepare(env)
             port = free_port()
-            proc = start_logistics(env, port)
-            try:
-                run_wrk(port, key, 2, args.connections)  # warm-up
-                result = run_wrk(port, key, args.seconds, args.connections)
-            finally:
-                proc.terminate()
-                proc.wait()
-            db_url = url or f"sqlite+aiosqlite:///{tmp}/logistics.db"
-            result["stored"], result["outbox"] = asyncio.run(count_rows(db_url))
-            results[f"create on {name}"] = result
+            stack.callback(_stop, start_logistics(env, port))
+            servers[f"create on {name}"] = (port, key)
+            stores[f"create on {name}"] = url or f"sqlite+aiosqlite:///{tmp}/logistics.db"
+        for port, key in servers.values():
+            run_wrk(port, key, 2, args.connections)  # warm-up
+        # The endpoints take turns, a window each, so that the machine's slow and fast spells (it is shared)
+        # fall on all of them alike: each ratio compares figures taken minutes apart at most.
+        windows: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+        for _ in range(args.rounds):
+            for name, (port, key) in servers.items():
+                window = run_wrk(port, key, args.seconds, args.connections)
+                windows[name].append({**window, "seconds": args.seconds})
+        results = {name: merge(w) for name, w in windows.items()}
+        for name, url in stores.items():
+            results[name]["stored"], results[name]["outbox"] = asyncio.run(count_rows(url))
 
     base = results["bare aiohttp"]["rps"]
-    print(f"\n{args.connections} connections, {args.seconds}s each, wrk -t2, one server process each\n")
+    print(f"\n{args.connections} connections, wrk -t2, one server process each; {args.rounds} rounds of "
+          f"{args.seconds}s windows, the endpoints in turn\n")
     print(f"{'endpoint':<22}{'req/s':>10}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}  durable rows")
     for name, r in results.items():
         errors = r["non2xx"] + (1 if r["socket_errors"] else 0)
@@ -188,6 +206,13 @@ def main() -> None:
         print(f"{name:<22}{figures}  {durable}")
         if r["socket_errors"]:
             print(f"    socket errors: {r['socket_errors']}")
+    print("\nper window (req/s): " + "; ".join(
+        f"{name} " + " ".join(f"{w['rps']:.0f}" for w in ws) for name, ws in windows.items()))
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait()
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ BENCHMARKS = [
     (
         "Dispatch API: create shipment",
         "≥ 40 % of bare aiohttp on PostgreSQL (p99 ≤ 30 ms at 64 connections); ≥ 30 % on SQLite, zero errors",
-        ["benchmarks/api.py", "--seconds", "10"],
+        ["benchmarks/api.py", "--rounds", "5"],
     ),
     (
         "Pipeline: API accept → ordered",
