@@ -88,7 +88,7 @@ NUL_MESSAGE = "must not contain the character U+0000"
 
 _TOP_TEXT = ("department", "window")
 _PARTY_TEXT = ("name", "province", "city", "district", "address", "postcode")
-_LIST_TEXT = {"cases": ("case_no", "item_name"), "contents": ("name",)}  # see also _plain
+_LIST_TEXT = {"cases": ("case_no", "item_name"), "contents": ("name",)}
 _POSTCODE = re.compile("[0-9]{6}")
 
 
@@ -110,14 +110,13 @@ def _plain(data: dict[str, Any]) -> bool:
         if postcode is not None and (type(postcode) is not str or not _POSTCODE.fullmatch(postcode)):
             return False
         texts += map(party.get, _PARTY_TEXT)
-    cases, contents = data.get("cases") or (), data.get("contents") or ()
-    if type(cases) is not list or type(contents) is not list:
-        return False
     try:
-        for case in cases:
-            texts += (case.get("case_no"), case.get("item_name"))
-        for item in contents:
-            texts.append(item.get("name"))
+        for key, names in _LIST_TEXT.items():
+            items = data.get(key) or ()
+            if type(items) is not list:
+                return False
+            for item in items:
+                texts += map(item.get, names)
         joined = "|".join(filter(None, texts))
     except (AttributeError, TypeError):  # a value of the wrong type: left to pydantic to report
         return False
