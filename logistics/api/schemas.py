@@ -66,9 +66,13 @@ def clean_phone(value: Any) -> Any:
 
 
 def canonical_phone(value: str) -> str | None:
-    """A mobile as it is, a landline as ``0371-68123456[-801]``; None for anything else."""
+    """A mobile as 11 digits, a landline as ``0371-68123456[-801]``; None for anything else."""
     if MOBILE.fullmatch(value):
         return value
+    # People group a mobile's digits as they say them (138-0371-2345); a landline keeps its dashes, which part
+    # area code, number and extension.
+    if value.startswith("1") and MOBILE.fullmatch(compact := value.replace("-", "")):
+        return compact
     match = LANDLINE.fullmatch(value)
     if match:
         area, number, ext = match.groups()

@@ -67,6 +67,8 @@ def test_fullwidth_digits_are_repaired_in_case_numbers_and_postcodes() -> None:
     [
         ("+86 138 0371 2345", "13803712345"),
         ("0086 13803712345", "13803712345"),
+        ("138-0371-2345", "13803712345"),
+        ("+86-138-0371-2345", "13803712345"),
         ("037168123456", "0371-68123456"),
         ("（0371）68123456", "0371-68123456"),
         ("0371-68123456—801", "0371-68123456-801"),
@@ -75,6 +77,13 @@ def test_fullwidth_digits_are_repaired_in_case_numbers_and_postcodes() -> None:
 def test_phones_are_stored_in_one_form(typed: str, stored: str) -> None:
     spec = _create(delivery_body(recipient={**APPLICANT, "phone": typed}))
     assert spec.recipient is not None and spec.recipient.phone == stored
+
+
+@pytest.mark.parametrize("typed", ["138-0371-23456", "138-0371-234", "0138-0371-2345"])
+def test_dashes_make_a_mobile_only_of_eleven_digits_that_are_one(typed: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        _create(delivery_body(recipient={**APPLICANT, "phone": typed}))
+    assert [e["loc"] for e in caught.value.errors()] == [("recipient", "phone")]
 
 
 def test_an_empty_postcode_is_no_postcode() -> None:
