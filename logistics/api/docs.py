@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from functools import cache
+from html import escape
 from typing import Any
 
+import orjson
 from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
@@ -250,26 +252,78 @@ async def openapi(_: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
+# The page is rendered here from the same document, not by a script in the browser: it reads without JavaScript,
+# and the page can forbid every script (DOCS_HEADERS).
+DOCS_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
 DOCS_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1"><title>政务寄递 dispatch API</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
-code,pre{background:#f4f4f4;padding:.1rem .3rem}pre{padding:.8rem;overflow:auto}
-h2{border-top:1px solid #ddd;padding-top:1rem}
-.m{font-weight:bold;display:inline-block;width:4rem}</style></head><body>
-<h1>政务寄递 dispatch API</h1><p>Machine-readable: <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).
-Authenticate with <code>Authorization: Bearer &lt;api key&gt;</code>. Errors are
-<code>application/problem+json</code> (RFC 9457).</p><div id="ops">Loading…</div>
-<script>
-fetch('/openapi.json').then(r=>r.json()).then(doc=>{const out=[];
-for(const [path,ops] of Object.entries(doc.paths)){for(const [m,op] of Object.entries(ops)){
-out.push(`<h2><span class="m">${m.toUpperCase()}</span><code>${path}</code></h2><p>${op.summary||''}</p>`+
-`<p>Responses: ${Object.keys(op.responses).join(', ')}</p>`+
-(op.requestBody?`<details><summary>Request schema</summary><pre>${JSON.stringify(
-doc.components.schemas[op.requestBody.content['application/json'].schema.$ref.split('/').pop()],null,2)}</pre></details>`:''));}}
-document.getElementById('ops').innerHTML=out.join('');});
-</script></body></html>"""
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title>
+<link rel="stylesheet" href="/static/docs.css"></head><body>
+<h1>{title}</h1><p>{description}</p>
+<p>Machine-readable: <a href="/openapi.json">/openapi.json</a> (OpenAPI {version}). Authenticate with
+<code>Authorization: Bearer &lt;api key&gt;</code>.</p>
+<nav><ul>{toc}</ul></nav>
+{operations}
+</body></html>"""
+
+
+@cache
+def docs_html() -> str:
+    doc = openapi_document()
+    operations = [(method, path, op) for path, ops in doc["paths"].items() for method, op in ops.items()]
+    return DOCS_PAGE.format(
+        title=escape(doc["info"]["title"]),
+        description=escape(doc["info"]["description"]),
+        version=escape(doc["openapi"]),
+        toc="".join(
+            f'<li><a href="#{escape(op["operationId"])}">{method.upper()} {escape(path)}</a> '
+            f"{escape(op['summary'])}</li>"
+            for method, path, op in operations
+        ),
+        operations="".join(operation_html(method, path, op, doc) for method, path, op in operations),
+    )
+
+
+def operation_html(method: str, path: str, op: dict[str, Any], doc: dict[str, Any]) -> str:
+    parts = [
+        f'<section id="{escape(op["operationId"])}"><h2><span class="method">{method.upper()}</span> '
+        f"<code>{escape(path)}</code></h2><p>{escape(op['summary'])}</p>"
+    ]
+    if op.get("parameters"):
+        rows = "".join(
+            f"<tr><td><code>{escape(p['name'])}</code></td><td>{escape(p['in'])}</td>"
+            f"<td>{'yes' if p.get('required') else ''}</td>"
+            f"<td><code>{escape(orjson.dumps(p.get('schema', {})).decode())}</code></td></tr>"
+            for p in op["parameters"]
+        )
+        parts.append(f"<table><tr><th>parameter</th><th>in</th><th>required</th><th>schema</th></tr>{rows}</table>")
+    for media, content in op.get("requestBody", {}).get("content", {}).items():
+        schema = _resolved(content.get("schema", {}), doc)
+        parts.append(
+            f"<details><summary>Request body: <code>{escape(media)}</code></summary>"
+            f"<pre>{escape(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode())}</pre></details>"
+        )
+    answers = "".join(
+        f"<dt><code>{escape(code)}</code></dt><dd>{escape(answer.get('description', ''))}</dd>"
+        for code, answer in op.get("responses", {}).items()
+    )
+    parts.append(f"<dl>{answers}</dl></section>")
+    return "".join(parts)
+
+
+def _resolved(schema: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    """A schema given by reference, as the component it names (its own references left as they are)."""
+    ref = schema.get("$ref", "")
+    prefix = REF.format(model="")
+    if ref.startswith(prefix):
+        return {"title": ref.removeprefix(prefix), **doc["components"]["schemas"].get(ref.removeprefix(prefix), {})}
+    return schema
 
 
 @routes.get("/docs")
 async def docs_page(_: web.Request) -> web.Response:
-    return web.Response(text=DOCS_PAGE, content_type="text/html")
+    return web.Response(text=docs_html(), content_type="text/html", charset="utf-8", headers=DOCS_HEADERS)

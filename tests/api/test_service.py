@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gc
+import html
 import logging
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from logistics.api.app import create_app
+from logistics.api.docs import operation_html
 from logistics.api.schemas import ShipmentCreate
 from logistics.config import Settings
 from logistics.db import Database
@@ -42,8 +44,42 @@ async def test_openapi_is_3_1_and_uses_the_validating_model(api: TestClient) -> 
     ]
 
 
-async def test_docs_page_and_metrics(api: TestClient) -> None:
-    assert "openapi.json" in await (await api.get("/docs")).text()
+async def test_the_docs_page_shows_every_operation_of_the_openapi_document(api: TestClient) -> None:
+    doc = await (await api.get("/openapi.json")).json()
+    resp = await api.get("/docs")
+    page = await resp.text()
+    assert resp.status == 200 and resp.content_type == "text/html"
+    operations = [(m, p, op) for p, ops in doc["paths"].items() for m, op in ops.items()]
+    assert len(operations) >= 16
+    for method, path, op in operations:
+        section = page.split(f'<section id="{op["operationId"]}">', 1)[1].split("</section>", 1)[0]
+        assert f"{method.upper()}</span> <code>{html.escape(path)}</code>" in section
+        assert all(f"<dt><code>{code}</code></dt>" in section for code in op["responses"])
+    assert '"title":"ShipmentCreate"' in page.replace(" ", "").replace("\n", "")  # the create's body schema
+
+
+async def test_the_docs_page_runs_no_script_and_allows_none(api: TestClient) -> None:
+    resp = await api.get("/docs")
+    assert "<script" not in await resp.text()
+    policy = resp.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "script-src" not in policy and "unsafe-inline" not in policy
+    css = await api.get("/static/docs.css")
+    assert css.status == 200 and css.content_type == "text/css"
+
+
+def test_docs_text_is_escaped() -> None:
+    op = {
+        "operationId": "probe",
+        "summary": "<script>alert(1)</script>",
+        "parameters": [{"name": "q&a", "in": "query", "schema": {"pattern": "^<b>$"}}],
+        "responses": {"200": {"description": "<i>ok</i>"}},
+    }
+    rendered = operation_html("get", "/v1/<x>", op, {"components": {"schemas": {}}})
+    assert "<script>" not in rendered and "<i>" not in rendered and "<b>" not in rendered
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered and "q&amp;a" in rendered
+
+
+async def test_metrics_are_served_for_prometheus(api: TestClient) -> None:
     assert "logistics_http_requests_total" in await (await api.get("/metrics")).text()
 
 
