@@ -4,6 +4,10 @@ Barcode and QR code are the printer's own (``^BC``, ``^BQ``), so they print at t
 grid. Text is sent as bitmaps (``^GFA``) rasterised from the vendored font, because a stock printer has
 no CJK font in memory and would print nothing, or boxes, for ``^A`` fields. White-on-black text (the
 service direction) is printed with ``^FR`` over a solid ``^GB`` box.
+
+The bitmaps use ZPL II's ASCII compression (repeat counts, ``,`` for a row's blank rest, ``:`` for a row
+like the one before), which every ZPL II firmware reads: text is mostly white space, and a label's stream
+is a fraction of its plain hex, for printers that often sit on a slow serial or Wi-Fi link.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from functools import lru_cache
+from itertools import groupby
 
 from PIL import Image, ImageDraw
 
@@ -22,7 +27,7 @@ from labels.model import LabelData
 from labels.qr import qr_version
 from labels.text import pillow_font
 
-__all__ = ["SUPPORTED_DPI", "render_zpl"]
+__all__ = ["SUPPORTED_DPI", "compress_graphic", "render_zpl"]
 
 SUPPORTED_DPI = (203, 300)
 _MAX_BAR_MODULE_MM = 0.5
@@ -30,6 +35,45 @@ _MAX_BAR_MODULE_MM = 0.5
 
 def _d(mm: float, dpi: int) -> int:
     return round(mm * dpi / 25.4)
+
+
+# Repeat counts of the compression: G–Y are 1–19, g–z are 20–400 in steps of 20; a count is the sum of one of
+# each, written before the hex digit it repeats.
+_ONES = "GHIJKLMNOPQRSTUVWXY"
+_TWENTIES = "ghijklmnopqrstuvwxyz"
+_MAX_RUN = 419  # z + Y: a longer run is written as several
+
+
+def compress_graphic(data: bytes, bytes_per_row: int) -> str:
+    """``data`` (rows of ``bytes_per_row`` bytes) as the data of ``^GFA`` in ZPL's ASCII compression."""
+    rows: list[str] = []
+    previous = None
+    for start in range(0, len(data), bytes_per_row):
+        row = data[start : start + bytes_per_row].hex().upper()
+        rows.append(":" if row == previous else _compress_row(row))
+        previous = row
+    return "".join(rows)
+
+
+def _compress_row(row: str) -> str:
+    body = row.rstrip("0")
+    if len(body) % 2:  # "," fills whole bytes: a byte begun with ink is written to its end
+        body += "0"
+    rest = "," if len(body) < len(row) else ""
+    return "".join(_run(len(list(group)), digit) for digit, group in groupby(body)) + rest
+
+
+def _run(count: int, digit: str) -> str:
+    out = []
+    while count > 0:
+        n = min(count, _MAX_RUN)
+        count -= n
+        if n <= 2:  # a count would be no shorter
+            out.append(digit * n)
+            continue
+        twenties, ones = divmod(n, 20)
+        out.append((_TWENTIES[twenties - 1] if twenties else "") + (_ONES[ones - 1] if ones else "") + digit)
+    return "".join(out)
 
 
 @lru_cache(maxsize=2048)
@@ -46,7 +90,7 @@ def _text_field(text: str, size_dots: int) -> tuple[str, int]:
     draw.text((1, asc + 1), text, font=font, anchor="ls", fill=1)
     row = (width + 7) // 8
     data = image.tobytes()
-    return f"^GFA,{len(data)},{len(data)},{row},{data.hex().upper()}", asc + 1
+    return f"^GFA,{len(data)},{len(data)},{row},{compress_graphic(data, row)}", asc + 1
 
 
 def _primitive(p: Primitive, dpi: int) -> str:

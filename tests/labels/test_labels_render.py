@@ -12,6 +12,7 @@ import pytest
 import zxingcpp
 from labels_fixtures import RECIPIENT, URL, WAYBILL, make_label
 from PIL import Image
+from zpl_graphics import decode_graphic
 
 from labels import SIZES, LabelData, content_hash, render_pdf, render_png, render_zpl
 from labels import text as fonts
@@ -182,14 +183,13 @@ def test_empty_batch_is_an_error() -> None:
 
 # --- ZPL -------------------------------------------------------------------------------------------------
 
-GFA = re.compile(r"\^FO(\d+),(\d+)(\^FR)?\^GFA,(\d+),(\d+),(\d+),([0-9A-F]+)\^FS")
+GFA = re.compile(r"\^FO(\d+),(\d+)(\^FR)?\^GFA,(\d+),(\d+),(\d+),([^\^]+)\^FS")
 
 
 def gfa_images(block: str) -> list[tuple[int, int, Image.Image]]:
     out = []
     for x, y, _rev, total, _, row, hexdata in GFA.findall(block):
-        raw = bytes.fromhex(hexdata)
-        assert len(raw) == int(total)
+        raw = decode_graphic(hexdata, int(total), int(row))
         width, height = int(row) * 8, int(total) // int(row)
         out.append((int(x), int(y), Image.frombytes("1", (width, height), raw)))
     return out
