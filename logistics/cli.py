@@ -129,6 +129,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
 
     from logistics.api.app import create_app
 
+    _check_halls(settings)
     server = _ensure_redis(settings)
     _run(_check_db(settings))
     try:
@@ -149,6 +150,15 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
     finally:
         if server is not None:
             server.stop()
+
+
+def _check_halls(settings: Settings) -> None:
+    from logistics.api.halls import HallsError, load_halls
+
+    try:
+        load_halls(settings.halls_file)
+    except HallsError as exc:
+        raise CliError(f"{exc} (LOGISTICS_HALLS_FILE)") from None
 
 
 async def _check_db(settings: Settings) -> None:
@@ -310,6 +320,7 @@ def cmd_webhooks_redeliver(args: argparse.Namespace, settings: Settings) -> None
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
     from logistics import dev
 
+    _check_halls(settings)
     dev.run(settings)
 
 

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     page_size_max: int = Field(100, ge=1)
     api_key_cache_seconds: float = Field(30.0, ge=0)
     queue_name: str = "logistics:queue"
+    halls_file: Path | None = None  # JSON: department → the hall's address, for creates that leave it out
 
     # Workers
     sweep_interval_seconds: float = Field(5.0, gt=0)
@@ -76,7 +77,7 @@ class Settings(BaseSettings):
     verification_max_attempts: int = Field(5, ge=1)  # wrong 取件验证码 per shipment before the hand-over locks
     scan_batch_max: int = Field(200, ge=1, le=2000)
 
-    @field_validator("database_url", "redis_url", "public_base_url", "ems_base_url", mode="before")
+    @field_validator("database_url", "redis_url", "public_base_url", "ems_base_url", "halls_file", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

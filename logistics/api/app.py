@@ -20,6 +20,7 @@ from logistics.api import pages as people_pages
 from logistics.api.auth import KeyCache
 from logistics.api.docs import openapi_document
 from logistics.api.errors import Problem, validation_problem
+from logistics.api.halls import load_halls
 from logistics.carrier import create_carrier
 from logistics.config import Settings
 from logistics.db import Database, DatabaseUnavailable
@@ -191,6 +192,9 @@ async def _tune_gc(_: web.Application) -> None:
 def create_app(settings: Settings, *, db: Database | None = None) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context])
     app["settings"] = settings
+    # What validating a create needs beyond its body: the halls' addresses, when the operator configured them.
+    halls = load_halls(settings.halls_file)
+    app["create_context"] = {"halls": halls} if halls else None
     # One access line per request only when debugging (errors ≥ 500 are always logged): at thousands of
     # creates a second the lines themselves would cost more CPU than the work.
     app["access_log"] = settings.log_level.upper() == "DEBUG"

@@ -59,6 +59,11 @@ def validation_problem(errors: list[dict[str, str]]) -> Problem:
 
 
 def from_validation_error(exc: ValidationError) -> Problem:
+    return validation_problem(field_errors(exc))
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """Each error of ``exc`` as ``{"field": "recipient.phone", "message": …}``, in the words clients read."""
     errors: list[dict[str, str]] = []
     for err in exc.errors(include_url=False, include_input=False):
         loc = ".".join(str(part) for part in err["loc"])
@@ -73,4 +78,4 @@ def from_validation_error(exc: ValidationError) -> Problem:
             field = loc or "body"
             message = err["msg"].removeprefix("Value error, ")
         errors.append({"field": field, "message": message})
-    return validation_problem(errors)
+    return errors

@@ -280,8 +280,12 @@ class ShipmentCreate(Strict):
         StringConstraints(min_length=1, max_length=100),
         Field(examples=["综合受理3号窗口"]),
     ]
-    sender: Party | None = None
-    recipient: Party | None = None
+    sender: Party | None = Field(
+        None, description="intake: the applicant; delivery: the hall, which may be left out if configured"
+    )
+    recipient: Party | None = Field(
+        None, description="delivery: the applicant; intake: the hall, which may be left out if configured"
+    )
     contents: Annotated[list[ContentItem], Field(max_length=50)] = []
     pickup_window: PickupWindow | None = None
     verification_code: bool = Field(False, description="issue a 取件验证码 that the recipient gives at hand-over")
@@ -307,7 +311,11 @@ class ShipmentCreate(Strict):
         applicant_side = "sender" if self.kind == "intake" else "recipient"
         hall_side = "recipient" if self.kind == "intake" else "sender"
         if getattr(self, hall_side) is None:
-            raise _field_error(hall_side, "is required")
+            halls = (info.context or {}).get("halls") or {}
+            if self.department not in halls:
+                unknown = " (no hall address is configured for this department)" if halls else ""
+                raise _field_error(hall_side, f"is required{unknown}")
+            setattr(self, hall_side, halls[self.department])
         if getattr(self, applicant_side) is None and not self.applicant_choice:
             raise _field_error(applicant_side, "is required (or set applicant_choice to let the applicant fill it in)")
         if self.kind == "intake":

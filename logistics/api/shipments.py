@@ -58,14 +58,15 @@ async def create_shipment(request: web.Request) -> web.Response:
     payload = await read_json(request)
     if not isinstance(payload, dict):
         raise validation_problem([{"field": "body", "message": "must be a JSON object"}])
+    app = request.app
     try:
-        spec = ShipmentCreate.model_validate(payload)
+        spec = ShipmentCreate.model_validate(payload, context=app["create_context"])
     except ValidationError as exc:
         raise from_validation_error(exc) from None
 
     # The hot path of the service: the answer and the rows are built straight from the validated model (no
     # intermediate row dicts); present.shipment_json is the shape of the answer, and a test holds them equal.
-    settings = request.app["settings"]
+    settings = app["settings"]
     base_url = settings.base_url
     now = utcnow()
     sid = ids.shipment_id()
@@ -139,7 +140,7 @@ async def create_shipment(request: web.Request) -> web.Response:
     if key is not None:
         request_hash = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
         item.idempotency = (client_id, key, request_hash, stored.decode("utf-8"))
-    outcome = await request.app["committer"].submit(item)
+    outcome = await app["committer"].submit(item)
     if not outcome.created:
         existing = outcome.existing or {}
         if item.idempotency and existing.get("request_hash") != item.idempotency[2]:

@@ -130,3 +130,15 @@ def test_simulator_on_a_port_in_use_is_a_clear_error(tmp_path: Path, taken_port:
     assert result.returncode == 2
     assert result.stderr.startswith(f"logistics: cannot listen on 127.0.0.1:{taken_port} (address already in use)")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["api", "dev"])
+def test_a_bad_halls_file_stops_the_start_naming_department_and_field(tmp_path: Path, command: str) -> None:
+    halls = tmp_path / "halls.json"
+    entry = {"name": "上街区政务服务中心", "phone": "68123456", "province": "河南省", "city": "郑州市",
+             "district": "上街区", "address": "中心路132号"}  # fmt: skip
+    halls.write_text(json.dumps({"上街区市场监督管理局": entry}, ensure_ascii=False), encoding="utf-8")
+    result = run(command, env={"LOGISTICS_HALLS_FILE": str(halls)}, tmp=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"logistics: the halls file {halls}: 上街区市场监督管理局: phone must be")
+    assert "LOGISTICS_HALLS_FILE" in result.stderr and "Traceback" not in result.stderr
