@@ -129,7 +129,8 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
 
     from logistics.api.app import create_app
 
-    _check_halls(settings)
+    with _halls_file():  # building the app reads it: a bad file stops here, before anything is started
+        app = create_app(settings)
     server = _ensure_redis(settings)
     _run(_check_db(settings))
     try:
@@ -140,7 +141,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
     try:
         with _listening(settings.host, settings.port, "LOGISTICS_PORT"):
             web.run_app(
-                create_app(settings),
+                app,
                 host=settings.host,
                 port=settings.port,
                 print=None,
@@ -152,11 +153,12 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
             server.stop()
 
 
-def _check_halls(settings: Settings) -> None:
-    from logistics.api.halls import HallsError, load_halls
+@contextlib.contextmanager
+def _halls_file() -> Iterator[None]:
+    from logistics.api.halls import HallsError
 
     try:
-        load_halls(settings.halls_file)
+        yield
     except HallsError as exc:
         raise CliError(f"{exc} (LOGISTICS_HALLS_FILE)") from None
 
@@ -319,8 +321,10 @@ def cmd_webhooks_redeliver(args: argparse.Namespace, settings: Settings) -> None
 
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
     from logistics import dev
+    from logistics.api.halls import load_halls
 
-    _check_halls(settings)
+    with _halls_file():  # checked here too: the API is a child of dev, and its message would come too late
+        load_halls(settings.halls_file)
     dev.run(settings)
 
 

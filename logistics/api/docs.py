@@ -317,11 +317,12 @@ def operation_html(method: str, path: str, op: dict[str, Any], doc: dict[str, An
 
 def _resolved(schema: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
     """A schema given by reference, as the component it names (its own references left as they are)."""
-    ref = schema.get("$ref", "")
     prefix = REF.format(model="")
-    if ref.startswith(prefix):
-        return {"title": ref.removeprefix(prefix), **doc["components"]["schemas"].get(ref.removeprefix(prefix), {})}
-    return schema
+    ref = schema.get("$ref", "")
+    if not ref.startswith(prefix):
+        return schema
+    name = ref.removeprefix(prefix)
+    return {"title": name, **doc["components"]["schemas"].get(name, {})}
 
 
 @routes.get("/docs")
