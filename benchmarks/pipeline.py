@@ -353,7 +353,7 @@ async def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("LOGISTICS_TEST_POSTGRES_URL"))
     parser.add_argument("--redis", default=os.environ.get("LOGISTICS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
     # Long enough that the figures measure throughput: at ~900 shipments/s, 2,000 are ordered in 2.3 s, and the
-    # last order's own 300 ms round trip alone read as 13 % of the throughput "lost" to latency.
+    # last order's own 300 ms round trip alone would read as 13 % of the throughput "lost" to latency.
     parser.add_argument("-n", type=int, default=5000, help="shipments per measurement")
     parser.add_argument("--noop-jobs", type=int, default=5000)
     parser.add_argument("--max-jobs", type=int, default=64, help="worker_max_jobs for both workers")

@@ -12,7 +12,7 @@ from typing import Any, Literal, Protocol
 
 Kind = Literal["intake", "delivery"]
 
-# The tracking part of the public status vocabulary (PRODUCT.md §3) that a carrier can report.
+# The tracking part of the public status vocabulary (docs/integration.md) that a carrier can report.
 TrackingStatus = Literal[
     "picked_up", "in_transit", "out_for_delivery", "delivered", "delivery_failed", "returned"
 ]

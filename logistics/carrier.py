@@ -13,8 +13,8 @@ from carriers import registry
 from carriers.base import Carrier, Item, OrderRequest, Party, TrackingEvent
 from logistics.config import Settings
 
-# Concurrent carrier calls per process. aiohttp's default pool of 100 connections capped a worker at ~330 orders/s
-# against a carrier answering in 300 ms (measured with benchmarks/pipeline.py); the outbox claim size and
+# Concurrent carrier calls per process. aiohttp's default pool of 100 connections would cap a worker's orders
+# against a slow carrier (100 divided by its answer time); the outbox claim size and
 # worker_max_jobs are the real bounds on what is in flight.
 CARRIER_CONNECTIONS = 1000
 

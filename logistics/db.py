@@ -90,8 +90,8 @@ def end_transaction_before_close(dbapi_connection: Any) -> None:
     A task cancelled inside a transaction (a job's timeout) makes SQLAlchemy invalidate and close its
     connection. But sqlite3 only defers the close of a connection whose statements are not finalized, and
     the cursors live on in the cancelled task's traceback: the "closed" connection kept the write lock until
-    some garbage collection, and every writer of every process failed with "database is locked" meanwhile
-    (the 10,000-shipment chaos run stood still for minutes). A rollback ahead of the close ends the
+    some garbage collection, and every writer of every process failed with "database is locked" meanwhile,
+    for minutes. A rollback ahead of the close ends the
     transaction whatever becomes of the cursors. It runs at once, or is queued the moment it is called behind a
     call still waiting in the connection's thread (``sqlite_driver``), so a second cancellation cannot take it
     back.
@@ -169,8 +169,8 @@ class Database:
 async def insert_many(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert plain rows straight through the driver.
 
-    The hot path's bulk insert: SQLAlchemy's per-value type processing was a sixth of the API's CPU time under
-    load. Values are converted here the way the column types would store them (JSON as text; on SQLite,
+    The hot path's bulk insert: SQLAlchemy's per-value type processing costs a large share of the API's CPU
+    under load. Values are converted here the way the column types would store them (JSON as text; on SQLite,
     datetimes as naive UTC text in SQLAlchemy's format, so reads through the models see the same values).
     """
     if not rows:
@@ -220,9 +220,9 @@ class SqliteBatchWriter:
         self._handed = 0
         self._finished = 0
         # This connection never checkpoints as it commits (wal_autocheckpoint=0): SQLite's automatic checkpoint
-        # copies the WAL into the database file and syncs both, and on the event loop that stopped every
-        # request for it, a tenth of the API's time under load (the loop's core was busy 90 % of the time,
-        # 100 % without). Checkpoints run in a thread of their own instead (see checkpoint), one at a time, at
+        # copies the WAL into the database file and syncs both, and on the event loop that stops every
+        # request while it runs, leaving the loop's core partly idle under load.
+        # Checkpoints run in a thread of their own instead (see checkpoint), one at a time, at
         # most every checkpoint_interval seconds, started by a commit.
         self.checkpoint_interval = checkpoint_interval
         self._checkpointed_at: float | None = None
@@ -363,9 +363,9 @@ class PostgresBatchWriter:
     A connection that fails is dropped; the next batch takes a fresh one.
     """
 
-    # One batch at a time: what arrives meanwhile makes the next batch. Two in flight halved the batches, and the
-    # server's work per shipment (a statement, a commit) rose with it on the cores the API shares: create on
-    # PostgreSQL 36–39 % of bare aiohttp with two, 40–43 % with one (benchmarks/api.py, alternating runs).
+    # One batch at a time: what arrives meanwhile makes the next batch. Two in flight halve the batches, and the
+    # server's work per shipment (a statement, a commit) rises with it on the cores the API shares, so creates
+    # on PostgreSQL are slower with two.
     in_flight = 1
 
     def __init__(self, engine: AsyncEngine) -> None:

@@ -2,7 +2,7 @@
 transaction, together with the work it causes (outbox rows, webhook deliveries).
 
 Webhook deliveries are written here, in the transaction that changes the status, so a committed change always
-has its delivery on record (PRODUCT §5: the database is the record of what must still be sent). Every function
+has its delivery on record (the database is the record of what must still be sent). Every function
 that adds, requeues or finishes a shipment's deliveries holds that shipment's row lock (PostgreSQL; SQLite has
 one writer anyway), which keeps "one webhook task per shipment" true and per-shipment order intact.
 """
@@ -37,7 +37,7 @@ _EVENT_FIELDS = ("sequence", "status", "occurred_at", "source", "carrier_code", 
 
 
 # Statements built once, each call passing only its values: building them with the values in (``.values(...)``,
-# ``== value``) made SQLAlchemy coerce and cache-key every value on every call, a tenth of a worker's CPU time.
+# ``== value``) makes SQLAlchemy coerce and cache-key every value on every call, a real share of a worker's CPU.
 _SEEN = select(shipment_events.c.id).where(
     shipment_events.c.shipment_id == bindparam("b_shipment_id"), shipment_events.c.dedup_key == bindparam("b_key")
 )
@@ -72,8 +72,8 @@ _SHIPMENT = select(shipments).where(shipments.c.id == bindparam("b_id"))
 # FOR NO KEY UPDATE: it excludes every other writer of the shipment (they take this lock, or UPDATE the row,
 # which takes it too) but not the foreign-key checks of rows inserted for the shipment (labels, events,
 # deliveries), which take FOR KEY SHARE. Under FOR UPDATE a label store holding one shipment's key-share lock
-# while waiting for another's deadlocked with a webhook batch that had locked the second and wanted the first
-# (the chaos run on PostgreSQL); the shipment's key never changes, so nothing needs the stronger lock.
+# while waiting for another's deadlocks with a webhook batch that has locked the second and wants the first;
+# the shipment's key never changes, so nothing needs the stronger lock.
 _SHIPMENT_FOR_UPDATE = _SHIPMENT.with_for_update(key_share=True)
 
 
@@ -157,7 +157,7 @@ async def apply_event(
 
 async def _client_webhook(conn: AsyncConnection, client_id: str) -> Any:
     """The client's webhook URL and whether it is disabled, read once per transaction: a wave of events is
-    mostly one client's, and a read per event was a third of the statements of a wave of orders. (No
+    mostly one client's, and a read per event would be a third of the statements of a wave of orders. (No
     transaction changes these settings and then emits.)"""
     transaction = conn.sync_connection.get_transaction() if conn.sync_connection is not None else None
     cached = conn.info.get("client_webhooks")

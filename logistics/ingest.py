@@ -89,7 +89,7 @@ _CASES, _IDEMPOTENCY = len(SHIPMENT_COLUMNS), len(SHIPMENT_COLUMNS) + 1
 
 # SQLite in the writer's thread (another process holds the write lock): five statements over json_each(?1).
 # With one executemany row per shipment there, every row's sqlite3_step released the GIL and took it back from
-# the busy event loop, each hand-over two context switches: a fifth of the API's CPU. So a threaded batch is
+# the busy event loop, each hand-over two context switches, a large share of the API's CPU. So a threaded batch is
 # five steps, parsed and inserted in C. Timestamps arrive as text in SQLAlchemy's SQLite format
 # (_sqlite_item). `->>` gives SQL NULL for a JSON null and the JSON text of an object or array, as the JSON
 # columns store it.
@@ -126,7 +126,7 @@ _SQLITE_IDEMPOTENCY = (
 
 # SQLite on the event loop (the usual case): one executemany per table. No other thread wants the GIL there, so
 # a row's step costs no hand-over, and binding plain values is a third of the CPU of extracting each column
-# from the batch's JSON (24 → 8 µs per shipment row, the largest single cost of a create on SQLite).
+# from the batch's JSON (the largest single cost of a create on SQLite).
 _SQLITE_SHIPMENT_ROW = (
     f"INSERT INTO shipments ({_SHIPMENT_INSERT}) VALUES ({', '.join('?' * (len(SHIPMENT_COLUMNS) + 2))})"
 )
@@ -227,15 +227,15 @@ class GroupCommitter:
         self.db = db
         self.max_batch = max_batch
         # When a slot frees and at least split_at requests are waiting, the batch takes half of them. Taking all
-        # let the load fall into step on PostgreSQL: the requests that arrived during one commit all went in the
-        # next, while the event loop, with nothing left to parse, sat idle until it came back; the answers then
-        # came back together and the next requests arrived together. Batches settled at 56 and 8, alternating,
-        # in about half the runs of benchmarks/api.py (the loop idle a fifth of the time, create 28–31 % of
-        # bare aiohttp); halving keeps work on the loop during every commit (batches of ~21; 36–39 %).
+        # lets the load fall into step on PostgreSQL: the requests that arrive during one commit all go in the
+        # next, while the event loop, with nothing left to parse, sits idle until it comes back; the answers then
+        # come back together and the next requests arrive together, and the batches settle into a large and a
+        # small one, alternating, with the loop idle part of the time. Halving keeps work on the loop during
+        # every commit.
         self.split_at = split_at
         # on_commit (the worker's wake-up: an enqueue of several Redis round trips) runs at most once per
-        # signal_interval: under load a batch commits every few milliseconds, and a wake-up per batch was a
-        # twentieth of the API's CPU. A commit inside the interval is announced at its end, never dropped.
+        # signal_interval: under load a batch commits every few milliseconds, and a wake-up per batch costs a
+        # noticeable share of the API's CPU. A commit inside the interval is announced at its end, never dropped.
         self.on_commit: Callable[[], None] | None = None
         self.signal_interval = signal_interval
         self._signalled_at = float("-inf")

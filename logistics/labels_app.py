@@ -241,8 +241,8 @@ async def get_rendered_many(
     executor: Executor | None = None,
 ) -> dict[str, RenderedLabel]:
     """``get_rendered`` for many shipments (those with a waybill), by id: one read and at most two writes for
-    all of them. The worker's label lane renders a claim at a time this way; a few writes per label queued its
-    labels behind every other writer of SQLite (the chaos run stored two labels a second)."""
+    all of them. The worker's label lane renders a claim at a time this way; a few writes per label would queue
+    its labels behind every other writer of SQLite."""
     check_variant(fmt, size, dpi)
     rows = [dict(r) for r in shipment_rows if r.get("waybill_no")]
     if not rows:

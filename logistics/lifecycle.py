@@ -1,4 +1,4 @@
-"""Statuses and the forward-only rules (PRODUCT.md §3). The only place that decides whether a status may change."""
+"""Statuses and the forward-only rules (docs/integration.md): the only place that decides if a status may change."""
 
 from __future__ import annotations
 

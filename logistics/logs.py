@@ -48,6 +48,6 @@ def setup(level: str = "INFO", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # We log requests and tasks ourselves, with ids; these libraries' per-request/per-job lines are noise.
-    # aiosqlite logs every statement with its parameters at DEBUG: personal data and 取件验证码 (PRODUCT §9).
+    # aiosqlite logs every statement with its parameters at DEBUG: personal data and 取件验证码.
     for name in ("aiohttp.access", "arq.worker", "arq.jobs", "alembic", "aiosqlite"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -34,7 +34,7 @@ PRIORITY = {"order": 0, "cancel": 0, "carrier_event": 0, "webhook": 1, "track": 
 
 
 # Priority alone starves: while a batch's worth of carrier or webhook work is always due, labels and polls are
-# never claimed (the chaos run saw every label wait until the last webhook was sent). This share of each claim
+# never claimed (every label waits until the last webhook is sent). This share of each claim
 # goes to the tasks that have waited longest, whatever their kind.
 AGED_SHARE = 0.25
 
@@ -64,8 +64,8 @@ async def claim_due(
 
     The most urgent kinds are taken one kind at a time, each along the (kind, due_at) index; the rest of the
     claim goes oldest first, whatever the kind (the aged share, and kinds without a priority). One statement
-    ordered by a priority expression had to sort every due row: with 26,000 rows queued (the chaos run) each
-    claim cost ~30 ms of the single SQLite writer, and the workers spent their time claiming.
+    ordered by a priority expression would sort every due row: with tens of thousands queued each claim
+    holds the single SQLite writer for long, and the workers spend their time claiming.
     """
     now = now or utcnow()
     which = [_due(now)]
@@ -80,7 +80,7 @@ async def claim_due(
         ids = select(outbox.c.id).where(*where).order_by(outbox.c.due_at).limit(count)
         if db.dialect == "postgresql":
             ids = ids.with_for_update(skip_locked=True)  # several workers claim disjoint sets without waiting
-        # One statement that hands back what it claimed: reading the rows back by claim_token instead was a
+        # One statement that hands back what it claimed: reading the rows back by claim_token instead is a
         # full scan of the outbox (no index on it), which grows with every tracked shipment.
         return (
             update(outbox)
@@ -155,9 +155,9 @@ async def finish_many(conn: AsyncConnection, tasks: Collection[Task]) -> set[int
 async def retry_later(conn: AsyncConnection, task: Task, due_at: datetime, error: str) -> bool:
     """Record a failed try and when to try again.
 
-    Only recorded failures count towards the backoff. Counting claims instead let every claim lost to a killed
-    worker double the next wait: the chaos run left an order that had failed once in a 30-minute backoff after
-    eight SIGKILLs. A task that kills its worker every time is still throttled, by its lease."""
+    Only recorded failures count towards the backoff. Counting claims instead would let every claim lost to a
+    killed worker double the next wait, so an order that failed once could wait half an hour after a few
+    SIGKILLs. A task that kills its worker every time is still throttled, by its lease."""
     result = await conn.execute(
         update(outbox)
         .where(outbox.c.id == task.id, outbox.c.claim_token == task.claim_token)

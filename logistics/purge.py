@@ -1,4 +1,4 @@
-"""Privacy purge (PRODUCT.md §9): personal data goes a configurable time after a shipment ends; counts stay.
+"""Privacy purge: personal data goes a configurable time after a shipment ends; counts stay.
 
 What is kept of a purged shipment is what statistics need and nothing that identifies a person: status,
 kind, department, cases, dates, the region (province/city/district) and the masked forms of names and phones.

@@ -34,8 +34,8 @@ _SECRET_BYTES = 32
 _MIN_SECRET_BYTES = 24
 _MAX_SECRET_BYTES = 64
 DEFAULT_TOLERANCE_SECONDS = 5 * 60
-# Keyed HMAC states by secret: every delivery used to base64-decode its secret and key a new HMAC, which was a
-# tenth of the signing cost. Bounded, because rotated-out secrets should not stay in memory for ever.
+# Keyed HMAC states by secret: decoding the secret and keying a new HMAC per delivery is a real share of the
+# signing cost. Bounded, because rotated-out secrets should not stay in memory for ever.
 _KEY_CACHE_SIZE = 256
 _keyed: dict[str, hmac.HMAC] = {}
 # Python's \s is exactly str.isspace(), so this refuses what the per-character check refused, in one C call.

@@ -1,4 +1,4 @@
-"""Keep webhook deliveries away from our own network (PRODUCT §9).
+"""Keep webhook deliveries away from our own network.
 
 Webhook URLs come from clients, so a URL could point the worker at Redis, the database, a cloud metadata
 service or the hall's intranet. The authoritative check runs when a socket is about to connect, on the

@@ -176,8 +176,8 @@ _gc_tuned = False
 
 async def _tune_gc(_: web.Application) -> None:
     """Once per process, when the first app starts: a create allocates hundreds of short-lived objects, and with
-    the default thresholds the collector ran every few requests and, now and then, walked every object of the
-    process (pydantic schemas, SQLAlchemy metadata, the OpenAPI document: ~130,000) — a fifth of the API's CPU
+    the default thresholds the collector runs every few requests and, now and then, walks every object of the
+    process (pydantic schemas, SQLAlchemy metadata, the OpenAPI document) — a large share of the API's CPU
     and its worst latencies. What exists at startup lives for the whole process, so it is frozen out of the
     collector's sight; young objects are collected every 10,000 allocations instead of 700."""
     global _gc_tuned

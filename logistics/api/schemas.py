@@ -100,7 +100,7 @@ def _plain(data: dict[str, Any]) -> bool:
     """Whether a create's body needs no repair, as nearly every body does: one scan over all its text.
 
     Repair runs in Python, before pydantic-core validates; done object by object (a validator on each model)
-    it was a tenth of the API's time per create, for bodies that almost never need it.
+    it would cost a noticeable share of the API's time per create, for bodies that almost never need it.
     """
     texts: list[Any] = [data.get("department"), data.get("window")]
     for party in (data.get("sender"), data.get("recipient")):

@@ -319,8 +319,8 @@ async def carrier_event(rt: Runtime, task: Task) -> None:
 async def carrier_event_batch(rt: Runtime, tasks: list[Task]) -> None:
     """Pushed events of one claim in one transaction.
 
-    One transaction per push made every event a turn at SQLite's single writer: with tens of thousands of
-    pushes queued (the chaos run), they waited on the write lock until their jobs timed out and were
+    One transaction per push makes every event a turn at SQLite's single writer: with tens of thousands of
+    pushes queued, they wait on the write lock until their jobs time out and are
     retried, over and over. Applying an event twice is harmless (each is de-duplicated), so a task whose lease
     ran out meanwhile is simply applied again by whoever holds it now. Should the batch fail, each task is
     tried alone, so one event that cannot be applied holds back only itself.
@@ -341,8 +341,8 @@ async def carrier_event_batch(rt: Runtime, tasks: list[Task]) -> None:
 
 
 # Pushes have a lane of their own (see runner.LANES): the carrier pushes every step of every parcel, often
-# twice, and as one more kind of the shared claims a flood of them took every claim's urgent share, so
-# webhooks waited behind it (the chaos run delivered 10 in 20 minutes). In a lane they are applied a claim of
+# twice, and as one more kind of the shared claims a flood of them would take every claim's urgent share, so
+# webhooks would wait behind it. In a lane they are applied a claim of
 # this many per transaction, beside the orders and webhooks rather than ahead of them.
 PUSH_CHUNK = 200
 in_lane("carrier_event", lambda _settings: PUSH_CHUNK)
@@ -420,8 +420,8 @@ def _still_tracked(rt: Runtime, row: dict[str, Any] | None, now: datetime) -> bo
 async def track_batch(rt: Runtime, tasks: list[Task]) -> None:
     """Poll many parcels, the fallback when pushes are lost: the carrier calls run concurrently and what they
     found is stored in waves, one transaction for whatever answered meanwhile, as orders are. One transaction
-    per poll queued thousands of them behind SQLite's single writer (the chaos run polled 8,000 parcels a
-    minute after ordering them, and labels waited behind the polls for minutes)."""
+    per poll would queue thousands of them behind SQLite's single writer (a burst of orders is polled together
+    a few minutes later, and labels would wait behind the polls)."""
     rows = await _load_many(rt, [t.shipment_id for t in tasks if t.shipment_id])
     now = utcnow()
     retired = [t for t in tasks if not _still_tracked(rt, rows.get(t.shipment_id or ""), now)]

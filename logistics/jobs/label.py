@@ -50,7 +50,7 @@ if label_follow_up not in ORDERED_HOOKS:  # a re-import (tests reload modules) m
 def _renderer_setup(niceness: int, parent: int) -> None:
     """In each renderer process: lower priority, and exit once the worker is gone. A SIGKILLed worker cannot
     shut its pool down, and the renderers would wait for work forever (each sibling holds the queue's write end,
-    so no EOF ever comes); the chaos run found them piling up, one set per kill."""
+    so no EOF ever comes): they would pile up, one set per kill."""
     os.nice(niceness)
     # The worker's pid comes from the worker itself: read here, it may already be init's when the worker died
     # while this process was starting.
@@ -90,15 +90,15 @@ def _executor(rt: Runtime) -> ProcessPoolExecutor | None:
 
 # Labels run in a lane of their own (see runner.LANES), a claim at a time: rendered together and stored in
 # three writes per claim, whatever its size. Each write waits its turn at the database behind the worker's
-# other batches (on SQLite, seconds under load), so claims are large: 8 per claim stored two labels a second
-# in the chaos run. 64 render in well under a second per renderer process.
+# other batches (on SQLite, seconds under load), so claims are large: small claims store only a few labels a
+# second. 64 render in well under a second per renderer process.
 in_lane(LABEL_TASK, lambda settings: 64 * max(1, settings.label_processes))
 
 
 def _carried(row: dict[str, Any] | None) -> bool:
     # Shipments that end without being carried (cancelled before pickup, failed) need no label. One already
     # delivered or returned was carried: under load its events can overtake this task, and it still gets its
-    # label and label_ready (the chaos run found delivered shipments left without either).
+    # label and label_ready.
     return row is not None and bool(row["waybill_no"]) and row["status"] not in NOT_CARRIED
 
 

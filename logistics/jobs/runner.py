@@ -60,9 +60,9 @@ def handles_batch(kind: str) -> Callable[[BatchHandler], BatchHandler]:
 
 # Kinds that run in a lane of their own, by how many of them one claim takes (from the settings). They are
 # slow (label PDFs: CPU in a render process, a blob write each) and nobody is waiting on them, so the arq
-# jobs that run carrier and webhook work never claim them: a job that waits for a batch to finish was held up
-# by the slowest label in it, and with every job slot so held, new orders waited unclaimed (pipeline
-# benchmark with 300 ms carrier latency). A lane works in the background of the worker process instead.
+# jobs that run carrier and webhook work never claim them: a job that waits for a batch to finish is held up
+# by the slowest label in it, and with every job slot so held, new orders wait unclaimed (worst with a slow
+# carrier). A lane works in the background of the worker process instead.
 LANES: dict[str, Callable[[Settings], int]] = {}
 # Claims each lane works on at once: one is rendering while the other is writing its results.
 LANE_RUNNERS = 2
@@ -80,8 +80,8 @@ def backoff(attempts: int, *, base: float = 2.0, cap: float = 300.0) -> timedelt
 def failed_retry_delay(exc: BaseException, attempts: int) -> timedelta:
     """When to run a task again after ``exc`` ended its run. A lock conflict (a deadlock victim on PostgreSQL)
     is over once the other transaction ends, so it is tried again within a second. Backing it off by the task's
-    attempts, which count every scheduled webhook retry too, left a shipment's webhooks waiting minutes (CI's
-    chaos run timed out draining them)."""
+    attempts, which count every scheduled webhook retry too, would leave a shipment's webhooks waiting
+    minutes."""
     if is_lock_conflict(exc):
         return timedelta(seconds=random.uniform(0.1, 1.0))
     return backoff(attempts)
@@ -197,8 +197,8 @@ async def stop_lanes(rt: Runtime) -> None:
 
 async def _keep_leases(rt: Runtime, tasks: list[Task], done: asyncio.Event) -> None:
     """Renew the claim's leases until ``done``. A claim that outlived its lease (a busy worker, a slow carrier)
-    was handed to the next worker while it still ran, and both did the work: the chaos run, with a 10 s
-    lease, saw order and webhook batches run twice over. Stopped by an event rather than cancelled, so that a
+    is handed to the next worker while it still runs, and both do the work (order and webhook batches twice
+    over). Stopped by an event rather than cancelled, so that a
     renewal is never cut off inside its write transaction."""
     lease = rt.settings.lease_seconds
     while True:
@@ -240,9 +240,9 @@ async def process_due(rt: Runtime, *, batch: int = 200) -> int:
     which this wakes (they carry on in the background after it returns).
 
     At most ``worker_claim_loops`` of these run in a process; a wake-up beyond them only asks the running ones
-    to look once more before they stop. Every wake-up (up to ten a second under load, each an arq job) used
-    to start a loop of its own, and under a flood one worker ran dozens of 200-task claims at once: each took
-    minutes of a saturated event loop, and their job timeouts cut them short (the chaos run)."""
+    to look once more before they stop. Were every wake-up (up to ten a second under load, each an arq job) to
+    start a loop of its own, under a flood one worker would run dozens of 200-task claims at once: each taking
+    minutes of a saturated event loop, until their job timeouts cut them short."""
     wake_lanes(rt)
     if rt.claiming >= rt.settings.worker_claim_loops:
         rt.wanted = True

@@ -112,7 +112,7 @@ async def run_forever(settings: Settings) -> None:
 async def _sweep_forever(rt: runner.Runtime, interval: float) -> None:
     """The sweep, apart from arq. arq's cron needs a readable queue: a SIGKILLed worker's jobs keep their
     in-progress keys for the whole job timeout and take up every read of the queue (arq reads max_jobs ids per
-    poll), so for minutes no job started, the cron's included (found by the chaos run). This loop needs only the
+    poll), so for minutes no job starts, the cron's included. This loop needs only the
     database, so due work is done whatever state Redis and the queue are in."""
     while True:
         await asyncio.sleep(interval)
