@@ -19,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+# The report's hand-kept tail (earlier runs, measurements behind design choices): carried over on every rewrite.
+HISTORY_HEADING = "## History"
 
 # (title, goal, command): the goals are the issues' own words.
 BENCHMARKS = [
@@ -65,6 +67,15 @@ def machine_facts() -> list[str]:
     ]
 
 
+def kept_history(report: Path) -> list[str]:
+    """The history section of an existing report, from its heading to the end; empty when there is none."""
+    if not report.exists():
+        return []
+    text = report.read_text()
+    start = text.find("\n" + HISTORY_HEADING + "\n")
+    return [text[start + 1 :].rstrip("\n"), ""] if start >= 0 else []
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", default=os.environ.get("LOGISTICS_TEST_POSTGRES_URL"))
@@ -98,6 +109,7 @@ def main() -> None:
             "```",
             "",
         ]
+    lines += kept_history(args.output)
     args.output.write_text("\n".join(lines) + "\n")
     print(f"report written to {args.output}", file=sys.stderr)
 
