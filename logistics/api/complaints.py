@@ -1,4 +1,4 @@
-"""Complaints (投诉, seed task 八): filed from the public tracking page, stored, listed to the shipment's client
+"""Complaints (投诉): filed from the public tracking page, stored, listed to the shipment's client
 by ``GET /v1/complaints`` and sent to it as a ``shipment.complaint`` webhook."""
 
 from __future__ import annotations
