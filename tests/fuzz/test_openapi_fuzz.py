@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote_from_bytes, urlencode
 
 import pytest
 import schemathesis
@@ -226,6 +227,30 @@ def test_hostile_headers_on_every_route_are_answered_without_a_server_error(
     lines = [name + b": " + value for name, value in headers]
     resp = send(hostile, raw_request(method, _target(route, hostile), lines))
     assert_answered(resp, (method, route, lines))
+
+
+# Request targets: path parameters and query values made of the same pieces, raw or percent-escaped.
+RAW_PIECE = st.one_of(TEXT, CONTROL, NOT_UTF8).map(lambda b: b.replace(b" ", b"").replace(b"?", b""))
+TARGET_PIECE = st.one_of(RAW_PIECE, RAW_PIECE.map(lambda b: quote_from_bytes(b).encode()))
+
+
+@settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")) * 2, deadline=None, derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+@given(data=st.data())
+def test_hostile_paths_and_queries_on_every_route_are_answered_without_a_server_error(
+    hostile: Hostile, data: st.DataObject
+) -> None:
+    method, route = data.draw(st.sampled_from(ROUTES), label="route")
+    target = _target(re.sub(r"\{\w+\}", "{hostile}", route), hostile)
+    target = target.replace(b"{hostile}", data.draw(TARGET_PIECE, label="parameter") or b"x")
+    query = data.draw(st.lists(st.tuples(TARGET_PIECE, TARGET_PIECE), max_size=3), label="query")
+    if query:
+        target += b"?" + b"&".join(name + b"=" + value for name, value in query)
+    line = b"Authorization: Bearer " + (hostile.staff_token if "scans" in route else hostile.key).encode()
+    resp = send(hostile, raw_request(method, target, [line]))
+    assert_answered(resp, (method, target))
 
 
 # Instants at the ends of the calendar, with offsets, and numbers that are no time; as JSON tokens.
