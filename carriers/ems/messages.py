@@ -124,7 +124,9 @@ def _party(party: Party) -> dict[str, str]:
     return fields
 
 
-def build_order_body(req: OrderRequest, *, ecommerce_user_id: str, biz_product_no: str) -> list[dict[str, Any]]:
+def build_order_body(
+    req: OrderRequest, *, ecommerce_user_id: str, biz_product_no: str
+) -> list[dict[str, Any]]:
     """The ``020003`` body: a JSON array holding one order object."""
     # Contents are documents by definition here; EMS needs at least one cargo line.
     cargos = [{"cargoName": item.name, "cargoQuantity": item.count} for item in req.items] or [

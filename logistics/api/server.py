@@ -31,7 +31,7 @@ _INTERNAL = Problem(500, "internal", "Internal error", "Retry later; the request
 
 def refusal_response(request: web.BaseRequest, status: int) -> web.Response:
     """The problem+json answer to a request that failed outside the application (aiohttp's own error path)."""
-    request["request_id"] = rid = ids.request_id()
+    rid = request.setdefault("request_id", ids.request_id())
     problem = _REFUSALS.get(status) or _INTERNAL
     response = problem.response(request)  # type: ignore[arg-type]  # reads only path and request_id
     response.headers["X-Request-ID"] = rid
@@ -50,7 +50,10 @@ class ProblemRequestHandler(web.RequestHandler):
         if isinstance(exc, HttpProcessingError):
             # The client's fault, not ours: one line with the kind of error (never its text, which quotes the
             # request) instead of aiohttp's traceback at ERROR.
-            log.warning("http_unparseable_request", extra={"error": type(exc).__name__, "status": status})
+            request["request_id"] = rid = ids.request_id()  # the answer carries it: a report can be matched
+            log.warning(
+                "http_unparseable_request", extra={"request_id": rid, "error": type(exc).__name__, "status": status}
+            )
             if request.writer.output_size > 0:
                 raise ConnectionError("a response was already sent")
         else:
