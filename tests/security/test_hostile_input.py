@@ -50,7 +50,7 @@ async def test_a_staff_token_that_is_not_utf8_is_a_401_on_every_staff_endpoint(a
 async def test_a_forwarded_address_that_is_not_utf8_is_rate_limited_like_any_other(
     settings: Settings, api: TestClient
 ) -> None:
-    api.server.app["settings"].trust_forwarded_for = True
+    settings.trust_forwarded_for = True  # the app reads its settings per request: a proxy in front
     header = b"X-Forwarded-For: 10.0.0.\xff"
     resp = await send_raw(api.host, api.port, raw_request("GET", b"/t/ZZZZZZZZZZZZZ", [header]))
     assert resp.status == 404
