@@ -125,8 +125,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
-    from aiohttp import web
-
+    from logistics.api import server as api_server
     from logistics.api.app import create_app
 
     with _halls_file():  # building the app reads it: a bad file stops here, before anything is started
@@ -140,14 +139,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
         print(f"logistics: warning: {exc}; shipments are still accepted and wait in the database", file=sys.stderr)
     try:
         with _listening(settings.host, settings.port, "LOGISTICS_PORT"):
-            web.run_app(
-                app,
-                host=settings.host,
-                port=settings.port,
-                print=None,
-                access_log=None,
-                handle_signals=True,
-            )
+            api_server.run(app, host=settings.host, port=settings.port, access_log=None)
     finally:
         if server is not None:
             server.stop()

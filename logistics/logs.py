@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +36,99 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # an exception already rendered (and redacted) by RedactCredentials
+            entry["exc"] = record.exc_text
         return orjson.dumps(entry, default=str).decode()
+
+
+# Credentials in the shapes this service issues (API keys lgk_, staff tokens stk_, webhook secrets whsec_), the
+# applicant link /a/{token} (the link is the credential), and any Authorization header or Bearer value. A match
+# runs to the next space or quote, so that a credential broken by an escaped control byte is hidden whole.
+_CREDENTIAL = re.compile(
+    r"(?i)(?P<prefix>\b(?:lgk|stk|whsec)_)[^\s'\"]*"
+    r"|(?P<link>/a/)[^\s/?#'\"]+"
+    r"|(?P<header>authorization\s*[:=]\s*)[^\r\n'\"]*"
+    r"|(?P<bearer>\bbearer\s+)[^\s'\"]+"
+)
+
+
+def _hidden(match: re.Match[str]) -> str:
+    if match["link"]:
+        return "/a/{token}"
+    return (match["prefix"] or match["header"] or match["bearer"]) + "[redacted]"
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential-shaped part replaced by a placeholder."""
+    return _CREDENTIAL.sub(_hidden, text)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(v) for k, v in value.items()}
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    return redact(str(value))
+
+
+def _exception_summary(exc: BaseException) -> str:
+    # aiohttp's parse errors (BadHttpMessage, LineTooLong, InvalidURLError…) quote the raw request line or header
+    # they choked on, Authorization included: only the kind of error is kept, never the bytes the client sent.
+    from aiohttp.http_exceptions import HttpProcessingError
+
+    if isinstance(exc, HttpProcessingError):
+        reason = str(exc.message).strip().split(":", 1)[0].splitlines()[0][:100]
+        return f"{type(exc).__name__}: {redact(reason)}"
+    return redact("".join(logging.Formatter().formatException((type(exc), exc, exc.__traceback__))))
+
+
+class RedactCredentials(logging.Filter):
+    """Rewrites the records of a library's logger that may quote what a client sent (aiohttp's server, access
+    and web loggers print raw request lines, header lines and paths): message, extra fields and exception text
+    leave with every credential hidden. A logger's filter changes the record itself, before any handler sees it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        for key, value in list(record.__dict__.items()):
+            if key not in _RESERVED and not key.startswith("_"):
+                setattr(record, key, _redact_value(value))
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = _exception_summary(record.exc_info[1])
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+# aiohttp's own loggers (aiohttp.log): each gets the filter, as a record is only filtered by the logger it is
+# created on, not by the ancestors it propagates to.
+LIBRARY_LOGGERS = (
+    "aiohttp.access",
+    "aiohttp.client",
+    "aiohttp.internal",
+    "aiohttp.server",
+    "aiohttp.web",
+    "aiohttp.websocket",
+)
+
+
+def protect_library_loggers() -> None:
+    """Install RedactCredentials on aiohttp's loggers, once per process whoever configures logging."""
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactCredentials) for f in logger.filters):
+            logger.addFilter(RedactCredentials())
+
+
+def route_template(request: Any) -> str:
+    """The matched route's template (``/a/{token}``, never the path with its token): what a log line may name."""
+    route = getattr(getattr(request, "match_info", None), "route", None)
+    resource = getattr(route, "resource", None)
+    return resource.canonical if resource is not None else "unmatched"
 
 
 def setup(level: str = "INFO", fmt: str = "json") -> None:
@@ -51,3 +144,4 @@ def setup(level: str = "INFO", fmt: str = "json") -> None:
     # aiosqlite logs every statement with its parameters at DEBUG: personal data and 取件验证码.
     for name in ("aiohttp.access", "arq.worker", "arq.jobs", "alembic", "aiosqlite"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    protect_library_loggers()

@@ -34,8 +34,9 @@ class RateLimiter:
 
     @staticmethod
     def _ident(value: str) -> str:
-        # Keys hold a hash, not the IP itself: Redis is not a place for personal data either.
-        return hashlib.sha256(value.encode()).hexdigest()[:20]
+        # Keys hold a hash, not the IP itself: Redis is not a place for personal data either. A forwarded
+        # address is whatever the header held: bytes that are not UTF-8 arrive as lone surrogates, hashed as sent.
+        return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:20]
 
     async def hit(self, name: str, who: str, limit: int, window: float) -> Verdict:
         key = f"{name}:{self._ident(who)}"

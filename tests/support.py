@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -94,3 +95,43 @@ def left_hub_event(waybill: str, op_time: str = "2026-11-26 14:05:00") -> dict[s
         "operatorNo": "",
         "operatorName": "",
     }
+
+
+class RawResponse:
+    """An HTTP answer read off the socket: status, headers (lower-case names) and body."""
+
+    def __init__(self, data: bytes) -> None:
+        head, _, self.body = data.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        self.status = int(status_line.split()[1])
+        self.headers = {name.strip().lower(): value.strip() for name, _, value in (h.partition(":") for h in lines)}
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip()
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+def raw_request(method: str, target: bytes, headers: Sequence[bytes] = (), body: bytes = b"") -> bytes:
+    """A request as bytes, header lines exactly as given: no client library sends a header that is not UTF-8
+    or that carries a control byte, which is what an attacker sends."""
+    lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close", *headers]
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(b"Content-Length: " + str(len(body)).encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+async def send_raw(host: str, port: int, request: bytes) -> RawResponse:
+    import asyncio
+
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return RawResponse(await reader.read())  # the server closes: the request asked for it, or it refused it
+    finally:
+        writer.close()

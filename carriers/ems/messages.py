@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, quote_plus
+
+import orjson
 
 from carriers.base import (
     FinalCarrierError,
@@ -62,17 +65,43 @@ def beijing_time(moment: datetime) -> str:
     return moment.astimezone(BEIJING).strftime(_TIME_FORMAT)
 
 
+# The years an event time can fall in; outside them a time is unreadable, like a malformed one. Python's
+# datetime ends at years 1 and 9999 (converting a time near either end overflows), and epoch milliseconds
+# such as 1e20 or Infinity are no time at all (the platform's clock conversion fails with an OSError).
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+_EARLIEST_MS = datetime(FIRST_YEAR, 1, 1, tzinfo=BEIJING).timestamp() * 1000
+_LATEST_MS = datetime(LAST_YEAR + 1, 1, 1, tzinfo=BEIJING).timestamp() * 1000
+
+
+def _from_epoch_ms(value: float) -> datetime:
+    if not (math.isfinite(value) and _EARLIEST_MS <= value < _LATEST_MS):
+        raise ValueError("opTime is out of range")
+    return datetime.fromtimestamp(value / 1000, tz=BEIJING)
+
+
 def parse_beijing_time(value: object) -> datetime:
-    """An EMS time (Beijing wall clock, or epoch milliseconds) as a timezone-aware datetime."""
+    """An EMS time (Beijing wall clock, or epoch milliseconds) as a timezone-aware datetime.
+
+    Raises ValueError when it is missing, unreadable, or outside the years FIRST_YEAR–LAST_YEAR.
+    """
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, tz=BEIJING)
+        return _from_epoch_ms(value)
     if not isinstance(value, str) or not value.strip():
         raise ValueError("missing opTime")
     text = value.strip()
     if text.isdigit() and len(text) == 13:
-        return datetime.fromtimestamp(int(text) / 1000, tz=BEIJING)
+        return _from_epoch_ms(int(text))
     parsed = datetime.fromisoformat(text.replace("/", "-"))
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise ValueError("opTime is out of range")
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=BEIJING)
+
+
+def loads(text: str) -> Any:
+    """JSON from the carrier, or sent in its name. orjson, not json: it refuses NaN and Infinity (not JSON,
+    and no time or number of ours), and bounds nesting while decoding, where json recurses until a
+    RecursionError — both end as a ValueError, the way every unreadable body does."""
+    return orjson.loads(text)
 
 
 def compact_json(body: object) -> str:
@@ -199,7 +228,7 @@ def parse_response(api_code: str, http_status: int, text: str) -> dict[str, Any]
         # none of them may end a shipment as failed; the job's backoff and alerts deal with them.
         raise RetryableCarrierError(f"HTTP{http_status}", f"{api_code}: HTTP {http_status}")
     try:
-        envelope = json.loads(text)
+        envelope = loads(text)
     except ValueError as exc:
         raise RetryableCarrierError("BADJSON", f"{api_code}: answer is not JSON") from exc
     if not isinstance(envelope, dict):
@@ -222,7 +251,7 @@ def parse_response(api_code: str, http_status: int, text: str) -> dict[str, Any]
     if isinstance(ret_body, str):
         # retBody is JSON inside a JSON string.
         try:
-            ret_body = json.loads(ret_body)
+            ret_body = loads(ret_body)
         except ValueError as exc:
             raise RetryableCarrierError("BADJSON", f"{api_code}: retBody is not JSON") from exc
     if isinstance(ret_body, dict):
@@ -330,7 +359,7 @@ def _push_fields(body: bytes, content_type: str) -> dict[str, Any]:
     text = body.decode("utf-8")
     # Sniff rather than trust the header: some senders label JSON as a form and vice versa.
     if text.lstrip().startswith("{") or ("json" in content_type.lower() and "form" not in content_type):
-        fields = json.loads(text)
+        fields = loads(text)
         if not isinstance(fields, dict):
             raise ValueError("push body is not a JSON object")
         return fields
@@ -356,7 +385,7 @@ def parse_push(body: bytes, content_type: str, *, sign_key: str, sender_no: str)
         sealed = fields.get("logitcsInterface")
         if not isinstance(sealed, str) or not sealed:
             raise ValueError("push without logitcsInterface")
-        decoded = json.loads(open_(sealed, sign_key, strip_key=True))
+        decoded = loads(open_(sealed, sign_key, strip_key=True))
         items = decoded if isinstance(decoded, list) else [decoded]
         if not items or not all(isinstance(item, dict) for item in items):
             raise ValueError("push body is not an event object")

@@ -128,7 +128,7 @@ async def _problems(request: web.Request, handler: Handler, route: str) -> web.S
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return Problem(exc.status, slug, exc.reason, detail, headers=headers).response(request)
     except (DatabaseUnavailable, OperationalError, InterfaceError, OSError, TimeoutError):
-        log.warning("database_unavailable", extra={"path": request.path}, exc_info=True)
+        log.warning("database_unavailable", extra={"route": route}, exc_info=True)
         return Problem(
             503,
             "unavailable",
@@ -137,7 +137,7 @@ async def _problems(request: web.Request, handler: Handler, route: str) -> web.S
             headers={"Retry-After": "5"},
         ).response(request)
     except Exception:
-        log.exception("unhandled_error", extra={"path": request.path})
+        log.exception("unhandled_error", extra={"route": route})  # the template: a path may hold a token
         return Problem(
             500,
             "internal",
@@ -192,6 +192,7 @@ async def _tune_gc(_: web.Application) -> None:
 def create_app(settings: Settings, *, db: Database | None = None) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context])
     app["settings"] = settings
+    logs.protect_library_loggers()  # aiohttp's own lines quote raw requests, however logging is configured
     # What validating a create needs beyond its body: the halls' addresses, when the operator configured them.
     halls = load_halls(settings.halls_file)
     app["create_context"] = {"halls": halls} if halls else None

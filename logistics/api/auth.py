@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from aiohttp import web
@@ -13,6 +14,22 @@ from logistics.ids import hash_secret
 from logistics.models import api_keys
 
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="dispatch"'}
+# RFC 6750's b64token. Every credential this service issues (API keys, staff tokens) is of this alphabet, so a
+# value outside it is unknown without a lookup. aiohttp hands header bytes that are not UTF-8 over as lone
+# surrogates, which cannot even be hashed: they must stop here, as a 401 like any other unknown credential.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The credential of an ``Authorization: Bearer`` header; None when it is missing or cannot be one of ours.
+
+    Every Bearer endpoint (client API keys and staff tokens) reads its credential here.
+    """
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or len(token) > 512 or not _B64TOKEN.fullmatch(token):
+        return None
+    return token
 
 
 class KeyCache:
@@ -45,9 +62,8 @@ class KeyCache:
 
 
 async def authenticate(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request)
+    if token is None:
         raise Problem(
             401,
             "unauthorized",
@@ -55,7 +71,7 @@ async def authenticate(request: web.Request) -> str:
             "Send 'Authorization: Bearer <api key>'.",
             headers=UNAUTHORIZED_HEADERS,
         )
-    client_id = await request.app["key_cache"].client_for(token.strip())
+    client_id = await request.app["key_cache"].client_for(token)
     if client_id is None:
         raise Problem(
             401, "unauthorized", "Invalid API key", "The API key is unknown or revoked.", headers=UNAUTHORIZED_HEADERS

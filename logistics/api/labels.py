@@ -11,6 +11,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from labels import DEFAULT_SIZE, FORMATS, SIZES
+from logistics import logs
 from logistics.api.auth import authenticate
 from logistics.api.errors import Problem, validation_problem
 from logistics.api.shipments import load_owned, read_json
@@ -167,7 +168,7 @@ async def _stream(request: web.Request, response: web.StreamResponse, chunks: It
         # The status line and part of the document are out: an error answer is no longer possible. Closing the
         # connection before the chunked body's last chunk is how the client learns the document is incomplete,
         # rather than printing a truncated one.
-        log.exception("label_stream_failed", extra={"path": request.path})
+        log.exception("label_stream_failed", extra={"route": logs.route_template(request)})
         if request.transport is not None:
             request.transport.close()
         return response

@@ -17,11 +17,12 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, ValidationError
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from logistics.api.auth import bearer_token
 from logistics.api.errors import (
     CONTENT_TYPE,
     PROBLEM_TYPE_BASE,
@@ -29,7 +30,7 @@ from logistics.api.errors import (
     from_validation_error,
     validation_problem,
 )
-from logistics.api.schemas import BEIJING, Strict, clean_text
+from logistics.api.schemas import Instant, Strict, clean_text
 from logistics.api.shipments import json_response, read_json
 from logistics.events import apply_event, lock_shipment
 from logistics.ids import _TRACKING_ALPHABET
@@ -59,14 +60,7 @@ class ScanIn(Strict):
     reason_code: Annotated[str | None, Field(max_length=8, description="EMS failure reason, for fail")] = None
     verification_code: Annotated[str | None, Field(max_length=12)] = None
     location: Annotated[str | None, StringConstraints(max_length=200), BeforeValidator(clean_text)] = None
-    scanned_at: datetime | None = Field(None, description="when the scan happened on the device (ISO 8601)")
-
-    @field_validator("scanned_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        return (value if value.tzinfo else value.replace(tzinfo=BEIJING)).astimezone(UTC)
+    scanned_at: Instant | None = Field(None, description="when the scan happened on the device (ISO 8601)")
 
 
 class ScanError(BaseModel):
@@ -124,9 +118,8 @@ class ScanProblem(Problem):
 
 
 async def authenticate_staff(request: web.Request) -> StaffMember:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request)
+    if token is None:
         raise Problem(
             401,
             "unauthorized",
@@ -134,7 +127,7 @@ async def authenticate_staff(request: web.Request) -> StaffMember:
             "Send 'Authorization: Bearer <staff token>'.",
             headers=STAFF_AUTH_HEADERS,
         )
-    member = await request.app["staff_cache"].member_for(token.strip())
+    member = await request.app["staff_cache"].member_for(token)
     if member is None:
         raise Problem(
             401,

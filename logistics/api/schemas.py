@@ -12,18 +12,34 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
-    field_validator,
     model_validator,
 )
 
 from logistics.lifecycle import STATUSES
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+# The years an instant of this service can fall in. Python's datetime ends at years 1 and 9999, so converting
+# an instant near either end to another offset overflows; bounding the year first keeps every later conversion,
+# comparison and database write of an accepted instant safe, and no shipment happens outside these years.
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+
+
+def utc_instant(value: datetime) -> datetime:
+    """An input instant in UTC; without an offset it is Beijing time. ValueError (a 422) outside the years above."""
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"must be between the years {FIRST_YEAR} and {LAST_YEAR}")
+    return (value if value.tzinfo else value.replace(tzinfo=BEIJING)).astimezone(UTC)
+
+
+# Every datetime a request carries: pydantic parses it, then it is bounded and made UTC.
+Instant = Annotated[datetime, AfterValidator(utc_instant)]
 
 _FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _HAS_FULLWIDTH = re.compile("[\uff01-\uff5e\u3000]")
@@ -248,13 +264,8 @@ class ContentItem(Strict):
 
 
 class PickupWindow(Strict):
-    start: datetime = Field(description="ISO 8601; without an offset, Beijing time is assumed")
-    end: datetime
-
-    @field_validator("start", "end")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        return (value if value.tzinfo else value.replace(tzinfo=BEIJING)).astimezone(UTC)
+    start: Instant = Field(description="ISO 8601; without an offset, Beijing time is assumed")
+    end: Instant
 
     @model_validator(mode="after")
     def _ordered(self) -> PickupWindow:

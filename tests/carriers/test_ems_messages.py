@@ -425,3 +425,31 @@ def test_event_without_essentials_is_refused(missing: str) -> None:
 def test_paths() -> None:
     assert messages.PROD_PATH == "/amp-prod-api/f/amp/api/open"
     assert messages.SANDBOX_PATH == "/amp-prod-api/f/amp/api/test"
+
+
+# --- hostile times and nesting ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "op_time",
+    [1e20, -1e20, float("inf"), float("nan"), "9999999999999", "0001-01-01 00:00:00", "9999-12-31 23:59:59"],
+)
+def test_an_event_time_outside_the_years_of_shipments_is_unreadable(op_time: object) -> None:
+    with pytest.raises(ValueError):
+        messages.parse_beijing_time(op_time)
+
+
+def test_event_times_at_the_edges_of_the_years_still_read() -> None:
+    assert messages.parse_beijing_time("2000-01-01 00:00:00") == datetime(2000, 1, 1, tzinfo=BEIJING)
+    assert messages.parse_beijing_time("2099-12-31 23:59:59").year == 2099
+
+
+def test_a_tracking_answer_skips_the_item_whose_time_is_no_time() -> None:
+    good = {"waybillNo": WAYBILL, "opCode": "305", "opTime": "2026-11-26 14:05:00", "opName": "离开处理中心"}
+    items = [{**good, "opCode": "203", "opTime": 1e20}, good]
+    assert [e.code for e in messages.parse_track_items({"responseItems": items})] == ["305"]
+
+
+def test_an_answer_nested_20000_deep_is_a_retryable_error_not_a_crash() -> None:
+    with pytest.raises(RetryableCarrierError):
+        messages.parse_response("040001", 200, "[" * 20_000 + "]" * 20_000)

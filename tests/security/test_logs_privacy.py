@@ -10,6 +10,7 @@ webhooks to the approval system. Then every name, phone, street address, code an
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
@@ -30,7 +31,7 @@ from security_support import (
     create,
     refusing_shipment_inserts,
 )
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from carriers.simulator.config import SimConfig
 from carriers.simulator.server import create_app as create_sim_app
@@ -43,7 +44,7 @@ from logistics.jobs.runner import Runtime, process_due
 from logistics.jobs.worker import build_runtime
 from logistics.models import shipments, webhook_deliveries
 
-from support import auth, delivery_body, eventually, intake_body
+from support import auth, delivery_body, eventually, intake_body, raw_request, send_raw
 
 # The EMS simulator is a stand-in for the carrier's systems, not part of this service: its own lines are not ours.
 NOT_OURS = ("carriers.simulator",)
@@ -232,6 +233,23 @@ async def day(captured: Captured, settings: Settings, db: Database) -> AsyncIter
         await api.get("/v1/webhook-deliveries", headers=auth(hall))
         assert receiver.bodies
 
+        # Hostile requests, carrying the day's credentials where aiohttp and the handlers choke on them.
+        key, token, secret = (s.encode() for s in (hall.api_key, courier.token, hall.webhook_secret))
+        hostile = [
+            raw_request("GET", b"/v1/shipments", [b"Authorization: Bearer " + key + b"\x01"]),  # control byte
+            raw_request("GET", b"/v1/staff/me", [b"Authorization: Bearer " + token + b"\x1b[0m"]),
+            raw_request("GET", b"/v1/shipments", [b"Authorization: Bearer " + key + b"\xff"]),  # not UTF-8
+            raw_request("GET", b"/v1/webhook-endpoint", [b"X-Webhook-Secret: " + secret + b"\x7f\x02"]),
+            raw_request("GET", link.encode() + b"\x01"),  # the applicant link in a broken request line
+            raw_request("GET", b"/t/" + licence["tracking_code"].encode(), [b"Referer: " + link.encode() + b"\x01"]),
+            raw_request("GET", b"/v1/shipments", [b"Authorization: Bearer " + key, b"X-Padding: " + b"x" * 100_000]),
+        ]
+        for request in hostile:  # their answers are test_hostile_input's business; here only the logs count
+            await send_raw(api.host, api.port, request)
+        late_scan = {"scan_id": "dev-4", "code": licence["tracking_code"], "action": "deliver"}
+        late_scan |= {"verification_code": code, "scanned_at": "0001-01-01T00:00:00"}
+        await api.post("/v1/scans", json=late_scan, headers=staff_auth)
+
         yield Day(
             captured,
             {
@@ -287,6 +305,79 @@ async def test_no_verification_code_is_logged(day: Day) -> None:
 
 async def test_no_api_key_token_or_webhook_secret_is_logged(day: Day) -> None:
     assert hits(day.captured.text(), day.secrets["credentials"]) == []
+
+
+async def test_the_hostile_requests_were_logged_without_what_they_carried(day: Day) -> None:
+    """aiohttp's own error lines are kept (the operators see the attacks), with only the kind of error."""
+    logged = day.captured.text()
+    assert "Invalid header value char" in logged or "http_unparseable_request" in logged
+    assert "Invalid char in url path" in logged or "http_unparseable_request" in logged
+
+
+# An applicant link is a credential in a path: a failure while answering one names its route template.
+
+
+@contextlib.asynccontextmanager
+async def refusing_shipment_updates(db: Database) -> AsyncIterator[None]:
+    """The shipments table refuses every update (a broken replica, a full disk), on either database."""
+    async with db.write() as conn:
+        if db.is_sqlite:
+            await conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_updates BEFORE UPDATE ON shipments "
+                    "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+                )
+            )
+        else:
+            await conn.execute(
+                text(
+                    "CREATE FUNCTION refuse_updates() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$BEGIN RAISE EXCEPTION 'refused by the test'; END$$"
+                )
+            )
+            await conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_updates BEFORE UPDATE ON shipments "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_updates()"
+                )
+            )
+    try:
+        yield
+    finally:
+        async with db.write() as conn:
+            if db.is_sqlite:
+                await conn.execute(text("DROP TRIGGER refuse_updates"))
+            else:
+                await conn.execute(text("DROP TRIGGER refuse_updates ON shipments"))
+                await conn.execute(text("DROP FUNCTION refuse_updates()"))
+
+
+async def test_a_failure_on_an_applicant_link_logs_its_route_not_its_token(
+    captured: Captured, api: TestClient, db: Database, hall: clients.Credentials
+) -> None:
+    chooser = await create(api, hall, delivery_body(recipient=None, applicant_choice=True))
+    link = "/a/" + chooser["applicant_url"].rsplit("/a/", 1)[1]
+    form = {"choice": "mail", **CHOOSING_APPLICANT, "postcode": "450041"}
+    async with refusing_shipment_updates(db):
+        resp = await api.post(link, data=form)
+    assert resp.status >= 500
+    logged = captured.text()
+    assert "refused by the test" in logged  # the failure is logged, for the operators
+    assert "/a/{token}" in logged
+    assert link.removeprefix("/a/") not in logged
+
+
+async def test_aiohttp_access_lines_name_no_applicant_link(
+    captured: Captured, api: TestClient, hall: clients.Credentials
+) -> None:
+    """An operator may turn aiohttp's access log on: its lines quote the request line and the Referer."""
+    logging.getLogger("aiohttp.access").setLevel(logging.INFO)  # the captured fixture restores the level
+    chooser = await create(api, hall, delivery_body(recipient=None, applicant_choice=True))
+    link = "/a/" + chooser["applicant_url"].rsplit("/a/", 1)[1]
+    assert (await api.get(link, headers={"Referer": f"http://127.0.0.1:8080{link}"})).status == 200
+    logged = captured.text()
+    assert '"logger":"aiohttp.access"' in logged
+    assert hits(logged, [link.removeprefix("/a/"), hall.api_key]) == []
 
 
 # A database error must not carry the rows it was writing into the logs (SQLAlchemy puts statement parameters
