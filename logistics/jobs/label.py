@@ -53,8 +53,8 @@ def _renderer_setup(niceness: int, parent: int) -> None:
     """In each renderer process: lower priority, deaf to Ctrl-C, and exit once the worker is gone.
 
     Ctrl-C signals the terminal's whole process group, renderers included: a renderer that took it would die
-    with a traceback mid-read of its queue and break the pool under the worker, which is what stops them, in
-    order, when it stops. A SIGKILLed worker cannot shut its pool down, and the renderers would wait for work
+    with a traceback mid-read of its queue and break the pool under the worker. The worker stops them, in
+    order, when it stops itself. A SIGKILLed worker cannot shut its pool down, and the renderers would wait for work
     forever (each sibling holds the queue's write end, so no EOF ever comes); the chaos run found them piling
     up, one set per kill."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
