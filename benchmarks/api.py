@@ -129,8 +129,10 @@ def percentile(windows: list[dict[str, Any]], p: float) -> float:
 
 
 def start_logistics(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "logistics", "api"], env={**env, "LOGISTICS_PORT": str(port)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Its log lines go to a file, as in a deployment, and a pipe nobody reads would stop the server once full.
+    with open(Path(env["LOGISTICS_DATA_DIR"]) / "api.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "logistics", "api"],
+                                env={**env, "LOGISTICS_PORT": str(port)}, stdout=subprocess.DEVNULL, stderr=log)
     wait_ready(port)
     return proc
 
@@ -181,6 +183,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=4, help="length of one window")
     parser.add_argument("--rounds", type=int, default=3, help="windows per endpoint, taken in turn")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--log-level", default="WARNING",
+                        help="the API's LOGISTICS_LOG_LEVEL; INFO includes its access line per request")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("benchmarks/api.py needs wrk: apt-get install wrk")
@@ -197,7 +201,7 @@ def main() -> None:
         for name, url in targets:
             tmp = stack.enter_context(tempfile.TemporaryDirectory())
             env = {**os.environ, "LOGISTICS_DATA_DIR": tmp, "LOGISTICS_REDIS_URL": args.redis,
-                   "LOGISTICS_QUEUE_NAME": f"bench:{os.getpid()}:{name}", "LOGISTICS_LOG_LEVEL": "WARNING"}
+                   "LOGISTICS_QUEUE_NAME": f"bench:{os.getpid()}:{name}", "LOGISTICS_LOG_LEVEL": args.log_level}
             if url:
                 url = asyncio.run(fresh_database(url, "logistics_bench_api"))
                 env["LOGISTICS_DATABASE_URL"] = url

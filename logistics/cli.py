@@ -12,13 +12,16 @@ import signal
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from logistics import clients, logs
 from logistics.config import Settings
 from logistics.db import Database, DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 class CliError(Exception):
@@ -125,7 +128,6 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
-    from logistics.api import server as api_server
     from logistics.api.app import create_app
 
     with _halls_file():  # building the app reads it: a bad file stops here, before anything is started
@@ -139,10 +141,27 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
         print(f"logistics: warning: {exc}; shipments are still accepted and wait in the database", file=sys.stderr)
     try:
         with _listening(settings.host, settings.port, "LOGISTICS_PORT"):
-            api_server.run(app, host=settings.host, port=settings.port, access_log=None)
+            _run_until_signal(_serve(app, settings.host, settings.port))
     finally:
         if server is not None:
             server.stop()
+
+
+async def _serve(app: web.Application, host: str, port: int) -> None:
+    """Serve ``app`` until cancelled, then stop as aiohttp's run_app does: stop accepting, finish the requests
+    under way, close the app's resources. Signals are ``_run_until_signal``'s, like every other command's."""
+    from aiohttp import web
+
+    from logistics.api.server import AppRunner
+
+    # aiohttp's own access lines are off: the app logs one per request itself (logs.access).
+    runner = AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=75.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
 
 
 @contextlib.contextmanager
@@ -173,12 +192,29 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
             server.stop()
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _run_until_signal(coro: Coroutine[Any, Any, Any]) -> None:
+    """Run ``coro`` until SIGINT or SIGTERM cancels it, and let it clean up.
+
+    Ctrl-C reaches every process of the terminal's group, and `logistics dev` then sends its children SIGTERM
+    as well: the first signal starts the shutdown, and later ones are ignored for the rest of the process, so
+    that none cuts the cleanup short (the database, the label renderers) or kills it on its way out.
+    """
+
     async def main() -> None:
         task = asyncio.create_task(coro)
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
+
+        def stop() -> None:
+            for sig in STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, signal.SIG_IGN)
+            task.cancel()
+
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, stop)
         try:
             await task
         except asyncio.CancelledError:

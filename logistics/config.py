@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     public_base_url: str | None = None  # unset → http://{host}:{port}
     log_level: str = "INFO"
     log_format: str = "json"  # json | text
+    access_log: bool = True  # one http_request line per API request (route template, status, ms, request id)
 
     # Dispatch API
     max_body_bytes: int = Field(256 * 1024, ge=1024)

@@ -63,16 +63,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     response.headers["X-Request-ID"] = rid
     _observe(request.method, route, response.status, elapsed)
     if response.status >= 500 or request.app["access_log"]:
-        log.info(
-            "http_request",
-            extra={
-                "request_id": rid,
-                "method": request.method,
-                "route": route,
-                "status": response.status,
-                "ms": round(elapsed * 1000, 2),
-            },
-        )
+        logs.access(rid, request.method, route, response.status, elapsed)
     return response
 
 
@@ -196,9 +187,8 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     # What validating a create needs beyond its body: the halls' addresses, when the operator configured them.
     halls = load_halls(settings.halls_file)
     app["create_context"] = {"halls": halls} if halls else None
-    # One access line per request only when debugging (errors ≥ 500 are always logged): at thousands of
-    # creates a second the lines themselves would cost more CPU than the work.
-    app["access_log"] = settings.log_level.upper() == "DEBUG"
+    # One access line per request (errors ≥ 500 are logged whatever the setting).
+    app["access_log"] = settings.access_log
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         database = db or Database(settings.resolved_database_url)

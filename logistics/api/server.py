@@ -9,9 +9,7 @@ the server is aiohttp's own: the same arguments, limits and shutdown as ``web.ru
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -78,21 +76,3 @@ class AppRunner(web.AppRunner):
             handler_cancellation=made.handler_cancellation,
             **made._kwargs,
         )
-
-
-def run(app: web.Application, *, host: str, port: int, **runner_args: Any) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, like ``web.run_app`` (same defaults), then shut down gracefully."""
-
-    async def serve() -> None:
-        runner = AppRunner(app, handle_signals=True, keepalive_timeout=75.0, **runner_args)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host, port).start()
-            await asyncio.Event().wait()  # until a signal raises GracefulExit
-        finally:
-            await runner.cleanup()
-
-    try:
-        asyncio.run(serve())
-    except (web.GracefulExit, KeyboardInterrupt):
-        pass

@@ -8,9 +8,11 @@ run that lost its lease to another worker commits no second webhook.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -48,9 +50,13 @@ if label_follow_up not in ORDERED_HOOKS:  # a re-import (tests reload modules) m
 
 
 def _renderer_setup(niceness: int, parent: int) -> None:
-    """In each renderer process: lower priority, and exit once the worker is gone. A SIGKILLed worker cannot
-    shut its pool down, and the renderers would wait for work forever (each sibling holds the queue's write end,
-    so no EOF ever comes): they would pile up, one set per kill."""
+    """In each renderer process: lower priority, deaf to Ctrl-C, and exit once the worker is gone.
+
+    Ctrl-C signals the terminal's whole process group, renderers included: a renderer that took it would die
+    with a traceback mid-read of its queue and break the pool under the worker. The worker stops them, in
+    order, when it stops itself. A SIGKILLed worker cannot shut its pool down, and the renderers would wait for work
+    forever (each sibling holds the queue's write end, so no EOF ever comes) and pile up, one set per kill."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(niceness)
     # The worker's pid comes from the worker itself: read here, it may already be init's when the worker died
     # while this process was starting.
@@ -76,7 +82,9 @@ class RenderPool:
         )
 
     async def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        # Waiting (off the event loop) ends the renderer processes while the worker still runs: once it has
+        # stopped, none is left and their queues are released.
+        await asyncio.to_thread(self.executor.shutdown, wait=True, cancel_futures=True)
 
 
 def _executor(rt: Runtime) -> ProcessPoolExecutor | None:

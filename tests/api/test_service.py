@@ -97,20 +97,22 @@ async def test_the_collector_is_tuned_once_the_api_runs(api: TestClient) -> None
     assert gc.get_freeze_count() > 0
 
 
-async def test_access_lines_only_when_debugging(
+async def test_one_access_line_per_request_unless_turned_off(
     settings: Settings, db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
-    for level, expected in (("INFO", 0), ("DEBUG", 1)):
-        settings.log_level = level
+    # On by default at the default level, INFO; LOGISTICS_ACCESS_LOG=false turns it off.
+    assert settings.access_log and settings.log_level == "INFO"
+    for access_log, expected in ((True, 1), (False, 0)):
+        settings.access_log = access_log
         client = TestClient(TestServer(create_app(settings, db=db)))
         await client.start_server()
         try:
             caplog.clear()
-            with caplog.at_level(logging.INFO, logger="logistics.api"):
+            with caplog.at_level(logging.INFO):
                 await client.get("/healthz", headers={"X-Request-ID": "access-1"})
         finally:
             await client.close()
         lines = [r for r in caplog.records if r.getMessage() == "http_request"]
-        assert len(lines) == expected, level
+        assert len(lines) == expected, access_log
         if lines:
             assert (lines[0].route, lines[0].status, lines[0].request_id) == ("/healthz", 200, "access-1")  # type: ignore[attr-defined]

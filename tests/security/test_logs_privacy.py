@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -399,3 +400,57 @@ async def test_a_failed_write_logs_no_personal_data(
     assert "refused by the test" in logged  # the failure itself is logged, for the operators
     assert hits(logged, list(PERSONAL_DATA)) == []
     assert hits(await resp.text(), list(PERSONAL_DATA)) == []
+
+
+# The access line: one per request, naming the route the request matched, never the path or query it asked for
+# (a path holds shipment ids and applicant-link tokens, a query whatever the caller put in it).
+
+
+def access_lines(captured: Captured, request_id: str) -> list[str]:
+    """The JSON access lines written for one request."""
+    return [
+        line
+        for line in captured.stream.getvalue().splitlines()
+        if '"event":"http_request"' in line and json.loads(line)["request_id"] == request_id
+    ]
+
+
+async def test_a_shipment_read_has_one_access_line_with_its_route_template(
+    captured: Captured, api: TestClient, hall: clients.Credentials
+) -> None:
+    shipment = await create(api, hall, delivery_body(recipient=dict(LICENCE_HOLDER)))
+    headers = {**auth(hall), "X-Request-ID": "sj-spxt-2018-00095-read"}
+    assert (await api.get(f"/v1/shipments/{shipment['id']}", headers=headers)).status == 200
+    (line,) = access_lines(captured, "sj-spxt-2018-00095-read")
+    logged = json.loads(line)
+    assert (logged["logger"], logged["method"], logged["route"], logged["status"]) == (
+        "logistics.access",
+        "GET",
+        "/v1/shipments/{id}",
+        200,
+    )
+    assert logged["ms"] >= 0
+    assert shipment["id"] not in line
+
+
+async def test_an_applicant_link_has_one_access_line_without_its_token_or_query(
+    captured: Captured, api: TestClient, hall: clients.Credentials
+) -> None:
+    chooser = await create(api, hall, delivery_body(recipient=None, applicant_choice=True))
+    link = "/a/" + chooser["applicant_url"].rsplit("/a/", 1)[1]
+    phone = CHOOSING_APPLICANT["phone"]
+    resp = await api.get(link, params={"phone": phone}, headers={"X-Request-ID": "applicant-link-0001"})
+    assert resp.status == 200
+    (line,) = access_lines(captured, "applicant-link-0001")
+    logged = json.loads(line)
+    assert (logged["method"], logged["route"], logged["status"]) == ("GET", "/a/{token}", 200)
+    assert hits(captured.text(), [link.removeprefix("/a/"), phone]) == []
+
+
+async def test_a_path_no_route_matches_is_logged_as_unmatched(captured: Captured, api: TestClient) -> None:
+    phone = LICENCE_HOLDER["phone"]
+    resp = await api.get(f"/v1/applicants/{phone}", params={"name": LICENCE_HOLDER["name"]})
+    assert resp.status == 404
+    (line,) = access_lines(captured, resp.headers["X-Request-ID"])
+    assert (json.loads(line)["route"], json.loads(line)["status"]) == ("unmatched", 404)
+    assert hits(captured.text(), [phone, LICENCE_HOLDER["name"]]) == []
