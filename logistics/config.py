@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     applicant_expiry_check_seconds: float = Field(300.0, ge=0)  # API-side sweep for expired links (0: off)
     tracking_rate_per_minute: int = Field(60, ge=1)  # per client IP, /t/… pages and JSON
     complaint_rate_per_hour: int = Field(5, ge=1)  # per client IP
+    staff_lookup_rate_per_minute: int = Field(120, ge=1)  # per staff token, GET /v1/scans/lookup
     trust_forwarded_for: bool = False  # behind a reverse proxy: take the client IP from X-Forwarded-For
     verification_max_attempts: int = Field(5, ge=1)  # wrong 取件验证码 per shipment before the hand-over locks
     scan_batch_max: int = Field(200, ge=1, le=2000)

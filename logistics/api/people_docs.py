@@ -116,7 +116,9 @@ PATHS: dict[str, Any] = {
                 },
                 "403": _problem("not-your-hall or role-not-allowed"),
                 "404": _problem("unknown-code"),
-                "409": _problem("not-ready, already-delivered or shipment-closed"),
+                "409": _problem(
+                    "not-ready, already-delivered or shipment-closed (also for a late scan on a shipment that ended)"
+                ),
                 "423": _problem("verification-locked"),
                 **_COMMON,
             },
@@ -132,6 +134,7 @@ PATHS: dict[str, Any] = {
                 "200": _json("ScanLookupOut", "The parcel, masked"),
                 "403": _problem("not-your-hall"),
                 "404": _problem("unknown-code"),
+                "429": _problem("Too many lookups with this staff token; `Retry-After` says when to try again"),
                 **_COMMON,
             },
         }

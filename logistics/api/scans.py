@@ -96,12 +96,22 @@ ERROR_STATUS = {
 }
 
 
+# Problem title of a single scan's error: what the refusal is about, for logs and clients that do not read Chinese.
+ERROR_TITLE = {
+    "already-delivered": "Shipment already delivered",
+    "shipment-closed": "Shipment has ended",
+    "verification-required": "Verification code required",
+    "wrong-verification-code": "Wrong verification code",
+    "verification-locked": "Verification locked",
+}
+
+
 class ScanProblem(Problem):
     """A rejected single scan: the problem body carries the per-scan ``code`` and Chinese ``message`` too."""
 
     def __init__(self, answer: dict[str, Any]) -> None:
         code = answer["error"]["code"]
-        super().__init__(ERROR_STATUS.get(code, 422), code, "Scan rejected", answer["message"])
+        super().__init__(ERROR_STATUS.get(code, 422), code, ERROR_TITLE.get(code, "Scan rejected"), answer["message"])
         self.answer = answer
 
     def response(self, request: web.Request) -> web.Response:
@@ -264,6 +274,27 @@ async def _record_history(
     return {**row, "last_sequence": sequence, "updated_at": now}
 
 
+def _closed(scan: ScanIn, row: dict[str, Any], late: bool, view: dict[str, Any]) -> dict[str, Any] | None:
+    """The refusal of a scan on a shipment in a final status, or None when it may be recorded.
+
+    A delivered shipment keeps late pickup/arrival/attempt scans as history; one that ended otherwise
+    (cancelled, returned, failed, declined) takes nothing more, and no shipment takes a second delivery.
+    """
+    if row["status"] not in FINAL:
+        return None
+    if row["status"] == "delivered":
+        if scan.action == "deliver":
+            return _fail(scan.scan_id, "already-delivered", "这件邮件已经签收，无需再次投递", view)
+        if late:
+            return None
+    state = status_text(row["status"], row["kind"])
+    if late:
+        message = f"这件邮件已经是“{state}”，扫描时间虽然更早，也不能再补记{ACTION_TEXT[scan.action]}"
+    else:
+        message = f"这件邮件的状态是“{state}”，不能再登记"
+    return _fail(scan.scan_id, "shipment-closed", message, view)
+
+
 async def _decide(conn: AsyncConnection, ctx: Context, scan: ScanIn, row: dict[str, Any] | None) -> dict[str, Any]:
     """Apply one scan in the caller's transaction and return its answer (errors are answers, not exceptions)."""
     if row is None:
@@ -290,12 +321,18 @@ async def _decide(conn: AsyncConnection, ctx: Context, scan: ScanIn, row: dict[s
     since = await _status_since(conn, row)
     late = since is not None and occurred < since
     status = ACTION_STATUS[action]
-    if row["status"] in FINAL and not late:
-        if row["status"] == "delivered" and action == "deliver":
-            return _fail(scan.scan_id, "already-delivered", "这件邮件已经签收，无需再次投递", view)
-        state = status_text(row["status"], row["kind"])
-        return _fail(scan.scan_id, "shipment-closed", f"这件邮件的状态是“{state}”，不能再登记", view)
-    if action == "deliver" and may_move(row["status"], status):
+    # Both checks come before anything can be recorded, late or not: a code typed in is checked (and a wrong
+    # one counted) whatever the shipment's state, and a shipment that has ended takes no further move.
+    verified = False
+    if action == "deliver" and (scan.verification_code or "").strip():
+        rejected = await _check_verification(conn, ctx, row, scan, view)
+        if rejected is not None:
+            return rejected
+        verified = True
+    closed = _closed(scan, row, late, view)
+    if closed is not None:
+        return closed
+    if action == "deliver" and not verified:
         rejected = await _check_verification(conn, ctx, row, scan, view)
         if rejected is not None:
             return rejected
@@ -459,10 +496,26 @@ async def staff_me(request: web.Request) -> web.Response:
     )
 
 
+async def _limit_lookups(request: web.Request, member: StaffMember) -> None:
+    """A staff token looks up one parcel at a time; a stream of lookups is someone walking the codes."""
+    limit = request.app["settings"].staff_lookup_rate_per_minute
+    verdict = await request.app["rate_limiter"].hit("staff-lookup", member.id, limit, 60)
+    if not verdict.allowed:
+        log.warning("staff_lookup_limited", extra={"staff_id": member.id})
+        raise Problem(
+            429,
+            "too-many-requests",
+            "Too many requests",
+            f"Too many lookups with this staff token; retry after {verdict.retry_after} s.",
+            headers={"Retry-After": str(verdict.retry_after)},
+        )
+
+
 @routes.get("/v1/scans/lookup")
 async def lookup(request: web.Request) -> web.Response:
     """What a scanned code is, before choosing an action (scoped like a scan; nothing is recorded)."""
     member = await authenticate_staff(request)
+    await _limit_lookups(request, member)
     code = request.query.get("code", "")
     async with request.app["db"].read() as conn:
         shipment_id = await find_shipment_id(conn, code) if code else None

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from logistics import clients, staff
 from logistics.db import Database
-from logistics.models import webhook_deliveries
+from logistics.models import verification_guards, webhook_deliveries
 
 from support import auth
 
@@ -336,6 +336,115 @@ async def test_a_cancelled_shipment_cannot_be_scanned(
     assert status == 409
     assert body["error"]["code"] == "shipment-closed"
     assert await status_of(db, shipment["id"]) == "cancelled"
+
+
+async def ended(api: TestClient, db: Database, hall: clients.Credentials, how: str, **overrides: Any) -> dict[str, Any]:
+    """A code-protected shipment that ended without a delivery: cancelled by the hall, returned or failed at EMS."""
+    shipment = await ordered(api, db, hall, **overrides)
+    if how == "cancelled":
+        assert (await api.post(f"/v1/shipments/{shipment['id']}/cancel", headers=auth(hall))).status == 200
+    else:
+        await advance(db, shipment["id"], *({"returned": ("picked_up", "in_transit"), "failed": ()}[how]), how)
+    return shipment
+
+
+async def failures_of(db: Database, shipment_id: str) -> int:
+    async with db.read() as conn:
+        query = select(verification_guards.c.failures).where(verification_guards.c.shipment_id == shipment_id)
+        return (await conn.execute(query)).scalar() or 0
+
+
+@pytest.mark.parametrize("how", ["cancelled", "returned", "failed"])
+@pytest.mark.parametrize("code", ["none", "right"])
+async def test_a_back_dated_delivery_never_reaches_a_shipment_that_ended_otherwise(
+    api: TestClient, db: Database, hall: clients.Credentials, courier: staff.NewStaff, how: str, code: str
+) -> None:
+    shipment = await ended(api, db, hall, how)
+    before = await events_of(db, shipment["id"])
+    extra = {"verification_code": shipment["verification_code"]} if code == "right" else {}
+    status, body = await post(api, courier, scan(shipment["tracking_code"], "deliver", ago=timedelta(days=1), **extra))
+    assert status == 409
+    assert body["type"].endswith("/shipment-closed")
+    assert body["title"] == "Shipment has ended"
+    assert "不能再补记投递" in body["message"]
+    assert await events_of(db, shipment["id"]) == before
+    assert await status_of(db, shipment["id"]) == how
+
+
+async def test_a_wrong_code_on_a_back_dated_delivery_to_a_cancelled_shipment_still_counts(
+    api: TestClient, db: Database, hall: clients.Credentials, courier: staff.NewStaff
+) -> None:
+    shipment = await ended(api, db, hall, "cancelled")
+    before = await events_of(db, shipment["id"])
+    wrong = "000000" if shipment["verification_code"] != "000000" else "111111"
+    late = scan(shipment["tracking_code"], "deliver", ago=timedelta(days=1), verification_code=wrong)
+    status, body = await post(api, courier, late)
+    assert status == 422
+    assert body["error"]["code"] == "wrong-verification-code"
+    assert "还可以再试 4 次" in body["message"]
+    assert await failures_of(db, shipment["id"]) == 1
+    assert await events_of(db, shipment["id"]) == before
+
+
+async def test_a_back_dated_pickup_is_not_added_to_a_cancelled_shipment(
+    api: TestClient, db: Database, hall: clients.Credentials, courier: staff.NewStaff
+) -> None:
+    shipment = await ended(api, db, hall, "cancelled")
+    before = await events_of(db, shipment["id"])
+    status, body = await post(api, courier, scan(shipment["tracking_code"], "pickup", ago=timedelta(days=1)))
+    assert status == 409
+    assert body["error"]["code"] == "shipment-closed"
+    assert await events_of(db, shipment["id"]) == before
+
+
+async def test_the_public_timeline_of_a_cancelled_shipment_shows_no_delivery_after_late_scans(
+    api: TestClient, db: Database, hall: clients.Credentials, courier: staff.NewStaff
+) -> None:
+    shipment = await ended(api, db, hall, "cancelled")
+    for extra in ({}, {"verification_code": shipment["verification_code"]}):
+        await post(api, courier, scan(shipment["tracking_code"], "deliver", ago=timedelta(days=1), **extra))
+    resp = await api.get(f"/t/{shipment['tracking_code']}", headers={"Accept": "application/json"})
+    view = await resp.json()
+    assert view["status"] == "cancelled"
+    assert "delivered" not in [e["status"] for e in view["events"]]
+
+
+@pytest.mark.parametrize("code", ["none", "right"])
+async def test_a_late_delivery_scan_adds_no_second_delivery_to_a_delivered_shipment(
+    api: TestClient, db: Database, hall: clients.Credentials, courier: staff.NewStaff, code: str
+) -> None:
+    shipment = await ordered(api, db, hall)
+    await advance(db, shipment["id"], "picked_up", "in_transit", "delivered")
+    before = await events_of(db, shipment["id"])
+    extra = {"verification_code": shipment["verification_code"]} if code == "right" else {}
+    status, body = await post(api, courier, scan(shipment["tracking_code"], "deliver", ago=timedelta(days=1), **extra))
+    assert status == 409
+    assert body["error"]["code"] == "already-delivered"
+    assert await events_of(db, shipment["id"]) == before
+
+
+async def test_a_wrong_code_on_a_late_delivery_to_a_delivered_shipment_counts(
+    api: TestClient, db: Database, hall: clients.Credentials, courier: staff.NewStaff
+) -> None:
+    shipment = await ordered(api, db, hall)
+    await advance(db, shipment["id"], "picked_up", "in_transit", "delivered")
+    wrong = "000000" if shipment["verification_code"] != "000000" else "111111"
+    late = scan(shipment["tracking_code"], "deliver", ago=timedelta(days=1), verification_code=wrong)
+    status, body = await post(api, courier, late)
+    assert status == 422
+    assert body["error"]["code"] == "wrong-verification-code"
+    assert await failures_of(db, shipment["id"]) == 1
+
+
+async def test_a_late_pickup_on_a_delivered_shipment_is_kept_as_history(
+    api: TestClient, db: Database, hall: clients.Credentials, courier: staff.NewStaff
+) -> None:
+    shipment = await ordered(api, db, hall)
+    await advance(db, shipment["id"], "picked_up", "in_transit", "delivered")
+    status, body = await post(api, courier, scan(shipment["tracking_code"], "pickup", ago=timedelta(days=1)))
+    assert status == 200
+    assert body["result"] == "recorded_late"
+    assert await status_of(db, shipment["id"]) == "delivered"
 
 
 async def test_a_backward_scan_is_kept_as_history_without_moving_the_status(

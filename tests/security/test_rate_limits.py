@@ -157,3 +157,18 @@ async def test_the_lock_holds_for_every_courier_not_only_the_guesser(
         "/v1/scans", json=deliver(shipment, 7, shipment["verification_code"]), headers=bearer(colleague.token)
     )
     assert (await assert_problem(resp, 423))["error"]["code"] == "verification-locked"
+
+
+async def test_staff_lookups_are_limited_per_token_with_a_429_problem(
+    api: TestClient, db: Database, settings: Settings, shipment: dict[str, Any], courier: staff.NewStaff
+) -> None:
+    settings.staff_lookup_rate_per_minute = 3
+    path = f"/v1/scans/lookup?code={shipment['tracking_code']}"
+    statuses = [(await api.get(path, headers=bearer(courier.token))).status for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    refused = await api.get(path, headers=bearer(courier.token))
+    body = await assert_problem(refused, 429)
+    assert body["type"].endswith("/too-many-requests")
+    assert int(refused.headers["Retry-After"]) >= 1
+    colleague = await staff.create(db, "刘海洋", "courier", [MARKET_BUREAU])
+    assert (await api.get(path, headers=bearer(colleague.token))).status == 200

@@ -255,6 +255,10 @@
       const resp = await fetch("/v1/scans/lookup?code=" + encodeURIComponent(code), { headers: headers() });
       const body = await resp.json();
       if (code !== $("code").value.trim()) return;
+      if (resp.status === 429) {
+        target.textContent = "查询过于频繁，请稍后再试（扫描登记不受影响）";
+        return;
+      }
       if (!resp.ok) {
         target.textContent = body.message || "查不到这个单号";
         return;
