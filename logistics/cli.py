@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from logistics import clients, logs
-from logistics.config import Settings
+from logistics.config import Settings, published_carrier_secrets
 from logistics.db import Database, DatabaseUnavailable
 
 
@@ -43,6 +43,16 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         lines = [f"  LOGISTICS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()]
         raise CliError("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def require_carrier_secrets(settings: Settings) -> None:
+    """A published carrier key lets anyone forge carrier pushes: the service does not start with one."""
+    names = published_carrier_secrets(settings)
+    if names:
+        raise CliError(
+            f"{' and '.join(names)} {'is' if len(names) == 1 else 'are'} empty or the published sample value; "
+            "set the credentials EMS issued you (only `logistics dev` runs on the simulator's)"
+        )
 
 
 def _run(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -129,6 +139,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
 
     from logistics.api.app import create_app
 
+    require_carrier_secrets(settings)
     with _halls_file():  # building the app reads it: a bad file stops here, before anything is started
         app = create_app(settings)
     server = _ensure_redis(settings)
@@ -171,6 +182,7 @@ async def _check_db(settings: Settings) -> None:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     from logistics.jobs.worker import run_forever
 
+    require_carrier_secrets(settings)
     server = _ensure_redis(settings)
     _run(_check_db(settings))
     _check_redis(settings.redis_url or "")

@@ -28,6 +28,7 @@ from schemathesis.checks import (
 )
 
 from logistics.api.docs import openapi_document
+from logistics.config import fresh_carrier_secrets
 
 schema = schemathesis.openapi.from_dict(openapi_document())
 CHECKS = [
@@ -51,7 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGISTICS_")} | {
         "LOGISTICS_DATA_DIR": str(data), "LOGISTICS_REDIS_URL": redis_url, "LOGISTICS_PORT": str(port),
-        "LOGISTICS_QUEUE_NAME": f"fuzz:{port}", "LOGISTICS_LOG_LEVEL": "WARNING",
+        "LOGISTICS_QUEUE_NAME": f"fuzz:{port}", "LOGISTICS_LOG_LEVEL": "WARNING", **fresh_carrier_secrets(),
     }
     run = [sys.executable, "-m", "logistics"]
     subprocess.run([*run, "migrate"], env=env, check=True, capture_output=True)
