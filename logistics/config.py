@@ -71,6 +71,9 @@ class Settings(BaseSettings):
 
     # Privacy
     purge_after_days: int = Field(180, ge=1)
+    # A create's stored answer (parties, 取件验证码) is replayed for a repeated Idempotency-Key this long, then
+    # deleted by the hourly purge; the key is then a new request.
+    idempotency_retention_hours: float = Field(24.0, gt=0)
 
     # People's pages: applicant links, public tracking, complaints, staff scans
     applicant_link_days: float = Field(7.0, gt=0)  # an applicant choice link expires this long after creation
