@@ -78,7 +78,7 @@ def _safe_url(settings: Settings) -> str:
 def migrate_now(settings: Settings) -> None:
     from logistics import migrate
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     _run(_check_db(settings))  # reachability first, for a clear message
     try:
         migrate.upgrade(settings.resolved_database_url)
@@ -403,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Everything the service writes (the SQLite files, the demo credentials, the private Redis's files) holds
+    # personal data or secrets: readable by its own user only.
+    os.umask(0o077)
     try:
         settings = load_settings()
         logs.setup(settings.log_level, settings.log_format)

@@ -61,7 +61,7 @@ def _banner(settings: Settings, creds: dict[str, Any]) -> str:
 
 
 def run(settings: Settings) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     settings.data_dir = settings.data_dir.resolve()
     redis_server = _ensure_redis(settings)
     children: dict[str, subprocess.Popen[bytes]] = {}
