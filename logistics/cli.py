@@ -403,9 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # Everything the service writes (the SQLite files, the demo credentials, the private Redis's files) holds
-    # personal data or secrets: readable by its own user only.
-    os.umask(0o077)
+    if argv is None:
+        # Run as the program: everything it writes (the SQLite files, the demo credentials, the private Redis's
+        # files) holds personal data or secrets, readable by its own user only. A caller passing argv (tests,
+        # wrappers) keeps its own umask; the database files are narrowed where they are opened anyway.
+        os.umask(0o077)
     try:
         settings = load_settings()
         logs.setup(settings.log_level, settings.log_format)
