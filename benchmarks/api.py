@@ -33,7 +33,7 @@ from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
-from logistics.config import normalise_database_url  # noqa: E402
+from logistics.config import fresh_carrier_secrets, normalise_database_url  # noqa: E402
 
 from support import delivery_body  # noqa: E402
 
@@ -201,7 +201,8 @@ def main() -> None:
         for name, url in targets:
             tmp = stack.enter_context(tempfile.TemporaryDirectory())
             env = {**os.environ, "LOGISTICS_DATA_DIR": tmp, "LOGISTICS_REDIS_URL": args.redis,
-                   "LOGISTICS_QUEUE_NAME": f"bench:{os.getpid()}:{name}", "LOGISTICS_LOG_LEVEL": args.log_level}
+                   "LOGISTICS_QUEUE_NAME": f"bench:{os.getpid()}:{name}", "LOGISTICS_LOG_LEVEL": args.log_level,
+                   **fresh_carrier_secrets()}
             if url:
                 url = asyncio.run(fresh_database(url, "logistics_bench_api"))
                 env["LOGISTICS_DATABASE_URL"] = url

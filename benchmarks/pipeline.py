@@ -43,7 +43,7 @@ from sqlalchemy import func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
-from logistics.config import normalise_database_url  # noqa: E402
+from logistics.config import fresh_carrier_secrets, normalise_database_url  # noqa: E402
 from logistics.db import Database  # noqa: E402
 from logistics.models import outbox, shipments  # noqa: E402
 
@@ -215,6 +215,7 @@ class Pipeline:
             "LOGISTICS_WORKER_MAX_JOBS": str(max_jobs),
             "LOGISTICS_LOG_LEVEL": "WARNING",
             "LOGISTICS_LOG_FORMAT": "text",
+            **fresh_carrier_secrets(),  # shared by the simulator and the service; api and worker refuse the published
         }
         self.log = data_dir / "pipeline.log"
         self.db = Database(normalise_database_url(database_url))

@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from chaos.receiver import Receiver  # noqa: E402
 from logistics import clients, migrate  # noqa: E402
-from logistics.config import normalise_database_url  # noqa: E402
+from logistics.config import fresh_carrier_secrets, normalise_database_url  # noqa: E402
 from logistics.db import Database  # noqa: E402
 from logistics.lifecycle import FINAL, RANK  # noqa: E402
 from logistics.models import label_renders, outbox, shipments, webhook_deliveries  # noqa: E402
@@ -387,6 +387,8 @@ class ChaosRun:
             "LOGISTICS_POLL_MAX_SECONDS": str(p.poll_first_seconds * 4),
             "LOGISTICS_LOG_LEVEL": "INFO",  # everything the service logs is searched for personal data
             "LOGISTICS_LOG_FORMAT": "json",
+            # The simulator and the service share credentials made for this run, as a deployment has its own.
+            **fresh_carrier_secrets(),
             "CHAOS_WEBHOOK_SCHEDULE": ",".join(f"{s:g}" for s in p.webhook_schedule),
         }
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from logistics import clients, logs
-from logistics.config import Settings
+from logistics.config import Settings, published_carrier_secrets
 from logistics.db import Database, DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -48,6 +48,16 @@ def load_settings() -> Settings:
         raise CliError("invalid configuration:\n" + "\n".join(lines)) from None
 
 
+def require_carrier_secrets(settings: Settings) -> None:
+    """A published carrier key lets anyone forge carrier pushes: the service does not start with one."""
+    names = published_carrier_secrets(settings)
+    if names:
+        raise CliError(
+            f"{' and '.join(names)} {'is' if len(names) == 1 else 'are'} empty or the published sample value; "
+            "set the credentials EMS issued you (only `logistics dev` runs on the simulator's)"
+        )
+
+
 def _run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
 
@@ -71,7 +81,7 @@ def _safe_url(settings: Settings) -> str:
 def migrate_now(settings: Settings) -> None:
     from logistics import migrate
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     _run(_check_db(settings))  # reachability first, for a clear message
     try:
         migrate.upgrade(settings.resolved_database_url)
@@ -130,6 +140,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
     from logistics.api.app import create_app
 
+    require_carrier_secrets(settings)
     with _halls_file():  # building the app reads it: a bad file stops here, before anything is started
         app = create_app(settings)
     server = _ensure_redis(settings)
@@ -182,6 +193,7 @@ async def _check_db(settings: Settings) -> None:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     from logistics.jobs.worker import run_forever
 
+    require_carrier_secrets(settings)
     server = _ensure_redis(settings)
     _run(_check_db(settings))
     _check_redis(settings.redis_url or "")
@@ -419,6 +431,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:
+        # Run as the program: everything it writes (the SQLite files, the demo credentials, the private Redis's
+        # files) holds personal data or secrets, readable by its own user only. A caller passing argv (tests,
+        # wrappers) keeps its own umask; the database files are narrowed where they are opened anyway.
+        os.umask(0o077)
     try:
         settings = load_settings()
         logs.setup(settings.log_level, settings.log_format)

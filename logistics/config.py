@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import secrets
 from functools import cached_property
 from pathlib import Path
 
@@ -40,7 +42,9 @@ class Settings(BaseSettings):
     carrier: str = "ems"
     ems_base_url: str | None = None  # unset → the simulator at ems_sim_host:ems_sim_port
     ems_sandbox: bool = True
-    ems_sender_no: str = "1100012345678"
+    ems_sender_no: str = "1100012345678"  # the contract's customer number: printed on labels, not a secret
+    # The two carrier credentials default to the simulator's published values, which only `logistics dev` may
+    # run on (it replaces them with fresh ones); api and worker refuse to start with them.
     ems_authorization: str = "sim-authorization-code"
     ems_sign_key: str = "TvaBgrhE46sft3nZlfe7xw=="
     ems_ecommerce_user_id: str = "gov-logistics"
@@ -68,6 +72,9 @@ class Settings(BaseSettings):
 
     # Privacy
     purge_after_days: int = Field(180, ge=1)
+    # A create's stored answer (parties, 取件验证码) is replayed for a repeated Idempotency-Key this long, then
+    # deleted by the hourly purge; the key is then a new request.
+    idempotency_retention_hours: float = Field(24.0, gt=0)
 
     # People's pages: applicant links, public tracking, complaints, staff scans
     applicant_link_days: float = Field(7.0, gt=0)  # an applicant choice link expires this long after creation
@@ -103,6 +110,31 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+
+# Carrier credentials anyone can read: EMS's documentation sample key and the simulator's defaults. A service
+# configured with one of these accepts carrier pushes anyone can seal.
+PUBLISHED_CARRIER_SECRETS: dict[str, frozenset[str]] = {
+    "ems_sign_key": frozenset({"TvaBgrhE46sft3nZlfe7xw=="}),
+    "ems_authorization": frozenset({"sim-authorization-code", "sim-authorization-0001"}),
+}
+
+
+def published_carrier_secrets(settings: Settings) -> list[str]:
+    """The environment names of carrier credentials that are empty or a published default."""
+    return [
+        f"LOGISTICS_{name.upper()}"
+        for name, published in PUBLISHED_CARRIER_SECRETS.items()
+        if not str(getattr(settings, name)).strip() or getattr(settings, name).strip() in published
+    ]
+
+
+def fresh_carrier_secrets() -> dict[str, str]:
+    """New random carrier credentials as environment settings, for a simulator and the service that talks to it."""
+    return {
+        "LOGISTICS_EMS_SIGN_KEY": base64.b64encode(secrets.token_bytes(16)).decode("ascii"),
+        "LOGISTICS_EMS_AUTHORIZATION": f"auth-{secrets.token_urlsafe(18)}",
+    }
 
 
 def normalise_database_url(url: str) -> str:

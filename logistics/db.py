@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
@@ -47,6 +49,29 @@ class WriteConflict(Exception):
 
 def json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def protect_sqlite_files(url: str) -> None:
+    """The SQLite file holds personal data and webhook secrets: readable by the service's user only.
+
+    SQLite creates its -wal and -shm files with the database file's mode, so creating that file 0600 before
+    SQLite opens it covers them too; existing files are narrowed as well. The directory is created 0700.
+    """
+    database = make_url(url).database
+    if make_url(url).get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    path = Path(database)
+    if not path.parent.exists():
+        path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE_MODE))
+    for suffix in SQLITE_COMPANIONS:
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").chmod(PRIVATE_FILE_MODE)
 
 
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
@@ -113,6 +138,7 @@ class Database:
         self.dialect = make_url(url).get_backend_name()
         self.is_sqlite = self.dialect == "sqlite"
         if self.is_sqlite:
+            protect_sqlite_files(url)
             self.engine = _sqlite_engine(url, immediate=False, pool_size=pool_size)
             self._write_engine = _sqlite_engine(url, immediate=True, pool_size=1)
             self._write_lock: asyncio.Lock | None = asyncio.Lock()

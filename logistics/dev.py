@@ -17,7 +17,7 @@ from typing import Any
 
 from logistics import clients
 from logistics.cli import CliError, _ensure_redis, _with_db, migrate_now
-from logistics.config import Settings
+from logistics.config import Settings, fresh_carrier_secrets, published_carrier_secrets
 
 CHILDREN = ("ems-sim", "api", "worker")
 # A child that exits with 2 (CliError: the operator's to fix) this soon after it started failed to start.
@@ -61,7 +61,7 @@ def _banner(settings: Settings, creds: dict[str, Any]) -> str:
 
 
 def run(settings: Settings) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     settings.data_dir = settings.data_dir.resolve()
     redis_server = _ensure_redis(settings)
     children: dict[str, subprocess.Popen[bytes]] = {}
@@ -74,6 +74,9 @@ def run(settings: Settings) -> None:
             "LOGISTICS_REDIS_URL": settings.redis_url or "",
             "LOGISTICS_WEBHOOK_ALLOW_LOOPBACK": "true",  # so a receiver on this machine can be tried
             "LOGISTICS_EMS_SIM_STEP_SECONDS": str(settings.ems_sim_step_seconds),
+            # The simulator and the service share credentials made for this run, never the published ones,
+            # so that dev needs no configuration and the api and worker start as they would in production.
+            **{k: v for k, v in fresh_carrier_secrets().items() if k in published_carrier_secrets(settings)},
         }
         stopping = False
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from logistics.db import protect_sqlite_files
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -20,6 +22,7 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Blocking: env.py runs its own event loop, so call this from a thread when a loop is running."""
+    protect_sqlite_files(database_url)  # before alembic's connection creates the file
     command.upgrade(alembic_config(database_url), revision)
 
 

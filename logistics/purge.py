@@ -3,6 +3,9 @@
 What is kept of a purged shipment is what statistics need and nothing that identifies a person: status,
 kind, department, cases, dates, the region (province/city/district) and the masked forms of names and phones.
 Rendered labels are deleted, and complaint texts are replaced (they are free text about people).
+
+Idempotency records hold a create's whole answer (parties, 取件验证码) for replays; they are deleted once the
+replay window has passed, whatever the shipment's state. A key sent again after that is a new request.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from sqlalchemy import delete, select, update
 
 from labels.privacy import mask_address, mask_name, mask_phone
 from logistics.db import Database
-from logistics.models import complaints, label_renders, shipment_events, shipments, utcnow
+from logistics.models import complaints, idempotency_records, label_renders, shipment_events, shipments, utcnow
 
 PURGED_TEXT = "[已按隐私规定清除]"
 _PHONE_IN_TEXT = re.compile(r"1[3-9]\d{9}|0\d{2,3}-?\d{7,8}")
@@ -77,3 +80,12 @@ async def purge_finished(db: Database, *, after: timedelta, now: datetime | None
                         update(shipment_events).where(shipment_events.c.id == event.id).values(carrier_text=masked)
                     )
     return len(rows)
+
+
+
+async def purge_idempotency(db: Database, *, after: timedelta, now: datetime | None = None) -> int:
+    """Delete idempotency records older than ``now - after`` (the replay window); returns how many."""
+    now = now or utcnow()
+    async with db.write() as conn:
+        result = await conn.execute(delete(idempotency_records).where(idempotency_records.c.created_at < now - after))
+    return int(result.rowcount or 0)

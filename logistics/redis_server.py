@@ -61,7 +61,7 @@ class PrivateRedis:
         return f"unix://{self.socket}"
 
     def start(self, timeout: float = 10.0) -> str:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if _alive(self.socket):
             return self.url
         with contextlib.suppress(FileNotFoundError):

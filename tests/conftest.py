@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from logistics import clients, migrate
 from logistics.api.app import create_app
-from logistics.config import Settings, normalise_database_url
+from logistics.config import Settings, fresh_carrier_secrets, normalise_database_url
 from logistics.db import Database
 from logistics.models import metadata
 from logistics.redis_server import PrivateRedis
@@ -104,6 +104,7 @@ def settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
         sweep_interval_seconds=1,
         lease_seconds=5,
         label_processes=0,  # render in threads, where tests can observe rendering; one test covers the pool
+        **{k.removeprefix("LOGISTICS_").lower(): v for k, v in fresh_carrier_secrets().items()},
     )
 
 

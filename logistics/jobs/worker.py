@@ -16,7 +16,7 @@ from logistics.config import Settings
 from logistics.db import Database
 from logistics.jobs import deliver, handlers, runner
 from logistics.jobs import label as _label  # noqa: F401  (registers the label task and its ordered hook)
-from logistics.purge import purge_finished
+from logistics.purge import purge_finished, purge_idempotency
 from logistics.queue import PROCESS_DUE, WorkSignal, connect, deserialize, redis_settings, serialize
 
 log = logging.getLogger("logistics.worker")
@@ -41,7 +41,9 @@ def create_worker(settings: Settings, rt: runner.Runtime | None = None, **overri
         return await runner.sweep(runtime)
 
     async def purge(_ctx: dict[str, Any]) -> int:
-        return await purge_finished(runtime.db, after=timedelta(days=settings.purge_after_days))
+        window = timedelta(hours=settings.idempotency_retention_hours)
+        replays = await purge_idempotency(runtime.db, after=window)
+        return replays + await purge_finished(runtime.db, after=timedelta(days=settings.purge_after_days))
 
     async def shutdown(_ctx: dict[str, Any]) -> None:
         if rt is None:

@@ -12,10 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from logistics.config import fresh_carrier_secrets
+
+# A configured service's credentials: api and worker refuse to start on the published ones.
+CARRIER = fresh_carrier_secrets()
+
 
 def run(*args: str, env: dict[str, str] | None = None, tmp: Path) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("LOGISTICS_")}
-    base |= {"LOGISTICS_DATA_DIR": str(tmp), "LOGISTICS_LOG_LEVEL": "WARNING"}
+    base |= {"LOGISTICS_DATA_DIR": str(tmp), "LOGISTICS_LOG_LEVEL": "WARNING", **CARRIER}
     return subprocess.run(
         [sys.executable, "-m", "logistics", *args], env=base | (env or {}), capture_output=True, text=True, timeout=60
     )

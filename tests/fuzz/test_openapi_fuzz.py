@@ -8,7 +8,6 @@ on PostgreSQL; the database halves are covered elsewhere), served the way produc
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -38,7 +37,7 @@ from schemathesis.checks import (
 from carriers.ems.envelope import seal
 from logistics.api.app import create_app
 from logistics.api.docs import openapi_document
-from logistics.config import Settings
+from logistics.config import Settings, fresh_carrier_secrets
 
 from support import APPLICANT, RawResponse, intake_body, left_hub_event, raw_request
 
@@ -53,7 +52,8 @@ CHECKS = [
 
 
 # This run's own carrier key (16 random bytes, as EMS issues them): the pushes below are sealed with it.
-SIGN_KEY = base64.b64encode(os.urandom(16)).decode()
+CARRIER_SECRETS = fresh_carrier_secrets()
+SIGN_KEY = CARRIER_SECRETS["LOGISTICS_EMS_SIGN_KEY"]
 
 
 def _free_port() -> int:
@@ -70,7 +70,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> dict[str, s
     return {k: v for k, v in os.environ.items() if not k.startswith("LOGISTICS_")} | {
         "LOGISTICS_DATA_DIR": str(data), "LOGISTICS_REDIS_URL": redis_url, "LOGISTICS_PORT": str(port),
         "LOGISTICS_QUEUE_NAME": f"fuzz:{port}", "LOGISTICS_LOG_LEVEL": "WARNING",
-        "LOGISTICS_EMS_SIGN_KEY": SIGN_KEY,
+        **CARRIER_SECRETS,
     }
 
 

@@ -19,6 +19,7 @@ from logistics.lifecycle import RANK
 from support import delivery_body, left_hub_event
 
 OTHER_KEY = "WjNoNmhXWE12SFZJdk0zWQ=="  # the second published sample key: not ours
+SAMPLE_KEY = "TvaBgrhE46sft3nZlfe7xw=="  # EMS's documentation sample, anyone can seal with it
 
 
 def push_body(event: dict[str, str], sign_key: str, serial: str = "20181126093012000001") -> bytes:
@@ -179,6 +180,22 @@ async def test_push_under_a_wrong_key_is_refused_and_changes_nothing(stack: Stac
     assert reply["code"] == "S00001"
     assert reply["serialNo"] == "20181126110000000001"
     assert await stack.outbox_count("carrier_event") == 0
+    assert await stack.events(sid) == before
+    assert (await stack.statuses([sid]))[sid] == "picked_up"
+
+
+async def test_push_sealed_with_the_published_sample_key_is_refused_under_a_configured_key(stack: Stack) -> None:
+    assert stack.settings.ems_sign_key != SAMPLE_KEY
+    [(sid, waybill)] = await ordered(stack, 1)
+    [collected] = await stack.tick(1, waybill)
+    await wait_until(stack.pushes_settled, timeout=10, what="simulator push settled")
+    before = await stack.events(sid)
+
+    forged = {**collected, "opCode": "704", "opName": "投递结果反馈-妥投", "opDesc": "已签收,本人签收"}
+    resp = await stack.api.post(
+        "/carriers/ems/push", data=push_body(forged, SAMPLE_KEY, "20181126110000000002"), headers=_json()
+    )
+    assert (await resp.json())["code"] == "S00001"
     assert await stack.events(sid) == before
     assert (await stack.statuses([sid]))[sid] == "picked_up"
 

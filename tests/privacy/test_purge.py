@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
@@ -10,8 +11,8 @@ from sqlalchemy import func, select
 from logistics.clients import Credentials
 from logistics.db import Database
 from logistics.events import apply_event, lock_shipment
-from logistics.models import shipment_events, shipments, utcnow
-from logistics.purge import purge_finished
+from logistics.models import idempotency_records, shipment_events, shipments, utcnow
+from logistics.purge import purge_finished, purge_idempotency
 
 from support import auth, delivery_body
 
@@ -58,5 +59,46 @@ async def test_recent_and_running_shipments_are_kept_and_a_second_purge_does_not
     later = utcnow() + timedelta(days=200)
     assert await purge_finished(db, after=timedelta(days=180), now=later) == 1
     assert await purge_finished(db, after=timedelta(days=180), now=later) == 0
+    async with db.read() as conn:
+        assert (await conn.execute(select(func.count()).select_from(shipments))).scalar_one() == 2
+
+
+async def _create(api: TestClient, hall: Credentials, key: str) -> tuple[int, dict[str, Any]]:
+    resp = await api.post("/v1/shipments", json=delivery_body(), headers=auth(hall) | {"Idempotency-Key": key})
+    return resp.status, await resp.json()
+
+
+async def _stored_answers(db: Database) -> list[str]:
+    async with db.read() as conn:
+        return list((await conn.execute(select(idempotency_records.c.response_body))).scalars().all())
+
+
+async def test_a_stored_create_answer_is_kept_for_replays_within_the_window(
+    api: TestClient, db: Database, hall: Credentials
+) -> None:
+    _, first = await _create(api, hall, "410106-2018-00731")
+    assert await purge_idempotency(db, after=timedelta(hours=24), now=utcnow() + timedelta(hours=23)) == 0
+    status, again = await _create(api, hall, "410106-2018-00731")
+    assert (status, again["id"]) == (201, first["id"])
+
+
+async def test_stored_create_answers_with_their_personal_data_are_deleted_after_the_window(
+    api: TestClient, db: Database, hall: Credentials
+) -> None:
+    await _create(api, hall, "410106-2018-00732")
+    [answer] = await _stored_answers(db)
+    assert "13803712345" in answer  # the recipient's mobile: why the record may not stay
+    assert await purge_idempotency(db, after=timedelta(hours=24), now=utcnow() + timedelta(hours=25)) == 1
+    assert await _stored_answers(db) == []
+    assert await purge_idempotency(db, after=timedelta(hours=24), now=utcnow() + timedelta(hours=25)) == 0
+
+
+async def test_a_key_sent_again_after_the_window_is_a_new_shipment(
+    api: TestClient, db: Database, hall: Credentials
+) -> None:
+    _, first = await _create(api, hall, "410106-2018-00733")
+    await purge_idempotency(db, after=timedelta(hours=24), now=utcnow() + timedelta(hours=25))
+    status, second = await _create(api, hall, "410106-2018-00733")
+    assert status == 201 and second["id"] != first["id"]
     async with db.read() as conn:
         assert (await conn.execute(select(func.count()).select_from(shipments))).scalar_one() == 2

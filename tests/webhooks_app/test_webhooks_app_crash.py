@@ -17,6 +17,7 @@ import redis
 from webhooks_app_support import JOURNEY, Received, Receiver, deliveries, move, new_shipment
 
 from logistics import clients
+from logistics.config import fresh_carrier_secrets
 from logistics.db import Database
 from logistics.redis_server import PrivateRedis
 
@@ -73,6 +74,7 @@ async def test_sigkilled_worker_and_flushed_redis_lose_nothing(
         "LOGISTICS_DATA_DIR": str(tmp_path),
         "LOGISTICS_WEBHOOK_ALLOW_LOOPBACK": "true",
         "LOGISTICS_SWEEP_INTERVAL_SECONDS": "1",
+        **fresh_carrier_secrets(),
         "LOGISTICS_LEASE_SECONDS": "3",
         "LOGISTICS_LOG_LEVEL": "WARNING",
     }
