@@ -27,6 +27,12 @@ label layout never depends on whether a field was masked):
   after the first building marker that has a number after it, the first unit/floor/room number, the first
   dashed form; everything after that point is hidden, so remarks with numbers in them are hidden too.
   The common short form ``8号院3-2-501`` (building-unit-room) keeps the building and hides the rest: 8号院3-*-***.
+  A number right after a street number with no marker of its own is a room too: 农业路72号501 → 农业路72号***.
+  A phone or resident-ID number written anywhere in an address is hidden as in free text (below).
+* **Free text** (:func:`mask_text`, for a carrier's event descriptions on public pages): the given names and
+  private address tails of the shipment's own parties are hidden wherever they occur, any household written
+  out is masked as an address, every resident-ID number (18 characters with X, or 15 digits) is hidden
+  completely and every phone-like number is masked as a phone.
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ __all__ = [
     "COMPOUND_SURNAMES",
     "mask_address",
     "mask_name",
+    "mask_numbers_in",
     "mask_phone",
+    "mask_text",
 ]
 
 MASK = "*"
@@ -133,6 +141,10 @@ _NUM = r"[0-9A-Za-z０-９一二三四五六七八九十百零〇两甲乙丙丁
 _BUILDING = re.compile(rf"{_NUM}+\s*(?:号楼|号栋|号幢|栋|幢|座|楼(?!层))")
 # A unit, floor or room number where no building was written.
 _UNIT = re.compile(rf"{_NUM}+\s*(?:单元|层|楼层|室|户|号房|房)")
+# 8号501 / 农业路72号 1202: a number right after a street number, with no marker of its own, is a room.
+_BARE_ROOM = re.compile(
+    r"[0-9０-９]+\s*号\s*[-－—]?\s*(?=[0-9A-Za-z０-９]+(?![0-9A-Za-z０-９]|\s*(?:号|院|栋|幢|座|楼|单元|弄|巷|街|路)))"
+)
 # 3-2-501 / 3－2－501: building-unit-room in the short form.
 _DASHED = re.compile(r"([0-9]+)((?:\s*[-－—]\s*[0-9A-Za-z]+){2,})")
 _HIDE = re.compile(_NUM)
@@ -154,10 +166,57 @@ def mask_address(address: str) -> str:
     unit = _UNIT.search(address)
     if unit is not None:
         starts.append(unit.start())
+    bare = _BARE_ROOM.search(address)
+    if bare is not None:
+        starts.append(bare.end())
     dashed = _DASHED.search(address)
     if dashed is not None:
         starts.append(dashed.start(2))
+    # A phone or ID number written into the address field is hidden wherever it stands.
     if not starts:
-        return address
+        return mask_numbers_in(address)
     start = min(starts)
-    return address[:start] + _mask_tail(address[start:])
+    return mask_numbers_in(address[:start]) + _mask_tail(address[start:])
+
+
+# Phone-like runs: mobiles (optionally +86), landlines with an area code, bare 7–8 digit subscriber numbers.
+_PHONE_LIKE = re.compile(r"(?<![0-9])(?:\+?86[- ]?)?(?:1[3-9][0-9]{9}|0[0-9]{2,3}[- ]?[0-9]{7,8}|[0-9]{7,8})(?![0-9])")
+# Resident ID numbers: 18 characters (the last may be X) and the old 15-digit form, checksum or not.
+_RESIDENT_ID = re.compile(r"(?<![0-9A-Za-z])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9A-Za-z])")
+
+
+def mask_numbers_in(text: str) -> str:
+    """Hide every resident-ID number completely and every phone-like number as :func:`mask_phone` does."""
+    text = _RESIDENT_ID.sub(lambda m: MASK * len(m.group(0)), text)
+    return _PHONE_LIKE.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+def _given_name(name: str) -> str:
+    keep = 2 if len(name) > 2 and name[:2] in COMPOUND_SURNAMES else 1
+    return name[keep:]
+
+
+def mask_text(text: str, *, names: tuple[str, ...] = (), addresses: tuple[str, ...] = ()) -> str:
+    """Mask a free text (a carrier's event description) for a public page.
+
+    Every given name among ``names`` and every private address tail among ``addresses`` (what
+    :func:`mask_address` would hide) is hidden wherever it occurs, then the whole text goes through
+    :func:`mask_address` (any household written out in it) and :func:`mask_numbers_in`.
+    """
+    for name in names:
+        name = name.strip()
+        given = _given_name(name)
+        if len(name) >= 2 and name in text:
+            text = text.replace(name, mask_name(name))
+        if len(given) >= 2 and given in text:
+            text = text.replace(given, MASK * len(given))
+    for address in addresses:
+        address = address.strip()
+        masked = mask_address(address)
+        if address and address != masked:
+            text = text.replace(address, masked)
+            start = next(i for i, (a, b) in enumerate(zip(address, masked, strict=True)) if a != b)
+            tail = address[start:]
+            if tail in text:
+                text = text.replace(tail, masked[start:])
+    return mask_numbers_in(mask_address(text))

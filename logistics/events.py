@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, func, insert, select, update
@@ -120,7 +120,7 @@ async def apply_event(
     """Record the event; move the status only forward. ``shipment`` must come from ``lock_shipment`` in ``conn``.
 
     Returns None for a duplicate (same ``dedup_key``). A late event that would move the shipment backwards is
-    still kept in the history, but the status stays where it is.
+    still kept in the history (marked ``refused``, so public pages leave it out), but the status stays where it is.
     """
     now = utcnow()
     if dedup_key is not None:
@@ -141,7 +141,10 @@ async def apply_event(
         "carrier_text": carrier_text,
         "location": location,
         "dedup_key": dedup_key,
+        "refused": False,
     }
+    if not changed and status != previous:
+        event["refused"] = await _contradicts(conn, shipment["id"], previous, event["occurred_at"])
     await conn.execute(_INSERT_EVENT, event)
     values: dict[str, Any] = {"last_sequence": sequence, "updated_at": now, **(updates or {})}
     if changed:
@@ -153,6 +156,28 @@ async def apply_event(
     if changed:
         await emit(conn, shipment, f"shipment.{status}", event)
     return Applied(sequence, status, changed, previous, shipment)
+
+
+_REACHED = select(func.max(shipment_events.c.occurred_at)).where(
+    shipment_events.c.shipment_id == bindparam("b_id"),
+    shipment_events.c.status == bindparam("b_status"),
+    shipment_events.c.refused.is_(False),
+)
+
+
+async def _contradicts(conn: AsyncConnection, shipment_id: str, current: str, occurred_at: datetime) -> bool:
+    """Is a refused move a contradiction (it happened after the current status was reached: ``in_transit``
+    after ``delivered``) rather than late history (a ``picked_up`` from before ``in_transit``, pushed late)?
+    A contradiction is kept for the record and the client's API and left off public pages; history is shown."""
+    reached = (await conn.execute(_REACHED, {"b_id": shipment_id, "b_status": current})).scalar()
+    if reached is None:
+        return True
+    return _utc(occurred_at) >= _utc(reached)
+
+
+def _utc(value: datetime) -> datetime:
+    """Stored times are UTC; a naive one (as SQLite's aggregate may hand back) is read as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 async def _client_webhook(conn: AsyncConnection, client_id: str) -> Any:

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import text
 from sqlmodel import Field, SQLModel
@@ -157,6 +168,10 @@ class ShipmentEvent(SQLModel, table=True):
     carrier_text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     location: str | None = Field(default=None, max_length=200)
     dedup_key: str | None = Field(default=None, max_length=128)
+    # True when the forward-only rule refused the event's move and the event happened after the current status
+    # was reached (``in_transit`` after ``delivered``): kept for the record and the client's API, never shown
+    # on a public page. Late history (an earlier step pushed late) is not refused in this sense.
+    refused: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class IdempotencyRecord(SQLModel, table=True):

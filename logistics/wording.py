@@ -6,12 +6,11 @@ Every view here is masked with labels.privacy; nothing in this module ever retur
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from carriers.ems.codes import FAILURE_REASONS
-from labels.privacy import mask_address, mask_name, mask_phone
+from labels.privacy import mask_address, mask_name, mask_phone, mask_text
 
 STATUS_TEXT: dict[str, str] = {
     "awaiting_applicant": "等待申请人选择寄递方式",
@@ -78,15 +77,6 @@ def status_text(status: str, kind: str) -> str:
     return STATUS_TEXT.get(status, status)
 
 
-# Carrier texts sometimes carry a courier's or a recipient's phone number ("投递员：王师傅，电话13912345678"):
-# every phone-like run is masked before a text reaches a page. Landlines with an area code are caught too.
-_PHONE_LIKE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(?:1[3-9]\d{9}|0\d{2,3}[- ]?\d{7,8}|\d{7,8})(?!\d)")
-
-
-def mask_phones_in(text: str) -> str:
-    return _PHONE_LIKE.sub(lambda m: mask_phone(m.group(0)), text)
-
-
 def masked_party(party: Mapping[str, Any] | None) -> dict[str, str] | None:
     if not party:
         return None
@@ -99,15 +89,33 @@ def masked_party(party: Mapping[str, Any] | None) -> dict[str, str] | None:
 
 
 def hall_party(party: Mapping[str, Any] | None) -> dict[str, str] | None:
-    """The hall's side of a shipment: an office, not a person, so its name and address stay readable; the phone
-    is still masked, since a page must never carry a full phone number."""
+    """The hall's side of a shipment: an office, not a person, so its name, address and phone are public and
+    stay whole, as the label prints them."""
     if not party:
         return None
     return {
         "name": str(party.get("name") or ""),
-        "phone": mask_phone(str(party.get("phone") or "")),
+        "phone": str(party.get("phone") or ""),
         "address": "".join(str(party.get(k) or "") for k in ("province", "city", "district", "address")),
     }
+
+
+# Sources whose texts come from the carrier or from our own code; every other source's text was typed by a
+# person (a cancel reason, a scan note) and is never shown on a public page.
+PUBLIC_TEXT_SOURCES = frozenset({"carrier_push", "carrier_poll", "system"})
+
+
+def public_detail(text: str | None, source: str, applicant: Mapping[str, Any] | None) -> str | None:
+    """An event's text as a public page may show it: None for a person's text, a carrier's text masked."""
+    if not text or source not in PUBLIC_TEXT_SOURCES:
+        return None
+    return public_masked(text, applicant)
+
+
+def public_masked(text: str, applicant: Mapping[str, Any] | None) -> str:
+    """``text`` with the applicant's name, address tail and every phone and ID number hidden."""
+    party = applicant or {}
+    return mask_text(text, names=(str(party.get("name") or ""),), addresses=(str(party.get("address") or ""),))
 
 
 def applicant_side(kind: str) -> str:

@@ -32,7 +32,16 @@ from logistics.background import stop_task
 from logistics.models import shipment_cases, shipment_events, shipments, utcnow
 from logistics.ratelimit import RateLimiter, client_ip
 from logistics.staff import StaffCache
-from logistics.wording import KIND_TEXT, SOURCE_TEXT, hall_party, mask_phones_in, masked_party, status_text
+from logistics.wording import (
+    KIND_TEXT,
+    SOURCE_TEXT,
+    applicant_side,
+    hall_party,
+    masked_party,
+    public_detail,
+    public_masked,
+    status_text,
+)
 
 log = logging.getLogger("logistics.pages")
 routes = web.RouteTableDef()
@@ -128,7 +137,8 @@ async def _tracking_data(request: web.Request, code: str) -> tuple[dict[str, Any
                     shipment_events.c.carrier_text,
                     shipment_events.c.location,
                 )
-                .where(shipment_events.c.shipment_id == sid)
+                # An event the forward-only rule refused stays in the record and the client's API, never here.
+                .where(shipment_events.c.shipment_id == sid, shipment_events.c.refused.is_(False))
                 .order_by(shipment_events.c.occurred_at.desc(), shipment_events.c.sequence.desc())
             )
         )
@@ -145,6 +155,7 @@ async def _tracking_data(request: web.Request, code: str) -> tuple[dict[str, Any
 def public_view(row: Mapping[str, Any], events: list[Any], cases: list[Any]) -> dict[str, Any]:
     """The tracking answer: masked parties, plain-Chinese timeline, newest first. No 取件验证码, no full phone."""
     kind = row["kind"]
+    applicant = row[applicant_side(kind)]
     return {
         "tracking_code": row["tracking_code"],
         "kind": kind,
@@ -162,10 +173,10 @@ def public_view(row: Mapping[str, Any], events: list[Any], cases: list[Any]) -> 
             {
                 "status": e.status,
                 "text": status_text(e.status, kind),
-                "detail": mask_phones_in(e.carrier_text) if e.carrier_text else None,
+                "detail": public_detail(e.carrier_text, e.source, applicant),
                 "occurred_at": e.occurred_at.isoformat().replace("+00:00", "Z"),
                 "source": SOURCE_TEXT.get(e.source, e.source),
-                "location": mask_phones_in(e.location) if e.location else None,
+                "location": public_masked(e.location, applicant) if e.location else None,
             }
             for e in events
         ],
@@ -175,7 +186,9 @@ def public_view(row: Mapping[str, Any], events: list[Any], cases: list[Any]) -> 
 def _party_text(party: Mapping[str, str] | None) -> str:
     if not party:
         return "—"
-    return esc(f"{party['name']}  {party['phone']}") + "<br>" + esc(party["address"])
+    # A phone number is never broken across lines (a half number on each line reads as two numbers).
+    phone = f'<span class="phone">{esc(party["phone"])}</span>' if party["phone"] else ""
+    return f"{esc(party['name'])}  {phone}<br>{esc(party['address'])}"
 
 
 def _timeline(view: Mapping[str, Any]) -> str:

@@ -81,6 +81,29 @@ async def test_the_tracking_page_shows_the_timeline_masked_and_no_full_phone(
         assert secret not in html
 
 
+# The distinct lines the text of ``element`` occupies: one per line box, however the inline is split.
+LINES_OF = """element => {
+    const range = document.createRange();
+    range.selectNodeContents(element);
+    return new Set(Array.from(range.getClientRects(), r => Math.round(r.top))).size;
+}"""
+
+
+async def test_the_halls_phone_is_shown_whole_on_one_line_on_a_phone(
+    page: Any, api: TestClient, db: Database, hall: clients.Credentials
+) -> None:
+    # A long hall name puts the phone where the line ends on a 390 px screen.
+    sender = {**delivery_body()["sender"], "name": "郑州市上街区政务服务中心综合受理三号窗口"}
+    shipment = await create(api, hall, sender=sender)
+    await move(db, shipment["id"], ("ordered", None))
+    await page.goto(url(api, f"/t/{shipment['tracking_code']}"))
+    await page.screenshot(path=shot("tracking-hall-phone"), full_page=True)
+    phone = page.locator("#sender .phone")
+    assert await phone.inner_text() == "0371-68123456"
+    assert await phone.evaluate(LINES_OF) == 1
+    assert "138******45" in await page.locator("#recipient").inner_text()
+
+
 async def sign_in(page: Any, api: TestClient, token: str) -> None:
     await page.goto(url(api, "/staff"))
     await page.fill("#token", token)

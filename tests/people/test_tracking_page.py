@@ -38,8 +38,18 @@ async def test_the_page_shows_only_masked_personal_data(
     page = await (await api.get(f"/t/{shipment['tracking_code']}")).text()
     assert "欧阳**" in page and "138******45" in page
     assert "济源路8号院3号楼*单元***室" in page
-    for secret in ("欧阳娜娜", "13803712345", "2单元501室", "68123456", shipment["verification_code"]):
+    for secret in ("欧阳娜娜", "13803712345", "2单元501室", shipment["verification_code"]):
         assert secret not in page
+
+
+async def test_the_halls_own_phone_is_shown_whole_and_never_broken(
+    api: TestClient, db: Database, hall: clients.Credentials
+) -> None:
+    shipment = await ordered(api, db, hall)
+    page = await (await api.get(f"/t/{shipment['tracking_code']}")).text()
+    assert '<span class="phone">0371-68123456</span>' in page
+    view = await (await api.get(f"/t/{shipment['tracking_code']}", headers=JSON)).json()
+    assert view["sender"]["phone"] == "0371-68123456"
 
 
 async def test_a_phone_number_inside_a_carrier_text_is_masked(
