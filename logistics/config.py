@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     tracking_rate_per_minute: int = Field(60, ge=1)  # per client IP, /t/… pages and JSON
     complaint_rate_per_hour: int = Field(5, ge=1)  # per client IP
     trust_forwarded_for: bool = False  # behind a reverse proxy: take the client IP from X-Forwarded-For
+    # Who may read /metrics (it shows business volume): comma-separated IPs or CIDRs; loopback by default.
+    metrics_allow: str = "127.0.0.1/32,::1/128"
     verification_max_attempts: int = Field(5, ge=1)  # wrong 取件验证码 per shipment before the hand-over locks
     scan_batch_max: int = Field(200, ge=1, le=2000)
 

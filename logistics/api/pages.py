@@ -22,6 +22,7 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 from sqlalchemy import select
+from yarl import URL
 
 from logistics import applicant
 from logistics.api import applicant_links, complaints, scans
@@ -79,6 +80,39 @@ def page(
 
 def message_page(heading: str, text: str, *, status: int, extra: str = "", subtitle: str = "") -> web.Response:
     return page(heading, fill("message.html", heading=esc(heading), text=esc(text), extra=extra), status=status)
+
+
+SAME_SITE_FETCHES = frozenset({"same-origin", "none"})  # "none": the person typed the URL or used a bookmark
+
+
+def origin_of(url: str) -> str:
+    parsed = URL(url)
+    return str(parsed.origin()) if parsed.absolute else ""
+
+
+def cross_origin(request: web.Request) -> bool:
+    """A browser posting one of the people's forms from another site's page (a forged complaint, a forged
+    address choice). Browsers say where a POST comes from in Sec-Fetch-Site and Origin; a client that sends
+    neither is not a browser acting for someone else, and is let through."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site.lower() not in SAME_SITE_FETCHES:
+        return True
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    own = {origin_of(request.app["settings"].base_url), f"{request.scheme}://{request.host}"}
+    return origin not in own
+
+
+def refuse_cross_origin(request: web.Request) -> web.Response | None:
+    if not cross_origin(request):
+        return None
+    log.info("cross_origin_form_refused", extra={"route": request.match_info.route.resource.canonical})
+    if wants_json(request) or request.content_type == "application/json":
+        raise Problem(
+            403, "cross-origin", "Cross-origin form refused", "This form accepts posts only from its own page."
+        )
+    return message_page("无法提交", "此表单只能在本站页面上提交，请打开本站页面后重新填写。", status=403)
 
 
 def beijing(value: datetime | None) -> str:
@@ -242,6 +276,9 @@ async def track(request: web.Request) -> web.Response:
 
 @routes.post("/t/{code}/complaints")
 async def complain(request: web.Request) -> web.Response:
+    refused = refuse_cross_origin(request)
+    if refused is not None:
+        return refused
     settings = request.app["settings"]
     blocked = await limited(request, "complaint", settings.complaint_rate_per_hour, 3600)
     if blocked is not None:
@@ -442,6 +479,9 @@ async def applicant_form(request: web.Request) -> web.Response:
 
 @routes.post("/a/{token}")
 async def applicant_choose(request: web.Request) -> web.Response:
+    refused = refuse_cross_origin(request)
+    if refused is not None:
+        return refused
     token, row, cases = await _link(request)
     state = applicant.state_of(row, utcnow())
     if state != "open" or row is None:
