@@ -28,6 +28,7 @@ from logistics.db import Database, DatabaseUnavailable
 from logistics.ingest import GroupCommitter
 from logistics.queue import WorkSignal, connect
 from logistics.ratelimit import client_ip
+from logistics.revocation import RevocationListener, redis_url
 from logistics.task_batch import TaskBatcher
 
 log = logging.getLogger("logistics.api")
@@ -205,6 +206,15 @@ async def _nosniff(_: web.Request, response: web.StreamResponse) -> None:
     response.headers["X-Content-Type-Options"] = "nosniff"
 
 
+async def _revocations(app: web.Application) -> AsyncIterator[None]:
+    settings: Settings = app["settings"]
+    listener = RevocationListener(redis_url(settings), [app["key_cache"], app["staff_cache"]])
+    app["revocations"] = listener
+    listener.start()
+    yield
+    await listener.stop()
+
+
 _gc_tuned = False
 
 
@@ -239,7 +249,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
         database = db or Database(settings.resolved_database_url)
         app["db"] = database
         app["key_cache"] = KeyCache(database, settings.api_key_cache_seconds)
-        redis = connect(settings.redis_url or "redis://127.0.0.1:6379", settings.queue_name)
+        redis = connect(redis_url(settings), settings.queue_name)
         app["redis"] = redis
         app["signal"] = WorkSignal(redis)
         committer = GroupCommitter(database)
@@ -266,6 +276,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     app.router.add_routes(webhooks.routes)
     app.router.add_routes(label_api.routes)
     people_pages.setup(app)  # scans, tracking, applicant, complaints, staff page
+    app.cleanup_ctx.append(_revocations)  # after the pages' context: it needs both credential caches
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
