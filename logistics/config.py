@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 
@@ -78,6 +79,15 @@ class Settings(BaseSettings):
     metrics_allow: str = "127.0.0.1/32,::1/128"
     verification_max_attempts: int = Field(5, ge=1)  # wrong 取件验证码 per shipment before the hand-over locks
     scan_batch_max: int = Field(200, ge=1, le=2000)
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        """A typo here would otherwise surface only at the first scrape."""
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)  # ValueError names the bad entry
+        return value
 
     @field_validator("database_url", "redis_url", "public_base_url", "ems_base_url", "halls_file", mode="before")
     @classmethod
