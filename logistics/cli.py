@@ -293,8 +293,14 @@ def cmd_clients_list(args: argparse.Namespace, settings: Settings) -> None:
         print(f"{r['id']}  {r['name']}  webhook={r['webhook_url'] or '-'}")
 
 
+def redis_url(settings: Settings) -> str:
+    from logistics.revocation import redis_url as url
+
+    return url(settings)
+
+
 def cmd_clients_rotate_key(args: argparse.Namespace, settings: Settings) -> None:
-    key = _with_db(settings, lambda db: clients.rotate_key(db, args.client))
+    key = _with_db(settings, lambda db: clients.rotate_key(db, args.client, redis_url=redis_url(settings)))
     print(json.dumps({"api_key": key}) if args.json else f"new api key: {key}\nEvery older key is revoked.")
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from logistics import staff
+from logistics import revocation, staff
 from logistics.config import Settings
 
 
@@ -73,7 +73,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_revoke(args: argparse.Namespace, settings: Settings) -> None:
-    when = _with_db(settings, lambda db: staff.revoke(db, args.id))
+    when = _with_db(settings, lambda db: staff.revoke(db, args.id, redis_url=revocation.redis_url(settings)))
     print(json.dumps({"id": args.id, "revoked_at": when.isoformat()}) if args.json else f"revoked {args.id}")
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from logistics import ids
+from logistics import ids, revocation
 from logistics.db import Database
 from logistics.events import requeue_deliveries
 from logistics.models import api_keys, clients, utcnow, webhook_deliveries
@@ -104,18 +104,32 @@ async def list_all(db: Database) -> list[dict[str, object]]:
         return [dict(r._mapping) for r in rows]
 
 
-async def rotate_key(db: Database, ref: str) -> str:
-    """Revoke every key of the client and issue a new one."""
+async def rotate_key(db: Database, ref: str, *, redis_url: str | None = None) -> str:
+    """Revoke every key of the client and issue a new one; with ``redis_url``, the running API processes are
+    told at once (logistics.revocation), otherwise they stop honouring the old keys when their cache expires."""
     client = await resolve(db, ref)
     now = utcnow()
     key = ids.api_key()
     async with db.write() as conn:
+        revoked = (
+            (
+                await conn.execute(
+                    select(api_keys.c.key_hash).where(
+                        api_keys.c.client_id == client["id"], api_keys.c.revoked_at.is_(None)
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
         await conn.execute(
             update(api_keys)
             .where(api_keys.c.client_id == client["id"], api_keys.c.revoked_at.is_(None))
             .values(revoked_at=now)
         )
         await conn.execute(insert(api_keys).values(**_key_row(str(client["id"]), key, now)))
+    if redis_url is not None:
+        await revocation.announce(redis_url, list(revoked))
     return key
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -83,8 +84,19 @@ class Settings(BaseSettings):
     complaint_rate_per_hour: int = Field(5, ge=1)  # per client IP
     staff_lookup_rate_per_minute: int = Field(120, ge=1)  # per staff token, GET /v1/scans/lookup
     trust_forwarded_for: bool = False  # behind a reverse proxy: take the client IP from X-Forwarded-For
+    # Who may read /metrics (it shows business volume): comma-separated IPs or CIDRs; loopback by default.
+    metrics_allow: str = "127.0.0.1/32,::1/128"
     verification_max_attempts: int = Field(5, ge=1)  # wrong 取件验证码 per shipment before the hand-over locks
     scan_batch_max: int = Field(200, ge=1, le=2000)
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        """A typo here would otherwise surface only at the first scrape."""
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)  # ValueError names the bad entry
+        return value
 
     @field_validator("database_url", "redis_url", "public_base_url", "ems_base_url", "halls_file", mode="before")
     @classmethod

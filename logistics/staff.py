@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from sqlalchemy import delete, insert, select, update
 
-from logistics import ids
+from logistics import ids, revocation
 from logistics.db import Database
 from logistics.ids import hash_secret
 from logistics.models import shipments, staff, utcnow, verification_guards
@@ -121,16 +121,19 @@ async def list_all(db: Database) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in rows]
 
 
-async def revoke(db: Database, staff_id: str) -> datetime:
+async def revoke(db: Database, staff_id: str, *, redis_url: str | None = None) -> datetime:
+    """Revoke the member's token; with ``redis_url`` the running API processes are told at once (also when it
+    was revoked before: an earlier announcement may have been missed)."""
     now = utcnow()
     async with db.write() as conn:
-        row = (await conn.execute(select(staff.c.revoked_at).where(staff.c.id == staff_id))).first()
+        row = (await conn.execute(select(staff.c.revoked_at, staff.c.token_hash).where(staff.c.id == staff_id))).first()
         if row is None:
             raise StaffError(f"no staff member {staff_id!r}")
-        if row.revoked_at is not None:
-            return row.revoked_at
-        await conn.execute(update(staff).where(staff.c.id == staff_id).values(revoked_at=now))
-    return now
+        if row.revoked_at is None:
+            await conn.execute(update(staff).where(staff.c.id == staff_id).values(revoked_at=now))
+    if redis_url is not None:
+        await revocation.announce(redis_url, [row.token_hash])
+    return row.revoked_at or now
 
 
 async def unlock_verification(db: Database, code: str) -> str:
@@ -157,6 +160,14 @@ class StaffCache:
         self.db = db
         self.ttl = ttl
         self._entries: dict[str, tuple[StaffMember | None, float]] = {}
+
+    def forget(self, digests: Iterable[str]) -> None:
+        """Drop revoked credentials (announced by logistics.revocation) before their time is up."""
+        for digest in digests:
+            self._entries.pop(digest, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
     async def member_for(self, token: str) -> StaffMember | None:
         if not token.startswith(TOKEN_PREFIX):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import ipaddress
 import logging
 import re
 import time
@@ -26,6 +27,8 @@ from logistics.config import Settings
 from logistics.db import Database, DatabaseUnavailable
 from logistics.ingest import GroupCommitter
 from logistics.queue import WorkSignal, connect
+from logistics.ratelimit import client_ip
+from logistics.revocation import RevocationListener, redis_url
 from logistics.task_batch import TaskBatcher
 
 log = logging.getLogger("logistics.api")
@@ -146,20 +149,61 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         await request.app["db"].ping()
         checks["database"] = "ok"
-    except DatabaseUnavailable as exc:
-        checks["database"] = f"unavailable: {exc}"
+    except DatabaseUnavailable:
+        # A driver's error text can name hosts, users and paths: it goes to the log, never to the answer.
+        log.warning("readiness_database_unreachable", exc_info=True)
+        checks["database"] = "database unreachable"
     redis = request.app["redis"]
     try:
         await redis.ping()
         checks["redis"] = "ok"
-    except Exception as exc:  # any client error means "not ready"
-        checks["redis"] = f"unavailable: {type(exc).__name__}"
+    except Exception:  # any client error means "not ready"
+        log.warning("readiness_redis_unreachable", exc_info=True)
+        checks["redis"] = "redis unreachable"
     ok = all(v == "ok" for v in checks.values())
     return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
 
 
-async def metrics_endpoint(_: web.Request) -> web.Response:
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def allowed_networks(setting: str) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in setting.split(",") if part.strip())
+
+
+def address_allowed(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:  # "unknown" or a forwarded value that is not an address
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    settings: Settings = request.app["settings"]
+    # X-Forwarded-For counts only when the operator said a proxy sets it; otherwise the peer address decides.
+    if not address_allowed(client_ip(request, settings.trust_forwarded_for), request.app["metrics_allow"]):
+        raise Problem(
+            403, "forbidden", "Forbidden", "Metrics are served only to the addresses in LOGISTICS_METRICS_ALLOW."
+        )
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _nosniff(_: web.Request, response: web.StreamResponse) -> None:
+    """On every answer, streamed and static ones included: a browser must never read a JSON body or a
+    user-influenced file as HTML or script."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+
+
+async def _revocations(app: web.Application) -> AsyncIterator[None]:
+    settings: Settings = app["settings"]
+    listener = RevocationListener(redis_url(settings), [app["key_cache"], app["staff_cache"]])
+    app["revocations"] = listener
+    listener.start()
+    yield
+    await listener.stop()
 
 
 _gc_tuned = False
@@ -184,6 +228,8 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context])
     app["settings"] = settings
     logs.protect_library_loggers()  # aiohttp's own lines quote raw requests, however logging is configured
+    app["metrics_allow"] = allowed_networks(settings.metrics_allow)
+    app.on_response_prepare.append(_nosniff)
     # What validating a create needs beyond its body: the halls' addresses, when the operator configured them.
     halls = load_halls(settings.halls_file)
     app["create_context"] = {"halls": halls} if halls else None
@@ -194,7 +240,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
         database = db or Database(settings.resolved_database_url)
         app["db"] = database
         app["key_cache"] = KeyCache(database, settings.api_key_cache_seconds)
-        redis = connect(settings.redis_url or "redis://127.0.0.1:6379", settings.queue_name)
+        redis = connect(redis_url(settings), settings.queue_name)
         app["redis"] = redis
         app["signal"] = WorkSignal(redis)
         committer = GroupCommitter(database)
@@ -221,6 +267,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     app.router.add_routes(webhooks.routes)
     app.router.add_routes(label_api.routes)
     people_pages.setup(app)  # scans, tracking, applicant, complaints, staff page
+    app.cleanup_ctx.append(_revocations)  # after the pages' context: it needs both credential caches
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)

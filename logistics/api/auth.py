@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 
 from aiohttp import web
 from sqlalchemy import select
@@ -35,13 +36,22 @@ def bearer_token(request: web.Request) -> str | None:
 class KeyCache:
     """key hash → client id, kept briefly so that authentication is not a query per request.
 
-    A revoked key keeps working for at most ``ttl`` seconds in an already running process.
+    A revoked key is dropped at once when its revocation is announced (logistics.revocation); ``ttl`` bounds
+    how long it keeps working in a running process that missed the announcement (Redis down).
     """
 
     def __init__(self, db: Database, ttl: float) -> None:
         self.db = db
         self.ttl = ttl
         self._entries: dict[str, tuple[str | None, float]] = {}
+
+    def forget(self, digests: Iterable[str]) -> None:
+        """Drop revoked credentials (announced by logistics.revocation) before their time is up."""
+        for digest in digests:
+            self._entries.pop(digest, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
     async def client_for(self, key: str) -> str | None:
         digest = hash_secret(key)

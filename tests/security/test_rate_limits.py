@@ -43,7 +43,7 @@ async def test_guessing_tracking_codes_is_stopped_with_a_429_page(
     resp = await api.get(f"/t/{shipment['tracking_code']}")
     assert resp.status == 429
     assert int(resp.headers["Retry-After"]) >= 1
-    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    assert resp.headers["Referrer-Policy"] == "same-origin"
     text = await resp.text()
     assert "访问过于频繁" in text and "司马" not in text and shipment["department"] not in text
 

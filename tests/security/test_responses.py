@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 from security_matrix import CALLS, DOC, ROUTED, V1, ids, scheme
@@ -66,6 +67,32 @@ async def test_malformed_json_is_a_400_problem(api: TestClient, world: World, op
 
 
 @pytest.mark.parametrize("op", BODY_OPS, ids=ids(BODY_OPS))
+@pytest.mark.parametrize(
+    "declared", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/xml"]
+)
+async def test_a_body_declared_as_something_else_than_json_is_a_415_problem(
+    api: TestClient, world: World, op: tuple[str, str], declared: str
+) -> None:
+    call = CALLS[op](world)
+    headers = {**credential(world, op), "Content-Type": declared}
+    resp = await api.request(op[0], call.path, params=call.query, data=orjson.dumps(call.json), headers=headers)
+    body = await assert_problem(resp, 415)
+    assert body["type"].endswith("/unsupported-media-type")
+
+
+@pytest.mark.parametrize("declared", ["application/json; charset=utf-8", "application/vnd.gov-logistics+json", None])
+async def test_json_with_a_charset_a_json_suffix_or_no_declared_type_is_read(
+    api: TestClient, hall: clients.Credentials, declared: str | None
+) -> None:
+    headers = {**auth(hall), **({"Content-Type": declared} if declared else {})}
+    # Without a declared type aiohttp's client would add application/octet-stream for bytes: it is told not to.
+    resp = await api.post(
+        "/v1/shipments", data=orjson.dumps(delivery_body()), headers=headers, skip_auto_headers=["Content-Type"]
+    )
+    assert resp.status == 201, await resp.text()
+
+
+@pytest.mark.parametrize("op", BODY_OPS, ids=ids(BODY_OPS))
 async def test_an_oversized_body_is_a_413_problem(
     api: TestClient, settings: Settings, world: World, op: tuple[str, str]
 ) -> None:
@@ -107,7 +134,7 @@ def assert_page_headers(resp: Any) -> None:
     csp = resp.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
     assert "frame-ancestors 'none'" in csp and "base-uri 'none'" in csp and "form-action 'self'" in csp
-    assert resp.headers["Referrer-Policy"] == "no-referrer"  # the applicant's URL is a credential
+    assert resp.headers["Referrer-Policy"] == "same-origin"  # the applicant's URL is a credential
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert resp.headers["Cache-Control"] == "no-store"
 
@@ -171,3 +198,32 @@ async def test_a_shipment_created_with_markup_is_stored_and_shown_escaped(api: T
     )
     page = await (await api.get(f"/t/{shipment['tracking_code']}")).text()
     assert XSS not in page
+
+
+# Every answer, whatever produced it
+
+
+async def test_every_kind_of_answer_says_nosniff(api: TestClient, world: World) -> None:
+    track = f"/t/{world.shipment['tracking_code']}"
+    answers = {
+        "json": await api.get(f"/v1/shipments/{world.shipment['id']}", headers=auth(world.hall)),
+        "problem": await api.get("/v1/shipments/shp_nothing", headers=auth(world.hall)),
+        "aiohttp 404": await api.get("/nothing-here"),
+        "aiohttp 405": await api.request("PATCH", "/healthz"),
+        "415": await api.post("/v1/shipments", data="x", headers={**auth(world.hall), "Content-Type": "text/plain"}),
+        "static": await api.get("/static/pages.css"),
+        "service worker": await api.get("/staff-sw.js"),
+        "html": await api.get(track),
+        "tracking json": await api.get(track, headers={"Accept": "application/json"}),
+        "label": await api.get(
+            f"/v1/shipments/{world.shipment['id']}/label", params={"format": "zpl"}, headers=auth(world.hall)
+        ),
+        "metrics": await api.get("/metrics"),
+        "readyz": await api.get("/readyz"),
+        "docs": await api.get("/docs"),
+        "openapi": await api.get("/openapi.json"),
+    }
+    assert {kind: resp.headers.get("X-Content-Type-Options") for kind, resp in answers.items()} == dict.fromkeys(
+        answers, "nosniff"
+    )
+    assert answers["aiohttp 405"].status == 405 and answers["static"].status == 200
