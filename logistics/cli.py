@@ -63,7 +63,10 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
 
 
 async def _database(settings: Settings) -> Database:
-    db = Database(settings.resolved_database_url)
+    try:
+        db = Database(settings.resolved_database_url)
+    except DatabaseUnavailable as exc:
+        raise CliError(f"cannot open the database ({_safe_url(settings)}): {exc}") from None
     try:
         await db.ping(timeout=5)
     except DatabaseUnavailable as exc:

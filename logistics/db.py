@@ -66,12 +66,15 @@ def protect_sqlite_files(url: str) -> None:
     if make_url(url).get_backend_name() != "sqlite" or not database or database == ":memory:":
         return
     path = Path(database)
-    if not path.parent.exists():
-        path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE_MODE))
-    for suffix in SQLITE_COMPANIONS:
-        with contextlib.suppress(FileNotFoundError):
-            Path(f"{path}{suffix}").chmod(PRIVATE_FILE_MODE)
+    try:
+        if not path.parent.exists():
+            path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE_MODE))
+        for suffix in SQLITE_COMPANIONS:
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{path}{suffix}").chmod(PRIVATE_FILE_MODE)
+    except OSError as exc:
+        raise DatabaseUnavailable(f"cannot create the SQLite database file: {exc.strerror}") from None
 
 
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:

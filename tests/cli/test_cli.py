@@ -39,6 +39,16 @@ def test_migrate_creates_the_sqlite_database(tmp_path: Path) -> None:
     assert (tmp_path / "logistics.db").exists()
 
 
+@pytest.mark.parametrize("command", ["migrate", "api", "worker"])
+def test_a_sqlite_path_that_cannot_be_created_is_one_line_and_exit_2(tmp_path: Path, command: str) -> None:
+    (tmp_path / "not-a-dir").write_text("a file where the database's folder should be")
+    url = f"sqlite:///{tmp_path / 'not-a-dir' / 'logistics.db'}"
+    result = run(command, env={"LOGISTICS_DATABASE_URL": url}, tmp=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert "cannot create the SQLite database file: Not a directory" in result.stderr
+
+
 def test_clients_create_json_gives_id_key_and_secret(migrated: Path) -> None:
     result = run(
         "clients",

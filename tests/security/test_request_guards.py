@@ -3,6 +3,7 @@ only the addresses allowed to read business volume, and /readyz says what is dow
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 
 import pytest
@@ -137,11 +138,13 @@ async def test_readyz_names_what_is_down_without_the_drivers_text(  # type: igno
     serve, settings: Settings, database_url: str, tmp_path
 ) -> None:
     if database_url.startswith("sqlite"):
-        (tmp_path / "missing-dir").write_text("a file where the data directory should be")
         url = f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'logistics.db'}"
     else:
         url = "postgresql+asyncpg://postgres:s3cret-pw@127.0.0.1:1/nowhere"  # nothing listens on port 1
     down = Database(url)
+    if database_url.startswith("sqlite"):  # the data directory is replaced by a file after the start
+        shutil.rmtree(tmp_path / "missing-dir")
+        (tmp_path / "missing-dir").write_text("not a directory")
     try:
         api = await serve(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}), down)
         resp = await api.get("/readyz")
