@@ -32,12 +32,13 @@ from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from labels import render_pdf  # noqa: E402
 from labels.text import load_face  # noqa: E402
-from logistics import clients, migrate  # noqa: E402
+from logistics.accounts import clients  # noqa: E402
 from logistics.api.app import create_app  # noqa: E402
 from logistics.config import Settings, normalise_database_url  # noqa: E402
-from logistics.db import Database  # noqa: E402
-from logistics.labels_app import label_data, load_cases  # noqa: E402
-from logistics.models import shipments  # noqa: E402
+from logistics.domain.tables import shipments  # noqa: E402
+from logistics.label_store import label_data, load_cases  # noqa: E402
+from logistics.storage import migrate  # noqa: E402
+from logistics.storage.db import Database  # noqa: E402
 
 from support import auth, delivery_body  # noqa: E402
 

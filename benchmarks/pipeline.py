@@ -44,15 +44,15 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from logistics.config import fresh_carrier_secrets, normalise_database_url  # noqa: E402
-from logistics.db import Database  # noqa: E402
-from logistics.models import outbox, shipments  # noqa: E402
+from logistics.domain.tables import outbox, shipments  # noqa: E402
+from logistics.storage.db import Database  # noqa: E402
 
 from support import delivery_body  # noqa: E402
 
 NOOP_WORKER = """
 import sys
 from arq.worker import Worker, func
-from logistics.queue import deserialize, redis_settings, serialize
+from logistics.redis.queue import deserialize, redis_settings, serialize
 
 async def noop(_ctx):
     return None
@@ -74,7 +74,7 @@ Worker(
 # rendering that the label task adds to the same process (measured, not a mode the service offers).
 ORDERS_ONLY_WORKER = """
 import sys
-from logistics.jobs import handlers, label
+from logistics.jobs import carrier as handlers, labels as label
 handlers.ORDERED_HOOKS.remove(label.label_follow_up)
 from logistics.cli import main
 sys.exit(main(["worker"]))
@@ -149,7 +149,7 @@ def spawn_noop_worker(redis_url: str, queue: str, max_jobs: int, log: Path) -> s
 async def noop_rate(redis_url: str, n: int, max_jobs: int, log: Path) -> float:
     from arq.connections import create_pool
 
-    from logistics.queue import redis_settings, serialize
+    from logistics.redis.queue import redis_settings, serialize
 
     queue = f"bench:noop:{uuid.uuid4().hex[:8]}"
     with processes() as running:

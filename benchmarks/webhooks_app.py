@@ -29,14 +29,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from local_receiver import receiving
 
-from logistics import clients, ids, migrate
+from logistics.accounts import clients
 from logistics.config import Settings, normalise_database_url
-from logistics.db import Database
-from logistics.events import apply_event, lock_shipment
-from logistics.jobs import deliver
+from logistics.domain import ids
+from logistics.domain.events import apply_event, lock_shipment
+from logistics.domain.tables import shipment_cases, shipment_events, shipments, utcnow, webhook_deliveries
+from logistics.jobs import webhook_delivery
 from logistics.jobs.runner import Runtime, process_due
-from logistics.models import shipment_cases, shipment_events, shipments, utcnow, webhook_deliveries
-from logistics.queue import WorkSignal
+from logistics.redis.queue import WorkSignal
+from logistics.storage import migrate
+from logistics.storage.db import Database
 
 JOURNEY = ("picked_up", "in_transit", "out_for_delivery", "delivered")
 
@@ -109,8 +111,8 @@ async def bench(url: str, database_url: str, n_shipments: int, events: int, conc
     db = Database(database_url, pool_size=max(10, concurrency))
     settings = Settings(database_url=database_url, webhook_allow_loopback=True, log_format="text")
     rt = Runtime(settings=settings, db=db, signal=WorkSignal(None))
-    deliver.setup(rt)
-    rt.services[deliver.SENDER]._limit = concurrency
+    webhook_delivery.setup(rt)
+    rt.services[webhook_delivery.SENDER]._limit = concurrency
     creds = await clients.create(db, f"上街区行政审批系统-{ids.ulid()[-6:]}", url)
     await _make_shipments(db, creds.id, n_shipments, events)
     total = n_shipments * events
@@ -132,7 +134,7 @@ async def bench(url: str, database_url: str, n_shipments: int, events: int, conc
             ).scalar_one()
         bare_again = await _bare(url, total, concurrency)
     finally:
-        await rt.services[deliver.SENDER].close()
+        await rt.services[webhook_delivery.SENDER].close()
         await db.dispose()
     best_bare = max(bare_rate, bare_again)
     ratio = app_rate / best_bare

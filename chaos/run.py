@@ -47,12 +47,13 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from chaos.receiver import Receiver  # noqa: E402
-from logistics import clients, migrate  # noqa: E402
+from logistics.accounts import clients  # noqa: E402
 from logistics.config import fresh_carrier_secrets, normalise_database_url  # noqa: E402
-from logistics.db import Database  # noqa: E402
-from logistics.lifecycle import FINAL, RANK  # noqa: E402
-from logistics.models import label_renders, outbox, shipments, webhook_deliveries  # noqa: E402
-from logistics.redis_server import PrivateRedis  # noqa: E402
+from logistics.domain.statuses import FINAL, RANK  # noqa: E402
+from logistics.domain.tables import label_renders, outbox, shipments, webhook_deliveries  # noqa: E402
+from logistics.redis.private_server import PrivateRedis  # noqa: E402
+from logistics.storage import migrate  # noqa: E402
+from logistics.storage.db import Database  # noqa: E402
 
 from support import APPLICANT, delivery_body, intake_body  # noqa: E402
 

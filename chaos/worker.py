@@ -2,7 +2,7 @@
 
 The production schedule (5 s, 5 min, 30 min, 2 h, … over days) is right for real receivers, but a chaos run
 whose receiver fails 30 % of attempts would then wait hours for its unluckiest deliveries. The schedule is a
-runtime service of the worker (``deliver.SCHEDULE``), not a setting, so this wrapper installs it and then hands
+runtime service of the worker (``webhook_delivery.SCHEDULE``), not a setting, so this wrapper installs it and then hands
 over to the normal CLI: every other line of the worker is the production code path.
 """
 
@@ -13,7 +13,7 @@ import sys
 from datetime import timedelta
 
 from logistics.cli import main
-from logistics.jobs import deliver
+from logistics.jobs import webhook_delivery
 from logistics.jobs.runner import Runtime
 from webhooks import RetrySchedule
 
@@ -28,13 +28,13 @@ def schedule_from_env() -> RetrySchedule | None:
 
 
 def install(schedule: RetrySchedule) -> None:
-    original = deliver.setup
+    original = webhook_delivery.setup
 
     def setup(rt: Runtime) -> None:
         original(rt)
-        rt.services[deliver.SCHEDULE] = schedule
+        rt.services[webhook_delivery.SCHEDULE] = schedule
 
-    deliver.setup = setup
+    webhook_delivery.setup = setup
 
 
 if __name__ == "__main__":

@@ -17,12 +17,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from logistics import clients, migrate
+from logistics.accounts import clients
 from logistics.api.app import create_app
 from logistics.config import Settings, fresh_carrier_secrets, normalise_database_url
-from logistics.db import Database
-from logistics.models import metadata
-from logistics.redis_server import PrivateRedis
+from logistics.domain.tables import metadata
+from logistics.redis.private_server import PrivateRedis
+from logistics.storage import migrate
+from logistics.storage.db import Database
 
 POSTGRES_URL = os.environ.get("LOGISTICS_TEST_POSTGRES_URL", "")
 NO_POSTGRES = (

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from logistics import clients
+from logistics.accounts import clients
 
 
 def auth(creds: clients.Credentials) -> dict[str, str]:

@@ -17,14 +17,14 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from logistics.db import Database
+from logistics.storage.db import Database
 
 
 async def _slow(conn: AsyncConnection, dialect: str) -> None:
     """Something that takes a second inside the transaction, for the cancellation to land in.
 
     On PostgreSQL a statement: the cancellation lands while the server runs it. SQLite statements run on the
-    event loop (logistics.sqlite_driver), where no cancellation can land mid-statement; there it lands where
+    event loop (logistics.storage.sqlite_driver), where no cancellation can land mid-statement; there it lands where
     the transaction awaits something else, as a job's timeout would. A cancellation while a SQLite call waits
     for a lock in its thread is tested in test_sqlite_driver.py."""
     if dialect == "postgresql":

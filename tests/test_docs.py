@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 MAPPED_FOLDERS = ("logistics", "carriers", "webhooks", "labels")
 # Migration scripts are one per schema version: the map names their folder instead of each file.
-VERSIONS = "logistics/migrations/versions/"
+VERSIONS = "logistics/storage/migrations/versions/"
 README_MAX_BYTES = 15_000  # "15 KB" as wc -c counts it, the stricter reading
 # [text](target), not images' or code spans' look-alikes; the target up to a space or the closing bracket.
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")

@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from logistics import migrate
-from logistics.db import Database
-from logistics.models import metadata
+from logistics.domain.tables import metadata
+from logistics.storage import migrate
+from logistics.storage.db import Database
 
 
 async def _diff(url: str) -> list[object]:

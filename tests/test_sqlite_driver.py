@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from logistics import ids, sqlite_driver
-from logistics.db import Database, SqliteBatchWriter, is_lock_conflict
+from logistics.domain import ids
+from logistics.storage import sqlite_driver
+from logistics.storage.db import Database, SqliteBatchWriter, is_lock_conflict
 
 
 @pytest.fixture

@@ -14,22 +14,40 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from logistics import ids, logs, metrics
+from logistics import logs, metrics
+from logistics.accounts.revocation import RevocationListener, redis_url
 from logistics.api import carrier_push, docs, shipments, webhooks
 from logistics.api import labels as label_api
-from logistics.api import pages as people_pages
+from logistics.api.appkeys import (
+    ACCESS_LOG,
+    CARRIER,
+    COMMITTER,
+    CREATE_CONTEXT,
+    DB,
+    KEY_CACHE,
+    METRICS_ALLOW,
+    REDIS,
+    REQUEST_ID,
+    REVOCATIONS,
+    SETTINGS,
+    SIGNAL,
+    STAFF_CACHE,
+    TASK_BATCHER,
+    Network,
+)
 from logistics.api.auth import KeyCache
 from logistics.api.docs import openapi_document
 from logistics.api.errors import Problem, validation_problem
-from logistics.api.halls import load_halls
 from logistics.carrier import create_carrier
 from logistics.config import Settings
-from logistics.db import Database, DatabaseUnavailable
-from logistics.ingest import GroupCommitter
-from logistics.queue import WorkSignal, connect
-from logistics.ratelimit import client_ip
-from logistics.revocation import RevocationListener, redis_url
-from logistics.task_batch import TaskBatcher
+from logistics.domain import ids
+from logistics.domain.halls import load_halls
+from logistics.pages import views as people_pages
+from logistics.redis.queue import WorkSignal, connect
+from logistics.redis.ratelimit import client_ip
+from logistics.storage.db import Database, DatabaseUnavailable
+from logistics.storage.group_commit import GroupCommitter
+from logistics.storage.outbox_batch import TaskBatcher
 
 log = logging.getLogger("logistics.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -53,7 +71,7 @@ STATUS_SLUGS = {
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-ID", "")
     rid = incoming if _REQUEST_ID.fullmatch(incoming) else ids.request_id()
-    request["request_id"] = rid
+    request[REQUEST_ID] = rid
     token = logs.request_id.set(rid)
     started = time.perf_counter()
     resource = request.match_info.route.resource
@@ -65,7 +83,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     elapsed = time.perf_counter() - started
     response.headers["X-Request-ID"] = rid
     _observe(request.method, route, response.status, elapsed)
-    if response.status >= 500 or request.app["access_log"]:
+    if response.status >= 500 or request.app[ACCESS_LOG]:
         logs.access(rid, request.method, route, response.status, elapsed)
     return response
 
@@ -147,13 +165,13 @@ async def healthz(_: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
     try:
-        await request.app["db"].ping()
+        await request.app[DB].ping()
         checks["database"] = "ok"
     except DatabaseUnavailable:
         # A driver's error text can name hosts, users and paths: it goes to the log, never to the answer.
         log.warning("readiness_database_unreachable", exc_info=True)
         checks["database"] = "database unreachable"
-    redis = request.app["redis"]
+    redis = request.app[REDIS]
     try:
         await redis.ping()
         checks["redis"] = "ok"
@@ -162,9 +180,6 @@ async def readyz(request: web.Request) -> web.Response:
         checks["redis"] = "redis unreachable"
     ok = all(v == "ok" for v in checks.values())
     return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
-
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def allowed_networks(setting: str) -> tuple[Network, ...]:
@@ -182,9 +197,9 @@ def address_allowed(address: str, networks: tuple[Network, ...]) -> bool:
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    settings: Settings = request.app["settings"]
+    settings: Settings = request.app[SETTINGS]
     # X-Forwarded-For counts only when the operator said a proxy sets it; otherwise the peer address decides.
-    if not address_allowed(client_ip(request, settings.trust_forwarded_for), request.app["metrics_allow"]):
+    if not address_allowed(client_ip(request, settings.trust_forwarded_for), request.app[METRICS_ALLOW]):
         raise Problem(
             403, "forbidden", "Forbidden", "Metrics are served only to the addresses in LOGISTICS_METRICS_ALLOW."
         )
@@ -198,9 +213,9 @@ async def _nosniff(_: web.Request, response: web.StreamResponse) -> None:
 
 
 async def _revocations(app: web.Application) -> AsyncIterator[None]:
-    settings: Settings = app["settings"]
-    listener = RevocationListener(redis_url(settings), [app["key_cache"], app["staff_cache"]])
-    app["revocations"] = listener
+    settings: Settings = app[SETTINGS]
+    listener = RevocationListener(redis_url(settings), [app[KEY_CACHE], app[STAFF_CACHE]])
+    app[REVOCATIONS] = listener
     listener.start()
     yield
     await listener.stop()
@@ -226,35 +241,35 @@ async def _tune_gc(_: web.Application) -> None:
 
 def create_app(settings: Settings, *, db: Database | None = None) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context])
-    app["settings"] = settings
+    app[SETTINGS] = settings
     logs.protect_library_loggers()  # aiohttp's own lines quote raw requests, however logging is configured
-    app["metrics_allow"] = allowed_networks(settings.metrics_allow)
+    app[METRICS_ALLOW] = allowed_networks(settings.metrics_allow)
     app.on_response_prepare.append(_nosniff)
     # What validating a create needs beyond its body: the halls' addresses, when the operator configured them.
     halls = load_halls(settings.halls_file)
-    app["create_context"] = {"halls": halls} if halls else None
+    app[CREATE_CONTEXT] = {"halls": halls} if halls else None
     # One access line per request (errors ≥ 500 are logged whatever the setting).
-    app["access_log"] = settings.access_log
+    app[ACCESS_LOG] = settings.access_log
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         database = db or Database(settings.resolved_database_url)
-        app["db"] = database
-        app["key_cache"] = KeyCache(database, settings.api_key_cache_seconds)
+        app[DB] = database
+        app[KEY_CACHE] = KeyCache(database, settings.api_key_cache_seconds)
         redis = connect(redis_url(settings), settings.queue_name)
-        app["redis"] = redis
-        app["signal"] = WorkSignal(redis)
+        app[REDIS] = redis
+        app[SIGNAL] = WorkSignal(redis)
         committer = GroupCommitter(database)
-        committer.on_commit = app["signal"].poke
-        app["committer"] = committer
+        committer.on_commit = app[SIGNAL].poke
+        app[COMMITTER] = committer
         await committer.start()
-        app["task_batcher"] = TaskBatcher(database)
-        app["task_batcher"].start()
-        app["carrier"] = create_carrier(settings)  # parses pushes; never calls out from the API
+        app[TASK_BATCHER] = TaskBatcher(database)
+        app[TASK_BATCHER].start()
+        app[CARRIER] = create_carrier(settings)  # parses pushes; never calls out from the API
         yield
-        await app["carrier"].close()
-        await app["task_batcher"].stop()
+        await app[CARRIER].close()
+        await app[TASK_BATCHER].stop()
         await committer.stop()
-        await app["signal"].close()
+        await app[SIGNAL].close()
         await redis.aclose()
         if db is None:
             await database.dispose()

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from logistics import applicant
+from logistics.accounts import applicant
+from logistics.api.appkeys import DB, SETTINGS
 from logistics.api.auth import authenticate
 from logistics.api.errors import Problem, not_found
 from logistics.api.present import iso
@@ -20,10 +21,10 @@ routes = web.RouteTableDef()
 @routes.post("/v1/shipments/{id}/applicant-link")
 async def reissue_link(request: web.Request) -> web.Response:
     client_id = await authenticate(request)
-    settings = request.app["settings"]
+    settings = request.app[SETTINGS]
     try:
         issued = await applicant.reissue(
-            request.app["db"], client_id, request.match_info["id"], settings.applicant_link_days
+            request.app[DB], client_id, request.match_info["id"], settings.applicant_link_days
         )
     except ValueError as exc:
         raise Problem(

@@ -9,10 +9,11 @@ from collections.abc import Iterable
 from aiohttp import web
 from sqlalchemy import select
 
+from logistics.api.appkeys import KEY_CACHE
 from logistics.api.errors import Problem
-from logistics.db import Database
-from logistics.ids import hash_secret
-from logistics.models import api_keys
+from logistics.domain.ids import hash_secret
+from logistics.domain.tables import api_keys
+from logistics.storage.db import Database
 
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="dispatch"'}
 # RFC 6750's b64token. Every credential this service issues (API keys, staff tokens) is of this alphabet, so a
@@ -36,7 +37,7 @@ def bearer_token(request: web.Request) -> str | None:
 class KeyCache:
     """key hash → client id, kept briefly so that authentication is not a query per request.
 
-    A revoked key is dropped at once when its revocation is announced (logistics.revocation); ``ttl`` bounds
+    A revoked key is dropped at once when its revocation is announced (logistics.accounts.revocation); ``ttl`` bounds
     how long it keeps working in a running process that missed the announcement (Redis down).
     """
 
@@ -46,7 +47,7 @@ class KeyCache:
         self._entries: dict[str, tuple[str | None, float]] = {}
 
     def forget(self, digests: Iterable[str]) -> None:
-        """Drop revoked credentials (announced by logistics.revocation) before their time is up."""
+        """Drop revoked credentials (announced by logistics.accounts.revocation) before their time is up."""
         for digest in digests:
             self._entries.pop(digest, None)
 
@@ -81,7 +82,7 @@ async def authenticate(request: web.Request) -> str:
             "Send 'Authorization: Bearer <api key>'.",
             headers=UNAUTHORIZED_HEADERS,
         )
-    client_id = await request.app["key_cache"].client_for(token)
+    client_id = await request.app[KEY_CACHE].client_for(token)
     if client_id is None:
         raise Problem(
             401, "unauthorized", "Invalid API key", "The API key is unknown or revoked.", headers=UNAUTHORIZED_HEADERS

@@ -12,8 +12,9 @@ import logging
 from aiohttp import web
 
 from carriers.base import PushRejected
+from logistics.api.appkeys import CARRIER, REQUEST_ID, SIGNAL, TASK_BATCHER
 from logistics.carrier import event_payload
-from logistics.outbox import task_row
+from logistics.storage.outbox import task_row
 
 routes = web.RouteTableDef()
 log = logging.getLogger("logistics.api")
@@ -21,7 +22,7 @@ log = logging.getLogger("logistics.api")
 
 @routes.post("/carriers/{carrier}/push")
 async def carrier_push(request: web.Request) -> web.Response:
-    carrier = request.app["carrier"]
+    carrier = request.app[CARRIER]
     if request.match_info["carrier"] != carrier.name:
         raise web.HTTPNotFound()
     body = await request.read()
@@ -32,10 +33,10 @@ async def carrier_push(request: web.Request) -> web.Response:
         return web.Response(body=exc.reply, content_type="application/json")
     rows = [
         task_row(
-            "carrier_event", None, {**event_payload(e), "source": "carrier_push"}, request_id=request["request_id"]
+            "carrier_event", None, {**event_payload(e), "source": "carrier_push"}, request_id=request[REQUEST_ID]
         )
         for e in result.events
     ]
-    await request.app["task_batcher"].insert(rows)  # with the other pushes arriving meanwhile
-    request.app["signal"].poke()
+    await request.app[TASK_BATCHER].insert(rows)  # with the other pushes arriving meanwhile
+    request.app[SIGNAL].poke()
     return web.Response(body=result.reply, content_type=result.reply_content_type)

@@ -10,14 +10,15 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import insert, select
 
-from logistics import ids
+from logistics.api.appkeys import DB, SETTINGS
 from logistics.api.auth import authenticate
 from logistics.api.paging import ListQuery
 from logistics.api.present import iso
 from logistics.api.shipments import json_response
-from logistics.db import Database
-from logistics.events import emit, lock_shipment
-from logistics.models import complaints, shipments, utcnow
+from logistics.domain import ids
+from logistics.domain.events import emit, lock_shipment
+from logistics.domain.tables import complaints, shipments, utcnow
+from logistics.storage.db import Database
 
 log = logging.getLogger("logistics.complaints")
 routes = web.RouteTableDef()
@@ -92,7 +93,7 @@ def complaint_json(c: Any) -> dict[str, Any]:
 @routes.get("/v1/complaints")
 async def list_complaints(request: web.Request) -> web.Response:
     client_id = await authenticate(request)
-    settings = request.app["settings"]
+    settings = request.app[SETTINGS]
     q = ListQuery(request.query, maximum=settings.page_size_max)
     shipment_id = q.text("shipment_id")
     cursor = q.cursor("cmp_")
@@ -103,7 +104,7 @@ async def list_complaints(request: web.Request) -> web.Response:
     if cursor:
         query = query.where(complaints.c.id < cursor)
     query = query.order_by(complaints.c.id.desc()).limit(q.limit + 1)
-    async with request.app["db"].read() as conn:
+    async with request.app[DB].read() as conn:
         rows, more = q.split(list(await conn.execute(query)))
     data = [{**complaint_json(r), "tracking_code": r.tracking_code} for r in rows]
     return json_response(q.page(data, rows[-1].id if more else None))

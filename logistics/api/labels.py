@@ -12,11 +12,12 @@ from sqlalchemy import select
 
 from labels import DEFAULT_SIZE, FORMATS, SIZES
 from logistics import logs
+from logistics.api.appkeys import DB, REQUEST_ID, SETTINGS
 from logistics.api.auth import authenticate
 from logistics.api.errors import Problem, validation_problem
 from logistics.api.shipments import load_owned, read_json
-from logistics.labels_app import BATCH_FORMATS, CONTENT_TYPES, DPIS, get_rendered, prepare_batch
-from logistics.models import shipments
+from logistics.domain.tables import shipments
+from logistics.label_store import BATCH_FORMATS, CONTENT_TYPES, DPIS, get_rendered, prepare_batch
 
 log = logging.getLogger("logistics.api")
 routes = web.RouteTableDef()
@@ -60,14 +61,14 @@ async def get_label(request: web.Request) -> web.Response:
     fmt, size, dpi = _variant(
         q.get("format", "pdf"), q.get("size", DEFAULT_SIZE), q.get("dpi", str(DEFAULT_DPI)), FORMATS, "query."
     )
-    db = request.app["db"]
+    db = request.app[DB]
     async with db.read() as conn:
         row = await load_owned(conn, client_id, request.match_info["id"])
     if not row["waybill_no"]:
         raise _not_ready(
             f"The shipment is {row['status']} and has no waybill yet; the label exists once it is ordered."
         )
-    label = await get_rendered(db, request.app["settings"], row, fmt, size, dpi)
+    label = await get_rendered(db, request.app[SETTINGS], row, fmt, size, dpi)
     etag = f'"{label.content_hash}"'
     # A label carries personal data: only the client may keep it, and it revalidates with the ETag.
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
@@ -96,7 +97,7 @@ def _shipment_ids(payload: dict[str, Any], limit: int) -> list[str]:
 @routes.post("/v1/labels")
 async def batch_labels(request: web.Request) -> web.StreamResponse:
     client_id = await authenticate(request)
-    settings = request.app["settings"]
+    settings = request.app[SETTINGS]
     payload = await read_json(request)
     if not isinstance(payload, dict):
         raise validation_problem([{"field": "body", "message": "must be a JSON object"}])
@@ -108,7 +109,7 @@ async def batch_labels(request: web.Request) -> web.StreamResponse:
         BATCH_FORMATS,
         "",
     )
-    db = request.app["db"]
+    db = request.app[DB]
     wanted = list(dict.fromkeys(ids))
     found: dict[str, dict[str, Any]] = {}
     async with db.read() as conn:
@@ -143,7 +144,7 @@ async def batch_labels(request: web.Request) -> web.StreamResponse:
             "Cache-Control": "private, no-store",
             "X-Label-Count": str(len(ids)),
             # The middleware adds this to answers it gets back, but a streamed answer's headers are out by then.
-            "X-Request-ID": request["request_id"],
+            "X-Request-ID": request[REQUEST_ID],
         }
     )
     return await _stream(request, response, batch.chunks())

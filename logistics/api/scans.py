@@ -22,6 +22,8 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from logistics.accounts.staff import ROLE_ACTIONS, StaffMember
+from logistics.api.appkeys import DB, RATE_LIMITER, SETTINGS, SIGNAL, STAFF_CACHE
 from logistics.api.auth import bearer_token
 from logistics.api.errors import (
     CONTENT_TYPE,
@@ -32,12 +34,11 @@ from logistics.api.errors import (
 )
 from logistics.api.schemas import Instant, Strict, clean_text
 from logistics.api.shipments import json_response, read_json
-from logistics.events import apply_event, lock_shipment
-from logistics.ids import _TRACKING_ALPHABET
-from logistics.lifecycle import FINAL, RANK, may_move
-from logistics.models import scans, shipment_cases, shipment_events, shipments, utcnow, verification_guards
-from logistics.staff import ROLE_ACTIONS, StaffMember
-from logistics.wording import ACTION_STATUS, ACTION_TEXT, failure_reasons, staff_view, status_text
+from logistics.domain.events import apply_event, lock_shipment
+from logistics.domain.ids import _TRACKING_ALPHABET
+from logistics.domain.statuses import FINAL, RANK, may_move
+from logistics.domain.tables import scans, shipment_cases, shipment_events, shipments, utcnow, verification_guards
+from logistics.domain.wording import ACTION_STATUS, ACTION_TEXT, failure_reasons, staff_view, status_text
 
 log = logging.getLogger("logistics.scans")
 routes = web.RouteTableDef()
@@ -137,7 +138,7 @@ async def authenticate_staff(request: web.Request) -> StaffMember:
             "Send 'Authorization: Bearer <staff token>'.",
             headers=STAFF_AUTH_HEADERS,
         )
-    member = await request.app["staff_cache"].member_for(token)
+    member = await request.app[STAFF_CACHE].member_for(token)
     if member is None:
         raise Problem(
             401,
@@ -397,8 +398,8 @@ async def _stored(conn: AsyncConnection, staff_id: str, scan_id: str) -> dict[st
 
 
 async def process_scan(request: web.Request, member: StaffMember, scan: ScanIn) -> dict[str, Any]:
-    settings = request.app["settings"]
-    db = request.app["db"]
+    settings = request.app[SETTINGS]
+    db = request.app[DB]
     now = utcnow()
     ctx = Context(member, settings.verification_max_attempts, now)
     try:
@@ -457,13 +458,13 @@ async def post_scans(request: web.Request) -> web.Response:
         except ValidationError as exc:
             raise from_validation_error(exc) from None
         answer = await process_scan(request, member, scan)
-        request.app["signal"].poke()
+        request.app[SIGNAL].poke()
         if not answer["ok"]:
             raise ScanProblem(answer)
         return json_response(answer)
 
     items = payload["scans"]
-    limit = request.app["settings"].scan_batch_max
+    limit = request.app[SETTINGS].scan_batch_max
     if not isinstance(items, list) or not 1 <= len(items) <= limit or len(payload) != 1:
         raise validation_problem([{"field": "scans", "message": f"must be a list of 1 to {limit} scans"}])
     results: list[dict[str, Any] | None] = [None] * len(items)
@@ -477,7 +478,7 @@ async def post_scans(request: web.Request) -> web.Response:
     epoch = datetime.min.replace(tzinfo=UTC)
     for n, scan in sorted(valid, key=lambda pair: (pair[1].scanned_at or epoch, pair[0])):
         results[n] = await process_scan(request, member, scan)
-    request.app["signal"].poke()
+    request.app[SIGNAL].poke()
     return json_response({"results": results})
 
 
@@ -498,8 +499,8 @@ async def staff_me(request: web.Request) -> web.Response:
 
 async def _limit_lookups(request: web.Request, member: StaffMember) -> None:
     """A staff token looks up one parcel at a time; a stream of lookups is someone walking the codes."""
-    limit = request.app["settings"].staff_lookup_rate_per_minute
-    verdict = await request.app["rate_limiter"].hit("staff-lookup", member.id, limit, 60)
+    limit = request.app[SETTINGS].staff_lookup_rate_per_minute
+    verdict = await request.app[RATE_LIMITER].hit("staff-lookup", member.id, limit, 60)
     if not verdict.allowed:
         log.warning("staff_lookup_limited", extra={"staff_id": member.id})
         raise Problem(
@@ -517,7 +518,7 @@ async def lookup(request: web.Request) -> web.Response:
     member = await authenticate_staff(request)
     await _limit_lookups(request, member)
     code = request.query.get("code", "")
-    async with request.app["db"].read() as conn:
+    async with request.app[DB].read() as conn:
         shipment_id = await find_shipment_id(conn, code) if code else None
         row = None
         if shipment_id is not None:

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from logistics.lifecycle import STATUSES
+from logistics.domain.statuses import STATUSES
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 

@@ -14,8 +14,9 @@ import logging
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from logistics import ids
+from logistics.api.appkeys import REQUEST_ID
 from logistics.api.errors import Problem
+from logistics.domain import ids
 
 log = logging.getLogger("logistics.api")
 
@@ -48,7 +49,7 @@ class ProblemRequestHandler(web.RequestHandler):
         if isinstance(exc, HttpProcessingError):
             # The client's fault, not ours: one line with the kind of error (never its text, which quotes the
             # request) instead of aiohttp's traceback at ERROR.
-            request["request_id"] = rid = ids.request_id()  # the answer carries it: a report can be matched
+            request[REQUEST_ID] = rid = ids.request_id()  # the answer carries it: a report can be matched
             log.warning(
                 "http_unparseable_request", extra={"request_id": rid, "error": type(exc).__name__, "status": status}
             )

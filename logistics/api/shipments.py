@@ -11,17 +11,19 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from logistics import applicant, ids
+from logistics.accounts import applicant
+from logistics.api.appkeys import COMMITTER, CREATE_CONTEXT, DB, REQUEST_ID, SETTINGS, SHIPMENT_ID, SIGNAL
 from logistics.api.auth import authenticate
 from logistics.api.errors import Problem, from_validation_error, not_found, validation_problem
 from logistics.api.paging import ListQuery
 from logistics.api.present import iso, shipment_json
 from logistics.api.schemas import ShipmentCreate
-from logistics.events import apply_event, lock_shipment
-from logistics.ingest import NewShipment
-from logistics.lifecycle import CANCELLABLE, STATUSES
-from logistics.models import shipment_cases, shipment_events, shipments, utcnow
-from logistics.outbox import insert_tasks, task_row
+from logistics.domain import ids
+from logistics.domain.events import apply_event, lock_shipment
+from logistics.domain.statuses import CANCELLABLE, STATUSES
+from logistics.domain.tables import shipment_cases, shipment_events, shipments, utcnow
+from logistics.storage.group_commit import NewShipment
+from logistics.storage.outbox import insert_tasks, task_row
 
 routes = web.RouteTableDef()
 JSON = "application/json"
@@ -76,13 +78,13 @@ async def create_shipment(request: web.Request) -> web.Response:
         raise validation_problem([{"field": "body", "message": "must be a JSON object"}])
     app = request.app
     try:
-        spec = ShipmentCreate.model_validate(payload, context=app["create_context"])
+        spec = ShipmentCreate.model_validate(payload, context=app[CREATE_CONTEXT])
     except ValidationError as exc:
         raise from_validation_error(exc) from None
 
     # The hot path of the service: the answer and the rows are built straight from the validated model (no
     # intermediate row dicts); present.shipment_json is the shape of the answer, and a test holds them equal.
-    settings = app["settings"]
+    settings = app[SETTINGS]
     base_url = settings.base_url
     now = utcnow()
     sid = ids.shipment_id()
@@ -146,7 +148,7 @@ async def create_shipment(request: web.Request) -> web.Response:
             verification_code,
             tracking_code,
             settings.carrier,
-            request["request_id"],
+            request[REQUEST_ID],
             now,
             link["applicant_token_hash"],
             link["applicant_expires_at"],
@@ -156,7 +158,7 @@ async def create_shipment(request: web.Request) -> web.Response:
     if key is not None:
         request_hash = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
         item.idempotency = (client_id, key, request_hash, stored.decode("utf-8"))
-    outcome = await app["committer"].submit(item)
+    outcome = await app[COMMITTER].submit(item)
     if not outcome.created:
         existing = outcome.existing or {}
         if item.idempotency and existing.get("request_hash") != item.idempotency[2]:
@@ -175,17 +177,17 @@ async def create_shipment(request: web.Request) -> web.Response:
             content_type=JSON,
             headers={"Idempotent-Replayed": "true", "Location": f"/v1/shipments/{existing['shipment_id']}"},
         )
-    request["shipment_id"] = sid
+    request[SHIPMENT_ID] = sid
     return web.Response(body=body, status=201, content_type=JSON, headers={"Location": f"/v1/shipments/{sid}"})
 
 
 async def _with_fresh_link(request: web.Request, client_id: str, shipment_id: str, stored: bytes) -> bytes:
     """The replayed answer of an applicant-choice create: a new link replaces the one only the first answer held
     (the previous link stops working), or null once the applicant has chosen or the shipment moved on."""
-    settings = request.app["settings"]
+    settings = request.app[SETTINGS]
     body = orjson.loads(stored)
     try:
-        issued = await applicant.reissue(request.app["db"], client_id, shipment_id, settings.applicant_link_days)
+        issued = await applicant.reissue(request.app[DB], client_id, shipment_id, settings.applicant_link_days)
     except ValueError:  # no longer awaiting the applicant
         issued = None
     body["applicant_url"] = applicant.link_url(settings.base_url, issued[0]) if issued is not None else None
@@ -225,15 +227,15 @@ async def full_shipment(conn: Any, row: dict[str, Any], base_url: str) -> dict[s
 @routes.get("/v1/shipments/{id}")
 async def get_shipment(request: web.Request) -> web.Response:
     client_id = await authenticate(request)
-    async with request.app["db"].read() as conn:
+    async with request.app[DB].read() as conn:
         row = await load_owned(conn, client_id, request.match_info["id"])
-        return json_response(await full_shipment(conn, row, request.app["settings"].base_url))
+        return json_response(await full_shipment(conn, row, request.app[SETTINGS].base_url))
 
 
 @routes.get("/v1/shipments")
 async def list_shipments(request: web.Request) -> web.Response:
     client_id = await authenticate(request)
-    settings = request.app["settings"]
+    settings = request.app[SETTINGS]
     q = ListQuery(request.query, maximum=settings.page_size_max)
     status = q.choice("status", STATUSES)
     case_no = q.text("case_no")
@@ -247,7 +249,7 @@ async def list_shipments(request: web.Request) -> web.Response:
     if cursor:
         query = query.where(shipments.c.id < cursor)
     query = query.order_by(shipments.c.id.desc()).limit(q.limit + 1)
-    async with request.app["db"].read() as conn:
+    async with request.app[DB].read() as conn:
         rows, more = q.split([dict(r._mapping) for r in await conn.execute(query)])
         cases = await _cases_for(conn, [r["id"] for r in rows])
     data = [shipment_json(r, cases[r["id"]], settings.base_url) for r in rows]
@@ -262,7 +264,7 @@ async def cancel_shipment(request: web.Request) -> web.Response:
         payload = await read_json(request)
         if isinstance(payload, dict) and isinstance(payload.get("reason"), str) and payload["reason"].strip():
             reason = payload["reason"].strip()[:200]
-    db = request.app["db"]
+    db = request.app[DB]
     async with db.write() as conn:
         row = await lock_shipment(conn, request.match_info["id"])
         if row is None or row["client_id"] != client_id:
@@ -278,9 +280,9 @@ async def cancel_shipment(request: web.Request) -> web.Response:
             applied = await apply_event(conn, row, status="cancelled", source="api", carrier_text=reason)
             assert applied is not None
             await insert_tasks(
-                conn, [task_row("cancel", row["id"], {"reason": reason}, request_id=request["request_id"])]
+                conn, [task_row("cancel", row["id"], {"reason": reason}, request_id=request[REQUEST_ID])]
             )
             row = applied.shipment
-        body = await full_shipment(conn, row, request.app["settings"].base_url)
-    request.app["signal"].poke()
+        body = await full_shipment(conn, row, request.app[SETTINGS].base_url)
+    request.app[SIGNAL].poke()
     return json_response(body)

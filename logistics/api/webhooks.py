@@ -8,15 +8,16 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from logistics import clients
+from logistics.accounts import clients
+from logistics.api.appkeys import DB, SETTINGS, SIGNAL
 from logistics.api.auth import authenticate
 from logistics.api.errors import Problem, not_found
 from logistics.api.paging import ListQuery
 from logistics.api.present import iso
 from logistics.api.shipments import json_response
-from logistics.events import requeue_deliveries, webhook_body
-from logistics.models import clients as clients_table
-from logistics.models import utcnow, webhook_attempts, webhook_deliveries
+from logistics.domain.events import requeue_deliveries, webhook_body
+from logistics.domain.tables import clients as clients_table
+from logistics.domain.tables import utcnow, webhook_attempts, webhook_deliveries
 
 routes = web.RouteTableDef()
 DELIVERY_STATUSES = ("pending", "delivered", "failed", "skipped")
@@ -70,7 +71,7 @@ async def _with_attempts(conn: Any, rows: list[Any], base_url: str) -> list[dict
 @routes.get("/v1/webhook-deliveries")
 async def list_deliveries(request: web.Request) -> web.Response:
     client_id = await authenticate(request)
-    settings = request.app["settings"]
+    settings = request.app[SETTINGS]
     q = ListQuery(request.query, maximum=settings.page_size_max)
     status = q.choice("status", DELIVERY_STATUSES)
     shipment_id = q.text("shipment_id")
@@ -83,7 +84,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     if cursor:
         query = query.where(webhook_deliveries.c.id < cursor)
     query = query.order_by(webhook_deliveries.c.id.desc()).limit(q.limit + 1)
-    async with request.app["db"].read() as conn:
+    async with request.app[DB].read() as conn:
         rows, more = q.split(list(await conn.execute(query)))
         data = await _with_attempts(conn, rows, settings.base_url)
     return json_response(q.page(data, rows[-1].id if more else None))
@@ -105,16 +106,16 @@ async def _owned(conn: Any, client_id: str, delivery_id: str) -> Any:
 @routes.get("/v1/webhook-deliveries/{id}")
 async def get_delivery(request: web.Request) -> web.Response:
     client_id = await authenticate(request)
-    async with request.app["db"].read() as conn:
+    async with request.app[DB].read() as conn:
         row = await _owned(conn, client_id, request.match_info["id"])
-        (body,) = await _with_attempts(conn, [row], request.app["settings"].base_url)
+        (body,) = await _with_attempts(conn, [row], request.app[SETTINGS].base_url)
     return json_response(body)
 
 
 @routes.post("/v1/webhook-deliveries/{id}/redeliver")
 async def redeliver(request: web.Request) -> web.Response:
     client_id = await authenticate(request)
-    db = request.app["db"]
+    db = request.app[DB]
     async with db.write() as conn:
         row = await _owned(conn, client_id, request.match_info["id"])
         endpoint = (
@@ -133,8 +134,8 @@ async def redeliver(request: web.Request) -> web.Response:
             )
         await requeue_deliveries(conn, [{"id": row.id, "shipment_id": row.shipment_id}], utcnow())
         row = await _owned(conn, client_id, row.id)
-        (body,) = await _with_attempts(conn, [row], request.app["settings"].base_url)
-    request.app["signal"].poke()
+        (body,) = await _with_attempts(conn, [row], request.app[SETTINGS].base_url)
+    request.app[SIGNAL].poke()
     return json_response(body, status=202)
 
 
@@ -154,7 +155,7 @@ def endpoint_json(row: Any, replayed: int | None = None) -> dict[str, Any]:
 @routes.get("/v1/webhook-endpoint")
 async def get_endpoint(request: web.Request) -> web.Response:
     client_id = await authenticate(request)
-    async with request.app["db"].read() as conn:
+    async with request.app[DB].read() as conn:
         row = (await conn.execute(select(clients_table).where(clients_table.c.id == client_id))).one()
     return json_response(endpoint_json(row))
 
@@ -162,7 +163,7 @@ async def get_endpoint(request: web.Request) -> web.Response:
 @routes.post("/v1/webhook-endpoint/enable")
 async def enable_endpoint(request: web.Request) -> web.Response:
     client_id = await authenticate(request)
-    db = request.app["db"]
+    db = request.app[DB]
     async with db.read() as conn:
         url = (await conn.execute(select(clients_table.c.webhook_url).where(clients_table.c.id == client_id))).scalar()
     if not url:
@@ -171,5 +172,5 @@ async def enable_endpoint(request: web.Request) -> web.Response:
     async with db.read() as conn:
         row = (await conn.execute(select(clients_table).where(clients_table.c.id == client_id))).one()
     if endpoint.replayed:
-        request.app["signal"].poke()
+        request.app[SIGNAL].poke()
     return json_response(endpoint_json(row, endpoint.replayed))

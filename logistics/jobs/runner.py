@@ -14,10 +14,10 @@ from typing import Any
 
 from logistics import logs, metrics
 from logistics.config import Settings
-from logistics.db import Database, is_lock_conflict
-from logistics.models import utcnow
-from logistics.outbox import Task, claim_due, count_due, renew_leases, retry_later
-from logistics.queue import WorkSignal
+from logistics.domain.tables import utcnow
+from logistics.redis.queue import WorkSignal
+from logistics.storage.db import Database, is_lock_conflict
+from logistics.storage.outbox import Task, claim_due, count_due, renew_leases, retry_later
 
 log = logging.getLogger("logistics.jobs")
 

@@ -11,13 +11,14 @@ from typing import Any
 from arq import cron
 from arq.worker import Worker, func
 
-from logistics.background import stop_task
 from logistics.config import Settings
-from logistics.db import Database
-from logistics.jobs import deliver, handlers, runner
-from logistics.jobs import label as _label  # noqa: F401  (registers the label task and its ordered hook)
-from logistics.purge import purge_finished, purge_idempotency
-from logistics.queue import PROCESS_DUE, WorkSignal, connect, deserialize, redis_settings, serialize
+from logistics.jobs import carrier as handlers
+from logistics.jobs import labels as _label  # noqa: F401  (registers the label task and its ordered hook)
+from logistics.jobs import runner, webhook_delivery
+from logistics.jobs.purge import purge_finished, purge_idempotency
+from logistics.redis.queue import PROCESS_DUE, WorkSignal, connect, deserialize, redis_settings, serialize
+from logistics.storage.background import stop_task
+from logistics.storage.db import Database
 
 log = logging.getLogger("logistics.worker")
 
@@ -27,7 +28,7 @@ def build_runtime(settings: Settings, db: Database | None = None) -> runner.Runt
     redis = connect(settings.redis_url or "redis://127.0.0.1:6379", settings.queue_name)
     rt = runner.Runtime(settings=settings, db=database, signal=WorkSignal(redis))
     handlers.setup(rt)
-    deliver.setup(rt)
+    webhook_delivery.setup(rt)
     return rt
 
 

@@ -13,11 +13,12 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from logistics import ids
-from logistics.clients import Credentials
-from logistics.db import Database, DatabaseUnavailable, SqliteBatchWriter
-from logistics.ingest import GroupCommitter, NewShipment, Outcome
-from logistics.models import idempotency_records, outbox, shipment_cases, shipment_events, shipments
+from logistics.accounts.clients import Credentials
+from logistics.api.appkeys import COMMITTER
+from logistics.domain import ids
+from logistics.domain.tables import idempotency_records, outbox, shipment_cases, shipment_events, shipments
+from logistics.storage.db import Database, DatabaseUnavailable, SqliteBatchWriter
+from logistics.storage.group_commit import GroupCommitter, NewShipment, Outcome
 
 from support import APPLICANT, auth, delivery_body, eventually, intake_body
 
@@ -52,7 +53,7 @@ async def test_the_create_answer_is_what_a_read_shows(
 async def _while_another_process_writes(api: TestClient, db: Database, request: Any) -> Any:
     """``request`` (a coroutine) answered while another process held SQLite's write lock: the group commit
     waits for it in the writer's thread, where it writes the batch its other way (five statements over JSON)."""
-    writer = api.app["committer"].writer
+    writer = api.app[COMMITTER].writer
     assert isinstance(writer, SqliteBatchWriter)
     other = sqlite3.connect(make_url(db.url).database or "", isolation_level=None)
     try:
@@ -211,7 +212,7 @@ async def test_a_create_while_the_database_is_down_is_a_503(
     api: TestClient, hall: Credentials, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert (await api.post("/v1/shipments", json=delivery_body(), headers=auth(hall))).status == 201
-    committer = api.server.app["committer"]
+    committer = api.server.app[COMMITTER]
 
     async def down(batch: list[NewShipment]) -> list[Outcome]:
         raise DatabaseUnavailable("connection refused")

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from logistics.accounts.clients import Credentials
 from logistics.api.app import create_app
-from logistics.api.halls import HallsError, load_halls
-from logistics.clients import Credentials
 from logistics.config import Settings
-from logistics.db import Database
+from logistics.domain.halls import HallsError, load_halls
+from logistics.storage.db import Database
 
 from support import HALL, auth, delivery_body, intake_body
 

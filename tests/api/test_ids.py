@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from logistics import ids
+from logistics.domain import ids
 
 
 def _reference_crockford(value: int, length: int) -> str:

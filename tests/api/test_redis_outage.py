@@ -12,13 +12,13 @@ from sqlalchemy import select
 
 from carriers.simulator import SimConfig
 from carriers.simulator import create_app as create_sim
+from logistics.accounts.clients import Credentials
 from logistics.api.app import create_app
-from logistics.clients import Credentials
 from logistics.config import Settings
-from logistics.db import Database
+from logistics.domain.tables import outbox, shipments
 from logistics.jobs.worker import run_forever
-from logistics.models import outbox, shipments
-from logistics.redis_server import PrivateRedis
+from logistics.redis.private_server import PrivateRedis
+from logistics.storage.db import Database
 
 from support import auth, delivery_body, eventually
 

@@ -13,7 +13,7 @@ from logistics.api.app import create_app
 from logistics.api.docs import operation_html
 from logistics.api.schemas import ShipmentCreate
 from logistics.config import Settings
-from logistics.db import Database
+from logistics.storage.db import Database
 
 
 async def test_healthz(api: TestClient) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from logistics import clients
-from logistics.clients import Credentials
-from logistics.db import Database
+from logistics.accounts import clients
+from logistics.accounts.clients import Credentials
+from logistics.storage.db import Database
 
 from support import auth, delivery_body
 
@@ -112,7 +112,7 @@ async def test_cancel_before_pickup_cancels_and_queues_the_carrier_cancel(
 ) -> None:
     from sqlalchemy import select
 
-    from logistics.models import outbox
+    from logistics.domain.tables import outbox
 
     created = await _create(api, hall)
     resp = await api.post(
@@ -136,7 +136,7 @@ async def test_cancel_twice_is_harmless(api: TestClient, hall: Credentials) -> N
 
 
 async def test_cancel_after_pickup_is_a_409_problem(api: TestClient, hall: Credentials, db: Database) -> None:
-    from logistics.events import apply_event, lock_shipment
+    from logistics.domain.events import apply_event, lock_shipment
 
     created = await _create(api, hall)
     async with db.write() as conn:

@@ -7,9 +7,9 @@ import asyncio
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from logistics.clients import Credentials
-from logistics.db import Database
-from logistics.models import outbox, shipments
+from logistics.accounts.clients import Credentials
+from logistics.domain.tables import outbox, shipments
+from logistics.storage.db import Database
 
 from support import APPLICANT, auth, delivery_body, intake_body
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from logistics.clients import Credentials
+from logistics.accounts.clients import Credentials
 
 from support import APPLICANT, HALL, auth, delivery_body, intake_body
 

@@ -9,10 +9,10 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from logistics.config import Settings
-from logistics.db import Database
+from logistics.domain.tables import outbox
 from logistics.jobs import worker as worker_module
-from logistics.models import outbox
-from logistics.outbox import insert_tasks, task_row
+from logistics.storage.db import Database
+from logistics.storage.outbox import insert_tasks, task_row
 
 from support import eventually
 

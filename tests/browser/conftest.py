@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from browser_support import ARTIFACTS
 
-from logistics import migrate
+from logistics.storage import migrate
 
 CHROMIUM = os.environ.get("LOGISTICS_CHROMIUM", "/usr/bin/chromium")
 ARGS = [

@@ -11,10 +11,10 @@ from aiohttp.test_utils import TestClient
 from browser_support import shot, url
 from sqlalchemy import func, select, update
 
-from logistics import clients, staff
-from logistics.db import Database
-from logistics.events import apply_event, lock_shipment
-from logistics.models import scans, shipment_events, shipments
+from logistics.accounts import clients, staff
+from logistics.domain.events import apply_event, lock_shipment
+from logistics.domain.tables import scans, shipment_events, shipments
+from logistics.storage.db import Database
 
 from support import auth, delivery_body, eventually
 

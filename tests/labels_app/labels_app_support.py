@@ -11,9 +11,9 @@ import zxingcpp
 from aiohttp.test_utils import TestClient
 from PIL import Image
 
-from logistics.clients import Credentials
-from logistics.db import Database
-from logistics.events import apply_event, lock_shipment
+from logistics.accounts.clients import Credentials
+from logistics.domain.events import apply_event, lock_shipment
+from logistics.storage.db import Database
 
 from support import auth, delivery_body
 

@@ -20,10 +20,10 @@ from labels_app_support import (
 )
 from sqlalchemy import func, select, update
 
-from logistics import labels_app
-from logistics.clients import Credentials
-from logistics.db import Database
-from logistics.models import label_renders, shipments
+from logistics import label_store
+from logistics.accounts.clients import Credentials
+from logistics.domain.tables import label_renders, shipments
+from logistics.storage.db import Database
 
 from support import auth
 
@@ -116,8 +116,10 @@ async def test_a_second_request_serves_the_stored_bytes_without_rendering(
     api: TestClient, db: Database, hall: Credentials, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     renders: list[str] = []
-    real = labels_app.render_one
-    monkeypatch.setattr(labels_app, "render_one", lambda label, *a: renders.append(label.waybill_no) or real(label, *a))
+    real = label_store.render_one
+    monkeypatch.setattr(
+        label_store, "render_one", lambda label, *a: renders.append(label.waybill_no) or real(label, *a)
+    )
     created = await ordered(api, db, hall)
     path = f"/v1/shipments/{created['id']}/label"
     first = await api.get(path, headers=auth(hall))
@@ -131,9 +133,9 @@ async def test_changed_label_data_renders_again_under_a_new_hash(
     api: TestClient, db: Database, hall: Credentials, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     renders: list[str] = []
-    real = labels_app.render_one
+    real = label_store.render_one
     monkeypatch.setattr(
-        labels_app, "render_one", lambda label, *a: renders.append(label.destination_name) or real(label, *a)
+        label_store, "render_one", lambda label, *a: renders.append(label.destination_name) or real(label, *a)
     )
     created = await ordered(api, db, hall)
     path = f"/v1/shipments/{created['id']}/label"

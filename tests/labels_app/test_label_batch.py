@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp.test_utils import TestClient
 from labels_app_support import BASE_URL, create, decode_pdf_pages, ordered, zpl_blocks, zpl_symbols
 
-from logistics.clients import Credentials
+from logistics.accounts.clients import Credentials
 from logistics.config import Settings
-from logistics.db import Database
+from logistics.storage.db import Database
 
 from support import auth
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient
 from labels_app_support import BASE_URL, create, decode_pdf_pages, ordered
 
-from logistics.clients import Credentials
-from logistics.db import Database
+from logistics.accounts.clients import Credentials
+from logistics.storage.db import Database
 
 CASE = "410106-2018-00095"  # delivery_body()'s case
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from logistics.labels_app import LabelNotReady, label_data
+from logistics.label_store import LabelNotReady, label_data
 
 from support import APPLICANT, HALL
 

@@ -16,12 +16,12 @@ from aiohttp.test_utils import TestClient
 from labels_app_support import create, mark_ordered
 from sqlalchemy import select, text
 
-from logistics.clients import Credentials
+from logistics.accounts.clients import Credentials
 from logistics.config import Settings
-from logistics.db import Database
-from logistics.events import lock_shipments
-from logistics.labels_app import ensure_printed_at, get_rendered_many
-from logistics.models import label_renders, shipments
+from logistics.domain.events import lock_shipments
+from logistics.domain.tables import label_renders, shipments
+from logistics.label_store import ensure_printed_at, get_rendered_many
+from logistics.storage.db import Database
 
 WAYBILLS = ("1295780512503", "1295780512517")
 

@@ -13,11 +13,11 @@ from labels_app_support import BASE_URL, decode_pdf_pages, ordered
 from sqlalchemy import select
 
 from labels import LabelData, iter_pdf, render_pdf, render_zpl
-from logistics import labels_app
-from logistics.clients import Credentials
+from logistics import label_store
+from logistics.accounts.clients import Credentials
 from logistics.config import Settings
-from logistics.db import Database
-from logistics.models import shipments
+from logistics.domain.tables import shipments
+from logistics.storage.db import Database
 
 from support import auth
 
@@ -32,15 +32,15 @@ async def _rows(db: Database, ids: list[str]) -> list[dict[str, Any]]:
     return [rows[i] for i in ids]
 
 
-async def _batch(db: Database, settings: Settings, ids: list[str], fmt: str = "pdf") -> labels_app.LabelBatch:
-    return await labels_app.prepare_batch(db, settings, await _rows(db, ids), fmt)
+async def _batch(db: Database, settings: Settings, ids: list[str], fmt: str = "pdf") -> label_store.LabelBatch:
+    return await label_store.prepare_batch(db, settings, await _rows(db, ids), fmt)
 
 
 async def test_batch_pdf_is_streamed_in_chunks_and_equals_the_in_memory_rendering(
     api: TestClient, db: Database, settings: Settings, hall: Credentials, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Small chunks, so that a dozen labels take the handler through many chunk round trips.
-    monkeypatch.setattr(labels_app, "iter_pdf", functools.partial(iter_pdf, chunk_bytes=4096))
+    monkeypatch.setattr(label_store, "iter_pdf", functools.partial(iter_pdf, chunk_bytes=4096))
     made = await _made(api, db, hall, 12)
     ids = [m["id"] for m in made[6:] + made[:6]]
     resp = await api.post(
@@ -79,7 +79,7 @@ async def test_a_failure_before_the_first_byte_is_still_a_problem_answer(
         raise RuntimeError("the font file is gone")
         yield b""  # a generator, like the real one
 
-    monkeypatch.setattr(labels_app, "iter_pdf", broken)
+    monkeypatch.setattr(label_store, "iter_pdf", broken)
     made = await _made(api, db, hall, 2)
     resp = await api.post("/v1/labels", json={"shipment_ids": [m["id"] for m in made]}, headers=auth(hall))
     assert resp.status == 500
@@ -96,7 +96,7 @@ async def test_a_failure_after_the_first_byte_cuts_the_document_short_visibly(
         yield next(chunks)
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(labels_app, "iter_pdf", fails_midway)
+    monkeypatch.setattr(label_store, "iter_pdf", fails_midway)
     made = await _made(api, db, hall, 3)
     resp = await api.post("/v1/labels", json={"shipment_ids": [m["id"] for m in made]}, headers=auth(hall))
     assert resp.status == 200  # sent with the first chunk, before the failure

@@ -10,16 +10,16 @@ from aiohttp.test_utils import TestClient
 from labels_app_support import WAYBILL, create, mark_ordered
 from sqlalchemy import delete, insert, select, update
 
-from logistics.clients import Credentials
+from logistics.accounts.clients import Credentials
 from logistics.config import Settings
-from logistics.db import Database
-from logistics.events import apply_event, lock_shipment
-from logistics.jobs import label as label_job
-from logistics.jobs.handlers import ordered_follow_ups
+from logistics.domain.events import apply_event, lock_shipment
+from logistics.domain.tables import clients, label_renders, outbox, utcnow, webhook_deliveries
+from logistics.jobs import labels as label_job
+from logistics.jobs.carrier import ordered_follow_ups
 from logistics.jobs.runner import Runtime, run_task
-from logistics.models import clients, label_renders, outbox, utcnow, webhook_deliveries
-from logistics.outbox import claim_due
-from logistics.queue import WorkSignal
+from logistics.redis.queue import WorkSignal
+from logistics.storage.db import Database
+from logistics.storage.outbox import claim_due
 
 
 @pytest.fixture
@@ -113,11 +113,13 @@ async def test_a_claim_of_label_tasks_gives_each_shipment_its_own_label_and_one_
 async def test_a_task_run_again_after_its_lease_ran_out_renders_and_announces_once(
     api: TestClient, db: Database, subscribed: Credentials, rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from logistics import labels_app
+    from logistics import label_store
 
     renders: list[str] = []
-    real = labels_app.render_one
-    monkeypatch.setattr(labels_app, "render_one", lambda label, *a: renders.append(label.waybill_no) or real(label, *a))
+    real = label_store.render_one
+    monkeypatch.setattr(
+        label_store, "render_one", lambda label, *a: renders.append(label.waybill_no) or real(label, *a)
+    )
     sid = await _ordered_with_task(api, db, subscribed, rt)
     now = utcnow()
     # A slow worker claims the task, its lease runs out, and a second worker claims the same row.
@@ -172,7 +174,7 @@ def test_renderer_processes_exit_when_their_worker_is_killed() -> None:
 
     script = (
         "import os, time\n"
-        "from logistics.jobs.label import RenderPool\n"
+        "from logistics.jobs.labels import RenderPool\n"
         "pool = RenderPool(1)\n"
         "print(pool.executor.submit(os.getpid).result(), flush=True)\n"
         "time.sleep(60)\n"
@@ -205,7 +207,7 @@ def test_a_renderer_whose_worker_died_while_it_started_exits_too() -> None:
 
     script = (
         "import time\n"
-        "from logistics.jobs.label import _renderer_setup\n"
+        "from logistics.jobs.labels import _renderer_setup\n"
         "_renderer_setup(0, 2**22 + 1)\n"  # a pid that is not this process's parent
         "time.sleep(30)\n"
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from logistics import staff
-from logistics.db import Database
+from logistics.accounts import staff
+from logistics.storage.db import Database
 
 
 @pytest.fixture

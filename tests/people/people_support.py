@@ -9,10 +9,10 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 
-from logistics import clients
-from logistics.db import Database
-from logistics.events import apply_event, lock_shipment
-from logistics.models import scans, shipment_events, shipments
+from logistics.accounts import clients
+from logistics.domain.events import apply_event, lock_shipment
+from logistics.domain.tables import scans, shipment_events, shipments
+from logistics.storage.db import Database
 
 from support import auth, delivery_body
 

@@ -9,9 +9,9 @@ from aiohttp.test_utils import TestClient
 from people_support import create_shipment, events_of, status_of
 from sqlalchemy import select, update
 
-from logistics import applicant, clients
-from logistics.db import Database
-from logistics.models import outbox, shipments, utcnow, webhook_deliveries
+from logistics.accounts import applicant, clients
+from logistics.domain.tables import outbox, shipments, utcnow, webhook_deliveries
+from logistics.storage.db import Database
 
 from support import APPLICANT, auth, intake_body
 

@@ -8,9 +8,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from people_support import create_shipment
 from sqlalchemy import select
 
-from logistics import clients
-from logistics.db import Database
-from logistics.models import complaints, webhook_deliveries
+from logistics.accounts import clients
+from logistics.domain.tables import complaints, webhook_deliveries
+from logistics.storage.db import Database
 
 from support import auth
 

@@ -20,9 +20,9 @@ from people_support import (
 )
 from sqlalchemy import select
 
-from logistics import clients, staff
-from logistics.db import Database
-from logistics.models import verification_guards, webhook_deliveries
+from logistics.accounts import clients, staff
+from logistics.domain.tables import verification_guards, webhook_deliveries
+from logistics.storage.db import Database
 
 from support import auth
 

@@ -9,10 +9,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from people_support import advance, create_shipment, ordered
 
-from logistics import clients
-from logistics.db import Database
-from logistics.events import apply_event, lock_shipment
-from logistics.ratelimit import RateLimiter
+from logistics.accounts import clients
+from logistics.domain.events import apply_event, lock_shipment
+from logistics.redis.ratelimit import RateLimiter
+from logistics.storage.db import Database
 
 JSON = {"Accept": "application/json"}
 

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from people_support import advance, create_shipment, ordered
 
 from labels.privacy import mask_address
-from logistics import clients
-from logistics.api.pages import public_view, tracking_page
-from logistics.db import Database
-from logistics.events import apply_event, lock_shipment
+from logistics.accounts import clients
+from logistics.domain.events import apply_event, lock_shipment
+from logistics.pages.views import public_view, tracking_page
+from logistics.storage.db import Database
 
 from support import APPLICANT, HALL, auth
 

@@ -19,10 +19,10 @@ from pipeline_support import Stack, StackFactory, free_port
 from carriers.simulator.config import SimConfig
 from carriers.simulator.server import create_app as create_sim_app
 from carriers.simulator.server import get_simulator
-from logistics import clients
+from logistics.accounts import clients
 from logistics.api.app import create_app
 from logistics.config import Settings
-from logistics.db import Database
+from logistics.storage.db import Database
 
 
 @pytest.fixture

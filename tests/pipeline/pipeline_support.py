@@ -19,13 +19,13 @@ from arq.worker import Worker
 from sqlalchemy import func, select
 
 from carriers.simulator.server import Simulator
-from logistics import clients
+from logistics.accounts import clients
 from logistics.config import Settings
-from logistics.db import Database
-from logistics.jobs import handlers
+from logistics.domain.tables import outbox, shipment_events, shipments
+from logistics.jobs import carrier as handlers
 from logistics.jobs.runner import Runtime
 from logistics.jobs.worker import build_runtime, create_worker
-from logistics.models import outbox, shipment_events, shipments
+from logistics.storage.db import Database
 
 from support import auth
 

@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from logistics.config import Settings
-from logistics.db import Database
+from logistics.domain.tables import outbox
 from logistics.jobs import runner
 from logistics.jobs.runner import Runtime, lanes_idle, process_due, stop_lanes
-from logistics.models import outbox
-from logistics.outbox import Task, claim_due, finish, insert_tasks, retry_later, task_row
-from logistics.queue import WorkSignal
+from logistics.redis.queue import WorkSignal
+from logistics.storage.db import Database
+from logistics.storage.outbox import Task, claim_due, finish, insert_tasks, retry_later, task_row
 
 FAST, SLOW = "test_fast", "test_slow"
 

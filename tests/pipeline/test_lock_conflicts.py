@@ -10,13 +10,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text, update
 
-from logistics.clients import Credentials
+from logistics.accounts.clients import Credentials
 from logistics.config import Settings
-from logistics.db import Database, is_lock_conflict
+from logistics.domain.tables import outbox, utcnow
 from logistics.jobs.runner import BATCH_HANDLERS, HANDLERS, Runtime, process_due
-from logistics.models import outbox, utcnow
-from logistics.outbox import Task, claim_due, insert_tasks, renew_leases, task_row
-from logistics.queue import WorkSignal
+from logistics.redis.queue import WorkSignal
+from logistics.storage.db import Database, is_lock_conflict
+from logistics.storage.outbox import Task, claim_due, insert_tasks, renew_leases, task_row
 
 SHIPMENT_ID = "shp_01JDX4M8Q0ZB6N5YJ2W3T7K9RA"
 # A webhook task that has waited out many retries of its deliveries: each counts as an attempt.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipeline_support import Stack, StackFactory, wait_until
 from sqlalchemy import select, update
 
-from logistics.models import outbox, shipments, utcnow
+from logistics.domain.tables import outbox, shipments, utcnow
 
 from support import delivery_body
 

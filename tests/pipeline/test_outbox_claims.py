@@ -8,12 +8,12 @@ from datetime import timedelta
 import pytest
 
 from logistics.config import Settings
-from logistics.db import Database
-from logistics.jobs import handlers  # noqa: F401  (puts pushed carrier events in a lane of their own)
+from logistics.domain.tables import utcnow
+from logistics.jobs import carrier as handlers  # noqa: F401  (puts pushed carrier events in a lane of their own)
 from logistics.jobs.runner import HANDLERS, LANES, Runtime, process_due
-from logistics.models import utcnow
-from logistics.outbox import Task, claim_due, finish, insert_tasks, renew_leases, retry_later, task_row
-from logistics.queue import WorkSignal
+from logistics.redis.queue import WorkSignal
+from logistics.storage.db import Database
+from logistics.storage.outbox import Task, claim_due, finish, insert_tasks, renew_leases, retry_later, task_row
 
 
 async def _queue(db: Database, kind: str, count: int, *, waited: float) -> None:

@@ -10,15 +10,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, text
 
-from logistics.clients import Credentials
+from logistics.accounts.clients import Credentials
 from logistics.config import Settings
-from logistics.db import Database
-from logistics.events import apply_event, lock_shipment
-from logistics.jobs import handlers
+from logistics.domain.events import apply_event, lock_shipment
+from logistics.domain.tables import outbox, shipments, utcnow
+from logistics.jobs import carrier as handlers
 from logistics.jobs.runner import Runtime, lanes_idle, process_due
-from logistics.models import outbox, shipments, utcnow
-from logistics.outbox import insert_tasks, task_row
-from logistics.queue import WorkSignal
+from logistics.redis.queue import WorkSignal
+from logistics.storage.db import Database
+from logistics.storage.outbox import insert_tasks, task_row
 
 from support import auth, delivery_body
 

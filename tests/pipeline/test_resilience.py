@@ -54,7 +54,7 @@ async def assert_one_order_each(stack: Stack, ids: list[str]) -> dict[str, Any]:
     async with stack.db.read() as conn:
         from sqlalchemy import select
 
-        from logistics.models import shipments
+        from logistics.domain.tables import shipments
 
         rows = await conn.execute(select(shipments.c.id, shipments.c.waybill_no).where(shipments.c.id.in_(ids)))
         stored = {r.id: r.waybill_no for r in rows}

@@ -14,7 +14,7 @@ from pipeline_support import Stack, StackFactory, wait_until
 
 from carriers.ems.envelope import seal
 from carriers.simulator.wire import format_time, parse_time
-from logistics.lifecycle import RANK
+from logistics.domain.statuses import RANK
 
 from support import delivery_body, left_hub_event
 

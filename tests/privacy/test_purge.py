@@ -8,11 +8,11 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from logistics.clients import Credentials
-from logistics.db import Database
-from logistics.events import apply_event, lock_shipment
-from logistics.models import idempotency_records, shipment_events, shipments, utcnow
-from logistics.purge import purge_finished, purge_idempotency
+from logistics.accounts.clients import Credentials
+from logistics.domain.events import apply_event, lock_shipment
+from logistics.domain.tables import idempotency_records, shipment_events, shipments, utcnow
+from logistics.jobs.purge import purge_finished, purge_idempotency
+from logistics.storage.db import Database
 
 from support import auth, delivery_body
 

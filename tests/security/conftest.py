@@ -6,8 +6,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from security_support import World, build_world
 
-from logistics import clients
-from logistics.db import Database
+from logistics.accounts import clients
+from logistics.storage.db import Database
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, text
 
-from logistics import clients, staff
-from logistics.db import Database
-from logistics.events import apply_event, lock_shipment
-from logistics.models import shipments, webhook_deliveries
+from logistics.accounts import clients, staff
+from logistics.domain.events import apply_event, lock_shipment
+from logistics.domain.tables import shipments, webhook_deliveries
+from logistics.storage.db import Database
 
 from support import auth, delivery_body
 

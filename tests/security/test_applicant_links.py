@@ -11,9 +11,9 @@ from aiohttp.test_utils import TestClient
 from security_support import CHOOSING_APPLICANT, create
 from sqlalchemy import select, update
 
-from logistics import clients
-from logistics.db import Database
-from logistics.models import shipments, utcnow
+from logistics.accounts import clients
+from logistics.domain.tables import shipments, utcnow
+from logistics.storage.db import Database
 
 from support import auth, delivery_body
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from logistics.db import Database
-from logistics.redis_server import PrivateRedis
+from logistics.redis.private_server import PrivateRedis
+from logistics.storage.db import Database
 
 
 def mode(path: Path) -> int:

@@ -12,9 +12,9 @@ from security_matrix import CLIENT_OPS, STAFF_OPS
 from security_support import CHOOSING_APPLICANT, MARKET_BUREAU, PROBLEM, assert_problem, bearer, create
 
 from carriers.ems.envelope import seal
-from logistics import clients, staff
+from logistics.accounts import clients, staff
 from logistics.config import Settings
-from logistics.db import Database
+from logistics.storage.db import Database
 
 from support import auth, delivery_body, intake_body, left_hub_event, raw_request, send_raw
 

@@ -36,14 +36,15 @@ from sqlalchemy import select, text
 
 from carriers.simulator.config import SimConfig
 from carriers.simulator.server import create_app as create_sim_app
-from logistics import clients, logs, staff
+from logistics import logs
+from logistics.accounts import clients, staff
 from logistics.api.app import create_app
 from logistics.config import Settings
-from logistics.db import Database
-from logistics.jobs import handlers
+from logistics.domain.tables import shipments, webhook_deliveries
+from logistics.jobs import carrier as handlers
 from logistics.jobs.runner import Runtime, process_due
 from logistics.jobs.worker import build_runtime
-from logistics.models import shipments, webhook_deliveries
+from logistics.storage.db import Database
 
 from support import auth, delivery_body, eventually, intake_body, raw_request, send_raw
 

@@ -9,10 +9,10 @@ from aiohttp.test_utils import TestClient
 from security_support import MARKET_BUREAU, PROBLEM, advance, assert_problem, bearer, create
 from sqlalchemy import func, select
 
-from logistics import clients, staff
+from logistics.accounts import clients, staff
 from logistics.config import Settings
-from logistics.db import Database
-from logistics.models import complaints, shipments
+from logistics.domain.tables import complaints, shipments
+from logistics.storage.db import Database
 
 from support import delivery_body
 

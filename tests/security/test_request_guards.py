@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from logistics.api.app import create_app
 from logistics.config import Settings
-from logistics.db import Database
-from logistics.models import complaints
+from logistics.domain.tables import complaints
+from logistics.storage.db import Database
 
 OWN_ORIGIN = "http://127.0.0.1:8080"  # the settings fixture's public base URL
 COMPLAINT = {"category": "delay", "text": "快递三天没有动静，请帮忙查一下。"}

@@ -20,9 +20,9 @@ from security_support import (
     refusing_shipment_inserts,
 )
 
-from logistics import clients
+from logistics.accounts import clients
 from logistics.config import Settings
-from logistics.db import Database
+from logistics.storage.db import Database
 
 from support import auth, delivery_body
 
@@ -176,7 +176,7 @@ async def test_an_applicant_form_shown_again_is_escaped(api: TestClient, world: 
 
 
 async def test_a_tracking_page_escapes_what_the_carrier_sent(api: TestClient, db: Database, world: World) -> None:
-    from logistics.events import apply_event, lock_shipment
+    from logistics.domain.events import apply_event, lock_shipment
 
     async with db.write() as conn:
         row = await lock_shipment(conn, world.shipment["id"])

@@ -16,8 +16,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from logistics import clients, staff
-from logistics.db import Database
+from logistics.accounts import clients, staff
+from logistics.storage.db import Database
 
 CACHE_SECONDS = "3600"  # far longer than any test: only the announcement can end a cached credential
 ATTEMPTS = 200  # requests to each process before giving up on seeing the revocation

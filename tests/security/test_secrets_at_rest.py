@@ -13,11 +13,11 @@ from aiohttp.test_utils import TestClient
 from security_support import MARKET_BUREAU, advance, bearer
 from sqlalchemy import select
 
-from logistics import clients, staff
-from logistics.db import Database
-from logistics.ids import hash_secret
-from logistics.models import api_keys, metadata, scans, shipments, webhook_deliveries
-from logistics.models import staff as staff_table
+from logistics.accounts import clients, staff
+from logistics.domain.ids import hash_secret
+from logistics.domain.tables import api_keys, metadata, scans, shipments, webhook_deliveries
+from logistics.domain.tables import staff as staff_table
+from logistics.storage.db import Database
 
 from support import auth, delivery_body
 

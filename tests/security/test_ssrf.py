@@ -17,14 +17,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from security_support import advance, assert_problem, create
 from sqlalchemy import select
 
-from logistics import cli, clients
+from logistics import cli
+from logistics.accounts import clients
 from logistics.config import Settings
-from logistics.db import Database
-from logistics.jobs import deliver
+from logistics.domain.tables import clients as clients_table
+from logistics.domain.tables import webhook_attempts, webhook_deliveries
+from logistics.jobs import webhook_delivery
 from logistics.jobs.runner import Runtime, process_due
-from logistics.models import clients as clients_table
-from logistics.models import webhook_attempts, webhook_deliveries
-from logistics.queue import WorkSignal
+from logistics.redis.queue import WorkSignal
+from logistics.storage.db import Database
 
 from support import auth, delivery_body, eventually
 
@@ -122,9 +123,9 @@ async def worker(settings: Settings, db: Database) -> AsyncIterator[Runtime]:
     """The webhook side of a worker with the production policy (settings default: nothing private, no loopback)."""
     assert settings.webhook_allow_loopback is False
     rt = Runtime(settings=settings, db=db, signal=WorkSignal(None))
-    deliver.setup(rt)
+    webhook_delivery.setup(rt)
     yield rt
-    await rt.services[deliver.SENDER].close()
+    await rt.services[webhook_delivery.SENDER].close()
 
 
 def spellings(port: int) -> list[str]:

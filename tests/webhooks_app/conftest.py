@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 import pytest
 from webhooks_app_support import Clock, Receiver
 
-from logistics import clients
+from logistics.accounts import clients
 from logistics.config import Settings
-from logistics.db import Database
-from logistics.jobs import deliver
+from logistics.jobs import webhook_delivery
 from logistics.jobs.runner import Runtime
-from logistics.queue import WorkSignal
+from logistics.redis.queue import WorkSignal
+from logistics.storage.db import Database
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ async def subscribed(db: Database, hall: clients.Credentials, receiver: Receiver
 @pytest.fixture
 async def rt(wh_settings: Settings, db: Database, clock: Clock) -> AsyncIterator[Runtime]:
     runtime = Runtime(settings=wh_settings, db=db, signal=WorkSignal(None))
-    runtime.services[deliver.CLOCK] = clock
-    deliver.setup(runtime)
+    runtime.services[webhook_delivery.CLOCK] = clock
+    webhook_delivery.setup(runtime)
     yield runtime
-    await runtime.services[deliver.SENDER].close()
+    await runtime.services[webhook_delivery.SENDER].close()

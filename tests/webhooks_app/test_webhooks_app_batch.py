@@ -24,13 +24,14 @@ from webhooks_app_support import (
     webhook_tasks,
 )
 
-from logistics import clients, metrics
-from logistics.db import Database
-from logistics.events import WEBHOOK_TASK
-from logistics.jobs import deliver
+from logistics import metrics
+from logistics.accounts import clients
+from logistics.domain.events import WEBHOOK_TASK
+from logistics.domain.tables import clients as clients_table
+from logistics.jobs import webhook_delivery
 from logistics.jobs.runner import Runtime
-from logistics.models import clients as clients_table
-from logistics.outbox import Task, claim_due
+from logistics.storage.db import Database
+from logistics.storage.outbox import Task, claim_due
 
 from support import eventually
 
@@ -45,7 +46,7 @@ async def _claim(rt: Runtime, clock: Clock) -> list[Task]:
 async def _one_batch(rt: Runtime, clock: Clock) -> None:
     """Everything due, in one batch run (the worker's path; ``run_due`` in the other tests runs one task at a
     time)."""
-    await deliver.deliver_batch(rt, await _claim(rt, clock))
+    await webhook_delivery.deliver_batch(rt, await _claim(rt, clock))
 
 
 @dataclass
@@ -167,7 +168,7 @@ async def test_a_change_made_while_the_batch_sends_is_sent_by_the_same_task(
         await clients.set_webhook(db, hall.id, gate.url)
         sid = await new_shipment(db, hall.id)
         await move(db, sid, "picked_up")
-        sending = asyncio.create_task(deliver.deliver_batch(rt, await _claim(rt, clock)))
+        sending = asyncio.create_task(webhook_delivery.deliver_batch(rt, await _claim(rt, clock)))
 
         async def arrived() -> bool:
             return gate.arrived == [2]
@@ -193,14 +194,14 @@ async def test_a_cancelled_batch_still_stores_what_it_sent(
     db: Database, rt: Runtime, clock: Clock, hall: clients.Credentials, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Results wait far longer than the test for their wave: only the cancelled batch's own close stores them.
-    monkeypatch.setattr(deliver, "WAVE_SECONDS", 60.0)
+    monkeypatch.setattr(webhook_delivery, "WAVE_SECONDS", 60.0)
     gate = Gate(secrets=[hall.webhook_secret], held={3})
     await gate.start()
     try:
         await clients.set_webhook(db, hall.id, gate.url)
         sid = await new_shipment(db, hall.id)
         await move(db, sid, "picked_up", "in_transit")
-        sending = asyncio.create_task(deliver.deliver_batch(rt, await _claim(rt, clock)))
+        sending = asyncio.create_task(webhook_delivery.deliver_batch(rt, await _claim(rt, clock)))
 
         async def second_in_flight() -> bool:
             return gate.arrived == [2, 3]  # so the answer to the first is in hand

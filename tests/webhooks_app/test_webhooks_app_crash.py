@@ -16,10 +16,10 @@ import pytest
 import redis
 from webhooks_app_support import JOURNEY, Received, Receiver, deliveries, move, new_shipment
 
-from logistics import clients
+from logistics.accounts import clients
 from logistics.config import fresh_carrier_secrets
-from logistics.db import Database
-from logistics.redis_server import PrivateRedis
+from logistics.redis.private_server import PrivateRedis
+from logistics.storage.db import Database
 
 from support import eventually
 

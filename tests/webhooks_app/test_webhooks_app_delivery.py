@@ -26,12 +26,12 @@ from webhooks_app_support import (
     webhook_tasks,
 )
 
-from logistics import clients
-from logistics.db import Database
-from logistics.events import apply_event, emit_label_ready, lock_shipment
-from logistics.jobs import deliver
+from logistics.accounts import clients
+from logistics.domain.events import apply_event, emit_label_ready, lock_shipment
+from logistics.domain.tables import outbox, webhook_deliveries
+from logistics.jobs import webhook_delivery
 from logistics.jobs.runner import Runtime
-from logistics.models import outbox, webhook_deliveries
+from logistics.storage.db import Database
 from webhooks import AddressPolicy, Sender
 
 
@@ -154,8 +154,8 @@ async def test_an_old_timestamp_is_refused_and_the_next_fresh_attempt_passes(
     import time
 
     # A worker whose signature is ten minutes old: the reference receiver must reject it as a replay.
-    await rt.services[deliver.SENDER].close()
-    rt.services[deliver.SENDER] = Sender(AddressPolicy(allow_loopback=True), clock=lambda: time.time() - 600)
+    await rt.services[webhook_delivery.SENDER].close()
+    rt.services[webhook_delivery.SENDER] = Sender(AddressPolicy(allow_loopback=True), clock=lambda: time.time() - 600)
     sid = await new_shipment(db, subscribed.id)
     await move(db, sid, "picked_up")
     await run_due(rt, clock)
@@ -164,8 +164,8 @@ async def test_an_old_timestamp_is_refused_and_the_next_fresh_attempt_passes(
     (row,) = await deliveries(db, sid)
     assert (row["status"], row["last_status_code"]) == ("pending", 400)
 
-    await rt.services[deliver.SENDER].close()
-    rt.services[deliver.SENDER] = Sender(AddressPolicy(allow_loopback=True))
+    await rt.services[webhook_delivery.SENDER].close()
+    rt.services[webhook_delivery.SENDER] = Sender(AddressPolicy(allow_loopback=True))
     await drain(rt, clock)
     assert [r.msg_id for r in receiver.accepted()] == [first.msg_id]
     assert receiver.accepted()[0].timestamp != first.timestamp
@@ -290,9 +290,9 @@ async def test_private_or_loopback_targets_are_refused_at_delivery(
     resolves_to: str | None,
 ) -> None:
     # Production policy: nothing private, not even loopback (where the receiver does listen).
-    await rt.services[deliver.SENDER].close()
+    await rt.services[webhook_delivery.SENDER].close()
     resolver = StaticResolver({host: resolves_to}) if resolves_to else None
-    rt.services[deliver.SENDER] = Sender(AddressPolicy(), resolver=resolver)
+    rt.services[webhook_delivery.SENDER] = Sender(AddressPolicy(), resolver=resolver)
     await clients.set_webhook(db, subscribed.id, f"http://{host}:{receiver.port}/hooks/logistics")
     sid = await new_shipment(db, subscribed.id)
     await move(db, sid, "picked_up")
@@ -308,7 +308,7 @@ async def test_private_or_loopback_targets_are_refused_at_delivery(
 async def test_a_second_task_for_the_same_shipment_steps_aside(
     db: Database, rt: Runtime, clock: Clock, subscribed: clients.Credentials, receiver: Receiver
 ) -> None:
-    from logistics.outbox import insert_tasks, task_row
+    from logistics.storage.outbox import insert_tasks, task_row
 
     sid = await new_shipment(db, subscribed.id)
     await move(db, sid, *JOURNEY)

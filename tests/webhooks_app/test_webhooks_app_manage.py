@@ -13,9 +13,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from webhooks_app_support import JOURNEY, Clock, Receiver, deliveries, drain, move, new_shipment
 
-from logistics import cli, clients
-from logistics.db import Database
+from logistics import cli
+from logistics.accounts import clients
 from logistics.jobs.runner import Runtime
+from logistics.storage.db import Database
 
 from support import auth
 

@@ -20,10 +20,11 @@ from webhooks_app_support import (
     webhook_tasks,
 )
 
-from logistics import clients, metrics
-from logistics.db import Database
+from logistics import metrics
+from logistics.accounts import clients
+from logistics.domain.tables import clients as clients_table
 from logistics.jobs.runner import Runtime
-from logistics.models import clients as clients_table
+from logistics.storage.db import Database
 from webhooks import DEFAULT_SCHEDULE
 
 

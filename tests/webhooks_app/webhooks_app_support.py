@@ -23,13 +23,20 @@ from sqlalchemy import func, insert, select
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from logistics import ids
-from logistics.db import Database
-from logistics.events import WEBHOOK_TASK, apply_event, lock_shipment
-from logistics.jobs import deliver
+from logistics.domain import ids
+from logistics.domain.events import WEBHOOK_TASK, apply_event, lock_shipment
+from logistics.domain.tables import (
+    outbox,
+    shipment_cases,
+    shipment_events,
+    shipments,
+    webhook_attempts,
+    webhook_deliveries,
+)
+from logistics.jobs import webhook_delivery
 from logistics.jobs.runner import Runtime, run_task
-from logistics.models import outbox, shipment_cases, shipment_events, shipments, webhook_attempts, webhook_deliveries
-from logistics.outbox import claim_due
+from logistics.storage.db import Database
+from logistics.storage.outbox import claim_due
 
 # The main path after ordering, as EMS reports it.
 JOURNEY = ("picked_up", "in_transit", "out_for_delivery", "delivered")
@@ -303,4 +310,4 @@ async def webhook_tasks(db: Database) -> list[dict[str, Any]]:
 
 
 def runtime_sender(rt: Runtime) -> Any:
-    return rt.services[deliver.SENDER]
+    return rt.services[webhook_delivery.SENDER]
