@@ -17,10 +17,13 @@ from email.utils import parsedate_to_datetime
 __all__ = [
     "DEFAULT_SCHEDULE",
     "RETRY_AFTER_CAP",
+    "Decision",
+    "Next",
     "Outcome",
     "OutcomeKind",
     "RetrySchedule",
     "classify",
+    "decide",
     "next_attempt_at",
     "next_attempt_delay",
     "parse_retry_after",
@@ -164,8 +167,10 @@ def parse_retry_after(
     text = value.strip()
     if not text:
         return None
-    if text.isdigit():
-        delay = timedelta(seconds=int(text))
+    # delay-seconds is ASCII digits only: str.isdigit also takes "²" or "١٢", which int() refuses or reads.
+    if text.isascii() and text.isdigit():
+        # Compared as an integer first: a receiver's hundred-digit number would overflow timedelta.
+        delay = cap if int(text) >= cap.total_seconds() else timedelta(seconds=int(text))
     else:
         try:
             when = parsedate_to_datetime(text)
@@ -228,3 +233,59 @@ def retry_delay(
     if outcome.retry_after is not None:
         return max(delay, outcome.retry_after)
     return delay
+
+
+class Next(enum.StrEnum):
+    """What becomes of a delivery after one attempt."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"  # try again at ``Decision.retry_at``
+    GIVE_UP = "give_up"  # the schedule is spent: no further attempt
+    ENDPOINT_GONE = "endpoint_gone"  # the receiver retired the endpoint: the delivery is skipped
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The delivery's next step and, when the endpoint must stop receiving, why."""
+
+    next: Next
+    retry_at: datetime | None = None
+    disable_reason: str | None = None
+
+    @property
+    def disable_endpoint(self) -> bool:
+        return self.disable_reason is not None
+
+
+_GONE_REASON = "HTTP 410 Gone"
+
+
+def decide(
+    outcome: Outcome,
+    attempts_made: int,
+    *,
+    failing_since: datetime | None,
+    now: datetime,
+    rng: random.Random,
+    schedule: RetrySchedule = DEFAULT_SCHEDULE,
+    disable_after: timedelta,
+) -> Decision:
+    """What to do after an attempt answered with ``outcome``, ``attempts_made`` counting it.
+
+    ``failing_since`` is when the endpoint's current run of failures began (this attempt's failure included),
+    ``None`` when it is not failing. A success leaves the endpoint alone, whatever came before: the caller
+    clears its failing clock. A 410 skips the delivery and disables the endpoint at once, without drawing from
+    ``rng``; any other failure retries on the schedule, and disables the endpoint as well once it has failed
+    for ``disable_after`` without a success in between, so a dead receiver is not retried for ever.
+    """
+    if outcome.delivered:
+        return Decision(Next.DELIVERED)
+    if outcome.disable_endpoint:
+        return Decision(Next.ENDPOINT_GONE, disable_reason=_GONE_REASON)
+    delay = retry_delay(outcome, attempts_made, rng, schedule)
+    reason = None
+    if failing_since is not None and now - failing_since >= disable_after:
+        reason = f"failing continuously since {failing_since.isoformat()}"
+    if delay is None:
+        return Decision(Next.GIVE_UP, disable_reason=reason)
+    return Decision(Next.RETRY, retry_at=now + delay, disable_reason=reason)

@@ -30,7 +30,7 @@ _BLOCKED_MARKER = "blocked by webhook address policy"
 _URL_CACHE_SIZE = 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptResult:
     """What one attempt did, in the shape the app stores in its delivery log."""
 

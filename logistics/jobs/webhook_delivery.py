@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Text, delete, func, select, type_coerce, update
@@ -37,7 +37,17 @@ from logistics.domain.tables import clients, outbox, utcnow, webhook_deliveries
 from logistics.jobs.runner import Runtime, handles, handles_batch
 from logistics.storage.db import sqlite_timestamp
 from logistics.storage.outbox import Task, retry_later
-from webhooks import DEFAULT_SCHEDULE, AddressPolicy, AttemptResult, RetrySchedule, Sender, classify, retry_delay
+from webhooks import (
+    DEFAULT_SCHEDULE,
+    AddressPolicy,
+    AttemptResult,
+    Decision,
+    Next,
+    RetrySchedule,
+    Sender,
+    classify,
+    decide,
+)
 
 log = logging.getLogger("logistics.webhooks")
 
@@ -185,7 +195,16 @@ async def _attempt(rt: Runtime, batch: _Batch, endpoint: _Endpoint, head: Row[An
         # A stored secret the signer refuses: nothing a retry fixes by itself, but it must show up as a failed
         # attempt (and eventually disable the endpoint) rather than crash the task over and over.
         error = f"cannot sign: {exc}"
-        return AttemptResult(None, 0.0, error, b"", classify(None, error=error), None, False, int(now.timestamp()))
+        return AttemptResult(
+            status=None,
+            latency_ms=0.0,
+            error=error,
+            response_body=b"",
+            outcome=classify(None, error=error),
+            retry_after=None,
+            blocked=False,
+            timestamp=int(now.timestamp()),
+        )
 
 
 @lru_cache(maxsize=32)
@@ -212,19 +231,63 @@ def _stamp(sqlite: bool, value: datetime | None) -> Any:
     return sqlite_timestamp(value)
 
 
+class _AttemptRow(NamedTuple):
+    """A ``webhook_attempts`` row, in ``_INSERT_ATTEMPT``'s order."""
+
+    delivery_id: str
+    attempted_at: Any  # as ``_stamp`` made it
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+    response_body: str | None
+
+
 _INSERT_ATTEMPT = (
     "INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, latency_ms, error, response_body)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
+
+
+class _DeliveredRow(NamedTuple):
+    """``_SET_DELIVERED``'s parameters."""
+
+    attempts: int
+    last_status_code: int | None
+    delivered_at: Any  # as ``_stamp`` made it
+    delivery_id: str
+
+
 _SET_DELIVERED = (
     "UPDATE webhook_deliveries SET status = 'delivered', attempts = ?, next_attempt_at = NULL,"
     " last_status_code = ?, last_error = NULL, delivered_at = ? WHERE id = ?"
 )
+
+
+class _FailedRow(NamedTuple):
+    """``_SET_FAILED``'s parameters."""
+
+    status: str
+    attempts: int
+    next_attempt_at: Any  # as ``_stamp`` made it
+    last_status_code: int | None
+    last_error: str
+    delivery_id: str
+
+
 # Only a pending delivery moves on: one skipped meanwhile (endpoint disabled) stays skipped.
 _SET_FAILED = (
     "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_status_code = ?,"
     " last_error = ? WHERE id = ? AND status = 'pending'"
 )
+# The delivery's status after a failed attempt, by what comes next.
+_FAILED_STATUS = {Next.RETRY: "pending", Next.GIVE_UP: "failed", Next.ENDPOINT_GONE: "skipped"}
+
+
+class _Disable(NamedTuple):
+    """An endpoint to disable: when, and why (what the alert and the skipped deliveries say)."""
+
+    at: datetime
+    reason: str
 
 
 async def _disable_in(conn: AsyncConnection, client_id: str, now: datetime, reason: str) -> int | None:
@@ -262,16 +325,14 @@ async def disable_endpoint(rt: Runtime, client_id: str, now: datetime, reason: s
         skipped = await _disable_in(conn, client_id, now, reason)
     if skipped is None:
         return False
-    _announce([_Disabled(client_id, reason, skipped)])
+    _announce([_Disabled(client_id=client_id, reason=reason, skipped=skipped)])
     return True
 
 
-async def _store(conn: AsyncConnection, rt: Runtime, sent: list[_Sent], batch: _Batch) -> list[_Disabled]:
-    """Store a wave of attempts and their consequences: every attempt row in one executemany, every delivery's
-    new state in one per outcome. Endpoints to disable are disabled in the same transaction; the alerts are
-    the caller's to raise after the commit. Client rows are written before delivery rows, the order
-    ``_disable_in`` takes them in, so two workers' transactions cannot deadlock on PostgreSQL."""
-    failed = [s for s in sent if not s.result.outcome.delivered]
+async def _track_health(conn: AsyncConnection, sent: list[_Sent]) -> dict[str, datetime | None]:
+    """Keep each endpoint's failing clock: a success clears it, the first failure after a success starts it
+    (a 410 does neither: it disables the endpoint outright). Returns, for the endpoints that failed in this
+    wave, when their current run of failures began."""
     recovered = {s.endpoint.client_id: s.endpoint for s in sent if s.result.outcome.delivered and s.endpoint.failing}
     if recovered:
         await conn.execute(
@@ -281,83 +342,119 @@ async def _store(conn: AsyncConnection, rt: Runtime, sent: list[_Sent], batch: _
         )
         for endpoint in recovered.values():
             endpoint.failing = False
-    failing_since: dict[str, datetime | None] = {}
     first_failure: dict[str, datetime] = {}
-    for s in failed:
-        if not s.result.outcome.disable_endpoint:
+    for s in sent:
+        outcome = s.result.outcome
+        if not outcome.delivered and not outcome.disable_endpoint:
             first_failure.setdefault(s.endpoint.client_id, s.at)
+    if not first_failure:
+        return {}
     for client_id in sorted(first_failure):
         await conn.execute(
             update(clients)
             .where(clients.c.id == client_id, clients.c.webhook_failing_since.is_(None))
             .values(webhook_failing_since=first_failure[client_id])
         )
-    if first_failure:
-        rows = await conn.execute(
-            select(clients.c.id, clients.c.webhook_failing_since).where(clients.c.id.in_(sorted(first_failure)))
-        )
-        failing_since = {r.id: r.webhook_failing_since for r in rows}
-        for s in failed:
-            if s.endpoint.client_id in first_failure:
-                s.endpoint.failing = True
-
-    sqlite = conn.dialect.name == "sqlite"
-    stamps = [_stamp(sqlite, s.at) for s in sent]
-    await _execute_many(
-        conn,
-        _INSERT_ATTEMPT,
-        [
-            (
-                s.delivery.id,
-                stamp,
-                s.result.status,
-                round(s.result.latency_ms, 2),
-                s.result.error[:ERROR_KEEP_CHARS] if s.result.error else None,
-                s.result.response_text[:RESPONSE_KEEP_CHARS] or None,
-            )
-            for s, stamp in zip(sent, stamps, strict=True)
-        ],
+    rows = await conn.execute(
+        select(clients.c.id, clients.c.webhook_failing_since).where(clients.c.id.in_(sorted(first_failure)))
     )
-    await _execute_many(
-        conn,
-        _SET_DELIVERED,
-        [
-            (s.delivery.attempts + 1, s.result.status, stamp, s.delivery.id)
-            for s, stamp in zip(sent, stamps, strict=True)
-            if s.result.outcome.delivered
-        ],
-    )
+    for s in sent:
+        if s.endpoint.client_id in first_failure and not s.result.outcome.delivered:
+            s.endpoint.failing = True
+    return {r.id: r.webhook_failing_since for r in rows}
 
+
+def _decisions(rt: Runtime, sent: list[_Sent], failing_since: dict[str, datetime | None]) -> list[Decision]:
+    """Each attempt's consequence, in the order the attempts were made (the jitter is drawn in that order, as
+    when they were stored one by one)."""
     schedule: RetrySchedule = rt.services.get(SCHEDULE, DEFAULT_SCHEDULE)
     limit = timedelta(hours=rt.settings.webhook_disable_after_hours)
-    disable: dict[str, tuple[datetime, str]] = {}
-    outcomes: list[tuple[Any, ...]] = []
-    for s in failed:
-        outcome, attempts = s.result.outcome, s.delivery.attempts + 1
-        error = (s.result.error or outcome.reason)[:ERROR_KEEP_CHARS]
-        if outcome.disable_endpoint:
-            outcomes.append(("skipped", attempts, None, s.result.status, error, s.delivery.id))
-            disable.setdefault(s.endpoint.client_id, (s.at, "HTTP 410 Gone"))
-            continue
-        # Drawn in the order the attempts were made, as when they were stored one by one.
-        delay = retry_delay(outcome, attempts, _rng(rt), schedule)
-        if delay is None:
-            outcomes.append(("failed", attempts, None, s.result.status, error, s.delivery.id))
-        else:
-            due = _stamp(sqlite, s.at + delay)
-            outcomes.append(("pending", attempts, due, s.result.status, error, s.delivery.id))
-        since = failing_since.get(s.endpoint.client_id)
-        if since is not None and s.at - since >= limit:
-            disable.setdefault(s.endpoint.client_id, (s.at, f"failing continuously since {since.isoformat()}"))
-    await _execute_many(conn, _SET_FAILED, outcomes)
+    rng = _rng(rt)
+    return [
+        decide(
+            s.result.outcome,
+            s.delivery.attempts + 1,
+            failing_since=failing_since.get(s.endpoint.client_id),
+            now=s.at,
+            rng=rng,
+            schedule=schedule,
+            disable_after=limit,
+        )
+        for s in sent
+    ]
 
+
+def _attempt_row(s: _Sent, stamp: Any) -> _AttemptRow:
+    result = s.result
+    return _AttemptRow(
+        delivery_id=s.delivery.id,
+        attempted_at=stamp,
+        status_code=result.status,
+        latency_ms=round(result.latency_ms, 2),
+        error=result.error[:ERROR_KEEP_CHARS] if result.error else None,
+        response_body=result.response_text[:RESPONSE_KEEP_CHARS] or None,
+    )
+
+
+def _failed_row(s: _Sent, decision: Decision, sqlite: bool) -> _FailedRow:
+    return _FailedRow(
+        status=_FAILED_STATUS[decision.next],
+        attempts=s.delivery.attempts + 1,
+        next_attempt_at=_stamp(sqlite, decision.retry_at),
+        last_status_code=s.result.status,
+        last_error=(s.result.error or s.result.outcome.reason)[:ERROR_KEEP_CHARS],
+        delivery_id=s.delivery.id,
+    )
+
+
+async def _write_attempts(conn: AsyncConnection, sent: list[_Sent], decisions: list[Decision]) -> None:
+    """Every attempt row in one executemany, every delivery's new state in one per outcome."""
+    sqlite = conn.dialect.name == "sqlite"
+    stamps = [_stamp(sqlite, s.at) for s in sent]
+    await _execute_many(conn, _INSERT_ATTEMPT, [_attempt_row(s, at) for s, at in zip(sent, stamps, strict=True)])
+    delivered: list[_DeliveredRow] = []
+    failed: list[_FailedRow] = []
+    for s, decision, stamp in zip(sent, decisions, stamps, strict=True):
+        if decision.next is Next.DELIVERED:
+            delivered.append(
+                _DeliveredRow(
+                    attempts=s.delivery.attempts + 1,
+                    last_status_code=s.result.status,
+                    delivered_at=stamp,
+                    delivery_id=s.delivery.id,
+                )
+            )
+        else:
+            failed.append(_failed_row(s, decision, sqlite))
+    await _execute_many(conn, _SET_DELIVERED, delivered)
+    await _execute_many(conn, _SET_FAILED, failed)
+
+
+async def _disable_endpoints(
+    conn: AsyncConnection, sent: list[_Sent], decisions: list[Decision], batch: _Batch
+) -> list[_Disabled]:
+    """Disable the endpoints the decisions gave up on, each for the first reason given in this wave."""
+    disable: dict[str, _Disable] = {}
+    for s, decision in zip(sent, decisions, strict=True):
+        if decision.disable_reason is not None:
+            disable.setdefault(s.endpoint.client_id, _Disable(at=s.at, reason=decision.disable_reason))
     disabled: list[_Disabled] = []
     for client_id, (at, reason) in disable.items():
         batch.disabled.add(client_id)
         skipped = await _disable_in(conn, client_id, at, reason)
         if skipped is not None:
-            disabled.append(_Disabled(client_id, reason, skipped))
+            disabled.append(_Disabled(client_id=client_id, reason=reason, skipped=skipped))
     return disabled
+
+
+async def _store(conn: AsyncConnection, rt: Runtime, sent: list[_Sent], batch: _Batch) -> list[_Disabled]:
+    """Store a wave of attempts and their consequences. Endpoints to disable are disabled in the same
+    transaction; the alerts are the caller's to raise after the commit. Client rows are written before delivery
+    rows, the order ``_disable_in`` takes them in, so two workers' transactions cannot deadlock on PostgreSQL."""
+    failing_since = await _track_health(conn, sent)
+    decisions = _decisions(rt, sent, failing_since)
+    await _write_attempts(conn, sent, decisions)
+    return await _disable_endpoints(conn, sent, decisions, batch)
 
 
 async def _pending(conn: AsyncConnection, shipment_ids: list[str]) -> dict[str, list[Row[Any]]]:
@@ -380,13 +477,13 @@ async def _endpoints(conn: AsyncConnection, client_ids: set[str]) -> dict[str, _
     rows = await conn.execute(_ENDPOINTS.where(clients.c.id.in_(sorted(client_ids))))
     return {
         r.id: _Endpoint(
-            r.id,
-            r.webhook_url,
-            r.webhook_secret,
-            r.webhook_secret_previous,
-            r.webhook_previous_until,
-            r.webhook_disabled_at is not None,
-            r.webhook_failing_since is not None,
+            client_id=r.id,
+            url=r.webhook_url,
+            secret=r.webhook_secret,
+            previous=r.webhook_secret_previous,
+            previous_until=r.webhook_previous_until,
+            disabled=r.webhook_disabled_at is not None,
+            failing=r.webhook_failing_since is not None,
         )
         for r in rows
     }
@@ -435,7 +532,7 @@ async def _plan_batch(conn: AsyncConnection, tasks: list[Task], now: datetime) -
         elif (due := _aware(head.next_attempt_at)) is not None and due > now:
             await retry_later(conn, task, due, f"{head.id} waits: {head.last_error or 'scheduled'}")
         else:
-            runs.append(_Run(task, queue[:MAX_PER_RUN], endpoint))
+            runs.append(_Run(task=task, queue=queue[:MAX_PER_RUN], endpoint=endpoint))
     await _finish_all(conn, done)
     return runs
 
@@ -480,7 +577,7 @@ async def _send_next(rt: Runtime, run: _Run, batch: _Batch, deadline: float) -> 
     if due is not None and due > now:
         return False  # a replayed older delivery went ahead of one that is waiting for its retry
     result = await _attempt(rt, batch, endpoint, head, now)
-    _stored_later(rt, batch, _Sent(head, endpoint, result, _now(rt)))
+    _stored_later(rt, batch, _Sent(delivery=head, endpoint=endpoint, result=result, at=_now(rt)))
     if result.outcome.delivered:
         run.sent += 1
         return run.sent < len(run.queue)
