@@ -138,7 +138,7 @@ async def authenticate_staff(request: web.Request) -> StaffMember:
             "Send 'Authorization: Bearer <staff token>'.",
             headers=STAFF_AUTH_HEADERS,
         )
-    member = await request.app[STAFF_CACHE].member_for(token)
+    member = await request.app[STAFF_CACHE].owner(token)
     if member is None:
         raise Problem(
             401,
