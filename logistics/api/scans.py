@@ -196,18 +196,6 @@ async def _status_since(conn: AsyncConnection, row: dict[str, Any]) -> datetime 
     ).scalar()
 
 
-def _fail(scan_id: str | None, code: str, message: str, shipment: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "scan_id": scan_id,
-        "ok": False,
-        "result": code,
-        "message": message,
-        "replayed": False,
-        "shipment": shipment,
-        "error": {"code": code, "message": message},
-    }
-
-
 @dataclass(slots=True)
 class Context:
     member: StaffMember
@@ -217,6 +205,7 @@ class Context:
 
 # Why a scan is refused: error code → the courier's message (str.format fields given by ``refusal``).
 REFUSALS: dict[str, str] = {
+    "invalid-scan": "扫描数据不完整或格式不对，请重新扫描",
     "unknown-code": "查不到这个单号，请核对后重新扫描或手工输入",
     "not-your-hall": "这件邮件属于“{department}”，不在您负责的范围内，请交给对应人员",
     "role-not-allowed": "{role}不能登记“{action}”",
@@ -241,6 +230,19 @@ ENDED = frozenset({"already-delivered", "shipment-closed"})
 class Refusal:
     code: str
     message: str
+
+
+def _fail(scan_id: str | None, refused: Refusal, shipment: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The answer to a refused scan."""
+    return {
+        "scan_id": scan_id,
+        "ok": False,
+        "result": refused.code,
+        "message": refused.message,
+        "replayed": False,
+        "shipment": shipment,
+        "error": {"code": refused.code, "message": refused.message},
+    }
 
 
 def _refuse(code: str, template: str | None = None, **fields: object) -> Refusal:
@@ -392,8 +394,7 @@ async def _decide(conn: AsyncConnection, ctx: Context, scan: ScanIn, row: dict[s
     reasons = failure_reasons()
     refused = refusal(ctx.member, scan, row, late, reasons)
     if row is None or (refused is not None and refused.code in HIDES_SHIPMENT):
-        refused = refused or _refuse("unknown-code")
-        return _fail(scan.scan_id, refused.code, refused.message)
+        return _fail(scan.scan_id, refused or _refuse("unknown-code"))
     cases = await _cases(conn, row["id"])
     view = staff_view(row, cases)
     typed = bool((scan.verification_code or "").strip())
@@ -402,9 +403,9 @@ async def _decide(conn: AsyncConnection, ctx: Context, scan: ScanIn, row: dict[s
     if scan.action == "deliver" and (refused is None or (typed and refused.code in ENDED)):
         wrong = await _check_code(conn, ctx, row, scan.verification_code)
         if wrong is not None:
-            return _fail(scan.scan_id, wrong.code, wrong.message, view)
+            return _fail(scan.scan_id, wrong, view)
     if refused is not None:
-        return _fail(scan.scan_id, refused.code, refused.message, view)
+        return _fail(scan.scan_id, refused, view)
     row, changed = await _record(conn, row, _event(ctx.member, scan, occurred, reasons), late, ctx.now)
     return _answer(scan, staff_view(row, cases), changed, late)
 
@@ -462,7 +463,7 @@ async def process_scan(request: web.Request, member: StaffMember, scan: ScanIn) 
 
 def _invalid(item: Any, exc: ValidationError) -> dict[str, Any]:
     scan_id = item.get("scan_id") if isinstance(item, dict) and isinstance(item.get("scan_id"), str) else None
-    answer = _fail(scan_id, "invalid-scan", "扫描数据不完整或格式不对，请重新扫描")
+    answer = _fail(scan_id, _refuse("invalid-scan"))
     answer["errors"] = from_validation_error(exc).errors
     return answer
 
@@ -546,10 +547,8 @@ async def lookup(request: web.Request) -> web.Response:
             found = (await conn.execute(select(shipments).where(shipments.c.id == shipment_id))).first()
             row = dict(found._mapping) if found is not None else None
         if row is None:
-            raise ScanProblem(_fail(None, "unknown-code", "查不到这个单号，请核对后重新扫描或手工输入"))
+            raise ScanProblem(_fail(None, _refuse("unknown-code")))
         if not member.serves(row["department"]):
-            raise ScanProblem(
-                _fail(None, "not-your-hall", f"这件邮件属于“{row['department']}”，不在您负责的范围内，请交给对应人员")
-            )
+            raise ScanProblem(_fail(None, _refuse("not-your-hall", department=row["department"])))
         view = staff_view(row, await _cases(conn, row["id"]))
     return json_response({"shipment": view})
