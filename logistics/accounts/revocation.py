@@ -1,8 +1,9 @@
 """Revoked credentials reach every running API process at once.
 
-The API processes cache credential hash → owner for ``API_KEY_CACHE_SECONDS`` (logistics.api.auth.KeyCache,
-logistics.accounts.staff.StaffCache). Revoking publishes the revoked hashes on one Redis pub/sub channel; every API
-process listens and drops those entries, so the next request with them is refused. The cache time stays the
+The API processes cache credential hash → owner for ``API_KEY_CACHE_SECONDS`` (one
+logistics.accounts.credential_cache.CredentialCache for API keys, one for staff tokens). Revoking publishes the
+revoked hashes on one Redis pub/sub channel; every API process listens and drops those entries, so the next
+request with them is refused. The cache time stays the
 fallback while Redis is down, and a process that (re)subscribes drops its whole cache, since it may have missed
 messages meanwhile. Only hashes travel: a credential itself is never published or logged.
 """
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from logistics.accounts.credential_cache import CredentialCache
 from logistics.config import Settings
 
 log = logging.getLogger("logistics.accounts.revocation")
@@ -28,14 +30,6 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 
 def redis_url(settings: Settings) -> str:
     return settings.redis_url or DEFAULT_REDIS_URL
-
-
-class CredentialCache(Protocol):
-    """A cache keyed by the credential's hash (logistics.domain.ids.hash_secret)."""
-
-    def forget(self, digests: Iterable[str]) -> None: ...
-
-    def clear(self) -> None: ...
 
 
 async def announce(redis_url: str, digests: Sequence[str]) -> bool:
@@ -67,7 +61,7 @@ def revoked_in(data: bytes) -> list[str]:
 class RevocationListener:
     """Subscribes for one API process and applies every announcement to its caches."""
 
-    def __init__(self, redis_url: str, caches: Sequence[CredentialCache]) -> None:
+    def __init__(self, redis_url: str, caches: Sequence[CredentialCache[Any]]) -> None:
         self.redis_url = redis_url
         self.caches = caches
         self.subscribed = asyncio.Event()  # set while subscribed: tests and readiness may await it

@@ -7,7 +7,6 @@ so neither opens the other's endpoints. Tokens are 256-bit random secrets stored
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +15,7 @@ from typing import Any, Literal
 from sqlalchemy import delete, insert, select, update
 
 from logistics.accounts import revocation
+from logistics.accounts.credential_cache import CredentialCache
 from logistics.domain import ids
 from logistics.domain.ids import hash_secret
 from logistics.domain.tables import shipments, staff, utcnow, verification_guards
@@ -153,37 +153,13 @@ async def unlock_verification(db: Database, code: str) -> str:
         return str(row.id)
 
 
-class StaffCache:
-    """token hash → staff member, kept briefly like the API-key cache: a revoked token keeps working for at most
-    ``ttl`` seconds in an already running process."""
+def staff_cache(db: Database, ttl: float) -> CredentialCache[StaffMember]:
+    """Staff token → the staff member (an API key or garbage is unknown without a query)."""
 
-    def __init__(self, db: Database, ttl: float) -> None:
-        self.db = db
-        self.ttl = ttl
-        self._entries: dict[str, tuple[StaffMember | None, float]] = {}
+    async def member_of(digest: str) -> StaffMember | None:
+        async with db.read() as conn:
+            query = select(staff).where(staff.c.token_hash == digest, staff.c.revoked_at.is_(None))
+            row = (await conn.execute(query)).first()
+        return _member(row) if row is not None else None
 
-    def forget(self, digests: Iterable[str]) -> None:
-        """Drop revoked credentials (announced by logistics.accounts.revocation) before their time is up."""
-        for digest in digests:
-            self._entries.pop(digest, None)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    async def member_for(self, token: str) -> StaffMember | None:
-        if not token.startswith(TOKEN_PREFIX):
-            return None  # an API key or garbage: no query needed
-        digest = hash_secret(token)
-        now = time.monotonic()
-        hit = self._entries.get(digest)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(select(staff).where(staff.c.token_hash == digest, staff.c.revoked_at.is_(None)))
-            ).first()
-        member = _member(row) if row is not None else None
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[digest] = (member, now + self.ttl)
-        return member
+    return CredentialCache(member_of, ttl, prefix=TOKEN_PREFIX)

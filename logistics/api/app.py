@@ -35,7 +35,7 @@ from logistics.api.appkeys import (
     TASK_BATCHER,
     Network,
 )
-from logistics.api.auth import KeyCache
+from logistics.api.auth import key_cache
 from logistics.api.docs import openapi_document
 from logistics.api.errors import Problem, validation_problem
 from logistics.carrier import create_carrier
@@ -254,7 +254,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     async def resources(app: web.Application) -> AsyncIterator[None]:
         database = db or Database(settings.resolved_database_url)
         app[DB] = database
-        app[KEY_CACHE] = KeyCache(database, settings.api_key_cache_seconds)
+        app[KEY_CACHE] = key_cache(database, settings.api_key_cache_seconds)
         redis = connect(redis_url(settings), settings.queue_name)
         app[REDIS] = redis
         app[SIGNAL] = WorkSignal(redis)

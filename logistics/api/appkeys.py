@@ -11,9 +11,9 @@ from arq.connections import ArqRedis
 
 if TYPE_CHECKING:
     from carriers.base import Carrier
+    from logistics.accounts.credential_cache import CredentialCache
     from logistics.accounts.revocation import RevocationListener
-    from logistics.accounts.staff import StaffCache
-    from logistics.api.auth import KeyCache
+    from logistics.accounts.staff import StaffMember
     from logistics.config import Settings
     from logistics.redis.queue import WorkSignal
     from logistics.redis.ratelimit import RateLimiter
@@ -30,8 +30,9 @@ SIGNAL: web.AppKey[WorkSignal] = web.AppKey("signal")
 COMMITTER: web.AppKey[GroupCommitter] = web.AppKey("committer")
 TASK_BATCHER: web.AppKey[TaskBatcher] = web.AppKey("task_batcher")
 CARRIER: web.AppKey[Carrier] = web.AppKey("carrier")
-KEY_CACHE: web.AppKey[KeyCache] = web.AppKey("key_cache")
-STAFF_CACHE: web.AppKey[StaffCache] = web.AppKey("staff_cache")
+# Client API key → client id, and staff token → staff member.
+KEY_CACHE: web.AppKey[CredentialCache[str]] = web.AppKey("key_cache")
+STAFF_CACHE: web.AppKey[CredentialCache[StaffMember]] = web.AppKey("staff_cache")
 REVOCATIONS: web.AppKey[RevocationListener] = web.AppKey("revocations")
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 # What validating a create needs beyond its body (the halls by department), or None.

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Iterable
 
 from aiohttp import web
 from sqlalchemy import select
 
+from logistics.accounts.credential_cache import CredentialCache
 from logistics.api.appkeys import KEY_CACHE
 from logistics.api.errors import Problem
-from logistics.domain.ids import hash_secret
 from logistics.domain.tables import api_keys
 from logistics.storage.db import Database
 
@@ -34,42 +32,15 @@ def bearer_token(request: web.Request) -> str | None:
     return token
 
 
-class KeyCache:
-    """key hash → client id, kept briefly so that authentication is not a query per request.
+def key_cache(db: Database, ttl: float) -> CredentialCache[str]:
+    """API key → the id of the client it belongs to."""
 
-    A revoked key is dropped at once when its revocation is announced (logistics.accounts.revocation); ``ttl`` bounds
-    how long it keeps working in a running process that missed the announcement (Redis down).
-    """
+    async def client_of(digest: str) -> str | None:
+        async with db.read() as conn:
+            query = select(api_keys.c.client_id).where(api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))
+            return (await conn.execute(query)).scalar_one_or_none()
 
-    def __init__(self, db: Database, ttl: float) -> None:
-        self.db = db
-        self.ttl = ttl
-        self._entries: dict[str, tuple[str | None, float]] = {}
-
-    def forget(self, digests: Iterable[str]) -> None:
-        """Drop revoked credentials (announced by logistics.accounts.revocation) before their time is up."""
-        for digest in digests:
-            self._entries.pop(digest, None)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    async def client_for(self, key: str) -> str | None:
-        digest = hash_secret(key)
-        now = time.monotonic()
-        hit = self._entries.get(digest)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        async with self.db.read() as conn:
-            client_id = (
-                await conn.execute(
-                    select(api_keys.c.client_id).where(api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))
-                )
-            ).scalar_one_or_none()
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[digest] = (client_id, now + self.ttl)
-        return client_id
+    return CredentialCache(client_of, ttl)
 
 
 async def authenticate(request: web.Request) -> str:
@@ -82,7 +53,7 @@ async def authenticate(request: web.Request) -> str:
             "Send 'Authorization: Bearer <api key>'.",
             headers=UNAUTHORIZED_HEADERS,
         )
-    client_id = await request.app[KEY_CACHE].client_for(token)
+    client_id = await request.app[KEY_CACHE].owner(token)
     if client_id is None:
         raise Problem(
             401, "unauthorized", "Invalid API key", "The API key is unknown or revoked.", headers=UNAUTHORIZED_HEADERS

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -138,7 +139,7 @@ async def authenticate_staff(request: web.Request) -> StaffMember:
             "Send 'Authorization: Bearer <staff token>'.",
             headers=STAFF_AUTH_HEADERS,
         )
-    member = await request.app[STAFF_CACHE].member_for(token)
+    member = await request.app[STAFF_CACHE].owner(token)
     if member is None:
         raise Problem(
             401,
@@ -195,18 +196,6 @@ async def _status_since(conn: AsyncConnection, row: dict[str, Any]) -> datetime 
     ).scalar()
 
 
-def _fail(scan_id: str | None, code: str, message: str, shipment: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "scan_id": scan_id,
-        "ok": False,
-        "result": code,
-        "message": message,
-        "replayed": False,
-        "shipment": shipment,
-        "error": {"code": code, "message": message},
-    }
-
-
 @dataclass(slots=True)
 class Context:
     member: StaffMember
@@ -214,10 +203,95 @@ class Context:
     now: datetime
 
 
-async def _check_verification(
-    conn: AsyncConnection, ctx: Context, row: dict[str, Any], scan: ScanIn, view: dict[str, Any]
-) -> dict[str, Any] | None:
-    """None when the hand-over may go ahead; otherwise the rejection (wrong codes are counted and limited)."""
+# Why a scan is refused: error code → the courier's message (str.format fields given by ``refusal``).
+REFUSALS: dict[str, str] = {
+    "invalid-scan": "扫描数据不完整或格式不对，请重新扫描",
+    "unknown-code": "查不到这个单号，请核对后重新扫描或手工输入",
+    "not-your-hall": "这件邮件属于“{department}”，不在您负责的范围内，请交给对应人员",
+    "role-not-allowed": "{role}不能登记“{action}”",
+    "not-ready": "申请人还没有选择寄递方式，暂不能处理这件邮件",
+    "reason-required": "请选择未妥投原因",
+    "already-delivered": "这件邮件已经签收，无需再次投递",
+    "shipment-closed": "这件邮件的状态是“{state}”，不能再登记",
+    "shipment-closed-late": "这件邮件已经是“{state}”，扫描时间虽然更早，也不能再补记{action}",
+    "verification-required": "这件是证照类邮件，请输入收件人出示的取件验证码",
+    "wrong-verification-code": "取件验证码不正确，还可以再试 {left} 次",
+    "verification-locked": "取件验证码错误次数过多，已锁定。请收件人联系办件窗口核实身份后解锁",
+}
+ROLE_TEXT = {"clerk": "窗口人员", "courier": "投递员"}
+# Refusals that leave the shipment out of the answer: the staff member has no business seeing it.
+HIDES_SHIPMENT = frozenset({"unknown-code", "not-your-hall"})
+# Refusals because the shipment has ended. A 取件验证码 typed in is checked (and a wrong one counted towards the
+# lock) before these, so that a back-dated delivery cannot be used to try codes for free.
+ENDED = frozenset({"already-delivered", "shipment-closed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: str
+    message: str
+
+
+def _fail(scan_id: str | None, refused: Refusal, shipment: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The answer to a refused scan."""
+    return {
+        "scan_id": scan_id,
+        "ok": False,
+        "result": refused.code,
+        "message": refused.message,
+        "replayed": False,
+        "shipment": shipment,
+        "error": {"code": refused.code, "message": refused.message},
+    }
+
+
+def _refuse(code: str, template: str | None = None, **fields: object) -> Refusal:
+    return Refusal(code, (template or REFUSALS[code]).format(**fields))
+
+
+def refusal(
+    member: StaffMember, scan: ScanIn, row: Mapping[str, Any] | None, late: bool, reasons: Mapping[str, str]
+) -> Refusal | None:
+    """Why this scan may not be recorded, or None when it may (the 取件验证码 aside, which needs the database).
+
+    ``row`` is the shipment (None when the code finds none); ``late`` says the scan happened before the shipment's
+    current status did; ``reasons`` are the EMS failure reasons a failed attempt must name one of.
+    """
+    if row is None:
+        return _refuse("unknown-code")
+    if not member.serves(row["department"]):
+        return _refuse("not-your-hall", department=row["department"])
+    action = scan.action
+    if not member.may(action, row["kind"]):
+        return _refuse("role-not-allowed", role=ROLE_TEXT.get(member.role, "投递员"), action=ACTION_TEXT[action])
+    if row["status"] == "awaiting_applicant":
+        return _refuse("not-ready")
+    if action == "fail" and scan.reason_code not in reasons:
+        return _refuse("reason-required")
+    return _ended(action, row, late)
+
+
+def _ended(action: str, row: Mapping[str, Any], late: bool) -> Refusal | None:
+    """The refusal of a scan on a shipment in a final status, or None when it may be recorded.
+
+    A delivered shipment keeps late pickup/arrival/attempt scans as history; one that ended otherwise
+    (cancelled, returned, failed, declined) takes nothing more, and no shipment takes a second delivery.
+    """
+    if row["status"] not in FINAL:
+        return None
+    if row["status"] == "delivered":
+        if action == "deliver":
+            return _refuse("already-delivered")
+        if late:
+            return None
+    state = status_text(row["status"], row["kind"])
+    if late:
+        return _refuse("shipment-closed", REFUSALS["shipment-closed-late"], state=state, action=ACTION_TEXT[action])
+    return _refuse("shipment-closed", state=state)
+
+
+async def _check_code(conn: AsyncConnection, ctx: Context, row: Mapping[str, Any], given: str | None) -> Refusal | None:
+    """None when the hand-over may go ahead; otherwise the refusal (wrong codes are counted and limited)."""
     expected = row["verification_code"]
     if not expected:
         return None
@@ -225,15 +299,10 @@ async def _check_verification(
         await conn.execute(select(verification_guards).where(verification_guards.c.shipment_id == row["id"]))
     ).first()
     if guard is not None and guard.locked_at is not None:
-        return _fail(
-            scan.scan_id,
-            "verification-locked",
-            "取件验证码错误次数过多，已锁定。请收件人联系办件窗口核实身份后解锁",
-            view,
-        )
-    given = (scan.verification_code or "").strip()
+        return _refuse("verification-locked")
+    given = (given or "").strip()
     if not given:
-        return _fail(scan.scan_id, "verification-required", "这件是证照类邮件，请输入收件人出示的取件验证码", view)
+        return _refuse("verification-required")
     if hmac.compare_digest(given.encode(), expected.encode()):
         return None
     failures = (guard.failures if guard is not None else 0) + 1
@@ -247,14 +316,23 @@ async def _check_verification(
         )
     log.info("verification_failed", extra={"shipment_id": row["id"], "failures": failures, "locked": bool(locked)})
     if locked:
-        return _fail(
-            scan.scan_id,
-            "verification-locked",
-            "取件验证码错误次数过多，已锁定。请收件人联系办件窗口核实身份后解锁",
-            view,
-        )
-    left = ctx.max_attempts - failures
-    return _fail(scan.scan_id, "wrong-verification-code", f"取件验证码不正确，还可以再试 {left} 次", view)
+        return _refuse("verification-locked")
+    return _refuse("wrong-verification-code", left=ctx.max_attempts - failures)
+
+
+def _event(member: StaffMember, scan: ScanIn, occurred: datetime, reasons: Mapping[str, str]) -> dict[str, Any]:
+    """The shipment event a scan becomes (the keyword arguments of ``apply_event``)."""
+    failed = scan.action == "fail"
+    text = f"投递未成功：{reasons[str(scan.reason_code)]}" if failed else f"扫描登记：{ACTION_TEXT[scan.action]}"
+    return {
+        "status": ACTION_STATUS[scan.action],
+        "occurred_at": occurred,
+        "source": "scan",
+        "carrier_code": scan.reason_code if failed else None,
+        "carrier_text": text,
+        "location": scan.location,
+        "dedup_key": f"scan:{member.id}:{scan.scan_id}",
+    }
 
 
 async def _record_history(
@@ -275,108 +353,28 @@ async def _record_history(
     return {**row, "last_sequence": sequence, "updated_at": now}
 
 
-def _closed(scan: ScanIn, row: dict[str, Any], late: bool, view: dict[str, Any]) -> dict[str, Any] | None:
-    """The refusal of a scan on a shipment in a final status, or None when it may be recorded.
-
-    A delivered shipment keeps late pickup/arrival/attempt scans as history; one that ended otherwise
-    (cancelled, returned, failed, declined) takes nothing more, and no shipment takes a second delivery.
-    """
-    if row["status"] not in FINAL:
-        return None
-    if row["status"] == "delivered":
-        if scan.action == "deliver":
-            return _fail(scan.scan_id, "already-delivered", "这件邮件已经签收，无需再次投递", view)
-        if late:
-            return None
-    state = status_text(row["status"], row["kind"])
-    if late:
-        message = f"这件邮件已经是“{state}”，扫描时间虽然更早，也不能再补记{ACTION_TEXT[scan.action]}"
-    else:
-        message = f"这件邮件的状态是“{state}”，不能再登记"
-    return _fail(scan.scan_id, "shipment-closed", message, view)
+async def _record(
+    conn: AsyncConnection, row: dict[str, Any], event: dict[str, Any], late: bool, now: datetime
+) -> tuple[dict[str, Any], bool]:
+    """Write the scan's event; the shipment afterwards, and whether its status changed."""
+    status = event["status"]
+    if late and may_move(row["status"], status) and RANK[status] == RANK[row["status"]]:
+        return await _record_history(conn, row, event, now), False
+    applied = await apply_event(conn, row, **event)
+    if applied is None:  # the event exists already (a lost answer, resent): same outcome as the first time
+        return row, False
+    return applied.shipment, applied.changed
 
 
-async def _decide(conn: AsyncConnection, ctx: Context, scan: ScanIn, row: dict[str, Any] | None) -> dict[str, Any]:
-    """Apply one scan in the caller's transaction and return its answer (errors are answers, not exceptions)."""
-    if row is None:
-        return _fail(scan.scan_id, "unknown-code", "查不到这个单号，请核对后重新扫描或手工输入")
-    if not ctx.member.serves(row["department"]):
-        return _fail(
-            scan.scan_id,
-            "not-your-hall",
-            f"这件邮件属于“{row['department']}”，不在您负责的范围内，请交给对应人员",
-        )
-    cases = await _cases(conn, row["id"])
-    view = staff_view(row, cases)
-    action = scan.action
-    if not ctx.member.may(action, row["kind"]):
-        role = "窗口人员" if ctx.member.role == "clerk" else "投递员"
-        return _fail(scan.scan_id, "role-not-allowed", f"{role}不能登记“{ACTION_TEXT[action]}”", view)
-    if row["status"] == "awaiting_applicant":
-        return _fail(scan.scan_id, "not-ready", "申请人还没有选择寄递方式，暂不能处理这件邮件", view)
-    reasons = failure_reasons()
-    if action == "fail" and scan.reason_code not in reasons:
-        return _fail(scan.scan_id, "reason-required", "请选择未妥投原因", view)
-
-    occurred = min(scan.scanned_at or ctx.now, ctx.now)
-    since = await _status_since(conn, row)
-    late = since is not None and occurred < since
-    status = ACTION_STATUS[action]
-    # Both checks come before anything can be recorded, late or not: a code typed in is checked (and a wrong
-    # one counted) whatever the shipment's state, and a shipment that has ended takes no further move.
-    verified = False
-    if action == "deliver" and (scan.verification_code or "").strip():
-        rejected = await _check_verification(conn, ctx, row, scan, view)
-        if rejected is not None:
-            return rejected
-        verified = True
-    closed = _closed(scan, row, late, view)
-    if closed is not None:
-        return closed
-    if action == "deliver" and not verified:
-        rejected = await _check_verification(conn, ctx, row, scan, view)
-        if rejected is not None:
-            return rejected
-
-    text = f"扫描登记：{ACTION_TEXT[action]}"
-    if action == "fail":
-        text = f"投递未成功：{reasons[str(scan.reason_code)]}"
-    event = {
-        "status": status,
-        "occurred_at": occurred,
-        "source": "scan",
-        "carrier_code": scan.reason_code if action == "fail" else None,
-        "carrier_text": text,
-        "location": scan.location,
-        "dedup_key": f"scan:{ctx.member.id}:{scan.scan_id}",
-    }
-    moves = may_move(row["status"], status)
-    if moves and late and RANK[status] == RANK[row["status"]]:
-        row = await _record_history(conn, row, event, ctx.now)
-        changed = False
-    else:
-        applied = await apply_event(
-            conn,
-            row,
-            status=status,
-            source="scan",
-            occurred_at=occurred,
-            carrier_code=event["carrier_code"],
-            carrier_text=text,
-            location=scan.location,
-            dedup_key=event["dedup_key"],
-        )
-        if applied is None:  # the event exists already (a lost answer, resent): same outcome as the first time
-            changed = False
-        else:
-            row, changed = applied.shipment, applied.changed
-    view = staff_view(row, cases)
+def _answer(scan: ScanIn, view: dict[str, Any], changed: bool, late: bool) -> dict[str, Any]:
+    """The answer to a recorded scan."""
+    action = ACTION_TEXT[scan.action]
     if changed:
-        message = f"已登记{ACTION_TEXT[action]}"
+        message = f"已登记{action}"
     elif late:
-        message = f"已补记{ACTION_TEXT[action]}（扫描时间较早，邮件当前状态“{view['status_text']}”不变）"
+        message = f"已补记{action}（扫描时间较早，邮件当前状态“{view['status_text']}”不变）"
     else:
-        message = f"已记录{ACTION_TEXT[action]}，邮件当前状态“{view['status_text']}”不变"
+        message = f"已记录{action}，邮件当前状态“{view['status_text']}”不变"
     return {
         "scan_id": scan.scan_id,
         "ok": True,
@@ -386,6 +384,30 @@ async def _decide(conn: AsyncConnection, ctx: Context, scan: ScanIn, row: dict[s
         "shipment": view,
         "error": None,
     }
+
+
+async def _decide(conn: AsyncConnection, ctx: Context, scan: ScanIn, row: dict[str, Any] | None) -> dict[str, Any]:
+    """Apply one scan in the caller's transaction and return its answer (errors are answers, not exceptions)."""
+    occurred = min(scan.scanned_at or ctx.now, ctx.now)
+    since = await _status_since(conn, row) if row is not None else None
+    late = since is not None and occurred < since
+    reasons = failure_reasons()
+    refused = refusal(ctx.member, scan, row, late, reasons)
+    if row is None or (refused is not None and refused.code in HIDES_SHIPMENT):
+        return _fail(scan.scan_id, refused or _refuse("unknown-code"))
+    cases = await _cases(conn, row["id"])
+    view = staff_view(row, cases)
+    typed = bool((scan.verification_code or "").strip())
+    # The code check comes before anything can be recorded, and before an ended shipment's refusal too when a
+    # code was typed in: a wrong one is counted whatever the shipment's state.
+    if scan.action == "deliver" and (refused is None or (typed and refused.code in ENDED)):
+        wrong = await _check_code(conn, ctx, row, scan.verification_code)
+        if wrong is not None:
+            return _fail(scan.scan_id, wrong, view)
+    if refused is not None:
+        return _fail(scan.scan_id, refused, view)
+    row, changed = await _record(conn, row, _event(ctx.member, scan, occurred, reasons), late, ctx.now)
+    return _answer(scan, staff_view(row, cases), changed, late)
 
 
 async def _stored(conn: AsyncConnection, staff_id: str, scan_id: str) -> dict[str, Any] | None:
@@ -441,7 +463,7 @@ async def process_scan(request: web.Request, member: StaffMember, scan: ScanIn) 
 
 def _invalid(item: Any, exc: ValidationError) -> dict[str, Any]:
     scan_id = item.get("scan_id") if isinstance(item, dict) and isinstance(item.get("scan_id"), str) else None
-    answer = _fail(scan_id, "invalid-scan", "扫描数据不完整或格式不对，请重新扫描")
+    answer = _fail(scan_id, _refuse("invalid-scan"))
     answer["errors"] = from_validation_error(exc).errors
     return answer
 
@@ -525,10 +547,8 @@ async def lookup(request: web.Request) -> web.Response:
             found = (await conn.execute(select(shipments).where(shipments.c.id == shipment_id))).first()
             row = dict(found._mapping) if found is not None else None
         if row is None:
-            raise ScanProblem(_fail(None, "unknown-code", "查不到这个单号，请核对后重新扫描或手工输入"))
+            raise ScanProblem(_fail(None, _refuse("unknown-code")))
         if not member.serves(row["department"]):
-            raise ScanProblem(
-                _fail(None, "not-your-hall", f"这件邮件属于“{row['department']}”，不在您负责的范围内，请交给对应人员")
-            )
+            raise ScanProblem(_fail(None, _refuse("not-your-hall", department=row["department"])))
         view = staff_view(row, await _cases(conn, row["id"]))
     return json_response({"shipment": view})

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from yarl import URL
 
 from logistics.accounts import applicant
-from logistics.accounts.staff import StaffCache
+from logistics.accounts.staff import staff_cache
 from logistics.api import applicant_links, complaints, scans
 from logistics.api.appkeys import DB, RATE_LIMITER, REDIS, SETTINGS, SIGNAL, STAFF_CACHE
 from logistics.api.errors import Problem
@@ -589,7 +589,7 @@ def setup(app: web.Application) -> None:
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        app[STAFF_CACHE] = StaffCache(app[DB], settings.api_key_cache_seconds)
+        app[STAFF_CACHE] = staff_cache(app[DB], settings.api_key_cache_seconds)
         app[RATE_LIMITER] = RateLimiter(app[REDIS], f"{settings.queue_name}:ratelimit")
         task = None
         if settings.applicant_expiry_check_seconds > 0:
