@@ -136,7 +136,7 @@ async def _problems(request: web.Request, handler: Handler, route: str) -> web.S
         slug = STATUS_SLUGS.get(exc.status, "error")
         detail = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else None
         if exc.status == 413:
-            detail = f"The request body is larger than {request.app['settings'].max_body_bytes} bytes."
+            detail = f"The request body is larger than {request.app[SETTINGS].max_body_bytes} bytes."
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return Problem(exc.status, slug, exc.reason, detail, headers=headers).response(request)
     except (DatabaseUnavailable, OperationalError, InterfaceError, OSError, TimeoutError):

@@ -8,6 +8,7 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
+from logistics.api.appkeys import REQUEST_ID
 from logistics.api.schemas import PATTERN_MESSAGES, FieldError
 
 PROBLEM_TYPE_BASE = "https://docs.gov-logistics.invalid/problems/"
@@ -42,7 +43,7 @@ class Problem(Exception):
         if self.detail:
             body["detail"] = self.detail
         body["instance"] = request.path
-        body["request_id"] = request.get("request_id")
+        body["request_id"] = request.get(REQUEST_ID)
         if self.errors is not None:
             body["errors"] = self.errors
         return web.Response(

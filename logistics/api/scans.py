@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from logistics.accounts.staff import ROLE_ACTIONS, StaffMember
-from logistics.api.appkeys import DB, RATE_LIMITER, SETTINGS, SIGNAL, STAFF_CACHE
+from logistics.api.appkeys import DB, RATE_LIMITER, REQUEST_ID, SETTINGS, SIGNAL, STAFF_CACHE
 from logistics.api.auth import bearer_token
 from logistics.api.errors import (
     CONTENT_TYPE,
@@ -123,7 +123,7 @@ class ScanProblem(Problem):
             "status": self.status,
             "detail": self.detail,
             "instance": request.path,
-            "request_id": request.get("request_id"),
+            "request_id": request.get(REQUEST_ID),
             **self.answer,
         }
         return web.Response(status=self.status, body=orjson.dumps(body), content_type=CONTENT_TYPE)

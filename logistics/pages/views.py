@@ -27,7 +27,7 @@ from yarl import URL
 from logistics.accounts import applicant
 from logistics.accounts.staff import staff_cache
 from logistics.api import applicant_links, complaints, scans
-from logistics.api.appkeys import DB, RATE_LIMITER, REDIS, SETTINGS, SIGNAL, STAFF_CACHE
+from logistics.api.appkeys import DB, RATE_LIMITER, REDIS, REQUEST_ID, SETTINGS, SIGNAL, STAFF_CACHE
 from logistics.api.errors import Problem
 from logistics.api.schemas import BEIJING, PartyForm, PickupWindow
 from logistics.api.shipments import json_response
@@ -528,7 +528,7 @@ async def applicant_choose(request: web.Request) -> web.Response:
         if errors or party is None:
             return applicant_page(row, cases, values=values, errors=errors, status=422)
         outcome = await applicant.choose_mail(
-            request.app[DB], token, party, window, request_id=request.get("request_id")
+            request.app[DB], token, party, window, request_id=request.get(REQUEST_ID)
         )
         request.app[SIGNAL].poke()
     if outcome.state != "open" or outcome.shipment is None:

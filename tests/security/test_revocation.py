@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from logistics.accounts import clients, staff
+from logistics.config import fresh_carrier_secrets
 from logistics.storage.db import Database
 
 CACHE_SECONDS = "3600"  # far longer than any test: only the announcement can end a cached credential
@@ -76,6 +77,7 @@ def service_env(tmp_path: Path, database_url: str, redis_url: str) -> dict[str, 
         "LOGISTICS_API_KEY_CACHE_SECONDS": CACHE_SECONDS,
         "LOGISTICS_LOG_LEVEL": "INFO",
         "LOGISTICS_LOG_FORMAT": "text",
+        **fresh_carrier_secrets(),
     }
 
 
