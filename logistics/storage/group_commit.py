@@ -125,7 +125,7 @@ def _claim(value: str, name: str) -> str:
 # With one executemany row per shipment there, every row's sqlite3_step released the GIL and took it back from
 # the busy event loop, each hand-over two context switches, a large share of the API's CPU. So a threaded batch is
 # five steps, parsed and inserted in C. Timestamps arrive as text in SQLAlchemy's SQLite format
-# (_sqlite_item). `->>` gives SQL NULL for a JSON null and the JSON text of an object or array, as the JSON
+# (_SQLITE_JSON_ITEM). `->>` gives SQL NULL for a JSON null and the JSON text of an object or array, as the JSON
 # columns store it.
 _SQLITE_SHIPMENTS = (
     f"INSERT INTO shipments ({_SHIPMENT_INSERT}) SELECT "
@@ -422,20 +422,29 @@ def _split(
     return outcomes, fresh
 
 
-def _item(item: NewShipment) -> tuple[Any, ...]:
-    """One element of a batch's JSON (see _ITEM_FIELDS)."""
+def _item(item: NewShipment, shipment: Sequence[Any] | None = None) -> tuple[Any, ...]:
+    """One element of a batch's JSON (see _ITEM_FIELDS); ``shipment`` replaces the row's values when given."""
     claim = item.idempotency
-    return (*item.shipment, item.cases, (claim.key, claim.request_hash, claim.response_body) if claim else None)
+    values = item.shipment if shipment is None else shipment
+    return (*values, item.cases, (claim.key, claim.request_hash, claim.response_body) if claim else None)
 
 
-def _sqlite_row(row: ShipmentRow) -> ShipmentRow:
-    """The row with its timestamps as SQLAlchemy's SQLite DateTime stores them: reads through the models, and the
-    outbox's text comparisons of due_at, depend on that exact format."""
-    return row._replace(**{n: sqlite_timestamp(v) for n in _DATETIME_FIELDS if (v := getattr(row, n)) is not None})
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode("utf-8")
 
 
-def _sqlite_item(item: NewShipment) -> NewShipment:
-    return NewShipment(_sqlite_row(item.shipment), item.cases, item.idempotency, item.future)
+# What SQLite gets for each of ShipmentRow's fields (None: the value as it is; None values stay None).
+# Timestamps go as SQLAlchemy's SQLite DateTime stores them: reads through the models, and the outbox's text
+# comparisons of due_at, depend on that exact format. Bound as parameters, the JSON columns go as their text.
+_SQLITE_JSON_ITEM = tuple(sqlite_timestamp if n in _DATETIME_FIELDS else None for n in ShipmentRow._fields)
+_SQLITE_PARAMETERS = tuple(
+    sqlite_timestamp if n in _DATETIME_FIELDS else _json_text if n in _JSON_FIELDS else None
+    for n in ShipmentRow._fields
+)
+
+
+def _converted(row: ShipmentRow, converters: tuple[Callable[[Any], Any] | None, ...]) -> tuple[Any, ...]:
+    return tuple(v if f is None or v is None else f(v) for f, v in zip(converters, row, strict=True))
 
 
 def _sqlite_batch(conn: sqlite3.Connection, batch: list[NewShipment], threaded: bool) -> list[Outcome]:
@@ -450,16 +459,15 @@ def _sqlite_batch(conn: sqlite3.Connection, batch: list[NewShipment], threaded: 
     outcomes, fresh = _split(batch, existing)
     if not fresh:
         return outcomes
-    items = [_sqlite_item(item) for item in fresh]
     keyed = any(item.idempotency is not None for item in fresh)
     if threaded:
-        param = orjson.dumps([_item(item) for item in items]).decode("utf-8")
+        param = orjson.dumps([_item(item, _converted(item.shipment, _SQLITE_JSON_ITEM)) for item in fresh]).decode()
         for statement in (_SQLITE_SHIPMENTS, _SQLITE_CASES, _SQLITE_EVENTS, _SQLITE_OUTBOX):
             conn.execute(statement, (param,))
         if keyed:
             conn.execute(_SQLITE_IDEMPOTENCY, (param,))
     else:
-        for statement, rows in zip(_SQLITE_ROW_INSERTS, _sqlite_rows(items), strict=True):
+        for statement, rows in zip(_SQLITE_ROW_INSERTS, _sqlite_rows(fresh), strict=True):
             if rows:
                 conn.executemany(statement, rows)
     return outcomes
@@ -475,7 +483,7 @@ _SQLITE_ROW_INSERTS = (
 
 
 def _sqlite_rows(items: list[NewShipment]) -> list[list[tuple[Any, ...]]]:
-    """The parameters of each of ``_SQLITE_ROW_INSERTS`` for ``items`` (with their ``_sqlite_row`` timestamps)."""
+    """The parameters of each of ``_SQLITE_ROW_INSERTS`` for ``items``."""
     shipment_rows: list[tuple[Any, ...]] = []
     cases: list[tuple[Any, ...]] = []
     events: list[tuple[Any, ...]] = []
@@ -483,9 +491,8 @@ def _sqlite_rows(items: list[NewShipment]) -> list[list[tuple[Any, ...]]]:
     records: list[tuple[Any, ...]] = []
     for item in items:
         row = item.shipment
-        sid, created = row.id, row.created_at
-        json_values = {n: orjson.dumps(v).decode("utf-8") for n in _JSON_FIELDS if (v := getattr(row, n)) is not None}
-        shipment_rows.append((*row._replace(**json_values), created, 1))  # SHIPMENT_DERIVED
+        sid, created = row.id, sqlite_timestamp(row.created_at)
+        shipment_rows.append((*_converted(row, _SQLITE_PARAMETERS), created, 1))  # SHIPMENT_DERIVED
         cases.extend((sid, position, case_no, name) for position, (case_no, name) in enumerate(item.cases))
         events.append((sid, row.status, created, created))
         if row.status == "pending":
