@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -22,7 +24,7 @@ from logistics.domain import ids
 from logistics.domain.events import apply_event, lock_shipment
 from logistics.domain.statuses import CANCELLABLE, STATUSES
 from logistics.domain.tables import shipment_cases, shipment_events, shipments, utcnow
-from logistics.storage.group_commit import NewShipment
+from logistics.storage.group_commit import IdempotencyClaim, NewShipment, Outcome, ShipmentRow, StoredRecord
 from logistics.storage.outbox import insert_tasks, task_row
 
 routes = web.RouteTableDef()
@@ -69,116 +71,176 @@ def _idempotency_key(request: web.Request) -> str | None:
     return key
 
 
-@routes.post("/v1/shipments")
-async def create_shipment(request: web.Request) -> web.Response:
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    """A create request that passed every check: who sent it, its Idempotency-Key, its body and what it says."""
+
+    client_id: str
+    key: str | None
+    payload: dict[str, Any]
+    spec: ShipmentCreate
+
+
+async def read_create(request: web.Request) -> CreateRequest:
+    """Authenticate and validate a create, or raise the Problem that answers it."""
     client_id = await authenticate(request)
     key = _idempotency_key(request)
     payload = await read_json(request)
     if not isinstance(payload, dict):
         raise validation_problem([{"field": "body", "message": "must be a JSON object"}])
-    app = request.app
     try:
-        spec = ShipmentCreate.model_validate(payload, context=app[CREATE_CONTEXT])
+        spec = ShipmentCreate.model_validate(payload, context=request.app[CREATE_CONTEXT])
     except ValidationError as exc:
         raise from_validation_error(exc) from None
+    return CreateRequest(client_id, key, payload, spec)
 
-    # The hot path of the service: the answer and the rows are built straight from the validated model (no
-    # intermediate row dicts); present.shipment_json is the shape of the answer, and a test holds them equal.
-    settings = app[SETTINGS]
-    base_url = settings.base_url
-    now = utcnow()
-    sid = ids.shipment_id()
-    tracking_code = ids.tracking_code()
-    verification_code = ids.verification_code() if spec.verification_code else None
-    status = "awaiting_applicant" if spec.applicant_choice else "pending"
-    applicant_token = applicant.new_token() if spec.applicant_choice else None
-    link = applicant.link_columns(applicant_token, now, settings.applicant_link_days)
-    sender = dict(spec.sender.__dict__) if spec.sender is not None else None
-    recipient = dict(spec.recipient.__dict__) if spec.recipient is not None else None
-    contents = [{"name": c.name, "count": c.count} for c in spec.contents]
+
+def shipment_row(
+    spec: ShipmentCreate,
+    *,
+    client_id: str,
+    request_id: str | None,
+    carrier: str,
+    now: datetime,
+    applicant_token: str | None,
+    link_days: float,
+) -> ShipmentRow:
+    """The new shipment's row, with fresh ids; the applicant link (when the applicant chooses) kept as a hash."""
     window = spec.pickup_window
-    created = iso(now)
-    answer: dict[str, Any] = {
-        "id": sid,
-        "status": status,
-        "kind": spec.kind,
-        "cases": [{"case_no": c.case_no, "item_name": c.item_name} for c in spec.cases],
-        "department": spec.department,
-        "window": spec.window,
-        "sender": sender,
-        "recipient": recipient,
-        "contents": contents,
-        "pickup_window": {"start": iso(window.start), "end": iso(window.end)} if window is not None else None,
-        "carrier": settings.carrier,
+    link = applicant.link_columns(applicant_token, now, link_days)
+    return ShipmentRow(
+        id=ids.shipment_id(),
+        client_id=client_id,
+        kind=spec.kind,
+        status="awaiting_applicant" if spec.applicant_choice else "pending",
+        department=spec.department,
+        window=spec.window,
+        sender=dict(spec.sender.__dict__) if spec.sender is not None else None,
+        recipient=dict(spec.recipient.__dict__) if spec.recipient is not None else None,
+        contents=[{"name": c.name, "count": c.count} for c in spec.contents],
+        extra=spec.metadata,
+        pickup_start=window.start if window is not None else None,
+        pickup_end=window.end if window is not None else None,
+        verification_code=ids.verification_code() if spec.verification_code else None,
+        tracking_code=ids.tracking_code(),
+        carrier=carrier,
+        request_id=request_id,
+        created_at=now,
+        applicant_token_hash=link["applicant_token_hash"],
+        applicant_expires_at=link["applicant_expires_at"],
+    )
+
+
+def shipment_answer(row: ShipmentRow, cases: list[tuple[str, str]], base_url: str) -> dict[str, Any]:
+    """The answer to a create, straight from its row (no intermediate row dict: this is the service's hot path).
+    present.shipment_json is the shape of the answer, and a test holds them equal. The applicant link is not in
+    it: only the first answer holds it (answer_bodies)."""
+    created = iso(row.created_at)
+    window = None if row.pickup_start is None else {"start": iso(row.pickup_start), "end": iso(row.pickup_end)}
+    return {
+        "id": row.id,
+        "status": row.status,
+        "kind": row.kind,
+        "cases": [{"case_no": case_no, "item_name": item_name} for case_no, item_name in cases],
+        "department": row.department,
+        "window": row.window,
+        "sender": row.sender,
+        "recipient": row.recipient,
+        "contents": row.contents,
+        "pickup_window": window,
+        "carrier": row.carrier,
         "waybill_no": None,
         "route_code": None,
         "destination_name": None,
-        "tracking_code": tracking_code,
-        "tracking_url": f"{base_url}/t/{tracking_code}",
+        "tracking_code": row.tracking_code,
+        "tracking_url": f"{base_url}/t/{row.tracking_code}",
         "label_url": None,
-        "verification_code": verification_code,
+        "verification_code": row.verification_code,
         "applicant_url": None,
         "failure_reason": None,
-        "metadata": spec.metadata,
+        "metadata": row.extra,
         "created_at": created,
         "updated_at": created,
     }
+
+
+def answer_bodies(
+    answer: dict[str, Any], applicant_token: str | None, keyed: bool, base_url: str
+) -> tuple[bytes, str | None]:
+    """The body sent now, and the one stored for replays of its Idempotency-Key (None without a key).
+
+    The applicant link is a credential kept only as a hash: the stored answer leaves it out, and a replay issues
+    a fresh link instead (_with_fresh_link)."""
     if applicant_token is None:
-        body = stored = orjson.dumps(answer)
-    else:
-        # The applicant link is a credential kept only as a hash: the stored answer (replayed for the same
-        # Idempotency-Key) leaves it out, and a replay issues a fresh link instead (_with_fresh_link).
-        stored = orjson.dumps(answer) if key is not None else b""
-        answer["applicant_url"] = applicant.link_url(base_url, applicant_token)
         body = orjson.dumps(answer)
-    item = NewShipment(
-        shipment=(
-            sid,
-            client_id,
-            spec.kind,
-            status,
-            spec.department,
-            spec.window,
-            sender,
-            recipient,
-            contents,
-            spec.metadata,
-            window.start if window is not None else None,
-            window.end if window is not None else None,
-            verification_code,
-            tracking_code,
-            settings.carrier,
-            request[REQUEST_ID],
-            now,
-            link["applicant_token_hash"],
-            link["applicant_expires_at"],
-        ),
-        cases=[(c.case_no, c.item_name) for c in spec.cases],
-    )
-    if key is not None:
-        request_hash = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        item.idempotency = (client_id, key, request_hash, stored.decode("utf-8"))
-    outcome = await app[COMMITTER].submit(item)
-    if not outcome.created:
-        existing = outcome.existing or {}
-        if item.idempotency and existing.get("request_hash") != item.idempotency[2]:
-            raise Problem(
-                422,
-                "idempotency-mismatch",
-                "Idempotency-Key reused",
-                "This Idempotency-Key was used with a different request body.",
-            )
-        replay = existing["response_body"].encode("utf-8")
-        if spec.applicant_choice:
-            replay = await _with_fresh_link(request, client_id, existing["shipment_id"], replay)
-        return web.Response(
-            body=replay,
-            status=existing["status_code"],
-            content_type=JSON,
-            headers={"Idempotent-Replayed": "true", "Location": f"/v1/shipments/{existing['shipment_id']}"},
+        return body, body.decode("utf-8") if keyed else None
+    stored = orjson.dumps(answer).decode("utf-8") if keyed else None
+    return orjson.dumps({**answer, "applicant_url": applicant.link_url(base_url, applicant_token)}), stored
+
+
+def idempotency_claim(client_id: str, key: str, payload: dict[str, Any], stored: str) -> IdempotencyClaim:
+    """The record a keyed create stores: the same key with another body is refused, with the same one replayed."""
+    request_hash = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return IdempotencyClaim(client_id, key, request_hash, stored)
+
+
+async def commit(
+    request: web.Request, row: ShipmentRow, cases: list[tuple[str, str]], claim: IdempotencyClaim | None
+) -> Outcome:
+    """Hand the rows to the group commit and wait until they are durable (or the key proved taken)."""
+    return await request.app[COMMITTER].submit(NewShipment(row, cases, claim))
+
+
+async def replay(
+    request: web.Request, create: CreateRequest, claim: IdempotencyClaim, existing: StoredRecord
+) -> web.Response:
+    """The answer to a create whose Idempotency-Key was used before: the first answer again, or 422 when the
+    key came with another body."""
+    if existing.request_hash != claim.request_hash:
+        raise Problem(
+            422,
+            "idempotency-mismatch",
+            "Idempotency-Key reused",
+            "This Idempotency-Key was used with a different request body.",
         )
-    request[SHIPMENT_ID] = sid
-    return web.Response(body=body, status=201, content_type=JSON, headers={"Location": f"/v1/shipments/{sid}"})
+    body = existing.response_body.encode("utf-8")
+    if create.spec.applicant_choice:
+        body = await _with_fresh_link(request, create.client_id, existing.shipment_id, body)
+    return web.Response(
+        body=body,
+        status=existing.status_code,
+        content_type=JSON,
+        headers={"Idempotent-Replayed": "true", "Location": f"/v1/shipments/{existing.shipment_id}"},
+    )
+
+
+@routes.post("/v1/shipments")
+async def create_shipment(request: web.Request) -> web.Response:
+    create = await read_create(request)
+    settings = request.app[SETTINGS]
+    applicant_token = applicant.new_token() if create.spec.applicant_choice else None
+    row = shipment_row(
+        create.spec,
+        client_id=create.client_id,
+        request_id=request[REQUEST_ID],
+        carrier=settings.carrier,
+        now=utcnow(),
+        applicant_token=applicant_token,
+        link_days=settings.applicant_link_days,
+    )
+    cases = [(c.case_no, c.item_name) for c in create.spec.cases]
+    answer = shipment_answer(row, cases, settings.base_url)
+    body, stored = answer_bodies(answer, applicant_token, create.key is not None, settings.base_url)
+    claim = None
+    if create.key is not None and stored is not None:
+        claim = idempotency_claim(create.client_id, create.key, create.payload, stored)
+    outcome = await commit(request, row, cases, claim)
+    if not outcome.created:
+        # Only a keyed create can lose its shipment to an earlier one, which the outcome then carries.
+        assert claim is not None and outcome.existing is not None
+        return await replay(request, create, claim, outcome.existing)
+    request[SHIPMENT_ID] = row.id
+    return web.Response(body=body, status=201, content_type=JSON, headers={"Location": f"/v1/shipments/{row.id}"})
 
 
 async def _with_fresh_link(request: web.Request, client_id: str, shipment_id: str, stored: bytes) -> bytes:

@@ -8,8 +8,9 @@ wakes them all. Under load a batch holds hundreds of shipments; when idle it hol
 The writer talks to the driver directly (logistics.db batch writers): on SQLite the transaction runs on the
 event loop with one executemany per table (or, while another process holds the write lock, in the writer's
 thread as five statements over the batch's JSON); on PostgreSQL it is one statement (insert CTEs over the
-batch's JSON), so a batch is a single round trip. The rows are tuples built by the request handler in the
-column orders below; SQLAlchemy's per-value processing and result handling never run on this path.
+batch's JSON), so a batch is a single round trip. The request handler builds each shipment as a ShipmentRow,
+whose fields name the columns the writers fill; SQLAlchemy's per-value processing and result handling never run
+on this path.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
@@ -40,32 +42,55 @@ from logistics.storage.db import (
 
 log = logging.getLogger(__name__)
 
-# NewShipment.shipment holds these columns in this order; every other column of `shipments` starts NULL.
-# updated_at is created_at, last_sequence is 1 (the creation event).
-SHIPMENT_COLUMNS = (
-    "id",
-    "client_id",
-    "kind",
-    "status",
-    "department",
-    "window",
-    "sender",  # a dict or None, like recipient and extra; contents is a list (stored as JSON)
-    "recipient",
-    "contents",
-    "extra",
-    "pickup_start",  # aware UTC datetime or None, like pickup_end and applicant_expires_at
-    "pickup_end",
-    "verification_code",
-    "tracking_code",
-    "carrier",
-    "request_id",
-    "created_at",  # aware UTC datetime
-    "applicant_token_hash",
-    "applicant_expires_at",
-)
-_ID, _STATUS, _REQUEST_ID, _CREATED_AT = 0, 3, 15, 16
-_JSON = (6, 7, 8, 9)
-_DATETIMES = (10, 11, 16, 18)
+
+class ShipmentRow(NamedTuple):
+    """The columns of `shipments` a create writes, named and ordered as in the table; every other column starts
+    NULL, except updated_at (created_at) and last_sequence (1, the creation event), which the writers derive."""
+
+    id: str
+    client_id: str
+    kind: str
+    status: str
+    department: str
+    window: str
+    sender: dict[str, Any] | None  # like recipient and extra; contents is a list (all stored as JSON)
+    recipient: dict[str, Any] | None
+    contents: list[dict[str, Any]]
+    extra: dict[str, Any] | None
+    pickup_start: datetime | None  # aware UTC datetimes, like created_at and applicant_expires_at
+    pickup_end: datetime | None
+    verification_code: str | None
+    tracking_code: str
+    carrier: str
+    request_id: str | None
+    created_at: datetime
+    applicant_token_hash: str | None
+    applicant_expires_at: datetime | None
+
+
+class IdempotencyClaim(NamedTuple):
+    """A keyed create's idempotency record: the first answer, replayed for the same key and body."""
+
+    client_id: str
+    key: str
+    request_hash: str
+    response_body: str
+
+
+class StoredRecord(NamedTuple):
+    """What a replay reads of an idempotency record stored already (or claimed earlier in the same batch)."""
+
+    request_hash: str
+    shipment_id: str
+    status_code: int
+    response_body: str
+
+
+# The derived columns follow the row's in every writer: (*row, created_at, 1).
+SHIPMENT_DERIVED = ("updated_at", "last_sequence")
+SHIPMENT_COLUMNS = (*ShipmentRow._fields, *SHIPMENT_DERIVED)
+_JSON_FIELDS = ("sender", "recipient", "contents", "extra")
+_DATETIME_FIELDS = ("pickup_start", "pickup_end", "created_at", "applicant_expires_at")
 IDEMPOTENCY_COLUMNS = ("client_id", "key", "request_hash", "shipment_id", "status_code", "response_body", "created_at")
 
 
@@ -73,72 +98,74 @@ def _q(names: Sequence[str]) -> str:
     return ", ".join(f'"{n}"' for n in names)
 
 
-_SHIPMENT_INSERT = (
-    _q(SHIPMENT_COLUMNS[: _CREATED_AT + 1])
-    + ', "updated_at", "last_sequence", '
-    + _q(SHIPMENT_COLUMNS[_CREATED_AT + 1 :])
-)
+_SHIPMENT_INSERT = _q(SHIPMENT_COLUMNS)
 _CASE_COLUMNS = ("shipment_id", "position", "case_no", "item_name")
 _EVENT_COLUMNS = ("shipment_id", "sequence", "status", "occurred_at", "recorded_at", "source")
 _OUTBOX_COLUMNS = ("kind", "shipment_id", "payload", "due_at", "attempts", "request_id", "created_at")
 
-# Both databases get a batch as one JSON parameter: a list of items, each the shipment tuple followed by its
-# cases ([case_no, item_name] pairs) and its idempotency record ([key, request_hash, response_body] or null).
-# The creation event and the carrier order task are derived from the shipment.
-_CASES, _IDEMPOTENCY = len(SHIPMENT_COLUMNS), len(SHIPMENT_COLUMNS) + 1
+# Both databases get a batch as one JSON parameter: a list of items, each an array of the shipment row's fields
+# followed by its cases ([case_no, item_name] pairs) and its idempotency claim's key, request_hash and
+# response_body (or null). An array, not an object, keeps the names out of the JSON each statement parses; the
+# SQL finds a field by its name's place (_at). The creation event and the carrier order task are derived from
+# the shipment.
+_ITEM_FIELDS = (*ShipmentRow._fields, "cases", "idempotency")
+_CLAIM_FIELDS = ("key", "request_hash", "response_body")  # what an item's JSON holds of its IdempotencyClaim
+
+
+def _at(name: str) -> int:
+    return _ITEM_FIELDS.index(name)
+
+
+def _claim(value: str, name: str) -> str:
+    """SQL for the text of a field of an item's idempotency claim (``value`` is the item's JSON)."""
+    return f"{value}->{_at('idempotency')}->>{_CLAIM_FIELDS.index(name)}"
+
 
 # SQLite in the writer's thread (another process holds the write lock): five statements over json_each(?1).
 # With one executemany row per shipment there, every row's sqlite3_step released the GIL and took it back from
 # the busy event loop, each hand-over two context switches, a large share of the API's CPU. So a threaded batch is
 # five steps, parsed and inserted in C. Timestamps arrive as text in SQLAlchemy's SQLite format
-# (_sqlite_item). `->>` gives SQL NULL for a JSON null and the JSON text of an object or array, as the JSON
+# (_SQLITE_JSON_ITEM). `->>` gives SQL NULL for a JSON null and the JSON text of an object or array, as the JSON
 # columns store it.
 _SQLITE_SHIPMENTS = (
     f"INSERT INTO shipments ({_SHIPMENT_INSERT}) SELECT "
-    + ", ".join(
-        [f"value->>{n}" for n in range(_CREATED_AT + 1)]
-        + [f"value->>{_CREATED_AT}", "1"]
-        + [f"value->>{n}" for n in range(_CREATED_AT + 1, len(SHIPMENT_COLUMNS))]
-    )
+    + ", ".join([f"value->>{_at(name)}" for name in ShipmentRow._fields] + [f"value->>{_at('created_at')}", "1"])
     + " FROM json_each(?1)"
 )
 _SQLITE_CASES = (
     f"INSERT INTO shipment_cases ({_q(_CASE_COLUMNS)}) "
-    f"SELECT i.value->>{_ID}, c.key, c.value->>0, c.value->>1 "
-    f"FROM json_each(?1) AS i, json_each(i.value->{_CASES}) AS c"
+    f"SELECT i.value->>{_at('id')}, c.key, c.value->>0, c.value->>1 "
+    f"FROM json_each(?1) AS i, json_each(i.value->{_at('cases')}) AS c"
 )
 _SQLITE_EVENTS = (
     f"INSERT INTO shipment_events ({_q(_EVENT_COLUMNS)}) "
-    f"SELECT value->>{_ID}, 1, value->>{_STATUS}, value->>{_CREATED_AT}, value->>{_CREATED_AT}, 'api' "
-    "FROM json_each(?1)"
+    f"SELECT value->>{_at('id')}, 1, value->>{_at('status')}, value->>{_at('created_at')}, "
+    f"value->>{_at('created_at')}, 'api' FROM json_each(?1)"
 )
 _SQLITE_OUTBOX = (
     f"INSERT INTO outbox ({_q(_OUTBOX_COLUMNS)}) "
-    f"SELECT 'order', value->>{_ID}, '{{}}', value->>{_CREATED_AT}, 0, value->>{_REQUEST_ID}, value->>{_CREATED_AT} "
-    f"FROM json_each(?1) WHERE value->>{_STATUS} = 'pending'"
+    f"SELECT 'order', value->>{_at('id')}, '{{}}', value->>{_at('created_at')}, 0, value->>{_at('request_id')}, "
+    f"value->>{_at('created_at')} FROM json_each(?1) WHERE value->>{_at('status')} = 'pending'"
 )
 _SQLITE_IDEMPOTENCY = (
     f"INSERT INTO idempotency_records ({_q(IDEMPOTENCY_COLUMNS)}) "
-    f"SELECT value->>1, value->{_IDEMPOTENCY}->>0, value->{_IDEMPOTENCY}->>1, value->>{_ID}, 201, "
-    f"value->{_IDEMPOTENCY}->>2, value->>{_CREATED_AT} "
-    f"FROM json_each(?1) WHERE json_type(value->{_IDEMPOTENCY}) = 'array'"
+    f"SELECT value->>{_at('client_id')}, {_claim('value', 'key')}, {_claim('value', 'request_hash')}, "
+    f"value->>{_at('id')}, 201, {_claim('value', 'response_body')}, value->>{_at('created_at')} "
+    f"FROM json_each(?1) WHERE json_type(value->{_at('idempotency')}) = 'array'"
 )
 
 # SQLite on the event loop (the usual case): one executemany per table. No other thread wants the GIL there, so
 # a row's step costs no hand-over, and binding plain values is a third of the CPU of extracting each column
 # from the batch's JSON (the largest single cost of a create on SQLite).
-_SQLITE_SHIPMENT_ROW = (
-    f"INSERT INTO shipments ({_SHIPMENT_INSERT}) VALUES ({', '.join('?' * (len(SHIPMENT_COLUMNS) + 2))})"
-)
+_SQLITE_SHIPMENT_ROW = f"INSERT INTO shipments ({_SHIPMENT_INSERT}) VALUES ({', '.join('?' * len(SHIPMENT_COLUMNS))})"
 _SQLITE_CASE_ROW = f"INSERT INTO shipment_cases ({_q(_CASE_COLUMNS)}) VALUES (?, ?, ?, ?)"
 _SQLITE_EVENT_ROW = f"INSERT INTO shipment_events ({_q(_EVENT_COLUMNS)}) VALUES (?, 1, ?, ?, ?, 'api')"
 _SQLITE_OUTBOX_ROW = f"INSERT INTO outbox ({_q(_OUTBOX_COLUMNS)}) VALUES ('order', ?, '{{}}', ?, 0, ?, ?)"
 _SQLITE_IDEMPOTENCY_ROW = (
     f"INSERT INTO idempotency_records ({_q(IDEMPOTENCY_COLUMNS)}) VALUES (?, ?, ?, ?, 201, ?, ?)"
 )
-_RECORD_FIELDS = ("request_hash", "shipment_id", "status_code", "response_body")  # what a replay reads
 _SQLITE_EXISTING = (
-    'SELECT "request_hash", "shipment_id", "status_code", "response_body" FROM idempotency_records '
+    f"SELECT {_q(StoredRecord._fields)} FROM idempotency_records "
     'WHERE "client_id" = ? AND "key" = ?'
 )
 
@@ -147,19 +174,16 @@ _SQLITE_EXISTING = (
 # a whole, and foreign keys are checked at its end, when the shipments exist.
 
 
-def _pg_value(n: int) -> str:
-    if n in _DATETIMES:
+def _pg_value(name: str) -> str:
+    n = _at(name)
+    if name in _DATETIME_FIELDS:
         return f"(e->>{n})::timestamptz"
-    if n in _JSON:
+    if name in _JSON_FIELDS:
         return f"nullif(e->{n}, 'null'::jsonb)"  # SQL NULL, as the other writers store None
     return f"e->>{n}"
 
 
-_PG_SHIPMENT_VALUES = ", ".join(
-    [_pg_value(n) for n in range(_CREATED_AT + 1)]
-    + [_pg_value(_CREATED_AT), "1"]
-    + [_pg_value(n) for n in range(_CREATED_AT + 1, len(SHIPMENT_COLUMNS))]
-)
+_PG_SHIPMENT_VALUES = ", ".join([_pg_value(name) for name in ShipmentRow._fields] + [_pg_value("created_at"), "1"])
 _PG_INSERT = f"""
 WITH items AS (
     SELECT e FROM jsonb_array_elements($1::text::jsonb) AS e
@@ -168,23 +192,25 @@ WITH items AS (
     SELECT {_PG_SHIPMENT_VALUES} FROM items
 ), new_cases AS (
     INSERT INTO shipment_cases ({_q(_CASE_COLUMNS)})
-    SELECT i.e->>{_ID}, c.n - 1, c.v->>0, c.v->>1
-    FROM items i CROSS JOIN LATERAL jsonb_array_elements(i.e->{_CASES}) WITH ORDINALITY AS c(v, n)
+    SELECT i.e->>{_at('id')}, c.n - 1, c.v->>0, c.v->>1
+    FROM items i CROSS JOIN LATERAL jsonb_array_elements(i.e->{_at('cases')}) WITH ORDINALITY AS c(v, n)
 ), new_events AS (
     INSERT INTO shipment_events ({_q(_EVENT_COLUMNS)})
-    SELECT e->>{_ID}, 1, e->>{_STATUS}, {_pg_value(_CREATED_AT)}, {_pg_value(_CREATED_AT)}, 'api' FROM items
+    SELECT e->>{_at('id')}, 1, e->>{_at('status')}, {_pg_value('created_at')}, {_pg_value('created_at')}, 'api'
+    FROM items
 ), new_tasks AS (
     INSERT INTO outbox ({_q(_OUTBOX_COLUMNS)})
-    SELECT 'order', e->>{_ID}, '{{}}', {_pg_value(_CREATED_AT)}, 0, e->>{_REQUEST_ID}, {_pg_value(_CREATED_AT)}
-    FROM items WHERE e->>{_STATUS} = 'pending'
+    SELECT 'order', e->>{_at('id')}, '{{}}', {_pg_value('created_at')}, 0, e->>{_at('request_id')},
+        {_pg_value('created_at')}
+    FROM items WHERE e->>{_at('status')} = 'pending'
 )
 INSERT INTO idempotency_records ({_q(IDEMPOTENCY_COLUMNS)})
-SELECT e->>1, e->{_IDEMPOTENCY}->>0, e->{_IDEMPOTENCY}->>1, e->>{_ID}, 201, e->{_IDEMPOTENCY}->>2,
-    {_pg_value(_CREATED_AT)}
-FROM items WHERE jsonb_typeof(e->{_IDEMPOTENCY}) = 'array'
+SELECT e->>{_at('client_id')}, {_claim('e', 'key')}, {_claim('e', 'request_hash')}, e->>{_at('id')}, 201,
+    {_claim('e', 'response_body')}, {_pg_value('created_at')}
+FROM items WHERE jsonb_typeof(e->{_at('idempotency')}) = 'array'
 """
 _PG_EXISTING = (
-    'SELECT i."client_id", i."key", i."request_hash", i."shipment_id", i."status_code", i."response_body" '
+    f'SELECT i."client_id", i."key", {", ".join(f"i.{n}" for n in _q(StoredRecord._fields).split(", "))} '
     "FROM idempotency_records i JOIN unnest($1::text[], $2::text[]) AS k(client_id, key) "
     'ON i."client_id" = k.client_id AND i."key" = k.key'
 )
@@ -192,32 +218,26 @@ _PG_EXISTING = (
 
 @dataclass(slots=True)
 class NewShipment:
-    shipment: tuple[Any, ...]  # SHIPMENT_COLUMNS
+    shipment: ShipmentRow
     cases: list[tuple[str, str]]  # (case_no, item_name) in order
-    # client_id, key, request_hash, response_body (the first answer, replayed for the same key and body)
-    idempotency: tuple[str, str, str, str] | None = None
+    idempotency: IdempotencyClaim | None = None
     future: asyncio.Future[Outcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     @property
     def idem_key(self) -> tuple[str, str] | None:
-        return (self.idempotency[0], self.idempotency[1]) if self.idempotency else None
+        return (self.idempotency.client_id, self.idempotency.key) if self.idempotency else None
 
-    def idempotency_record(self) -> dict[str, Any] | None:
-        """What a replay of this item's key sees (the columns the handler reads)."""
+    def idempotency_record(self) -> StoredRecord | None:
+        """What a replay of this item's key sees."""
         if self.idempotency is None:
             return None
-        return {
-            "request_hash": self.idempotency[2],
-            "shipment_id": self.shipment[_ID],
-            "status_code": 201,
-            "response_body": self.idempotency[3],
-        }
+        return StoredRecord(self.idempotency.request_hash, self.shipment.id, 201, self.idempotency.response_body)
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     created: bool
-    existing: dict[str, Any] | None = None  # the stored idempotency record when another request won the key
+    existing: StoredRecord | None = None  # the stored idempotency record when another request won the key
 
 
 class GroupCommitter:
@@ -381,13 +401,13 @@ class GroupCommitter:
 
 
 def _split(
-    batch: list[NewShipment], existing: dict[tuple[str, str], dict[str, Any]]
+    batch: list[NewShipment], existing: dict[tuple[str, str], StoredRecord]
 ) -> tuple[list[Outcome], list[NewShipment]]:
     """Each item's outcome, and the items to insert: a key stored already, or claimed earlier in this batch,
     makes a replay instead of a shipment."""
     outcomes: list[Outcome] = []
     fresh: list[NewShipment] = []
-    claimed: dict[tuple[str, str], dict[str, Any] | None] = {}
+    claimed: dict[tuple[str, str], StoredRecord | None] = {}
     for item in batch:
         key = item.idem_key
         if key is not None and key in existing:
@@ -402,43 +422,52 @@ def _split(
     return outcomes, fresh
 
 
-def _item(item: NewShipment) -> tuple[Any, ...]:
-    """One element of a batch's JSON (see _CASES)."""
-    return (*item.shipment, item.cases, item.idempotency[1:] if item.idempotency else None)
+def _item(item: NewShipment, shipment: Sequence[Any] | None = None) -> tuple[Any, ...]:
+    """One element of a batch's JSON (see _ITEM_FIELDS); ``shipment`` replaces the row's values when given."""
+    claim = item.idempotency
+    values = item.shipment if shipment is None else shipment
+    return (*values, item.cases, (claim.key, claim.request_hash, claim.response_body) if claim else None)
 
 
-def _sqlite_item(item: NewShipment) -> tuple[Any, ...]:
-    """_item with its timestamps as SQLAlchemy's SQLite DateTime stores them: reads through the models, and the
-    outbox's text comparisons of due_at, depend on that exact format."""
-    row = list(_item(item))
-    for n in _DATETIMES:
-        if row[n] is not None:
-            row[n] = sqlite_timestamp(row[n])
-    return tuple(row)
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode("utf-8")
+
+
+# What SQLite gets for each of ShipmentRow's fields (None: the value as it is; None values stay None).
+# Timestamps go as SQLAlchemy's SQLite DateTime stores them: reads through the models, and the outbox's text
+# comparisons of due_at, depend on that exact format. Bound as parameters, the JSON columns go as their text.
+_SQLITE_JSON_ITEM = tuple(sqlite_timestamp if n in _DATETIME_FIELDS else None for n in ShipmentRow._fields)
+_SQLITE_PARAMETERS = tuple(
+    sqlite_timestamp if n in _DATETIME_FIELDS else _json_text if n in _JSON_FIELDS else None
+    for n in ShipmentRow._fields
+)
+
+
+def _converted(row: ShipmentRow, converters: tuple[Callable[[Any], Any] | None, ...]) -> tuple[Any, ...]:
+    return tuple(v if f is None or v is None else f(v) for f, v in zip(converters, row, strict=True))
 
 
 def _sqlite_batch(conn: sqlite3.Connection, batch: list[NewShipment], threaded: bool) -> list[Outcome]:
     """Inside the SQLite writer's transaction, on the event loop or (``threaded``) in the writer's thread."""
-    existing: dict[tuple[str, str], dict[str, Any]] = {}
+    existing: dict[tuple[str, str], StoredRecord] = {}
     for item in batch:
         key = item.idem_key
         if key is not None and key not in existing:
             found = conn.execute(_SQLITE_EXISTING, key).fetchone()
             if found is not None:
-                existing[key] = dict(zip(_RECORD_FIELDS, found, strict=True))
+                existing[key] = StoredRecord(*found)
     outcomes, fresh = _split(batch, existing)
     if not fresh:
         return outcomes
-    items = [_sqlite_item(item) for item in fresh]
     keyed = any(item.idempotency is not None for item in fresh)
     if threaded:
-        param = orjson.dumps(items).decode("utf-8")
+        param = orjson.dumps([_item(item, _converted(item.shipment, _SQLITE_JSON_ITEM)) for item in fresh]).decode()
         for statement in (_SQLITE_SHIPMENTS, _SQLITE_CASES, _SQLITE_EVENTS, _SQLITE_OUTBOX):
             conn.execute(statement, (param,))
         if keyed:
             conn.execute(_SQLITE_IDEMPOTENCY, (param,))
     else:
-        for statement, rows in zip(_SQLITE_ROW_INSERTS, _sqlite_rows(fresh, items), strict=True):
+        for statement, rows in zip(_SQLITE_ROW_INSERTS, _sqlite_rows(fresh), strict=True):
             if rows:
                 conn.executemany(statement, rows)
     return outcomes
@@ -453,44 +482,32 @@ _SQLITE_ROW_INSERTS = (
 )
 
 
-def _sqlite_rows(fresh: list[NewShipment], items: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
-    """The parameters of each of ``_SQLITE_ROW_INSERTS`` for ``fresh`` (whose ``_sqlite_item`` are ``items``)."""
+def _sqlite_rows(items: list[NewShipment]) -> list[list[tuple[Any, ...]]]:
+    """The parameters of each of ``_SQLITE_ROW_INSERTS`` for ``items``."""
     shipment_rows: list[tuple[Any, ...]] = []
     cases: list[tuple[Any, ...]] = []
     events: list[tuple[Any, ...]] = []
     tasks: list[tuple[Any, ...]] = []
     records: list[tuple[Any, ...]] = []
-    for item, row in zip(fresh, items, strict=True):
-        sid, created = row[_ID], row[_CREATED_AT]
-        values = list(row[:_CASES])
-        for n in _JSON:
-            if values[n] is not None:
-                values[n] = orjson.dumps(values[n]).decode("utf-8")
-        shipment_rows.append((*values[: _CREATED_AT + 1], created, 1, *values[_CREATED_AT + 1 :]))
+    for item in items:
+        row = item.shipment
+        sid, created = row.id, sqlite_timestamp(row.created_at)
+        shipment_rows.append((*_converted(row, _SQLITE_PARAMETERS), created, 1))  # SHIPMENT_DERIVED
         cases.extend((sid, position, case_no, name) for position, (case_no, name) in enumerate(item.cases))
-        events.append((sid, row[_STATUS], created, created))
-        if row[_STATUS] == "pending":
-            tasks.append((sid, created, row[_REQUEST_ID], created))
-        if item.idempotency is not None:
-            client_id, key, request_hash, response_body = item.idempotency
-            records.append((client_id, key, request_hash, sid, response_body, created))
+        events.append((sid, row.status, created, created))
+        if row.status == "pending":
+            tasks.append((sid, created, row.request_id, created))
+        if (claim := item.idempotency) is not None:
+            records.append((claim.client_id, claim.key, claim.request_hash, sid, claim.response_body, created))
     return [shipment_rows, cases, events, tasks, records]
 
 
 async def _postgres_batch(conn: asyncpg.Connection, batch: list[NewShipment]) -> list[Outcome]:
-    existing: dict[tuple[str, str], dict[str, Any]] = {}
+    existing: dict[tuple[str, str], StoredRecord] = {}
     keys = [item.idem_key for item in batch if item.idem_key is not None]
     if keys:
         rows = await conn.fetch(_PG_EXISTING, [k[0] for k in keys], [k[1] for k in keys])
-        existing = {
-            (r["client_id"], r["key"]): {
-                "request_hash": r["request_hash"],
-                "shipment_id": r["shipment_id"],
-                "status_code": r["status_code"],
-                "response_body": r["response_body"],
-            }
-            for r in rows
-        }
+        existing = {(r["client_id"], r["key"]): StoredRecord(*(r[n] for n in StoredRecord._fields)) for r in rows}
     outcomes, fresh = _split(batch, existing)
     if not fresh:
         return outcomes
@@ -498,10 +515,10 @@ async def _postgres_batch(conn: asyncpg.Connection, batch: list[NewShipment]) ->
     return outcomes
 
 
-async def _existing_records(conn: AsyncConnection, batch: list[NewShipment]) -> dict[tuple[str, str], dict[str, Any]]:
+async def _existing_records(conn: AsyncConnection, batch: list[NewShipment]) -> dict[tuple[str, str], StoredRecord]:
     keys = [item.idem_key for item in batch if item.idem_key]
     if not keys:
         return {}
     t = idempotency_records
     rows = await conn.execute(select(t).where(or_(*(and_(t.c.client_id == c, t.c.key == k) for c, k in keys))))
-    return {(r.client_id, r.key): dict(r._mapping) for r in rows}
+    return {(r.client_id, r.key): StoredRecord(*(getattr(r, n) for n in StoredRecord._fields)) for r in rows}

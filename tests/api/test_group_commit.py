@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from datetime import UTC, datetime
 from typing import Any
@@ -17,8 +18,9 @@ from logistics.accounts.clients import Credentials
 from logistics.api.appkeys import COMMITTER
 from logistics.domain import ids
 from logistics.domain.tables import idempotency_records, outbox, shipment_cases, shipment_events, shipments
+from logistics.storage import group_commit
 from logistics.storage.db import Database, DatabaseUnavailable, SqliteBatchWriter
-from logistics.storage.group_commit import GroupCommitter, NewShipment, Outcome
+from logistics.storage.group_commit import GroupCommitter, IdempotencyClaim, NewShipment, Outcome, ShipmentRow
 
 from support import APPLICANT, auth, delivery_body, eventually, intake_body
 
@@ -119,6 +121,41 @@ async def test_create_stores_every_column(api: TestClient, hall: Credentials, db
     assert record["response_body"] == await resp.text() and record["created_at"] == created
 
 
+# The columns of `shipments` a create leaves NULL: the carrier work, labels, the applicant and the purge fill them.
+STARTS_NULL = (
+    "waybill_no",
+    "route_code",
+    "destination_code",
+    "destination_name",
+    "package_code",
+    "package_name",
+    "failure_reason",
+    "finished_at",
+    "purged_at",
+    "label_printed_at",
+    "applicant_used_at",
+    "applicant_expiry_notified_at",
+)
+
+
+def test_the_shipment_row_names_every_column_a_create_fills_in_the_tables_order() -> None:
+    # A column added to the table must be added to ShipmentRow or, if a create leaves it NULL, to STARTS_NULL.
+    filled = [c.name for c in shipments.columns if c.name not in (*STARTS_NULL, *group_commit.SHIPMENT_DERIVED)]
+    assert list(ShipmentRow._fields) == filled
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [group_commit._SQLITE_SHIPMENT_ROW, group_commit._SQLITE_SHIPMENTS, group_commit._PG_INSERT],
+    ids=["sqlite executemany", "sqlite json_each", "postgresql"],
+)
+def test_every_writer_inserts_the_rows_fields_then_updated_at_and_last_sequence(statement: str) -> None:
+    match = re.search(r"INSERT INTO shipments \(([^)]*)\)", statement)
+    assert match is not None
+    columns = [name.strip().strip('"') for name in match.group(1).split(",")]
+    assert columns == [*ShipmentRow._fields, "updated_at", "last_sequence"]
+
+
 async def test_an_applicant_choice_stores_its_link_and_queues_no_order(
     api: TestClient, hall: Credentials, db: Database
 ) -> None:
@@ -136,14 +173,16 @@ async def test_an_applicant_choice_stores_its_link_and_queues_no_order(
 def _item(client_id: str, *, key: str | None = None) -> NewShipment:
     now = datetime.now(UTC)
     sid = ids.shipment_id()
-    shipment = (sid, client_id, "delivery", "pending", "上街区市场监督管理局", "综合受理3号窗口", None)
-    shipment += (dict(APPLICANT), [], {}, None, None, None, ids.tracking_code(), "ems", None, now, None, None)
+    shipment = ShipmentRow(
+        *(sid, client_id, "delivery", "pending", "上街区市场监督管理局", "综合受理3号窗口", None),
+        *(dict(APPLICANT), [], {}, None, None, None, ids.tracking_code(), "ems", None, now, None, None),
+    )
     item = NewShipment(
         shipment=shipment,
         cases=[("410106-2018-00095", "食品经营许可证核发"), ("410106-2018-00096", "食品经营许可证变更")],
     )
     if key is not None:
-        item.idempotency = (client_id, key, "hash-" + key, f'{{"id": "{sid}"}}')
+        item.idempotency = IdempotencyClaim(client_id, key, "hash-" + key, f'{{"id": "{sid}"}}')
     return item
 
 
@@ -165,10 +204,10 @@ async def test_a_row_the_database_refuses_fails_only_its_own_request(db: Databas
         await committer.stop()
     assert [r for n, r in enumerate(results) if n != 1] == [Outcome(True)] * 3
     assert isinstance(results[1], Exception) and not isinstance(results[1], DatabaseUnavailable)
-    assert [await _created(db, i.shipment[0]) for i in good] == [True, True, True]
-    assert not await _created(db, bad.shipment[0])
+    assert [await _created(db, i.shipment.id) for i in good] == [True, True, True]
+    assert not await _created(db, bad.shipment.id)
     async with db.read() as conn:
-        query = select(shipment_cases.c.position).where(shipment_cases.c.shipment_id == good[1].shipment[0])
+        query = select(shipment_cases.c.position).where(shipment_cases.c.shipment_id == good[1].shipment.id)
         cases = (await conn.execute(query.order_by(shipment_cases.c.position))).scalars().all()
     assert cases == [0, 1]
 
@@ -185,11 +224,11 @@ async def test_one_key_twice_in_a_batch_is_one_shipment_and_a_replay(db: Databas
         await committer.stop()
     assert results[0] == Outcome(True)
     assert not results[1].created and results[1].existing is not None
-    assert results[1].existing["shipment_id"] == first.shipment[0]
+    assert results[1].existing.shipment_id == first.shipment.id
     assert not replay.created and replay.existing is not None
-    assert (replay.existing["shipment_id"], replay.existing["request_hash"]) == (first.shipment[0], "hash-same")
-    assert replay.existing["status_code"] == 201
-    assert not await _created(db, second.shipment[0]) and not await _created(db, third.shipment[0])
+    assert (replay.existing.shipment_id, replay.existing.request_hash) == (first.shipment.id, "hash-same")
+    assert replay.existing.status_code == 201
+    assert not await _created(db, second.shipment.id) and not await _created(db, third.shipment.id)
 
 
 async def test_an_unreachable_database_fails_the_waiters_with_unavailable(database_url: str, tmp_path: Any) -> None:
@@ -326,7 +365,7 @@ async def test_forty_waiting_requests_are_committed_in_halves(db: Database, hall
     after = batches()
     assert results == [Outcome(True)] * 40
     assert (after[0] - before[0], after[1] - before[1]) == (3, 40)  # 20, then 10 and 10
-    assert [await _created(db, i.shipment[0]) for i in items] == [True] * 40
+    assert [await _created(db, i.shipment.id) for i in items] == [True] * 40
 
 
 async def test_a_replay_alone_wakes_no_worker(db: Database, hall: Credentials) -> None:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
+from typing import Any
 
+import orjson
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from logistics.accounts.clients import Credentials
+from logistics.api.schemas import ShipmentCreate
+from logistics.api.shipments import answer_bodies, idempotency_claim, shipment_answer, shipment_row
+from logistics.domain import ids
 from logistics.domain.tables import outbox, shipments
 from logistics.storage.db import Database
+from logistics.storage.group_commit import ShipmentRow
 
 from support import APPLICANT, auth, delivery_body, intake_body
 
@@ -115,3 +122,49 @@ async def test_64_concurrent_creates_all_succeed(api: TestClient, hall: Credenti
     async with db.read() as conn:
         assert (await conn.execute(select(func.count()).select_from(shipments))).scalar_one() == 64
         assert (await conn.execute(select(func.count()).select_from(outbox))).scalar_one() == 64
+
+
+def _row_and_answer(body: dict[str, Any], token: str | None) -> tuple[ShipmentRow, dict[str, Any]]:
+    spec = ShipmentCreate.model_validate(body)
+    row = shipment_row(
+        spec,
+        client_id="cli_zhengzhou_shangjie",
+        request_id="rq-7",
+        carrier="ems",
+        now=datetime(2026, 12, 4, 2, 30, tzinfo=UTC),
+        applicant_token=token,
+        link_days=7,
+    )
+    return row, shipment_answer(row, [(c.case_no, c.item_name) for c in spec.cases], "https://jdz.example.cn")
+
+
+def test_the_row_of_an_applicant_choice_keeps_only_the_hash_of_its_link() -> None:
+    token = "k7TqY2mWc9Lr4XbN8pZs3VdH6gJf1uEa"
+    row, _ = _row_and_answer(delivery_body(recipient=None, applicant_choice=True), token)
+    assert row.status == "awaiting_applicant" and row.recipient is None
+    assert row.applicant_token_hash == ids.hash_secret(token)
+    assert row.applicant_expires_at == datetime(2026, 12, 11, 2, 30, tzinfo=UTC)
+
+
+def test_only_the_first_answer_of_an_applicant_choice_holds_its_link() -> None:
+    token = "k7TqY2mWc9Lr4XbN8pZs3VdH6gJf1uEa"
+    _, answer = _row_and_answer(delivery_body(recipient=None, applicant_choice=True), token)
+    body, stored = answer_bodies(answer, token, True, "https://jdz.example.cn")
+    assert orjson.loads(body)["applicant_url"] == f"https://jdz.example.cn/a/{token}"
+    assert stored is not None and orjson.loads(stored)["applicant_url"] is None
+    assert orjson.loads(stored) == {**orjson.loads(body), "applicant_url": None}
+
+
+def test_an_answer_without_an_idempotency_key_is_not_kept() -> None:
+    _, answer = _row_and_answer(delivery_body(), None)
+    body, stored = answer_bodies(answer, None, False, "https://jdz.example.cn")
+    assert stored is None and orjson.loads(body)["recipient"]["name"] == "欧阳娜娜"
+
+
+def test_an_idempotency_claim_is_the_same_whatever_the_order_of_the_bodys_fields() -> None:
+    body = delivery_body()
+    reordered = dict(reversed(list(body.items())))
+    first = idempotency_claim("cli_zhengzhou_shangjie", "apv-2026-0042", body, "{}")
+    again = idempotency_claim("cli_zhengzhou_shangjie", "apv-2026-0042", reordered, "{}")
+    other = idempotency_claim("cli_zhengzhou_shangjie", "apv-2026-0042", {**body, "window": "综合受理5号窗口"}, "{}")
+    assert first == again and first.request_hash != other.request_hash
