@@ -6,6 +6,7 @@ same commands production runs), restarted if they die, all stopped on Ctrl-C.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from logistics.accounts import clients
-from logistics.cli import CliError, _ensure_redis, _with_db, migrate_now
+from logistics.cli.common import CliError, ensure_redis, halls_file, migrate_now, with_db
 from logistics.config import Settings, fresh_carrier_secrets, published_carrier_secrets
 
 CHILDREN = ("ems-sim", "api", "worker")
@@ -29,14 +30,14 @@ def _demo_credentials(settings: Settings) -> dict[str, Any]:
     path = settings.data_dir / "demo-client.json"
     if path.exists():
         return json.loads(path.read_text())
-    existing = _with_db(settings, clients.list_all)
+    existing = with_db(settings, clients.list_all)
     name = "演示审批系统 (demo)"
     if any(r["name"] == name for r in existing):
-        key = _with_db(settings, lambda db: clients.rotate_key(db, name))
+        key = with_db(settings, lambda db: clients.rotate_key(db, name))
         client = next(r for r in existing if r["name"] == name)
         creds = {"id": client["id"], "api_key": key, "webhook_secret": client["webhook_secret"]}
     else:
-        made = _with_db(settings, lambda db: clients.create(db, name))
+        made = with_db(settings, lambda db: clients.create(db, name))
         creds = {"id": made.id, "api_key": made.api_key, "webhook_secret": made.webhook_secret}
     path.write_text(json.dumps(creds))
     path.chmod(0o600)
@@ -63,7 +64,7 @@ def _banner(settings: Settings, creds: dict[str, Any]) -> str:
 def run(settings: Settings) -> None:
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     settings.data_dir = settings.data_dir.resolve()
-    redis_server = _ensure_redis(settings)
+    redis_server = ensure_redis(settings)
     children: dict[str, subprocess.Popen[bytes]] = {}
     try:
         migrate_now(settings)
@@ -123,3 +124,18 @@ def run(settings: Settings) -> None:
 
 def _spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "logistics", command], env=env, cwd=Path.cwd())
+
+
+def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
+    from logistics.domain.halls import load_halls
+
+    with halls_file():  # checked here too: the API is a child of dev, and its message would come too late
+        load_halls(settings.halls_file)
+    run(settings)
+
+
+def add_parser(sub: Any) -> None:
+    """Add `dev` to the `logistics` command's subcommands."""
+    sub.add_parser("dev", help="everything on embedded defaults: migrate, API, worker, EMS simulator").set_defaults(
+        fn=cmd_dev
+    )

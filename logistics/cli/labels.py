@@ -21,6 +21,8 @@ from typing import Any, TextIO
 from sqlalchemy import select
 
 from labels import DEFAULT_SIZE, SIZES
+from logistics.accounts import clients
+from logistics.cli.common import CliError, since, with_db
 from logistics.config import Settings
 from logistics.domain.tables import shipment_cases, shipments
 from logistics.label_store import BATCH_FORMATS, DPIS, prepare_batch, write_batch
@@ -61,9 +63,6 @@ def _ids(text: str) -> list[str]:
 
 async def select_rows(db: Database, args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
     """The shipments to print, in print order, and how many matches were skipped for lack of a waybill."""
-    from logistics.accounts import clients
-    from logistics.cli import CliError
-
     query = select(shipments)
     if args.client:
         client = await clients.resolve(db, args.client)
@@ -99,8 +98,6 @@ async def select_rows(db: Database, args: argparse.Namespace) -> tuple[list[dict
 
 def _reserve_output(path: Path) -> Path:
     """A temporary file beside ``path``: proves the target is writable before any work, renamed at the end."""
-    from logistics.cli import CliError
-
     target = path.expanduser()
     if target.is_dir():
         raise CliError(f"cannot write {path}: it is a directory")
@@ -113,8 +110,6 @@ def _reserve_output(path: Path) -> Path:
 
 
 def cmd_labels_print(args: argparse.Namespace, settings: Settings) -> None:
-    from logistics.cli import _with_db
-
     tmp = _reserve_output(args.output)
 
     async def work(db: Database) -> tuple[int, int]:
@@ -126,7 +121,7 @@ def cmd_labels_print(args: argparse.Namespace, settings: Settings) -> None:
         return len(rows), skipped
 
     try:
-        count, skipped = _with_db(settings, work)
+        count, skipped = with_db(settings, work)
         os.replace(tmp, args.output.expanduser())
     finally:
         tmp.unlink(missing_ok=True)
@@ -136,8 +131,6 @@ def cmd_labels_print(args: argparse.Namespace, settings: Settings) -> None:
 
 def add_parser(subparsers: Any) -> None:
     """Add `labels print` to the `logistics` command's subcommands."""
-    from logistics.cli import _since
-
     lb = subparsers.add_parser("labels", help="print shipping labels (面单)").add_subparsers(
         dest="labels_command", required=True, metavar="ACTION"
     )
@@ -145,7 +138,7 @@ def add_parser(subparsers: Any) -> None:
     which = pr.add_mutually_exclusive_group(required=True)
     which.add_argument("--ids", type=_ids, help="shipment ids, comma-separated; printed in this order")
     which.add_argument("--case", help="every shipment carrying this case number (办件编号)")
-    which.add_argument("--since", type=_since, help="every shipment created since (ISO 8601; Beijing time if no zone)")
+    which.add_argument("--since", type=since, help="every shipment created since (ISO 8601; Beijing time if no zone)")
     pr.add_argument("--client", help="only this client's shipments (id or name)")
     pr.add_argument("--format", choices=BATCH_FORMATS, default="pdf")
     pr.add_argument("--size", choices=list(SIZES), default=DEFAULT_SIZE)

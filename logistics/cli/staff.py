@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from logistics.accounts import revocation, staff
+from logistics.cli.common import CliError, emit, with_db
 from logistics.config import Settings
 
 
 def _with_db(settings: Settings, fn: Any) -> Any:
-    # Imported here: logistics.cli imports this module while building its parser.
-    from logistics.cli import CliError, _with_db
-
     try:
-        return _with_db(settings, fn)
+        return with_db(settings, fn)
     except staff.StaffError as exc:
         raise CliError(str(exc)) from None
 
@@ -24,65 +21,53 @@ def cmd_create(args: argparse.Namespace, settings: Settings) -> None:
     departments = [d for d in args.departments.replace("，", ",").split(",")]
     created = _with_db(settings, lambda db: staff.create(db, args.name, args.role, departments))
     m = created.member
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "id": m.id,
-                    "name": m.name,
-                    "role": m.role,
-                    "departments": list(m.departments),
-                    "token": created.token,
-                },
-                ensure_ascii=False,
-            )
-        )
-    else:
-        print(
-            f"staff:       {m.id} ({m.name}, {m.role})\ndepartments: {', '.join(m.departments)}\n"
-            f"token:       {created.token}\nThe token is shown only once: sign in on {settings.base_url}/staff"
-        )
+    emit(
+        args,
+        {"id": m.id, "name": m.name, "role": m.role, "departments": list(m.departments), "token": created.token},
+        f"staff:       {m.id} ({m.name}, {m.role})\ndepartments: {', '.join(m.departments)}\n"
+        f"token:       {created.token}\nThe token is shown only once: sign in on {settings.base_url}/staff",
+    )
+
+
+def _list_text(rows: list[Any]) -> str:
+    if not rows:
+        return "no staff yet: `logistics staff create --name NAME --role courier --departments DEPT`"
+    return "\n".join(
+        f"{r['id']}  {r['name']}  {r['role']}  {','.join(r['departments'])}  {r['token_prefix']}…  "
+        + ("revoked" if r["revoked_at"] else "active")
+        for r in rows
+    )
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> None:
     rows = _with_db(settings, staff.list_all)
-    if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "id": r["id"],
-                        "name": r["name"],
-                        "role": r["role"],
-                        "departments": r["departments"],
-                        "token_prefix": r["token_prefix"],
-                        "created_at": r["created_at"].isoformat(),
-                        "revoked_at": r["revoked_at"].isoformat() if r["revoked_at"] else None,
-                    }
-                    for r in rows
-                ],
-                ensure_ascii=False,
-            )
-        )
-        return
-    if not rows:
-        print("no staff yet: `logistics staff create --name NAME --role courier --departments DEPT`")
-    for r in rows:
-        state = "revoked" if r["revoked_at"] else "active"
-        print(f"{r['id']}  {r['name']}  {r['role']}  {','.join(r['departments'])}  {r['token_prefix']}…  {state}")
+    data = [
+        {
+            "id": r["id"],
+            "name": r["name"],
+            "role": r["role"],
+            "departments": r["departments"],
+            "token_prefix": r["token_prefix"],
+            "created_at": r["created_at"].isoformat(),
+            "revoked_at": r["revoked_at"].isoformat() if r["revoked_at"] else None,
+        }
+        for r in rows
+    ]
+    emit(args, data, _list_text(rows))
 
 
 def cmd_revoke(args: argparse.Namespace, settings: Settings) -> None:
     when = _with_db(settings, lambda db: staff.revoke(db, args.id, redis_url=revocation.redis_url(settings)))
-    print(json.dumps({"id": args.id, "revoked_at": when.isoformat()}) if args.json else f"revoked {args.id}")
+    emit(args, {"id": args.id, "revoked_at": when.isoformat()}, f"revoked {args.id}")
 
 
 def cmd_unlock(args: argparse.Namespace, settings: Settings) -> None:
     sid = _with_db(settings, lambda db: staff.unlock_verification(db, args.shipment))
-    print(json.dumps({"shipment": sid}) if args.json else f"取件验证码 attempts reset for {sid}")
+    emit(args, {"shipment": sid}, f"取件验证码 attempts reset for {sid}")
 
 
 def add_parser(subparsers: Any) -> None:
+    """Add `staff …` to the `logistics` command's subcommands."""
     st = subparsers.add_parser("staff", help="couriers and hall clerks who scan labels").add_subparsers(
         dest="staff_command", required=True, metavar="ACTION"
     )
