@@ -23,8 +23,10 @@ from labels.model import LabelData, LabelParty
 from labels.privacy import mask_address, mask_name, mask_phone
 
 __all__ = [
+    "DEFAULT_DPI",
     "DEFAULT_SIZE",
     "SIZES",
+    "SUPPORTED_DPI",
     "Barcode",
     "Box",
     "LabelSize",
@@ -75,6 +77,10 @@ SIZES: Final[dict[str, LabelSize]] = {
     )
 }
 DEFAULT_SIZE: Final = "100x150"
+# Thermal print heads: 203 dpi (8 dots per mm) is the common one, 300 the fine one. The raster formats (PNG,
+# ZPL) render at either; PDF is vector and needs none.
+SUPPORTED_DPI: Final = (203, 300)
+DEFAULT_DPI: Final = SUPPORTED_DPI[0]
 
 MARGIN: Final = 2.0
 RULE: Final = 0.3  # line width of the zone rules

@@ -21,7 +21,18 @@ from PIL import Image, ImageDraw
 
 from labels import text as fonts
 from labels.barcode import QUIET_MODULES, code128_width
-from labels.layout import DEFAULT_SIZE, Barcode, Box, Primitive, QRCode, Text, compose, label_size
+from labels.layout import (
+    DEFAULT_DPI,
+    DEFAULT_SIZE,
+    SUPPORTED_DPI,
+    Barcode,
+    Box,
+    Primitive,
+    QRCode,
+    Text,
+    compose,
+    label_size,
+)
 from labels.layout import static_primitives as _static
 from labels.model import LabelData
 from labels.qr import qr_version
@@ -29,7 +40,6 @@ from labels.text import pillow_font
 
 __all__ = ["SUPPORTED_DPI", "compress_graphic", "render_zpl"]
 
-SUPPORTED_DPI = (203, 300)
 _MAX_BAR_MODULE_MM = 0.5
 
 
@@ -125,7 +135,7 @@ def _static_zpl(size: str, dpi: int) -> str:
     return "\n".join(_primitive(p, dpi) for p in _static(size))
 
 
-def render_zpl(labels: Iterable[LabelData], size: str = DEFAULT_SIZE, dpi: int = 203) -> str:
+def render_zpl(labels: Iterable[LabelData], size: str = DEFAULT_SIZE, dpi: int = DEFAULT_DPI) -> str:
     """One ``^XA…^XZ`` block per label, in the given order, for a printer of ``dpi`` dots per inch."""
     if dpi not in SUPPORTED_DPI:
         raise ValueError(f"dpi must be one of {SUPPORTED_DPI}, got {dpi}")

@@ -14,7 +14,7 @@ from labels_fixtures import RECIPIENT, URL, WAYBILL, make_label
 from PIL import Image
 from zpl_graphics import decode_graphic
 
-from labels import SIZES, LabelData, content_hash, render_pdf, render_png, render_zpl
+from labels import DEFAULT_DPI, SIZES, SUPPORTED_DPI, LabelData, content_hash, render_pdf, render_png, render_zpl
 from labels import text as fonts
 from labels.layout import Text, compose, static_primitives, zones
 
@@ -283,3 +283,18 @@ def test_crowded_label_stays_inside_its_zones_and_scans(size: str) -> None:
     assert decode(image) == {"barcode": WAYBILL, "qr": URL}
     (page,) = pdf_pages(render_pdf([label], size=size))
     assert decode(page) == {"barcode": WAYBILL, "qr": URL}
+
+
+def test_a_label_rendered_without_a_dpi_is_the_one_at_the_default_dpi() -> None:
+    label = make_label()
+    assert render_png(label) == render_png(label, dpi=DEFAULT_DPI)
+    assert render_zpl([label]) == render_zpl([label], dpi=DEFAULT_DPI)
+    assert content_hash(label, "zpl") == content_hash(label, "zpl", dpi=DEFAULT_DPI)
+
+
+@pytest.mark.parametrize("dpi", [150, 600])
+def test_the_raster_formats_refuse_a_dpi_outside_the_supported_ones(dpi: int) -> None:
+    assert dpi not in SUPPORTED_DPI
+    for render in (lambda: render_png(make_label(), dpi=dpi), lambda: render_zpl([make_label()], dpi=dpi)):
+        with pytest.raises(ValueError, match="dpi must be one of"):
+            render()
