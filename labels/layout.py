@@ -35,6 +35,8 @@ __all__ = [
     "Text",
     "Zone",
     "compose",
+    "dot_grid",
+    "dots",
     "label_size",
     "static_primitives",
     "zones",
@@ -142,6 +144,19 @@ def label_size(size: str) -> LabelSize:
         return SIZES[size]
     except KeyError:
         raise ValueError(f"unknown label size {size!r}; one of {', '.join(SIZES)}") from None
+
+
+def dots(mm: float, dpi: int) -> int:
+    """``mm`` in whole dots of a print head with ``dpi`` dots per inch: the raster renderers' grid."""
+    return round(mm * dpi / 25.4)
+
+
+def dot_grid(size: str, dpi: int) -> tuple[int, int]:
+    """Width and height of a ``size`` label in dots at ``dpi``; ValueError for a resolution not supported."""
+    if dpi not in SUPPORTED_DPI:
+        raise ValueError(f"dpi must be one of {SUPPORTED_DPI}, got {dpi}")
+    s = label_size(size)
+    return dots(s.width, dpi), dots(s.height, dpi)
 
 
 @lru_cache(maxsize=len(SIZES))

@@ -16,7 +16,7 @@ from zpl_graphics import decode_graphic
 
 from labels import DEFAULT_DPI, SIZES, SUPPORTED_DPI, LabelData, content_hash, render_pdf, render_png, render_zpl
 from labels import text as fonts
-from labels.layout import Text, compose, static_primitives, zones
+from labels.layout import Text, compose, dot_grid, static_primitives, zones
 
 SECRETS = ("欧阳娜娜", "13803712345", "501室", "2单元", "娜娜", "0371234")
 
@@ -298,3 +298,11 @@ def test_the_raster_formats_refuse_a_dpi_outside_the_supported_ones(dpi: int) ->
     for render in (lambda: render_png(make_label(), dpi=dpi), lambda: render_zpl([make_label()], dpi=dpi)):
         with pytest.raises(ValueError, match="dpi must be one of"):
             render()
+
+
+@pytest.mark.parametrize(("dpi", "grid"), [(203, (799, 1199)), (300, (1181, 1772))])
+def test_png_and_zpl_draw_on_the_same_dot_grid_of_the_print_head(dpi: int, grid: tuple[int, int]) -> None:
+    assert dot_grid("100x150", dpi) == grid
+    assert Image.open(io.BytesIO(render_png(make_label(), size="100x150", dpi=dpi))).size == grid
+    zpl = render_zpl([make_label()], size="100x150", dpi=dpi)
+    assert f"^PW{grid[0]}\n^LL{grid[1]}\n" in zpl
