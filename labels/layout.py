@@ -45,6 +45,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Zone:
+    """A rectangle of the label in mm, ``x``/``y`` its top-left corner; the drawn rectangles below are zones too."""
+
     x: float
     y: float
     w: float
@@ -104,25 +106,17 @@ class Text:
 
 
 @dataclass(frozen=True, slots=True)
-class Box:
+class Box(Zone):
     """A filled rectangle when ``fill``, else its outline stroked ``stroke`` mm wide."""
 
-    x: float
-    y: float
-    w: float
-    h: float
     fill: bool = False
     stroke: float = RULE
 
 
 @dataclass(frozen=True, slots=True)
-class Barcode:
+class Barcode(Zone):
     """Code128 of ``value`` centred in the zone; renderers choose a module width that fits their grid."""
 
-    x: float
-    y: float
-    w: float
-    h: float
     value: str
 
 

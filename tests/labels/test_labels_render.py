@@ -16,7 +16,7 @@ from zpl_graphics import decode_graphic
 
 from labels import DEFAULT_DPI, SIZES, SUPPORTED_DPI, LabelData, content_hash, render_pdf, render_png, render_zpl
 from labels import text as fonts
-from labels.layout import Text, compose, dot_grid, static_primitives, zones
+from labels.layout import Barcode, Box, Text, Zone, compose, dot_grid, static_primitives, zones
 
 SECRETS = ("欧阳娜娜", "13803712345", "501室", "2单元", "娜娜", "0371234")
 
@@ -306,3 +306,12 @@ def test_png_and_zpl_draw_on_the_same_dot_grid_of_the_print_head(dpi: int, grid:
     assert Image.open(io.BytesIO(render_png(make_label(), size="100x150", dpi=dpi))).size == grid
     zpl = render_zpl([make_label()], size="100x150", dpi=dpi)
     assert f"^PW{grid[0]}\n^LL{grid[1]}\n" in zpl
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_every_box_and_barcode_is_a_zone_inside_the_label(size: str) -> None:
+    s = SIZES[size]
+    drawn = [p for p in [*static_primitives(size), *compose(make_label(), size)] if isinstance(p, Box | Barcode)]
+    assert drawn and all(isinstance(p, Zone) for p in drawn)
+    for p in drawn:
+        assert 0 <= p.x and p.x + p.w <= s.width and 0 <= p.y and p.y + p.h <= s.height, p
