@@ -12,7 +12,7 @@ from sqlalchemy import insert, select
 
 from logistics.api.appkeys import DB
 from logistics.api.auth import authenticate
-from logistics.api.paging import ListQuery
+from logistics.api.paging import ListQuery, if_given
 from logistics.api.present import iso
 from logistics.api.shipments import json_response
 from logistics.domain import ids
@@ -96,10 +96,11 @@ async def list_complaints(request: web.Request) -> web.Response:
     q = ListQuery.of(request)
     shipment_id = q.text("shipment_id")
     q.cursor("cmp_")
-    query = select(complaints, shipments.c.tracking_code).join(shipments, shipments.c.id == complaints.c.shipment_id)
-    query = query.where(complaints.c.client_id == client_id)
-    if shipment_id:
-        query = query.where(complaints.c.shipment_id == shipment_id)
+    query = (
+        select(complaints, shipments.c.tracking_code)
+        .join(shipments, shipments.c.id == complaints.c.shipment_id)
+        .where(complaints.c.client_id == client_id, if_given(shipment_id, complaints.c.shipment_id == shipment_id))
+    )
     async with request.app[DB].read() as conn:
         page = await q.fetch(conn, query, complaints.c.id)
     return json_response(page.answer([{**complaint_json(r), "tracking_code": r.tracking_code} for r in page.rows]))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import Row, Select
+from sqlalchemy import Row, Select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -35,6 +35,12 @@ def decode_cursor(cursor: str, prefix: str) -> str:
     if not value.startswith(prefix) or len(value) > 40:
         raise validation_problem([{"field": "cursor", "message": "is not a cursor this API gave out"}])
     return value
+
+
+def if_given(value: object, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """``condition`` when the client gave the filter ``value``, else a true that SQLAlchemy leaves out of the
+    WHERE: a list's filters are then one ``where(...)`` instead of an ``if`` each."""
+    return condition if value is not None else true()
 
 
 @dataclass(frozen=True, slots=True)

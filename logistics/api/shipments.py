@@ -15,7 +15,7 @@ from logistics.accounts import applicant
 from logistics.api.appkeys import COMMITTER, CREATE_CONTEXT, DB, REQUEST_ID, SETTINGS, SHIPMENT_ID, SIGNAL
 from logistics.api.auth import authenticate
 from logistics.api.errors import Problem, from_validation_error, not_found, validation_problem
-from logistics.api.paging import ListQuery
+from logistics.api.paging import ListQuery, if_given
 from logistics.api.present import iso, shipment_json
 from logistics.api.schemas import ShipmentCreate
 from logistics.domain import ids
@@ -239,12 +239,12 @@ async def list_shipments(request: web.Request) -> web.Response:
     status = q.choice("status", STATUSES)
     case_no = q.text("case_no")
     q.cursor("shp_")
-    query = select(shipments).where(shipments.c.client_id == client_id)
-    if status is not None:
-        query = query.where(shipments.c.status == status)
-    if case_no:
-        matching = select(shipment_cases.c.shipment_id).where(shipment_cases.c.case_no == case_no)
-        query = query.where(shipments.c.id.in_(matching))
+    with_case = select(shipment_cases.c.shipment_id).where(shipment_cases.c.case_no == case_no)
+    query = select(shipments).where(
+        shipments.c.client_id == client_id,
+        if_given(status, shipments.c.status == status),
+        if_given(case_no, shipments.c.id.in_(with_case)),
+    )
     base_url = request.app[SETTINGS].base_url
     async with request.app[DB].read() as conn:
         page = await q.fetch(conn, query, shipments.c.id)

@@ -12,7 +12,7 @@ from logistics.accounts import clients
 from logistics.api.appkeys import DB, SETTINGS, SIGNAL
 from logistics.api.auth import authenticate
 from logistics.api.errors import Problem, not_found
-from logistics.api.paging import ListQuery
+from logistics.api.paging import ListQuery, if_given
 from logistics.api.present import iso
 from logistics.api.shipments import json_response
 from logistics.domain.events import requeue_deliveries, webhook_body
@@ -75,11 +75,11 @@ async def list_deliveries(request: web.Request) -> web.Response:
     status = q.choice("status", DELIVERY_STATUSES)
     shipment_id = q.text("shipment_id")
     q.cursor("msg_")
-    query = select(webhook_deliveries).where(webhook_deliveries.c.client_id == client_id)
-    if status is not None:
-        query = query.where(webhook_deliveries.c.status == status)
-    if shipment_id:
-        query = query.where(webhook_deliveries.c.shipment_id == shipment_id)
+    query = select(webhook_deliveries).where(
+        webhook_deliveries.c.client_id == client_id,
+        if_given(status, webhook_deliveries.c.status == status),
+        if_given(shipment_id, webhook_deliveries.c.shipment_id == shipment_id),
+    )
     async with request.app[DB].read() as conn:
         page = await q.fetch(conn, query, webhook_deliveries.c.id)
         data = await _with_attempts(conn, page.rows, request.app[SETTINGS].base_url)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from logistics.accounts.clients import Credentials
 from logistics.api.errors import Problem
-from logistics.api.paging import ListQuery, Page, decode_cursor, encode_cursor
+from logistics.api.paging import ListQuery, Page, decode_cursor, encode_cursor, if_given
 from logistics.domain.tables import shipments
 from logistics.storage.db import Database
 
@@ -68,3 +68,16 @@ def test_a_cursor_is_read_only_after_the_other_fields_were_checked() -> None:
         q.cursor("shp_")
     assert refused.value.status == 422
     assert [e["field"] for e in refused.value.errors or []] == ["limit"]
+
+
+@pytest.mark.parametrize(("status", "listed"), [(None, 3), ("pending", 3), ("cancelled", 0)])
+async def test_a_filter_narrows_the_page_only_when_given(
+    api: TestClient, db: Database, hall: Credentials, status: str | None, listed: int
+) -> None:
+    await _three_shipments(api, hall)
+    q = ListQuery({}, maximum=100)
+    q.cursor("shp_")
+    query = select(shipments).where(if_given(status, shipments.c.status == status))
+    async with db.read() as conn:
+        page = await q.fetch(conn, query, shipments.c.id)
+    assert len(page.rows) == listed
