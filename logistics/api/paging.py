@@ -87,7 +87,8 @@ class ListQuery:
         return value or None
 
     def cursor(self, prefix: str) -> None:
-        """Call after the other filters: a bad cursor answers at once, with the errors found so far."""
+        """Call after the other filters and before :meth:`fetch`: a bad cursor answers at once, with the errors
+        found so far."""
         self.check()
         self.after = decode_cursor(self.query["cursor"], prefix) if self.query.get("cursor") else None
 
