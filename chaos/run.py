@@ -226,9 +226,6 @@ class Child:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def check(self) -> None:
         """Note an exit we did not cause (a crash)."""
         if self.process is not None and self.process.poll() is not None:

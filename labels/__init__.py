@@ -12,17 +12,19 @@ import dataclasses
 import hashlib
 import json
 
-from labels.layout import DEFAULT_SIZE, SIZES
+from labels.layout import DEFAULT_DPI, DEFAULT_SIZE, SIZES, SUPPORTED_DPI
 from labels.model import LabelData, LabelParty
 from labels.pdf import iter_pdf, render_pdf, write_pdf
 from labels.png import render_png
 from labels.zpl import render_zpl
 
 __all__ = [
+    "DEFAULT_DPI",
     "DEFAULT_SIZE",
     "FORMATS",
     "RENDER_VERSIONS",
     "SIZES",
+    "SUPPORTED_DPI",
     "LabelData",
     "LabelParty",
     "content_hash",
@@ -48,7 +50,7 @@ def content_hash(label: LabelData, fmt: str, size: str = DEFAULT_SIZE, dpi: int 
     identifies one output and a cache can never serve bytes that differ from a fresh rendering. The app
     keeps a label stable by storing the ``printed_at`` it first rendered with and passing it again; a
     reprint with a new time is, rightly, a new label. ``dpi`` matters for PNG and ZPL only (PDF is vector);
-    ``None`` means each format's default, 203.
+    ``None`` means each format's default, :data:`DEFAULT_DPI`.
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
@@ -60,7 +62,7 @@ def content_hash(label: LabelData, fmt: str, size: str = DEFAULT_SIZE, dpi: int 
         "v": RENDER_VERSIONS[fmt],
         "fmt": fmt,
         "size": size,
-        "dpi": None if fmt == "pdf" else (dpi or 203),
+        "dpi": None if fmt == "pdf" else (dpi or DEFAULT_DPI),
         "label": fields,
     }
     canonical = json.dumps(key, ensure_ascii=False, sort_keys=True, separators=(",", ":"))

@@ -23,8 +23,10 @@ from labels.model import LabelData, LabelParty
 from labels.privacy import mask_address, mask_name, mask_phone
 
 __all__ = [
+    "DEFAULT_DPI",
     "DEFAULT_SIZE",
     "SIZES",
+    "SUPPORTED_DPI",
     "Barcode",
     "Box",
     "LabelSize",
@@ -33,6 +35,8 @@ __all__ = [
     "Text",
     "Zone",
     "compose",
+    "dot_grid",
+    "dots",
     "label_size",
     "static_primitives",
     "zones",
@@ -41,6 +45,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Zone:
+    """A rectangle of the label in mm, ``x``/``y`` its top-left corner; the drawn rectangles below are zones too."""
+
     x: float
     y: float
     w: float
@@ -75,6 +81,10 @@ SIZES: Final[dict[str, LabelSize]] = {
     )
 }
 DEFAULT_SIZE: Final = "100x150"
+# Thermal print heads: 203 dpi (8 dots per mm) is the common one, 300 the fine one. The raster formats (PNG,
+# ZPL) render at either; PDF is vector and needs none.
+SUPPORTED_DPI: Final = (203, 300)
+DEFAULT_DPI: Final = SUPPORTED_DPI[0]
 
 MARGIN: Final = 2.0
 RULE: Final = 0.3  # line width of the zone rules
@@ -96,25 +106,17 @@ class Text:
 
 
 @dataclass(frozen=True, slots=True)
-class Box:
+class Box(Zone):
     """A filled rectangle when ``fill``, else its outline stroked ``stroke`` mm wide."""
 
-    x: float
-    y: float
-    w: float
-    h: float
     fill: bool = False
     stroke: float = RULE
 
 
 @dataclass(frozen=True, slots=True)
-class Barcode:
+class Barcode(Zone):
     """Code128 of ``value`` centred in the zone; renderers choose a module width that fits their grid."""
 
-    x: float
-    y: float
-    w: float
-    h: float
     value: str
 
 
@@ -136,6 +138,19 @@ def label_size(size: str) -> LabelSize:
         return SIZES[size]
     except KeyError:
         raise ValueError(f"unknown label size {size!r}; one of {', '.join(SIZES)}") from None
+
+
+def dots(mm: float, dpi: int) -> int:
+    """``mm`` in whole dots of a print head with ``dpi`` dots per inch: the raster renderers' grid."""
+    return round(mm * dpi / 25.4)
+
+
+def dot_grid(size: str, dpi: int) -> tuple[int, int]:
+    """Width and height of a ``size`` label in dots at ``dpi``; ValueError for a resolution not supported."""
+    if dpi not in SUPPORTED_DPI:
+        raise ValueError(f"dpi must be one of {SUPPORTED_DPI}, got {dpi}")
+    s = label_size(size)
+    return dots(s.width, dpi), dots(s.height, dpi)
 
 
 @lru_cache(maxsize=len(SIZES))

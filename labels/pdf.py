@@ -23,7 +23,7 @@ from collections.abc import Generator, Iterable, Iterator
 from itertools import chain
 
 from labels.barcode import QUIET_MODULES, code128_bars, code128_width
-from labels.layout import DEFAULT_SIZE, Barcode, Box, Primitive, QRCode, Text, compose, label_size
+from labels.layout import DEFAULT_DPI, DEFAULT_SIZE, Barcode, Box, Primitive, QRCode, Text, compose, label_size
 from labels.layout import static_primitives as _static
 from labels.model import LabelData
 from labels.pdffont import FontSubsets
@@ -35,7 +35,7 @@ __all__ = ["CHUNK_BYTES", "iter_pdf", "render_pdf", "write_pdf"]
 PT_PER_MM = 72 / 25.4
 # Module widths are whole dots of a 203-dpi head, the most common thermal printer: a vector module of
 # 2.4 dots would print as 2 or 3 and widen or narrow bars unevenly.
-DOT_MM = 25.4 / 203
+DOT_MM = 25.4 / DEFAULT_DPI
 _MAX_BAR_MODULE_DOTS = 3
 _QR_QUIET = 4
 # What iter_pdf hands out at a time: a few pages, large enough that a network write per chunk is cheap.

@@ -8,23 +8,19 @@ import math
 from PIL import Image, ImageDraw
 
 from labels.barcode import QUIET_MODULES, code128_bars, code128_width
-from labels.layout import DEFAULT_SIZE, Barcode, Box, Primitive, QRCode, Text, compose, label_size
+from labels.layout import DEFAULT_DPI, DEFAULT_SIZE, Barcode, Box, Primitive, QRCode, Text, compose, dot_grid
+from labels.layout import dots as _px
 from labels.layout import static_primitives as _static
 from labels.model import LabelData
 from labels.qr import cached_matrix, dark_runs
 from labels.text import pillow_font
 
-__all__ = ["SUPPORTED_DPI", "render_png", "render_png_image"]
+__all__ = ["render_png", "render_png_image"]
 
-SUPPORTED_DPI = (203, 300)
 BLACK, WHITE = 0, 1
 # A wider bar module reads more reliably but the symbol must still fit the zone; 0.5 mm is where
 # common laser and CCD scanners stop gaining anything.
 _MAX_MODULE_MM = 0.5
-
-
-def _px(mm: float, dpi: int) -> int:
-    return round(mm * dpi / 25.4)
 
 
 def draw_primitives(draw: ImageDraw.ImageDraw, primitives: list[Primitive] | tuple[Primitive, ...],
@@ -78,11 +74,8 @@ def draw_qr(draw: ImageDraw.ImageDraw, p: QRCode, dpi: int) -> None:
                        fill=BLACK)
 
 
-def render_png_image(label: LabelData, size: str = DEFAULT_SIZE, dpi: int = 203) -> Image.Image:
-    if dpi not in SUPPORTED_DPI:
-        raise ValueError(f"dpi must be one of {SUPPORTED_DPI}, got {dpi}")
-    s = label_size(size)
-    image = Image.new("1", (_px(s.width, dpi), _px(s.height, dpi)), WHITE)
+def render_png_image(label: LabelData, size: str = DEFAULT_SIZE, dpi: int = DEFAULT_DPI) -> Image.Image:
+    image = Image.new("1", dot_grid(size, dpi), WHITE)
     draw = ImageDraw.Draw(image)
     draw.fontmode = "1"  # no grey anti-aliasing in a bilevel image: a thermal head has no grey either
     draw_primitives(draw, _static(size), dpi)
@@ -90,7 +83,7 @@ def render_png_image(label: LabelData, size: str = DEFAULT_SIZE, dpi: int = 203)
     return image
 
 
-def render_png(label: LabelData, size: str = DEFAULT_SIZE, dpi: int = 203) -> bytes:
+def render_png(label: LabelData, size: str = DEFAULT_SIZE, dpi: int = DEFAULT_DPI) -> bytes:
     """One label as a PNG whose pixel grid is the printer's dot grid at ``dpi``."""
     image = render_png_image(label, size, dpi)
     buf = io.BytesIO()

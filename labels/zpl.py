@@ -21,20 +21,16 @@ from PIL import Image, ImageDraw
 
 from labels import text as fonts
 from labels.barcode import QUIET_MODULES, code128_width
-from labels.layout import DEFAULT_SIZE, Barcode, Box, Primitive, QRCode, Text, compose, label_size
+from labels.layout import DEFAULT_DPI, DEFAULT_SIZE, Barcode, Box, Primitive, QRCode, Text, compose, dot_grid
+from labels.layout import dots as _d
 from labels.layout import static_primitives as _static
 from labels.model import LabelData
 from labels.qr import qr_version
 from labels.text import pillow_font
 
-__all__ = ["SUPPORTED_DPI", "compress_graphic", "render_zpl"]
+__all__ = ["compress_graphic", "render_zpl"]
 
-SUPPORTED_DPI = (203, 300)
 _MAX_BAR_MODULE_MM = 0.5
-
-
-def _d(mm: float, dpi: int) -> int:
-    return round(mm * dpi / 25.4)
 
 
 # Repeat counts of the compression: G–Y are 1–19, g–z are 20–400 in steps of 20; a count is the sum of one of
@@ -125,12 +121,10 @@ def _static_zpl(size: str, dpi: int) -> str:
     return "\n".join(_primitive(p, dpi) for p in _static(size))
 
 
-def render_zpl(labels: Iterable[LabelData], size: str = DEFAULT_SIZE, dpi: int = 203) -> str:
+def render_zpl(labels: Iterable[LabelData], size: str = DEFAULT_SIZE, dpi: int = DEFAULT_DPI) -> str:
     """One ``^XA…^XZ`` block per label, in the given order, for a printer of ``dpi`` dots per inch."""
-    if dpi not in SUPPORTED_DPI:
-        raise ValueError(f"dpi must be one of {SUPPORTED_DPI}, got {dpi}")
-    s = label_size(size)
-    head = f"^XA\n^PW{_d(s.width, dpi)}\n^LL{_d(s.height, dpi)}\n^LH0,0\n^CI28"
+    width, height = dot_grid(size, dpi)
+    head = f"^XA\n^PW{width}\n^LL{height}\n^LH0,0\n^CI28"
     out: list[str] = []
     for label in labels:
         out.append(head)

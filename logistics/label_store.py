@@ -27,9 +27,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from labels import (
+    DEFAULT_DPI,
     DEFAULT_SIZE,
     FORMATS,
     SIZES,
+    SUPPORTED_DPI,
     LabelData,
     LabelParty,
     content_hash,
@@ -66,7 +68,7 @@ __all__ = [
     "write_batch",
 ]
 
-DPIS = (203, 300)
+DPIS = SUPPORTED_DPI
 BATCH_FORMATS = ("pdf", "zpl")  # a PNG is one image: no multi-label form
 CONTENT_TYPES = {"pdf": "application/pdf", "png": "image/png", "zpl": "application/zpl"}
 CARRIER_NAMES = {"ems": "EMS"}
@@ -217,7 +219,7 @@ async def get_rendered(
     shipment_row: Mapping[str, Any],
     fmt: str = "pdf",
     size: str = DEFAULT_SIZE,
-    dpi: int = 203,
+    dpi: int = DEFAULT_DPI,
     executor: Executor | None = None,
 ) -> RenderedLabel:
     """The shipment's label: from the cache when its content hash still matches, else rendered and stored.
@@ -237,7 +239,7 @@ async def get_rendered_many(
     shipment_rows: Sequence[Mapping[str, Any]],
     fmt: str = "pdf",
     size: str = DEFAULT_SIZE,
-    dpi: int = 203,
+    dpi: int = DEFAULT_DPI,
     executor: Executor | None = None,
 ) -> dict[str, RenderedLabel]:
     """``get_rendered`` for many shipments (those with a waybill), by id: one read and at most two writes for
@@ -309,7 +311,7 @@ async def get_label(
     shipment_row: Mapping[str, Any],
     fmt: str = "pdf",
     size: str = DEFAULT_SIZE,
-    dpi: int = 203,
+    dpi: int = DEFAULT_DPI,
 ) -> bytes:
     """The label's bytes; see :func:`get_rendered`."""
     return (await get_rendered(db, settings, shipment_row, fmt, size, dpi)).body
@@ -382,7 +384,7 @@ async def prepare_batch(
     rows: Sequence[dict[str, Any]],
     fmt: str = "pdf",
     size: str = DEFAULT_SIZE,
-    dpi: int = 203,
+    dpi: int = DEFAULT_DPI,
 ) -> LabelBatch:
     """All ``rows`` (each with a waybill) for one multi-page PDF or one ZPL stream, in the order given.
 
@@ -414,7 +416,7 @@ async def render_batch(
     rows: Sequence[dict[str, Any]],
     fmt: str = "pdf",
     size: str = DEFAULT_SIZE,
-    dpi: int = 203,
+    dpi: int = DEFAULT_DPI,
     *,
     progress: Callable[[int], None] | None = None,
 ) -> bytes:

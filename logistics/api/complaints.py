@@ -10,9 +10,9 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import insert, select
 
-from logistics.api.appkeys import DB, SETTINGS
+from logistics.api.appkeys import DB
 from logistics.api.auth import authenticate
-from logistics.api.paging import ListQuery
+from logistics.api.paging import ListQuery, if_given
 from logistics.api.present import iso
 from logistics.api.shipments import json_response
 from logistics.domain import ids
@@ -93,18 +93,14 @@ def complaint_json(c: Any) -> dict[str, Any]:
 @routes.get("/v1/complaints")
 async def list_complaints(request: web.Request) -> web.Response:
     client_id = await authenticate(request)
-    settings = request.app[SETTINGS]
-    q = ListQuery(request.query, maximum=settings.page_size_max)
+    q = ListQuery.of(request)
     shipment_id = q.text("shipment_id")
-    cursor = q.cursor("cmp_")
-    query = select(complaints, shipments.c.tracking_code).join(shipments, shipments.c.id == complaints.c.shipment_id)
-    query = query.where(complaints.c.client_id == client_id)
-    if shipment_id:
-        query = query.where(complaints.c.shipment_id == shipment_id)
-    if cursor:
-        query = query.where(complaints.c.id < cursor)
-    query = query.order_by(complaints.c.id.desc()).limit(q.limit + 1)
+    q.cursor("cmp_")
+    query = (
+        select(complaints, shipments.c.tracking_code)
+        .join(shipments, shipments.c.id == complaints.c.shipment_id)
+        .where(complaints.c.client_id == client_id, if_given(shipment_id, complaints.c.shipment_id == shipment_id))
+    )
     async with request.app[DB].read() as conn:
-        rows, more = q.split(list(await conn.execute(query)))
-    data = [{**complaint_json(r), "tracking_code": r.tracking_code} for r in rows]
-    return json_response(q.page(data, rows[-1].id if more else None))
+        page = await q.fetch(conn, query, complaints.c.id)
+    return json_response(page.answer([{**complaint_json(r), "tracking_code": r.tracking_code} for r in page.rows]))

@@ -10,29 +10,15 @@ import orjson
 from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
+from labels import DEFAULT_DPI, DEFAULT_SIZE, FORMATS, SIZES, SUPPORTED_DPI
 from logistics.api import people_docs, schemas
+from logistics.api.openapi import REF, common_refusals, id_param, json_answer, list_operation, problem, ref
+from logistics.api.webhooks import DELIVERY_STATUSES
+from logistics.label_store import BATCH_FORMATS
 
 routes = web.RouteTableDef()
-REF = "#/components/schemas/{model}"
-PROBLEM = "application/problem+json"
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {PROBLEM: {"schema": {"$ref": REF.format(model="Problem")}}}}
-
-
-def _json(ref: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": REF.format(model=ref)}}}}
-
-
-COMMON = {
-    "400": _problem("Malformed request"),
-    "401": _problem("Missing or invalid API key"),
-    "413": _problem("Body too large"),
-    "422": _problem("Validation failed; `errors` lists the fields"),
-    "503": _problem("Temporarily unavailable"),
-}
-ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^shp_[0-9A-Z]{26}$"}}
+COMMON = common_refusals("Missing or invalid API key")
+ID_PARAM = id_param("shp")
 
 
 _LABEL_CONTENT = {
@@ -40,7 +26,7 @@ _LABEL_CONTENT = {
     "image/png": {"schema": {"type": "string", "format": "binary"}},
     "application/zpl": {"schema": {"type": "string"}},
 }
-_LABEL_SIZES = ["100x150", "76x130", "100x180"]
+_LABEL_SIZES = list(SIZES)
 LABEL_PATHS: dict[str, Any] = {
     "/v1/shipments/{id}/label": {
         "get": {
@@ -48,16 +34,16 @@ LABEL_PATHS: dict[str, Any] = {
             "summary": "The shipment's label (面单), masked per GB/T 41833; cached, with an ETag",
             "parameters": [
                 ID_PARAM,
-                {"name": "format", "in": "query", "schema": {"enum": ["pdf", "png", "zpl"], "default": "pdf"}},
-                {"name": "size", "in": "query", "schema": {"enum": _LABEL_SIZES, "default": "100x150"}},
-                {"name": "dpi", "in": "query", "schema": {"enum": [203, 300], "default": 203}},
+                {"name": "format", "in": "query", "schema": {"enum": list(FORMATS), "default": "pdf"}},
+                {"name": "size", "in": "query", "schema": {"enum": _LABEL_SIZES, "default": DEFAULT_SIZE}},
+                {"name": "dpi", "in": "query", "schema": {"enum": list(SUPPORTED_DPI), "default": DEFAULT_DPI}},
                 {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
             ],
             "responses": {
                 "200": {"description": "The label; ETag is its content hash", "content": _LABEL_CONTENT},
                 "304": {"description": "Unchanged since the ETag given in If-None-Match"},
-                "404": _problem("Not found"),
-                "409": _problem("label-not-ready: no waybill yet"),
+                "404": problem("Not found"),
+                "409": problem("label-not-ready: no waybill yet"),
                 **COMMON,
             },
         }
@@ -75,9 +61,9 @@ LABEL_PATHS: dict[str, Any] = {
                             "required": ["shipment_ids"],
                             "properties": {
                                 "shipment_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                                "format": {"enum": ["pdf", "zpl"], "default": "pdf"},
-                                "size": {"enum": _LABEL_SIZES, "default": "100x150"},
-                                "dpi": {"enum": [203, 300], "default": 203},
+                                "format": {"enum": list(BATCH_FORMATS), "default": "pdf"},
+                                "size": {"enum": _LABEL_SIZES, "default": DEFAULT_SIZE},
+                                "dpi": {"enum": list(SUPPORTED_DPI), "default": DEFAULT_DPI},
                             },
                         }
                     }
@@ -85,40 +71,38 @@ LABEL_PATHS: dict[str, Any] = {
             },
             "responses": {
                 "200": {"description": "One printable document", "content": _LABEL_CONTENT},
-                "409": _problem("label-not-ready: `errors` lists the shipments without a waybill"),
-                "422": _problem("Validation failed; `errors` lists unknown ids and bad fields"),
+                "409": problem("label-not-ready: `errors` lists the shipments without a waybill"),
+                "422": problem("Validation failed; `errors` lists unknown ids and bad fields"),
                 **COMMON,
             },
         }
     },
 }
 
-DELIVERY_ID = {
-    "name": "id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "pattern": "^msg_[0-9A-Z]{26}$"},
-}
+DELIVERY_ID = id_param("msg")
 WEBHOOK_PATHS: dict[str, Any] = {
     "/v1/webhook-deliveries": {
-        "get": {
-            "operationId": "listWebhookDeliveries",
-            "summary": "Webhooks owed or sent to this client, newest first, each with its attempts",
-            "parameters": [
-                {"name": "status", "in": "query", "schema": {"enum": ["pending", "delivered", "failed", "skipped"]}},
+        "get": list_operation(
+            "listWebhookDeliveries",
+            "Webhooks owed or sent to this client, newest first, each with its attempts",
+            [
+                {"name": "status", "in": "query", "schema": {"enum": list(DELIVERY_STATUSES)}},
                 {"name": "shipment_id", "in": "query", "schema": {"type": "string"}},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
             ],
-            "responses": {"200": _json("WebhookDeliveryPage", "A page"), **COMMON},
-        }
+            "WebhookDeliveryPage",
+            COMMON,
+        )
     },
     "/v1/webhook-deliveries/{id}": {
         "get": {
             "operationId": "getWebhookDelivery",
             "summary": "One delivery with its attempts",
             "parameters": [DELIVERY_ID],
-            "responses": {"200": _json("WebhookDeliveryOut", "The delivery"), "404": _problem("Not found"), **COMMON},
+            "responses": {
+                "200": json_answer("WebhookDeliveryOut", "The delivery"),
+                "404": problem("Not found"),
+                **COMMON,
+            },
         }
     },
     "/v1/webhook-deliveries/{id}/redeliver": {
@@ -127,9 +111,9 @@ WEBHOOK_PATHS: dict[str, Any] = {
             "summary": "Send it again, same webhook-id, fresh timestamp and signature, in order with its shipment",
             "parameters": [DELIVERY_ID],
             "responses": {
-                "202": _json("WebhookDeliveryOut", "Queued"),
-                "404": _problem("Not found"),
-                "409": _problem("The endpoint is disabled; enable it first"),
+                "202": json_answer("WebhookDeliveryOut", "Queued"),
+                "404": problem("Not found"),
+                "409": problem("The endpoint is disabled; enable it first"),
                 **COMMON,
             },
         }
@@ -138,7 +122,7 @@ WEBHOOK_PATHS: dict[str, Any] = {
         "get": {
             "operationId": "getWebhookEndpoint",
             "summary": "Where webhooks go and whether the endpoint is enabled",
-            "responses": {"200": _json("WebhookEndpointOut", "The endpoint"), **COMMON},
+            "responses": {"200": json_answer("WebhookEndpointOut", "The endpoint"), **COMMON},
         }
     },
     "/v1/webhook-endpoint/enable": {
@@ -146,8 +130,8 @@ WEBHOOK_PATHS: dict[str, Any] = {
             "operationId": "enableWebhookEndpoint",
             "summary": "Re-enable a disabled endpoint; what it skipped is sent again",
             "responses": {
-                "200": _json("WebhookEndpointOut", "Enabled; `replayed` counts the deliveries queued again"),
-                "409": _problem("No webhook URL is set"),
+                "200": json_answer("WebhookEndpointOut", "Enabled; `replayed` counts the deliveries queued again"),
+                "409": problem("No webhook URL is set"),
                 **COMMON,
             },
         }
@@ -200,31 +184,34 @@ def openapi_document() -> dict[str, Any]:
                     ],
                     "requestBody": {
                         "required": True,
-                        "content": {"application/json": {"schema": {"$ref": REF.format(model="ShipmentCreate")}}},
+                        "content": {"application/json": {"schema": ref("ShipmentCreate")}},
                     },
                     "responses": {
-                        "201": _json("ShipmentOut", "Created (or replayed, with Idempotent-Replayed: true)"),
+                        "201": json_answer("ShipmentOut", "Created (or replayed, with Idempotent-Replayed: true)"),
                         **COMMON,
                     },
                 },
-                "get": {
-                    "operationId": "listShipments",
-                    "summary": "List shipments, newest first, in cursor pages",
-                    "parameters": [
+                "get": list_operation(
+                    "listShipments",
+                    "List shipments, newest first, in cursor pages",
+                    [
                         {"name": "case_no", "in": "query", "schema": {"type": "string"}},
                         {"name": "status", "in": "query", "schema": {"type": "string"}},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
                     ],
-                    "responses": {"200": _json("ShipmentPage", "A page"), **COMMON},
-                },
+                    "ShipmentPage",
+                    COMMON,
+                ),
             },
             "/v1/shipments/{id}": {
                 "get": {
                     "operationId": "getShipment",
                     "summary": "One shipment with its events",
                     "parameters": [ID_PARAM],
-                    "responses": {"200": _json("ShipmentOut", "The shipment"), "404": _problem("Not found"), **COMMON},
+                    "responses": {
+                        "200": json_answer("ShipmentOut", "The shipment"),
+                        "404": problem("Not found"),
+                        **COMMON,
+                    },
                 }
             },
             "/v1/shipments/{id}/cancel": {
@@ -233,9 +220,9 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Cancel before pickup; cancels the carrier order too",
                     "parameters": [ID_PARAM],
                     "responses": {
-                        "200": _json("ShipmentOut", "Cancelled"),
-                        "404": _problem("Not found"),
-                        "409": _problem("Already picked up or final"),
+                        "200": json_answer("ShipmentOut", "Cancelled"),
+                        "404": problem("Not found"),
+                        "409": problem("Already picked up or final"),
                         **COMMON,
                     },
                 }

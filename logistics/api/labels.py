@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from labels import DEFAULT_SIZE, FORMATS, SIZES
+from labels import DEFAULT_DPI, DEFAULT_SIZE, FORMATS, SIZES
 from logistics import logs
 from logistics.api.appkeys import DB, REQUEST_ID, SETTINGS
 from logistics.api.auth import authenticate
@@ -21,7 +21,6 @@ from logistics.label_store import BATCH_FORMATS, CONTENT_TYPES, DPIS, get_render
 
 log = logging.getLogger("logistics.api")
 routes = web.RouteTableDef()
-DEFAULT_DPI = 203
 
 
 def _not_ready(detail: str, errors: list[dict[str, str]] | None = None) -> Problem:

@@ -9,8 +9,15 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
+from sqlalchemy import Row, Select, true
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from logistics.api.appkeys import SETTINGS
 from logistics.api.errors import validation_problem
 
 DEFAULT_LIMIT = 20
@@ -30,12 +37,31 @@ def decode_cursor(cursor: str, prefix: str) -> str:
     return value
 
 
+def if_given(value: object, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """``condition`` when the client gave the filter ``value``, else a true that SQLAlchemy leaves out of the
+    WHERE: a list's filters are then one ``where(...)`` instead of an ``if`` each."""
+    return condition if value is not None else true()
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of rows, newest first; ``next_after`` is the last row's id when another page follows."""
+
+    rows: list[Row[Any]]
+    next_after: str | None
+
+    def answer(self, data: list[dict[str, Any]]) -> dict[str, Any]:
+        """The list endpoints' body: ``data`` (the rows as JSON) and the cursor of the next page, or null."""
+        return {"data": data, "next_cursor": encode_cursor(self.next_after) if self.next_after else None}
+
+
 class ListQuery:
     """Reads `limit`, `cursor` and enumerated filters, collecting every error before answering 422 once."""
 
     def __init__(self, query: Mapping[str, str], *, maximum: int) -> None:
         self.query = query
         self.errors: list[dict[str, str]] = []
+        self.after: str | None = None
         self.limit = DEFAULT_LIMIT
         if "limit" in query:
             try:
@@ -44,6 +70,10 @@ class ListQuery:
                     raise ValueError
             except ValueError:
                 self.errors.append({"field": "limit", "message": f"must be an integer from 1 to {maximum}"})
+
+    @classmethod
+    def of(cls, request: web.Request) -> ListQuery:
+        return cls(request.query, maximum=request.app[SETTINGS].page_size_max)
 
     def choice(self, name: str, allowed: Iterable[str]) -> str | None:
         value = self.query.get(name)
@@ -56,19 +86,25 @@ class ListQuery:
         value = (self.query.get(name) or "").strip()
         return value or None
 
-    def cursor(self, prefix: str) -> str | None:
-        """Call after the other filters: a bad cursor answers at once, with the errors found so far."""
+    def cursor(self, prefix: str) -> None:
+        """Call after the other filters and before :meth:`fetch`: a bad cursor answers at once, with the errors
+        found so far."""
         self.check()
-        return decode_cursor(self.query["cursor"], prefix) if self.query.get("cursor") else None
+        self.after = decode_cursor(self.query["cursor"], prefix) if self.query.get("cursor") else None
 
     def check(self) -> None:
         if self.errors:
             raise validation_problem(self.errors)
 
-    def split(self, rows: list[Any]) -> tuple[list[Any], bool]:
-        """``rows`` were fetched with ``limit + 1``: the page, and whether another follows."""
-        return rows[: self.limit], len(rows) > self.limit
+    async def fetch(self, conn: AsyncConnection, query: Select[Any], key: ColumnElement[str]) -> Page:
+        """The page of ``query`` (already filtered) ordered by its id column ``key``, newest first.
 
-    @staticmethod
-    def page(data: list[dict[str, Any]], next_after: str | None) -> dict[str, Any]:
-        return {"data": data, "next_cursor": encode_cursor(next_after) if next_after else None}
+        One row more than the limit is read: it only tells whether another page follows, so the last page
+        answers ``next_cursor: null`` instead of sending the client to an empty page.
+        """
+        if self.after is not None:
+            query = query.where(key < self.after)
+        rows = list(await conn.execute(query.order_by(key.desc()).limit(self.limit + 1)))
+        more = len(rows) > self.limit
+        rows = rows[: self.limit]
+        return Page(rows, rows[-1]._mapping[key] if more else None)

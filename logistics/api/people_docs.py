@@ -11,10 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from logistics.api.openapi import common_refusals, id_param, json_answer, list_operation, problem, ref
 from logistics.api.scans import ScanIn, ScanResult
 
-REF = "#/components/schemas/{model}"
-PROBLEM = "application/problem+json"
 STAFF = [{"staff": []}]
 SECURITY_SCHEMES = {"staff": {"type": "http", "scheme": "bearer", "description": "staff token (stk_…)"}}
 
@@ -64,21 +63,7 @@ VALIDATION_MODELS = (ScanIn, ScanBatchIn)
 SERIALIZATION_MODELS = (ScanResult, ScanBatchOut, StaffOut, ScanLookupOut, ComplaintPage, ApplicantLinkOut)
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {PROBLEM: {"schema": {"$ref": REF.format(model="Problem")}}}}
-
-
-def _json(ref: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": REF.format(model=ref)}}}}
-
-
-_COMMON = {
-    "400": _problem("Malformed request"),
-    "401": _problem("Missing or invalid credentials"),
-    "413": _problem("Body too large"),
-    "422": _problem("Validation failed; `errors` lists the fields"),
-    "503": _problem("Temporarily unavailable"),
-}
+_COMMON = common_refusals("Missing or invalid credentials")
 
 PATHS: dict[str, Any] = {
     "/v1/scans": {
@@ -92,34 +77,19 @@ PATHS: dict[str, Any] = {
             "security": STAFF,
             "requestBody": {
                 "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "oneOf": [{"$ref": REF.format(model="ScanIn")}, {"$ref": REF.format(model="ScanBatchIn")}]
-                        }
-                    }
-                },
+                "content": {"application/json": {"schema": {"oneOf": [ref("ScanIn"), ref("ScanBatchIn")]}}},
             },
             "responses": {
                 "200": {
                     "description": "The scan's answer, or a batch's answers",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "oneOf": [
-                                    {"$ref": REF.format(model="ScanResult")},
-                                    {"$ref": REF.format(model="ScanBatchOut")},
-                                ]
-                            }
-                        }
-                    },
+                    "content": {"application/json": {"schema": {"oneOf": [ref("ScanResult"), ref("ScanBatchOut")]}}},
                 },
-                "403": _problem("not-your-hall or role-not-allowed"),
-                "404": _problem("unknown-code"),
-                "409": _problem(
+                "403": problem("not-your-hall or role-not-allowed"),
+                "404": problem("unknown-code"),
+                "409": problem(
                     "not-ready, already-delivered or shipment-closed (also for a late scan on a shipment that ended)"
                 ),
-                "423": _problem("verification-locked"),
+                "423": problem("verification-locked"),
                 **_COMMON,
             },
         }
@@ -131,10 +101,10 @@ PATHS: dict[str, Any] = {
             "security": STAFF,
             "parameters": [{"name": "code", "in": "query", "required": True, "schema": {"type": "string"}}],
             "responses": {
-                "200": _json("ScanLookupOut", "The parcel, masked"),
-                "403": _problem("not-your-hall"),
-                "404": _problem("unknown-code"),
-                "429": _problem("Too many lookups with this staff token; `Retry-After` says when to try again"),
+                "200": json_answer("ScanLookupOut", "The parcel, masked"),
+                "403": problem("not-your-hall"),
+                "404": problem("unknown-code"),
+                "429": problem("Too many lookups with this staff token; `Retry-After` says when to try again"),
                 **_COMMON,
             },
         }
@@ -144,37 +114,27 @@ PATHS: dict[str, Any] = {
             "operationId": "getStaffMe",
             "summary": "The signed-in staff member: role, departments, allowed actions, failure reasons",
             "security": STAFF,
-            "responses": {"200": _json("StaffOut", "The staff member"), **_COMMON},
+            "responses": {"200": json_answer("StaffOut", "The staff member"), **_COMMON},
         }
     },
     "/v1/complaints": {
-        "get": {
-            "operationId": "listComplaints",
-            "summary": "Complaints filed on this client's tracking pages, newest first, in cursor pages",
-            "parameters": [
-                {"name": "shipment_id", "in": "query", "schema": {"type": "string"}},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-            ],
-            "responses": {"200": _json("ComplaintPage", "A page"), **_COMMON},
-        }
+        "get": list_operation(
+            "listComplaints",
+            "Complaints filed on this client's tracking pages, newest first, in cursor pages",
+            [{"name": "shipment_id", "in": "query", "schema": {"type": "string"}}],
+            "ComplaintPage",
+            _COMMON,
+        )
     },
     "/v1/shipments/{id}/applicant-link": {
         "post": {
             "operationId": "reissueApplicantLink",
             "summary": "A new applicant choice link (the previous one stops working); awaiting_applicant only",
-            "parameters": [
-                {
-                    "name": "id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string", "pattern": "^shp_[0-9A-Z]{26}$"},
-                }
-            ],
+            "parameters": [id_param("shp")],
             "responses": {
-                "201": _json("ApplicantLinkOut", "The new link"),
-                "404": _problem("Not found"),
-                "409": _problem("The shipment is not awaiting the applicant"),
+                "201": json_answer("ApplicantLinkOut", "The new link"),
+                "404": problem("Not found"),
+                "409": problem("The shipment is not awaiting the applicant"),
                 **_COMMON,
             },
         }

@@ -17,7 +17,7 @@ from logistics.accounts import applicant
 from logistics.api.appkeys import COMMITTER, CREATE_CONTEXT, DB, REQUEST_ID, SETTINGS, SHIPMENT_ID, SIGNAL
 from logistics.api.auth import authenticate
 from logistics.api.errors import Problem, from_validation_error, not_found, validation_problem
-from logistics.api.paging import ListQuery
+from logistics.api.paging import ListQuery, if_given
 from logistics.api.present import iso, shipment_json
 from logistics.api.schemas import ShipmentCreate
 from logistics.domain import ids
@@ -297,25 +297,22 @@ async def get_shipment(request: web.Request) -> web.Response:
 @routes.get("/v1/shipments")
 async def list_shipments(request: web.Request) -> web.Response:
     client_id = await authenticate(request)
-    settings = request.app[SETTINGS]
-    q = ListQuery(request.query, maximum=settings.page_size_max)
+    q = ListQuery.of(request)
     status = q.choice("status", STATUSES)
     case_no = q.text("case_no")
-    cursor = q.cursor("shp_")
-    query = select(shipments).where(shipments.c.client_id == client_id)
-    if status is not None:
-        query = query.where(shipments.c.status == status)
-    if case_no:
-        matching = select(shipment_cases.c.shipment_id).where(shipment_cases.c.case_no == case_no)
-        query = query.where(shipments.c.id.in_(matching))
-    if cursor:
-        query = query.where(shipments.c.id < cursor)
-    query = query.order_by(shipments.c.id.desc()).limit(q.limit + 1)
+    q.cursor("shp_")
+    with_case = select(shipment_cases.c.shipment_id).where(shipment_cases.c.case_no == case_no)
+    query = select(shipments).where(
+        shipments.c.client_id == client_id,
+        if_given(status, shipments.c.status == status),
+        if_given(case_no, shipments.c.id.in_(with_case)),
+    )
+    base_url = request.app[SETTINGS].base_url
     async with request.app[DB].read() as conn:
-        rows, more = q.split([dict(r._mapping) for r in await conn.execute(query)])
+        page = await q.fetch(conn, query, shipments.c.id)
+        rows = [dict(r._mapping) for r in page.rows]
         cases = await _cases_for(conn, [r["id"] for r in rows])
-    data = [shipment_json(r, cases[r["id"]], settings.base_url) for r in rows]
-    return json_response(q.page(data, rows[-1]["id"] if more else None))
+    return json_response(page.answer([shipment_json(r, cases[r["id"]], base_url) for r in rows]))
 
 
 @routes.post("/v1/shipments/{id}/cancel")

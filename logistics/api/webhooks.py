@@ -12,7 +12,7 @@ from logistics.accounts import clients
 from logistics.api.appkeys import DB, SETTINGS, SIGNAL
 from logistics.api.auth import authenticate
 from logistics.api.errors import Problem, not_found
-from logistics.api.paging import ListQuery
+from logistics.api.paging import ListQuery, if_given
 from logistics.api.present import iso
 from logistics.api.shipments import json_response
 from logistics.domain.events import requeue_deliveries, webhook_body
@@ -71,23 +71,19 @@ async def _with_attempts(conn: Any, rows: list[Any], base_url: str) -> list[dict
 @routes.get("/v1/webhook-deliveries")
 async def list_deliveries(request: web.Request) -> web.Response:
     client_id = await authenticate(request)
-    settings = request.app[SETTINGS]
-    q = ListQuery(request.query, maximum=settings.page_size_max)
+    q = ListQuery.of(request)
     status = q.choice("status", DELIVERY_STATUSES)
     shipment_id = q.text("shipment_id")
-    cursor = q.cursor("msg_")
-    query = select(webhook_deliveries).where(webhook_deliveries.c.client_id == client_id)
-    if status is not None:
-        query = query.where(webhook_deliveries.c.status == status)
-    if shipment_id:
-        query = query.where(webhook_deliveries.c.shipment_id == shipment_id)
-    if cursor:
-        query = query.where(webhook_deliveries.c.id < cursor)
-    query = query.order_by(webhook_deliveries.c.id.desc()).limit(q.limit + 1)
+    q.cursor("msg_")
+    query = select(webhook_deliveries).where(
+        webhook_deliveries.c.client_id == client_id,
+        if_given(status, webhook_deliveries.c.status == status),
+        if_given(shipment_id, webhook_deliveries.c.shipment_id == shipment_id),
+    )
     async with request.app[DB].read() as conn:
-        rows, more = q.split(list(await conn.execute(query)))
-        data = await _with_attempts(conn, rows, settings.base_url)
-    return json_response(q.page(data, rows[-1].id if more else None))
+        page = await q.fetch(conn, query, webhook_deliveries.c.id)
+        data = await _with_attempts(conn, page.rows, request.app[SETTINGS].base_url)
+    return json_response(page.answer(data))
 
 
 async def _owned(conn: Any, client_id: str, delivery_id: str) -> Any:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import orjson
-from sqlalchemy import Table, event, text
+from sqlalchemy import event, text
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -193,31 +193,6 @@ class Database:
         await self.engine.dispose()
         if self._write_engine is not self.engine:
             await self._write_engine.dispose()
-
-
-async def insert_many(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert plain rows straight through the driver.
-
-    The hot path's bulk insert: SQLAlchemy's per-value type processing costs a large share of the API's CPU
-    under load. Values are converted here the way the column types would store them (JSON as text; on SQLite,
-    datetimes as naive UTC text in SQLAlchemy's format, so reads through the models see the same values).
-    """
-    if not rows:
-        return
-    sqlite = conn.dialect.name == "sqlite"
-    columns = list(rows[0])
-    quote = conn.dialect.identifier_preparer.quote
-    marks = ", ".join("?" if sqlite else f"${n}" for n in range(1, len(columns) + 1))
-    sql = f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) VALUES ({marks})"
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, datetime):
-            return sqlite_timestamp(value) if sqlite else value
-        if isinstance(value, dict | list):
-            return json_text(value)
-        return value
-
-    await conn.exec_driver_sql(sql, [tuple(convert(row[c]) for c in columns) for row in rows])
 
 
 def sqlite_timestamp(value: datetime) -> str:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import gc
 import html
 import logging
+import re
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from labels import DEFAULT_DPI, DEFAULT_SIZE, FORMATS, SIZES, SUPPORTED_DPI
 from logistics.api.app import create_app
 from logistics.api.docs import operation_html
+from logistics.api.openapi import PAGE_MAX, id_param
 from logistics.api.schemas import ShipmentCreate
 from logistics.config import Settings
+from logistics.domain import ids
 from logistics.storage.db import Database
 
 
@@ -56,6 +60,35 @@ async def test_the_docs_page_shows_every_operation_of_the_openapi_document(api: 
         assert f"{method.upper()}</span> <code>{html.escape(path)}</code>" in section
         assert all(f"<dt><code>{code}</code></dt>" in section for code in op["responses"])
     assert '"title": "ShipmentCreate"' in html.unescape(page)  # the create's body schema, shown in full
+
+
+LIST_OPERATIONS = {"/v1/shipments": "ShipmentPage", "/v1/webhook-deliveries": "WebhookDeliveryPage",
+                   "/v1/complaints": "ComplaintPage"}
+
+
+@pytest.mark.parametrize(("path", "page"), LIST_OPERATIONS.items())
+async def test_every_list_operation_documents_its_filters_then_limit_and_cursor(
+    api: TestClient, path: str, page: str
+) -> None:
+    doc = await (await api.get("/openapi.json")).json()
+    listing = doc["paths"][path]["get"]
+    assert [p["name"] for p in listing["parameters"]][-2:] == ["limit", "cursor"]
+    assert listing["parameters"][-2]["schema"] == {"type": "integer", "minimum": 1, "maximum": PAGE_MAX}
+    assert listing["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(f"/{page}")
+
+
+async def test_the_label_operations_offer_what_the_renderers_accept(api: TestClient) -> None:
+    doc = await (await api.get("/openapi.json")).json()
+    query = {p["name"]: p["schema"] for p in doc["paths"]["/v1/shipments/{id}/label"]["get"]["parameters"]}
+    assert query["dpi"] == {"enum": list(SUPPORTED_DPI), "default": DEFAULT_DPI}
+    assert query["size"] == {"enum": list(SIZES), "default": DEFAULT_SIZE}
+    assert query["format"]["enum"] == list(FORMATS)
+
+
+def test_an_id_parameter_admits_the_ids_of_its_resource_only() -> None:
+    pattern = re.compile(id_param("shp")["schema"]["pattern"])
+    assert pattern.fullmatch(ids.shipment_id())
+    assert not pattern.fullmatch("msg_01JD8Z6Q2M4X7V3K9T1R5N8B2C")
 
 
 async def test_the_docs_page_runs_no_script_and_allows_none(api: TestClient) -> None:

@@ -14,9 +14,9 @@ from labels_fixtures import RECIPIENT, URL, WAYBILL, make_label
 from PIL import Image
 from zpl_graphics import decode_graphic
 
-from labels import SIZES, LabelData, content_hash, render_pdf, render_png, render_zpl
+from labels import DEFAULT_DPI, SIZES, SUPPORTED_DPI, LabelData, content_hash, render_pdf, render_png, render_zpl
 from labels import text as fonts
-from labels.layout import Text, compose, static_primitives, zones
+from labels.layout import Barcode, Box, Text, Zone, compose, dot_grid, static_primitives, zones
 
 SECRETS = ("欧阳娜娜", "13803712345", "501室", "2单元", "娜娜", "0371234")
 
@@ -283,3 +283,35 @@ def test_crowded_label_stays_inside_its_zones_and_scans(size: str) -> None:
     assert decode(image) == {"barcode": WAYBILL, "qr": URL}
     (page,) = pdf_pages(render_pdf([label], size=size))
     assert decode(page) == {"barcode": WAYBILL, "qr": URL}
+
+
+def test_a_label_rendered_without_a_dpi_is_the_one_at_the_default_dpi() -> None:
+    label = make_label()
+    assert render_png(label) == render_png(label, dpi=DEFAULT_DPI)
+    assert render_zpl([label]) == render_zpl([label], dpi=DEFAULT_DPI)
+    assert content_hash(label, "zpl") == content_hash(label, "zpl", dpi=DEFAULT_DPI)
+
+
+@pytest.mark.parametrize("dpi", [150, 600])
+def test_the_raster_formats_refuse_a_dpi_outside_the_supported_ones(dpi: int) -> None:
+    assert dpi not in SUPPORTED_DPI
+    for render in (lambda: render_png(make_label(), dpi=dpi), lambda: render_zpl([make_label()], dpi=dpi)):
+        with pytest.raises(ValueError, match="dpi must be one of"):
+            render()
+
+
+@pytest.mark.parametrize(("dpi", "grid"), [(203, (799, 1199)), (300, (1181, 1772))])
+def test_png_and_zpl_draw_on_the_same_dot_grid_of_the_print_head(dpi: int, grid: tuple[int, int]) -> None:
+    assert dot_grid("100x150", dpi) == grid
+    assert Image.open(io.BytesIO(render_png(make_label(), size="100x150", dpi=dpi))).size == grid
+    zpl = render_zpl([make_label()], size="100x150", dpi=dpi)
+    assert f"^PW{grid[0]}\n^LL{grid[1]}\n" in zpl
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_every_box_and_barcode_is_a_zone_inside_the_label(size: str) -> None:
+    s = SIZES[size]
+    drawn = [p for p in [*static_primitives(size), *compose(make_label(), size)] if isinstance(p, Box | Barcode)]
+    assert drawn and all(isinstance(p, Zone) for p in drawn)
+    for p in drawn:
+        assert 0 <= p.x and p.x + p.w <= s.width and 0 <= p.y and p.y + p.h <= s.height, p
