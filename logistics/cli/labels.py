@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from sqlalchemy import select
 
-from labels import DEFAULT_SIZE, SIZES
+from labels import DEFAULT_DPI, DEFAULT_SIZE, SIZES
 from logistics.accounts import clients
 from logistics.cli.common import CliError, since, with_db
 from logistics.config import Settings
@@ -142,7 +142,7 @@ def add_parser(subparsers: Any) -> None:
     pr.add_argument("--client", help="only this client's shipments (id or name)")
     pr.add_argument("--format", choices=BATCH_FORMATS, default="pdf")
     pr.add_argument("--size", choices=list(SIZES), default=DEFAULT_SIZE)
-    pr.add_argument("--dpi", type=int, choices=DPIS, default=203, help="printer resolution (ZPL)")
+    pr.add_argument("--dpi", type=int, choices=DPIS, default=DEFAULT_DPI, help="printer resolution (ZPL)")
     pr.add_argument("-o", "--output", type=Path, required=True, help="file to write")
     pr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(fn=cmd_labels_print)
