@@ -7,13 +7,12 @@ import re
 from aiohttp import web
 from sqlalchemy import select
 
-from logistics.accounts.credential_cache import CredentialCache
+from logistics.accounts.credential_cache import CredentialCache, Owner
 from logistics.api.appkeys import KEY_CACHE
 from logistics.api.errors import Problem
 from logistics.domain.tables import api_keys
 from logistics.storage.db import Database
 
-UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="dispatch"'}
 # RFC 6750's b64token. Every credential this service issues (API keys, staff tokens) is of this alphabet, so a
 # value outside it is unknown without a lookup. aiohttp hands header bytes that are not UTF-8 over as lone
 # surrogates, which cannot even be hashed: they must stop here, as a 401 like any other unknown credential.
@@ -43,19 +42,23 @@ def key_cache(db: Database, ttl: float) -> CredentialCache[str]:
     return CredentialCache(client_of, ttl)
 
 
-async def authenticate(request: web.Request) -> str:
+async def bearer_owner(
+    request: web.Request, cache: CredentialCache[Owner], *, what: str, unknown: str, realm: str
+) -> Owner:
+    """The owner of the request's bearer credential, or a 401 problem saying which credential is wanted."""
+    headers = {"WWW-Authenticate": f'Bearer realm="{realm}"'}
     token = bearer_token(request)
     if token is None:
         raise Problem(
-            401,
-            "unauthorized",
-            "Authentication required",
-            "Send 'Authorization: Bearer <api key>'.",
-            headers=UNAUTHORIZED_HEADERS,
+            401, "unauthorized", "Authentication required", f"Send 'Authorization: Bearer <{what}>'.", headers=headers
         )
-    client_id = await request.app[KEY_CACHE].owner(token)
-    if client_id is None:
-        raise Problem(
-            401, "unauthorized", "Invalid API key", "The API key is unknown or revoked.", headers=UNAUTHORIZED_HEADERS
-        )
-    return client_id
+    owner = await cache.owner(token)
+    if owner is None:
+        raise Problem(401, "unauthorized", f"Invalid {what}", unknown, headers=headers)
+    return owner
+
+
+async def authenticate(request: web.Request) -> str:
+    return await bearer_owner(
+        request, request.app[KEY_CACHE], what="API key", unknown="The API key is unknown or revoked.", realm="dispatch"
+    )

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from logistics.accounts.staff import ROLE_ACTIONS, StaffMember
 from logistics.api.appkeys import DB, RATE_LIMITER, REQUEST_ID, SETTINGS, SIGNAL, STAFF_CACHE
-from logistics.api.auth import bearer_token
+from logistics.api.auth import bearer_owner
 from logistics.api.errors import (
     CONTENT_TYPE,
     PROBLEM_TYPE_BASE,
@@ -43,7 +43,6 @@ from logistics.domain.wording import ACTION_STATUS, ACTION_TEXT, failure_reasons
 
 log = logging.getLogger("logistics.scans")
 routes = web.RouteTableDef()
-STAFF_AUTH_HEADERS = {"WWW-Authenticate": 'Bearer realm="staff"'}
 # A device clock may run a little fast; a scan "from the future" beyond this is placed at the time it arrived.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -130,25 +129,13 @@ class ScanProblem(Problem):
 
 
 async def authenticate_staff(request: web.Request) -> StaffMember:
-    token = bearer_token(request)
-    if token is None:
-        raise Problem(
-            401,
-            "unauthorized",
-            "Authentication required",
-            "Send 'Authorization: Bearer <staff token>'.",
-            headers=STAFF_AUTH_HEADERS,
-        )
-    member = await request.app[STAFF_CACHE].owner(token)
-    if member is None:
-        raise Problem(
-            401,
-            "unauthorized",
-            "Invalid staff token",
-            "The staff token is unknown or revoked (client API keys do not work here).",
-            headers=STAFF_AUTH_HEADERS,
-        )
-    return member
+    return await bearer_owner(
+        request,
+        request.app[STAFF_CACHE],
+        what="staff token",
+        unknown="The staff token is unknown or revoked (client API keys do not work here).",
+        realm="staff",
+    )
 
 
 _WAYBILL = re.compile(r"\d{10,20}")

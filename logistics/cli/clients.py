@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from logistics.accounts import clients, revocation
-from logistics.cli.common import CliError, emit, with_db
+from logistics.cli.common import CliError, action, arg, emit, with_db
 from logistics.config import Settings
 
 
@@ -87,25 +87,26 @@ def add_parser(sub: Any) -> None:
     cl = sub.add_parser("clients", help="approval systems and their API keys").add_subparsers(
         dest="clients_command", required=True, metavar="ACTION"
     )
-    create = cl.add_parser("create", help="a new client with an API key and a webhook secret")
-    create.add_argument("--name", required=True)
-    create.add_argument("--webhook-url")
-    create.add_argument("--json", action="store_true")
-    create.set_defaults(fn=cmd_create)
-    lst = cl.add_parser("list")
-    lst.add_argument("--json", action="store_true")
-    lst.set_defaults(fn=cmd_list)
-    rot = cl.add_parser("rotate-key", help="revoke the client's keys and issue a new one")
-    rot.add_argument("--client", required=True, help="client id or name")
-    rot.add_argument("--json", action="store_true")
-    rot.set_defaults(fn=cmd_rotate_key)
-    hook = cl.add_parser("set-webhook", help="set the webhook URL; also re-enables a disabled endpoint")
-    hook.add_argument("--client", required=True, help="client id or name")
-    hook.add_argument("--url", help="absolute http(s) URL of the approval system's receiver")
-    hook.add_argument("--enable", action="store_true", help="re-enable a disabled endpoint and send what it skipped")
-    hook.add_argument("--json", action="store_true")
-    hook.set_defaults(fn=cmd_set_webhook)
-    sec = cl.add_parser("rotate-secret", help="new webhook secret; the old one keeps signing for 24 h")
-    sec.add_argument("--client", required=True, help="client id or name")
-    sec.add_argument("--json", action="store_true")
-    sec.set_defaults(fn=cmd_rotate_secret)
+    client = arg("--client", required=True, help="client id or name")
+    action(
+        cl,
+        "create",
+        cmd_create,
+        arg("--name", required=True),
+        arg("--webhook-url"),
+        help="a new client with an API key and a webhook secret",
+    )
+    action(cl, "list", cmd_list)
+    action(cl, "rotate-key", cmd_rotate_key, client, help="revoke the client's keys and issue a new one")
+    action(
+        cl,
+        "set-webhook",
+        cmd_set_webhook,
+        client,
+        arg("--url", help="absolute http(s) URL of the approval system's receiver"),
+        arg("--enable", action="store_true", help="re-enable a disabled endpoint and send what it skipped"),
+        help="set the webhook URL; also re-enables a disabled endpoint",
+    )
+    action(
+        cl, "rotate-secret", cmd_rotate_secret, client, help="new webhook secret; the old one keeps signing for 24 h"
+    )

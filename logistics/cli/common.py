@@ -22,6 +22,22 @@ class CliError(Exception):
     """A problem the operator can fix; printed as one line, exit code 2."""
 
 
+def action(
+    group: Any, name: str, fn: Callable[..., Any], *arguments: tuple[tuple[str, ...], dict[str, Any]], help: str = ""
+) -> argparse.ArgumentParser:
+    """One subcommand: its arguments (made with ``arg``), then ``--json``, run by ``fn``."""
+    parser: argparse.ArgumentParser = group.add_parser(name, **({"help": help} if help else {}))
+    for flags, options in arguments:
+        parser.add_argument(*flags, **options)
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(fn=fn)
+    return parser
+
+
+def arg(*flags: str, **options: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    return flags, options
+
+
 def emit(args: argparse.Namespace, data: Any, text: str | None, *, ensure_ascii: bool = False) -> None:
     """Print a command's answer: ``data`` as one JSON line with --json, else ``text`` (None: nothing)."""
     if args.json:

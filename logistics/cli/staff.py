@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from logistics.accounts import revocation, staff
-from logistics.cli.common import CliError, emit, with_db
+from logistics.cli.common import CliError, action, arg, emit, with_db
 from logistics.config import Settings
 
 
@@ -71,20 +71,27 @@ def add_parser(subparsers: Any) -> None:
     st = subparsers.add_parser("staff", help="couriers and hall clerks who scan labels").add_subparsers(
         dest="staff_command", required=True, metavar="ACTION"
     )
-    create = st.add_parser("create", help="a new staff member; prints the sign-in token once")
-    create.add_argument("--name", required=True)
-    create.add_argument("--role", required=True, choices=staff.ROLES)
-    create.add_argument("--departments", required=True, help="departments/halls served, comma-separated")
-    create.add_argument("--json", action="store_true")
-    create.set_defaults(fn=cmd_create)
-    lst = st.add_parser("list")
-    lst.add_argument("--json", action="store_true")
-    lst.set_defaults(fn=cmd_list)
-    rev = st.add_parser("revoke", help="the token stops working (within the key cache time)")
-    rev.add_argument("--id", required=True, help="staff id (stf_…)")
-    rev.add_argument("--json", action="store_true")
-    rev.set_defaults(fn=cmd_revoke)
-    unl = st.add_parser("unlock", help="reset the wrong 取件验证码 attempts of a shipment")
-    unl.add_argument("--shipment", required=True, help="shipment id, tracking code or waybill number")
-    unl.add_argument("--json", action="store_true")
-    unl.set_defaults(fn=cmd_unlock)
+    action(
+        st,
+        "create",
+        cmd_create,
+        arg("--name", required=True),
+        arg("--role", required=True, choices=staff.ROLES),
+        arg("--departments", required=True, help="departments/halls served, comma-separated"),
+        help="a new staff member; prints the sign-in token once",
+    )
+    action(st, "list", cmd_list)
+    action(
+        st,
+        "revoke",
+        cmd_revoke,
+        arg("--id", required=True, help="staff id (stf_…)"),
+        help="the token stops working in every API process at once",
+    )
+    action(
+        st,
+        "unlock",
+        cmd_unlock,
+        arg("--shipment", required=True, help="shipment id, tracking code or waybill number"),
+        help="reset the wrong 取件验证码 attempts of a shipment",
+    )
