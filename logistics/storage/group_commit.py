@@ -433,18 +433,34 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode("utf-8")
 
 
+Converters = tuple[tuple[int, Callable[[Any], Any]], ...]
+
+
+def _only_converted(converters: tuple[Callable[[Any], Any] | None, ...]) -> Converters:
+    """The positions that need a converter: a row is copied whole and only those are touched (the hot path)."""
+    return tuple((i, f) for i, f in enumerate(converters) if f is not None)
+
+
+def _converted(row: ShipmentRow, converters: Converters) -> list[Any]:
+    values = list(row)
+    for i, convert in converters:
+        if values[i] is not None:
+            values[i] = convert(values[i])
+    return values
+
+
 # What SQLite gets for each of ShipmentRow's fields (None: the value as it is; None values stay None).
 # Timestamps go as SQLAlchemy's SQLite DateTime stores them: reads through the models, and the outbox's text
 # comparisons of due_at, depend on that exact format. Bound as parameters, the JSON columns go as their text.
-_SQLITE_JSON_ITEM = tuple(sqlite_timestamp if n in _DATETIME_FIELDS else None for n in ShipmentRow._fields)
-_SQLITE_PARAMETERS = tuple(
-    sqlite_timestamp if n in _DATETIME_FIELDS else _json_text if n in _JSON_FIELDS else None
-    for n in ShipmentRow._fields
+_SQLITE_JSON_ITEM = _only_converted(
+    tuple(sqlite_timestamp if n in _DATETIME_FIELDS else None for n in ShipmentRow._fields)
 )
-
-
-def _converted(row: ShipmentRow, converters: tuple[Callable[[Any], Any] | None, ...]) -> tuple[Any, ...]:
-    return tuple(v if f is None or v is None else f(v) for f, v in zip(converters, row, strict=True))
+_SQLITE_PARAMETERS = _only_converted(
+    tuple(
+        sqlite_timestamp if n in _DATETIME_FIELDS else _json_text if n in _JSON_FIELDS else None
+        for n in ShipmentRow._fields
+    )
+)
 
 
 def _sqlite_batch(conn: sqlite3.Connection, batch: list[NewShipment], threaded: bool) -> list[Outcome]:
