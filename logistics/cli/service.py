@@ -53,13 +53,13 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
     with halls_file():  # building the app reads it: a bad file stops here, before anything is started
         app = create_app(settings)
     server = ensure_redis(settings)
-    run(check_db(settings))
-    try:
-        check_redis(settings.redis_url or "")
-    except CliError as exc:
-        # The API keeps accepting shipments without Redis (work waits in the database), so this is a warning.
-        print(f"logistics: warning: {exc}; shipments are still accepted and wait in the database", file=sys.stderr)
-    try:
+    try:  # a private Redis started here stops with the command, whatever stops it
+        run(check_db(settings))
+        try:
+            check_redis(settings.redis_url or "")
+        except CliError as exc:
+            # The API keeps accepting shipments without Redis (work waits in the database): a warning.
+            print(f"logistics: warning: {exc}; shipments are still accepted and wait in the database", file=sys.stderr)
         with _listening(settings.host, settings.port, "LOGISTICS_PORT"):
             run_until_signal(_serve(app, settings.host, settings.port))
     finally:
@@ -89,9 +89,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
 
     require_carrier_secrets(settings)
     server = ensure_redis(settings)
-    run(check_db(settings))
-    check_redis(settings.redis_url or "")
     try:
+        run(check_db(settings))
+        check_redis(settings.redis_url or "")
         run_until_signal(run_forever(settings))
     finally:
         if server is not None:

@@ -47,6 +47,19 @@ def test_a_sqlite_path_that_cannot_be_created_is_one_line_and_exit_2(tmp_path: P
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
     assert "cannot create the SQLite database file: Not a directory" in result.stderr
+    assert processes_naming(tmp_path) == []  # the private Redis it started stopped with it
+
+
+def processes_naming(path: Path) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # the process ended meanwhile
+        if str(path) in args:
+            found.append(args)
+    return found
 
 
 def test_clients_create_json_gives_id_key_and_secret(migrated: Path) -> None:
