@@ -6,6 +6,7 @@ import asyncio
 import re
 import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -343,8 +344,8 @@ async def test_commits_wake_the_workers_at_most_once_per_interval_and_the_last_i
     assert len(calls) == 4  # a commit still to announce is announced on stop
 
 
-def test_a_batch_takes_half_of_a_long_queue_and_all_of_a_short_one() -> None:
-    committer = GroupCommitter(Database("sqlite+aiosqlite:///unused.db"), max_batch=500, split_at=16)
+def test_a_batch_takes_half_of_a_long_queue_and_all_of_a_short_one(tmp_path: Path) -> None:
+    committer = GroupCommitter(Database(f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}"), max_batch=500, split_at=16)
     assert [committer.batch_size(n) for n in (1, 15, 16, 41, 2000)] == [1, 15, 8, 21, 500]
 
 
