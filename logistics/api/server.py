@@ -30,7 +30,7 @@ _INTERNAL = Problem(500, "internal", "Internal error", "Retry later; the request
 
 def refusal_response(request: web.BaseRequest, status: int) -> web.Response:
     """The problem+json answer to a request that failed outside the application (aiohttp's own error path)."""
-    rid = request.setdefault("request_id", ids.request_id())
+    rid = request.setdefault(REQUEST_ID, ids.request_id())
     problem = _REFUSALS.get(status) or _INTERNAL
     response = problem.response(request)  # type: ignore[arg-type]  # reads only path and request_id
     response.headers["X-Request-ID"] = rid
