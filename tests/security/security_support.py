@@ -164,35 +164,38 @@ async def build_world(api: TestClient, db: Database, hall: clients.Credentials, 
 
 
 @contextlib.asynccontextmanager
-async def refusing_shipment_inserts(db: Database) -> AsyncIterator[None]:
-    """The shipments table refuses every insert (as a full disk or a broken replica would), on either database."""
+async def refusing_shipment_writes(db: Database, statement: str) -> AsyncIterator[None]:
+    """The shipments table refuses every ``statement`` (INSERT or UPDATE), as a full disk or a broken replica
+    would, on either database."""
+    name = f"refuse_{statement.lower()}s"
     async with db.write() as conn:
         if db.is_sqlite:
             await conn.execute(
                 text(
-                    "CREATE TRIGGER refuse_shipments BEFORE INSERT ON shipments "
+                    f"CREATE TRIGGER {name} BEFORE {statement} ON shipments "
                     "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
                 )
             )
         else:
             await conn.execute(
                 text(
-                    "CREATE FUNCTION refuse_shipments() RETURNS trigger LANGUAGE plpgsql AS "
+                    f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
                     "$$BEGIN RAISE EXCEPTION 'refused by the test'; END$$"
                 )
             )
             await conn.execute(
-                text(
-                    "CREATE TRIGGER refuse_shipments BEFORE INSERT ON shipments "
-                    "FOR EACH ROW EXECUTE FUNCTION refuse_shipments()"
-                )
+                text(f"CREATE TRIGGER {name} BEFORE {statement} ON shipments FOR EACH ROW EXECUTE FUNCTION {name}()")
             )
     try:
         yield
     finally:
         async with db.write() as conn:
             if db.is_sqlite:
-                await conn.execute(text("DROP TRIGGER refuse_shipments"))
+                await conn.execute(text(f"DROP TRIGGER {name}"))
             else:
-                await conn.execute(text("DROP TRIGGER refuse_shipments ON shipments"))
-                await conn.execute(text("DROP FUNCTION refuse_shipments()"))
+                await conn.execute(text(f"DROP TRIGGER {name} ON shipments"))
+                await conn.execute(text(f"DROP FUNCTION {name}()"))
+
+
+def refusing_shipment_inserts(db: Database) -> contextlib.AbstractAsyncContextManager[None]:
+    return refusing_shipment_writes(db, "INSERT")

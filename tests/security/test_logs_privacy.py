@@ -10,7 +10,6 @@ webhooks to the approval system. Then every name, phone, street address, code an
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
@@ -31,8 +30,9 @@ from security_support import (
     bearer,
     create,
     refusing_shipment_inserts,
+    refusing_shipment_writes,
 )
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from carriers.simulator.config import SimConfig
 from carriers.simulator.server import create_app as create_sim_app
@@ -319,48 +319,13 @@ async def test_the_hostile_requests_were_logged_without_what_they_carried(day: D
 # An applicant link is a credential in a path: a failure while answering one names its route template.
 
 
-@contextlib.asynccontextmanager
-async def refusing_shipment_updates(db: Database) -> AsyncIterator[None]:
-    """The shipments table refuses every update (a broken replica, a full disk), on either database."""
-    async with db.write() as conn:
-        if db.is_sqlite:
-            await conn.execute(
-                text(
-                    "CREATE TRIGGER refuse_updates BEFORE UPDATE ON shipments "
-                    "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
-                )
-            )
-        else:
-            await conn.execute(
-                text(
-                    "CREATE FUNCTION refuse_updates() RETURNS trigger LANGUAGE plpgsql AS "
-                    "$$BEGIN RAISE EXCEPTION 'refused by the test'; END$$"
-                )
-            )
-            await conn.execute(
-                text(
-                    "CREATE TRIGGER refuse_updates BEFORE UPDATE ON shipments "
-                    "FOR EACH ROW EXECUTE FUNCTION refuse_updates()"
-                )
-            )
-    try:
-        yield
-    finally:
-        async with db.write() as conn:
-            if db.is_sqlite:
-                await conn.execute(text("DROP TRIGGER refuse_updates"))
-            else:
-                await conn.execute(text("DROP TRIGGER refuse_updates ON shipments"))
-                await conn.execute(text("DROP FUNCTION refuse_updates()"))
-
-
 async def test_a_failure_on_an_applicant_link_logs_its_route_not_its_token(
     captured: Captured, api: TestClient, db: Database, hall: clients.Credentials
 ) -> None:
     chooser = await create(api, hall, delivery_body(recipient=None, applicant_choice=True))
     link = "/a/" + chooser["applicant_url"].rsplit("/a/", 1)[1]
     form = {"choice": "mail", **CHOOSING_APPLICANT, "postcode": "450041"}
-    async with refusing_shipment_updates(db):
+    async with refusing_shipment_writes(db, "UPDATE"):
         resp = await api.post(link, data=form)
     assert resp.status >= 500
     logged = captured.text()
