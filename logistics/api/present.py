@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from logistics.domain.proof import summary
+
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
@@ -45,6 +47,7 @@ def shipment_json(
         "verification_code": row["verification_code"],
         "applicant_url": f"{base_url}/a/{applicant_token}" if applicant_token else None,
         "failure_reason": row["failure_reason"],
+        "proof": proof_json(row.get("proof"), f"{base_url}/v1/shipments/{sid}/proof"),
         "metadata": row["extra"] or {},
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
@@ -64,3 +67,9 @@ def event_json(e: Mapping[str, Any]) -> dict[str, Any]:
         "carrier_text": e["carrier_text"],
         "location": e["location"],
     }
+
+
+def proof_json(facts: Mapping[str, Any] | None, url: str) -> dict[str, Any] | None:
+    """The shipment's ``proof``: null until it is delivered."""
+    found = summary(facts)
+    return None if found is None else {**found, "url": url}

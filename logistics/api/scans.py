@@ -37,6 +37,7 @@ from logistics.api.schemas import Instant, Strict, clean_text
 from logistics.api.shipments import json_response, read_json
 from logistics.domain.events import apply_event, lock_shipment
 from logistics.domain.ids import _TRACKING_ALPHABET
+from logistics.domain.proof import STAFF_CODE_MARK
 from logistics.domain.statuses import FINAL, RANK, may_move
 from logistics.domain.tables import scans, shipment_cases, shipment_events, shipments, utcnow, verification_guards
 from logistics.domain.wording import ACTION_STATUS, ACTION_TEXT, failure_reasons, staff_view, status_text
@@ -393,7 +394,11 @@ async def _decide(conn: AsyncConnection, ctx: Context, scan: ScanIn, row: dict[s
             return _fail(scan.scan_id, wrong, view)
     if refused is not None:
         return _fail(scan.scan_id, refused, view)
-    row, changed = await _record(conn, row, _event(ctx.member, scan, occurred, reasons), late, ctx.now)
+    event = _event(ctx.member, scan, occurred, reasons)
+    if scan.action == "deliver" and row["verification_code"]:
+        # The code was checked above: said in the event, the proof of service reads it there.
+        event["carrier_text"] += f"（{STAFF_CODE_MARK}）"
+    row, changed = await _record(conn, row, event, late, ctx.now)
     return _answer(scan, staff_view(row, cases), changed, late)
 
 

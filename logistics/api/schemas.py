@@ -378,6 +378,30 @@ class EventOut(BaseModel):
     location: str | None
 
 
+class SignerOut(BaseModel):
+    class_: Literal["addressee", "family", "unit_mailroom", "locker_or_station", "other", "unknown"] = Field(
+        alias="class",
+        description="addressee 本人; family 家属/同住; unit_mailroom 单位收发室/门卫/物业; locker_or_station "
+        "快递柜/驿站/村邮站/代收点; other; unknown: the carrier's wording does not say (never a guess)",
+    )
+    name: str | None = Field(None, description="as the carrier wrote it (a person, or the station's name)")
+    relation: str | None = Field(None, description="as the carrier wrote it, e.g. 家人, 收发室")
+
+
+class ProofOut(BaseModel):
+    """The proof of service (送达回证), frozen when the shipment was delivered; the document is at ``url``."""
+
+    signer: SignerOut
+    signed_at: datetime
+    handed_to_post_at: datetime | None = Field(description="交邮: the carrier's 收寄 (203) time")
+    verified_by_code: bool = Field(description="the 取件验证码 / 收件人安全码 was checked at the hand-over")
+    personal_service_proven: bool = Field(description="signer is addressee or family, or verified_by_code")
+    failed_attempts: int
+    purged: bool = Field(description="personal data purged: name, relation and event texts are gone")
+    sha256: str = Field(description="SHA-256 of the proof's facts, printed on the document")
+    url: str = Field(description="GET: the 送达回证 PDF, or JSON with Accept: application/json")
+
+
 class ShipmentOut(BaseModel):
     id: str = Field(examples=["shp_01JD8Z6Q2M4X7V3K9T1R5N8B2C"])
     status: Literal[STATUSES]  # type: ignore[valid-type]
@@ -399,6 +423,7 @@ class ShipmentOut(BaseModel):
     verification_code: str | None = Field(description="the 取件验证码; shown to the owning client only")
     applicant_url: str | None
     failure_reason: str | None
+    proof: ProofOut | None = Field(None, description="null until delivered")
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime

@@ -158,6 +158,7 @@ def shipment_answer(row: ShipmentRow, cases: list[tuple[str, str]], base_url: st
         "verification_code": row.verification_code,
         "applicant_url": None,
         "failure_reason": None,
+        "proof": None,
         "metadata": row.extra,
         "created_at": created,
         "updated_at": created,

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from logistics.domain import ids
+from logistics.domain import ids, proof_store
+from logistics.domain.proof import summary as proof_summary
 from logistics.domain.statuses import FINAL, may_move
 from logistics.domain.tables import (
     clients,
@@ -147,14 +148,18 @@ async def apply_event(
         event["refused"] = await _contradicts(conn, shipment["id"], previous, event["occurred_at"])
     await conn.execute(_INSERT_EVENT, event)
     values: dict[str, Any] = {"last_sequence": sequence, "updated_at": now, **(updates or {})}
+    extra = None
     if changed:
         values["status"] = status
         if status in FINAL:
             values["finished_at"] = now
+        if status == "delivered":  # the proof of service is frozen with the status change, never after
+            values["proof"] = await proof_store.freeze(conn, {**shipment, **values}, event)
+            extra = {"proof": proof_summary(values["proof"], with_name=False)}
     await conn.execute(_UPDATE_SHIPMENT, {"b_id": shipment["id"], **values})
     shipment = {**shipment, **values}
     if changed:
-        await emit(conn, shipment, f"shipment.{status}", event)
+        await emit(conn, shipment, f"shipment.{status}", event, extra=extra)
     return Applied(sequence, status, changed, previous, shipment)
 
 
@@ -214,6 +219,8 @@ def webhook_body(payload: Mapping[str, Any], base_url: str) -> dict[str, Any]:
     if data.get("tracking_code"):
         data["tracking_url"] = f"{base_url}/t/{data['tracking_code']}"
     data["label_url"] = f"{base_url}/v1/shipments/{data['id']}/label" if data.get("waybill_no") else None
+    if isinstance(data.get("proof"), dict):
+        data["proof"] = {**data["proof"], "url": f"{base_url}/v1/shipments/{data['id']}/proof"}
     return {**payload, "data": data}
 
 

@@ -135,6 +135,9 @@ class Shipment(SQLModel, table=True):
     applicant_expires_at: datetime | None = _ts(nullable=True)
     applicant_used_at: datetime | None = _ts(nullable=True)
     applicant_expiry_notified_at: datetime | None = _ts(nullable=True)
+    # The proof of service (送达回证), frozen in the transaction that marks the shipment delivered
+    # (logistics/domain/proof.py); null before.
+    proof: dict[str, Any] | None = _json()
 
 
 class ShipmentCase(SQLModel, table=True):
@@ -254,7 +257,8 @@ class WebhookAttempt(SQLModel, table=True):
 
 
 class LabelRender(SQLModel, table=True):
-    """A rendered label kept so reprints are byte-identical and cheap; stale when ``content_hash`` differs."""
+    """A rendered label kept so reprints are byte-identical and cheap; stale when ``content_hash`` differs.
+    The proof of service's PDF is kept here too (``fmt`` ``proof``), so the purge deletes it with the labels."""
 
     __tablename__ = "label_renders"
     __table_args__ = (UniqueConstraint("shipment_id", "fmt", "size", "dpi", name="uq_label_renders_variant"),)
