@@ -18,6 +18,7 @@ from logistics import logs, metrics
 from logistics.accounts.revocation import RevocationListener, redis_url
 from logistics.api import carrier_push, docs, shipments, webhooks
 from logistics.api import labels as label_api
+from logistics.api import proof as proof_api
 from logistics.api.appkeys import (
     ACCESS_LOG,
     CARRIER,
@@ -281,6 +282,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     app.router.add_routes(carrier_push.routes)
     app.router.add_routes(webhooks.routes)
     app.router.add_routes(label_api.routes)
+    app.router.add_routes(proof_api.routes)
     people_pages.setup(app)  # scans, tracking, applicant, complaints, staff page
     app.cleanup_ctx.append(_revocations)  # after the pages' context: it needs both credential caches
     app.router.add_get("/healthz", healthz)

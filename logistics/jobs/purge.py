@@ -2,7 +2,9 @@
 
 What is kept of a purged shipment is what statistics need and nothing that identifies a person: status,
 kind, department, cases, dates, the region (province/city/district) and the masked forms of names and phones.
-Rendered labels are deleted, and complaint texts are replaced (they are free text about people).
+Rendered labels (and the proof's PDF) are deleted, complaint texts are replaced (they are free text about
+people), carrier texts lose phones and the applicant's and signer's names, and the proof of service keeps only
+what is not about a person (logistics/domain/proof.py ``purged``).
 
 Idempotency records hold a create's whole answer (parties, 取件验证码) for replays; they are deleted once the
 replay window has passed, whatever the shipment's state. A key sent again after that is a new request.
@@ -10,18 +12,17 @@ replay window has passed, whatever the shipment's state. A key sent again after 
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from labels.privacy import mask_address, mask_name, mask_phone
+from labels.privacy import mask_address, mask_name, mask_phone, mask_text
+from logistics.domain import proof
 from logistics.domain.tables import complaints, idempotency_records, label_renders, shipment_events, shipments, utcnow
 from logistics.storage.db import Database
 
 PURGED_TEXT = "[已按隐私规定清除]"
-_PHONE_IN_TEXT = re.compile(r"1[3-9]\d{9}|0\d{2,3}-?\d{7,8}")
 
 
 def _masked_party(party: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -36,13 +37,23 @@ def _masked_party(party: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+def _names(applicant: Any, facts: Any) -> tuple[str, ...]:
+    """The people's names a shipment's event texts may hold: the applicant's and the signer's."""
+    found = [str(applicant.get("name") or "")] if applicant else []
+    if facts and facts["signer"].get("name"):
+        found.append(str(facts["signer"]["name"]))
+    return tuple(n for n in found if n)
+
+
 async def purge_finished(db: Database, *, after: timedelta, now: datetime | None = None, batch: int = 500) -> int:
     """Purge shipments that ended before ``now - after``; returns how many. Safe to run again at any time."""
     now = now or utcnow()
     async with db.write() as conn:
         rows = (
             await conn.execute(
-                select(shipments.c.id, shipments.c.sender, shipments.c.recipient)
+                select(
+                    shipments.c.id, shipments.c.kind, shipments.c.sender, shipments.c.recipient, shipments.c.proof
+                )
                 .where(shipments.c.finished_at < now - after, shipments.c.purged_at.is_(None))
                 .order_by(shipments.c.id)
                 .limit(batch)
@@ -51,7 +62,9 @@ async def purge_finished(db: Database, *, after: timedelta, now: datetime | None
                 .with_for_update(key_share=True)
             )
         ).all()
+        names: dict[str, tuple[str, ...]] = {}
         for row in rows:
+            names[row.id] = _names(row.sender if row.kind == "intake" else row.recipient, row.proof)
             await conn.execute(
                 update(shipments)
                 .where(shipments.c.id == row.id)
@@ -60,6 +73,7 @@ async def purge_finished(db: Database, *, after: timedelta, now: datetime | None
                     recipient=_masked_party(row.recipient),
                     extra={},
                     verification_code=None,
+                    proof=proof.purged(row.proof) if row.proof is not None else None,
                     purged_at=now,
                 )
             )
@@ -68,13 +82,14 @@ async def purge_finished(db: Database, *, after: timedelta, now: datetime | None
             await conn.execute(delete(label_renders).where(label_renders.c.shipment_id.in_(ids)))
             await conn.execute(update(complaints).where(complaints.c.shipment_id.in_(ids)).values(text=PURGED_TEXT))
             events = await conn.execute(
-                select(shipment_events.c.id, shipment_events.c.carrier_text).where(
+                select(shipment_events.c.id, shipment_events.c.shipment_id, shipment_events.c.carrier_text).where(
                     shipment_events.c.shipment_id.in_(ids), shipment_events.c.carrier_text.is_not(None)
                 )
             )
             for event in events.all():
-                # Carrier texts name couriers with their phones ("投递员:刘洋,电话:139…"): mask the numbers.
-                masked = _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), event.carrier_text)
+                # Carrier texts name couriers with their phones ("投递员:刘洋,电话:139…") and the signer
+                # ("本人签收:欧阳娜娜"): mask the numbers and the names the shipment knows.
+                masked = mask_text(event.carrier_text, names=names[event.shipment_id])
                 if masked != event.carrier_text:
                     await conn.execute(
                         update(shipment_events).where(shipment_events.c.id == event.id).values(carrier_text=masked)
