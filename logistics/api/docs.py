@@ -79,6 +79,29 @@ LABEL_PATHS: dict[str, Any] = {
     },
 }
 
+PROOF_PATHS: dict[str, Any] = {
+    "/v1/shipments/{id}/proof": {
+        "get": {
+            "operationId": "getProof",
+            "summary": "The proof of service (送达回证) of a delivered shipment: PDF, or JSON with "
+            "Accept: application/json; X-Proof-SHA256 is the facts' digest printed on the page",
+            "parameters": [ID_PARAM],
+            "responses": {
+                "200": {
+                    "description": "The same bytes every time (until the purge); X-Proof-SHA256 header",
+                    "content": {
+                        "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                        "application/json": {"schema": ref("ProofDocumentOut")},
+                    },
+                },
+                "404": problem("Not found"),
+                "409": problem("proof-not-ready: not delivered"),
+                **COMMON,
+            },
+        }
+    },
+}
+
 DELIVERY_ID = id_param("msg")
 WEBHOOK_PATHS: dict[str, Any] = {
     "/v1/webhook-deliveries": {
@@ -144,6 +167,7 @@ def openapi_document() -> dict[str, Any]:
     _, defs = models_json_schema(
         [(m, "validation") for m in (schemas.ShipmentCreate,)]
         + [(m, "serialization") for m in (schemas.ShipmentOut, schemas.ShipmentPage, schemas.Problem)]
+        + [(schemas.ProofDocumentOut, "serialization")]
         + [
             (m, "serialization")
             for m in (schemas.WebhookDeliveryOut, schemas.WebhookDeliveryPage, schemas.WebhookEndpointOut)
@@ -228,6 +252,7 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **LABEL_PATHS,
+            **PROOF_PATHS,
             **WEBHOOK_PATHS,
             **people_docs.PATHS,
         },

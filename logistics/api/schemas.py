@@ -402,6 +402,42 @@ class ProofOut(BaseModel):
     url: str = Field(description="GET: the 送达回证 PDF, or JSON with Accept: application/json")
 
 
+class ProofEventOut(BaseModel):
+    occurred_at: datetime
+    source: Literal["carrier_push", "carrier_poll", "scan"]
+    carrier_code: str | None
+    text: str | None = Field(None, description="the carrier's own text (or the scan's); absent once purged")
+    location: str | None = Field(None, description="absent once purged")
+
+
+class ProofDocumentOut(BaseModel):
+    """The 送达回证's facts, as frozen at delivery. ``sha256`` is the SHA-256 of this object without ``sha256``,
+    serialised with sorted keys, no spaces and UTF-8 (non-ASCII as is); it is printed on the PDF and sent as
+    ``X-Proof-SHA256``. After the personal-data purge only non-personal facts stay (``purged: true``; the
+    recipient's region, no signer name or relation, events without texts) and ``issued_sha256`` is the digest
+    of the document as it was issued."""
+
+    version: int
+    shipment_id: str
+    kind: Literal["intake", "delivery"]
+    carrier: str
+    waybill_no: str | None
+    cases: list[Case]
+    department: str
+    window: str
+    recipient: dict[str, Any] = Field(description="in full (the owning client only); the region once purged")
+    handed_to_post_at: datetime | None
+    signed_at: datetime
+    signer: SignerOut
+    verified_by_code: bool
+    personal_service_proven: bool
+    failed_attempts: int
+    events: list[ProofEventOut] = Field(description="the carrier's events and staff scans up to the delivery")
+    purged: bool
+    issued_sha256: str | None = Field(None, description="only once purged")
+    sha256: str
+
+
 class ShipmentOut(BaseModel):
     id: str = Field(examples=["shp_01JD8Z6Q2M4X7V3K9T1R5N8B2C"])
     status: Literal[STATUSES]  # type: ignore[valid-type]
