@@ -40,6 +40,11 @@ BENCHMARKS = [
         ["benchmarks/labels.py"],
     ),
     ("Labels through the API", "1,000 labels in one PDF ≤ 7 s", ["benchmarks/labels_api.py"]),
+    (
+        "Proof of service (送达回证)",
+        "proof PDF ≤ 2 × a label PDF to render; a stored proof served ≥ 50 % of a stored label's rate",
+        ["benchmarks/proof.py"],
+    ),
     ("Webhooks (library sender)", "≥ 50 % of a bare aiohttp POST loop", ["benchmarks/webhooks.py"]),
     ("Webhooks through the app", "≥ 50 % of a bare aiohttp POST loop", ["benchmarks/webhooks_app.py"]),
 ]
