@@ -191,7 +191,7 @@ def failure_record(event: Mapping[str, Any], stage: str) -> dict[str, Any]:
     return {
         "reason_code": event["reason_code"],
         "reason": event["reason"],
-        "occurred_at": iso(_utc(event["occurred_at"])),
+        "occurred_at": iso(_utc(event["occurred_at"]).astimezone(UTC)),
         "stage": stage,
     }
 
