@@ -75,7 +75,9 @@ def test_a_reason_code_without_words_takes_the_tables_words() -> None:
 
 
 def test_a_reason_code_outside_the_table_is_kept_as_ems_gave_it() -> None:
-    event = event_from_item(_event("705", "投递结果反馈-未妥投", "未妥投", reasonCode="116", reasonDesc="法定假日无法投递"))
+    event = event_from_item(
+        _event("705", "投递结果反馈-未妥投", "未妥投", reasonCode="116", reasonDesc="法定假日无法投递")
+    )
     assert (event.reason_code, event.reason) == ("116", "法定假日无法投递")
 
 
@@ -113,7 +115,13 @@ def test_a_failed_door_pickup_moves_nothing_but_is_an_attempt_with_a_reason() ->
 
 def test_a_voided_pickup_order_fails_and_keeps_its_reason() -> None:
     event = event_from_item(
-        _event("207", "作废", "揽收未成功,订单已作废,原因:寄件人电话无法接通", reasonCode="113", reasonDesc="联系不上寄件人")
+        _event(
+            "207",
+            "作废",
+            "揽收未成功,订单已作废,原因:寄件人电话无法接通",
+            reasonCode="113",
+            reasonDesc="联系不上寄件人",
+        )
     )
     assert event.status == "failed"
     assert event.attempt is None
