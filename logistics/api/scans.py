@@ -202,7 +202,7 @@ REFUSALS: dict[str, str] = {
     "role-not-allowed": "{role}不能登记“{action}”",
     "not-ready": "申请人还没有选择寄递方式，暂不能处理这件邮件",
     "reason-required": "请选择未妥投原因",
-    "unknown-reason": "未妥投原因代码“{code}”不在列表中，请从列表中选择",
+    "unknown-reason": "未妥投原因代码“{reason}”不在列表中，请从列表中选择",
     "not-returnable": "这件邮件还没有交给邮政寄出，不能登记退件签收",
     "already-delivered": "这件邮件已经签收，无需再次投递",
     "shipment-closed": "这件邮件的状态是“{state}”，不能再登记",
@@ -261,7 +261,7 @@ def refusal(
         return _refuse("not-ready")
     if action == "fail" and scan.reason_code not in reasons:
         if scan.reason_code:
-            return _refuse("unknown-reason", code=scan.reason_code)
+            return _refuse("unknown-reason", reason=scan.reason_code)
         return _refuse("reason-required")
     if action == "returned" and row["status"] not in FINAL and row["status"] not in RETURNABLE:
         return _refuse("not-returnable")
