@@ -10,7 +10,8 @@ from returns_support import CORRECTED, ems_item, new_shipment, push, refused_and
 from sqlalchemy import func, select
 
 from logistics.accounts.clients import Credentials
-from logistics.domain.tables import outbox, shipments
+from logistics.domain.tables import outbox, shipments, utcnow
+from logistics.jobs.purge import PURGED_TEXT, purge_finished
 from logistics.storage.db import Database
 
 from support import auth
@@ -239,3 +240,19 @@ async def test_an_intake_the_carrier_refused_to_order_is_not_a_failed_pickup(
     resp = await api.post(f"/v1/shipments/{made['id']}/resolve", json={"action": "closed"}, headers=auth(hall))
     assert resp.status == 409
     assert "no failed pickup is on record" in (await resp.json())["detail"]
+
+
+async def test_the_purge_removes_the_resolution_note_and_keeps_the_decision(
+    api: TestClient, db: Database, hall: Credentials
+) -> None:
+    sid = await _returned(db, hall)
+    note = "申请人欧阳娜娜电话13803712345，约定12月8日到3号窗口领取"
+    resp = await api.post(
+        f"/v1/shipments/{sid}/resolve", json={"action": "window_pickup", "note": note}, headers=auth(hall)
+    )
+    assert resp.status == 200
+    assert await purge_finished(db, after=timedelta(days=180), now=utcnow() + timedelta(days=181)) == 1
+    body = await _get(api, hall, sid)
+    assert body["resolution"]["action"] == "window_pickup"
+    assert body["resolution"]["note"] == PURGED_TEXT
+    assert body["last_failure"]["reason_code"] == "104" and body["attempts"] == 1
