@@ -13,9 +13,13 @@ from typing import Any, Literal, Protocol
 Kind = Literal["intake", "delivery"]
 
 # The tracking part of the public status vocabulary (docs/integration.md) that a carrier can report.
+# `returning`: the carrier is bringing the parcel back (after a refusal or its last attempt); `returned`: it is
+# back with the sender; `failed`: the carrier voided the order (a door pickup that never succeeded).
 TrackingStatus = Literal[
-    "picked_up", "in_transit", "out_for_delivery", "delivered", "delivery_failed", "returned"
+    "picked_up", "in_transit", "out_for_delivery", "delivered", "delivery_failed", "returning", "returned", "failed"
 ]
+# A failed attempt: at the recipient's door (delivery) or at the sender's, collecting (pickup).
+Attempt = Literal["delivery", "pickup"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +79,9 @@ class TrackingEvent:
     status: TrackingStatus | None  # None: informational, moves nothing
     location: str = ""
     order_no: str | None = None
-    reason_code: str | None = None  # sub-reason for delivery_failed, when the carrier gives one
+    reason_code: str | None = None  # why an attempt failed or the parcel goes back (EMS 101 … 130)
+    reason: str | None = None  # the same in words: the carrier's own, else the reason table's
+    attempt: Attempt | None = None  # set when the event is a failed delivery or pickup attempt
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property

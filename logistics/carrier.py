@@ -86,6 +86,8 @@ def event_payload(event: TrackingEvent) -> dict[str, Any]:
         "status": event.status,
         "location": event.location,
         "reason_code": event.reason_code,
+        "reason": event.reason,
+        "attempt": event.attempt,
     }
 
 

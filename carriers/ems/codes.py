@@ -16,12 +16,13 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Literal, cast, get_args
 
-from carriers.base import TrackingStatus
+from carriers.base import Attempt, TrackingStatus
 
 RetKind = Literal["ok", "system", "business"]
 SUCCESS = "00000"
 
 _STATUSES: frozenset[str] = frozenset(get_args(TrackingStatus))
+_ATTEMPTS: frozenset[str] = frozenset(get_args(Attempt))
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class EventCode:
     name: str
     status: TrackingStatus | None  # None: informational, moves nothing
     note: str = ""
+    attempt: Attempt | None = None  # the event is a failed delivery or pickup attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +63,15 @@ def _load_events() -> Mapping[str, EventCode]:
         # Fail at import rather than hand the app a status outside the public vocabulary.
         if status is not None and status not in _STATUSES:
             raise ValueError(f"codes.csv: unknown status {status!r} for op_code {row['op_code']}")
+        attempt = row["attempt"] or None
+        if attempt is not None and attempt not in _ATTEMPTS:
+            raise ValueError(f"codes.csv: unknown attempt {attempt!r} for op_code {row['op_code']}")
         table[row["op_code"]] = EventCode(
-            row["op_code"], row["op_name"], cast("TrackingStatus | None", status), row["note"]
+            row["op_code"],
+            row["op_name"],
+            cast("TrackingStatus | None", status),
+            row["note"],
+            cast("Attempt | None", attempt),
         )
     return MappingProxyType(table)
 
@@ -89,13 +98,18 @@ FAILURE_REASONS: Mapping[str, FailureReason] = _load_reasons()  # in match prior
 RET_CODES: Mapping[str, RetCode] = _load_ret_codes()
 
 
-# Ordered: the first rule that matches wins. 未妥投 must beat 妥投, and a failed attempt that mentions a
-# refusal is still an attempt EMS will repeat, so it is checked before 拒收 → returned. Movement words are
-# checked before the bare 投递 so that "到达投递网点" is transit, not out for delivery.
-_TEXT_RULES: tuple[tuple[re.Pattern[str], TrackingStatus], ...] = (
-    (re.compile(r"退回|退件|退还寄件人|返还寄件人"), "returned"),
+# Ordered: the first rule that matches wins. A return that arrived (退回妥投, 寄件人签收) must beat the return
+# under way (退回), and 未妥投 must beat 妥投. A failed attempt that mentions a refusal is still an attempt, so
+# 未妥投 is checked before a bare 拒收 (a refusal alone starts the return). A failed or voided door pickup must
+# beat 揽收 (collected). Movement words are checked before the bare 投递 so that "到达投递网点" is transit, not
+# out for delivery. A rule whose status is None matches an informational event: it moves nothing.
+_TEXT_RULES: tuple[tuple[re.Pattern[str], TrackingStatus | None], ...] = (
+    (re.compile(r"退回妥投|退件妥投|寄件人签收|寄件人已签收|成功退回|已退回寄件人|已退还寄件人"), "returned"),
+    (re.compile(r"退回|退件|退还寄件人|返还寄件人"), "returning"),
     (re.compile(r"未妥投|未能妥投|妥投失败|投递失败|无法投递"), "delivery_failed"),
-    (re.compile(r"拒收|拒签"), "returned"),
+    (re.compile(r"作废"), "failed"),
+    (re.compile(r"揽收失败|揽收未成功|取件失败|未能揽收"), None),
+    (re.compile(r"拒收|拒签"), "returning"),
     (re.compile(r"妥投|签收"), "delivered"),
     (re.compile(r"派送|派件"), "out_for_delivery"),
     (re.compile(r"收寄|揽收|揽件"), "picked_up"),
@@ -105,13 +119,15 @@ _TEXT_RULES: tuple[tuple[re.Pattern[str], TrackingStatus], ...] = (
     ),
     (re.compile(r"投递"), "out_for_delivery"),
 )
+_PICKUP_FAILED = re.compile(r"揽收失败|揽收未成功|取件失败|未能揽收")
 
 
-def _status_from_text(text: str) -> TrackingStatus | None:
+def _rule_for(text: str) -> tuple[bool, TrackingStatus | None]:
+    """(matched, status) of the first rule that matches ``text``."""
     for pattern, status in _TEXT_RULES:
         if pattern.search(text):
-            return status
-    return None
+            return True, status
+    return False, None
 
 
 def status_for(op_code: str, op_name: str = "", op_desc: str = "") -> TrackingStatus | None:
@@ -123,7 +139,21 @@ def status_for(op_code: str, op_name: str = "", op_desc: str = "") -> TrackingSt
     known = EVENT_CODES.get(op_code.strip())
     if known is not None:
         return known.status
-    return _status_from_text(op_name) or _status_from_text(op_desc)
+    matched, status = _rule_for(op_name)
+    return status if matched else _rule_for(op_desc)[1]
+
+
+def attempt_for(op_code: str, op_name: str = "", op_desc: str = "") -> Attempt | None:
+    """Whether the event is a failed attempt: ``delivery`` (未妥投), ``pickup`` (揽收失败), or None."""
+    known = EVENT_CODES.get(op_code.strip())
+    if known is not None:
+        return known.attempt
+    if status_for(op_code, op_name, op_desc) == "delivery_failed":
+        return "delivery"
+    matched = _rule_for(op_name)[0]
+    if _PICKUP_FAILED.search(op_name) or (not matched and _PICKUP_FAILED.search(op_desc)):
+        return "pickup"
+    return None
 
 
 # Only a number introduced as a reason counts: descriptions are full of phone and room numbers.
@@ -146,6 +176,12 @@ def reason_for(op_desc: str) -> str | None:
 def reason_meaning(reason_code: str) -> str | None:
     reason = FAILURE_REASONS.get(reason_code)
     return reason.meaning if reason else None
+
+
+def reason_text(reason_code: str) -> str | None:
+    """The reason in Chinese, as people read it (the table's English gloss in brackets is for developers)."""
+    meaning = reason_meaning(reason_code)
+    return meaning.split(" (")[0].strip() if meaning else None
 
 
 def ret_kind(ret_code: str) -> RetKind:

@@ -296,6 +296,25 @@ def _location(item: Mapping[str, Any]) -> str:
     return " ".join(kept)
 
 
+# Events whose reason matters: a failed attempt, the return it starts, and a voided door pickup.
+_REASONED_STATUSES = frozenset({"delivery_failed", "returning", "returned", "failed"})
+_REASON_CODE = re.compile(r"\d{3}")
+_MAX_REASON = 100
+
+
+def reason_of(item: Mapping[str, Any], description: str) -> tuple[str | None, str | None]:
+    """(reason_code, reason) of an event: EMS's ``reasonCode``/``reasonDesc`` fields when it sent them, else read
+    from the ``opDesc`` wording (codes.reason_for). A code outside our table is kept as EMS gave it."""
+    given = str(item.get("reasonCode") or "").strip()
+    said = str(item.get("reasonDesc") or "").strip()[:_MAX_REASON] or None
+    code = given if _REASON_CODE.fullmatch(given) else None
+    if code is None:
+        code = codes.reason_for(said or "") or codes.reason_for(description)
+    if code is None:
+        return None, said
+    return code, said or codes.reason_text(code)
+
+
 def event_from_item(item: Mapping[str, Any]) -> TrackingEvent:
     """One EMS event (a ``040001`` response item or a ``040002`` push body) in neutral form.
 
@@ -312,6 +331,10 @@ def event_from_item(item: Mapping[str, Any]) -> TrackingEvent:
     description = str(item.get("opDesc") or "").strip()
     status = codes.status_for(code, name, description)
     order_no = str(item.get("orderNo") or item.get("logisticsOrderNo") or "").strip() or None
+    attempt = codes.attempt_for(code, name, description)
+    reason_code, reason = (None, None)
+    if attempt is not None or status in _REASONED_STATUSES:
+        reason_code, reason = reason_of(item, description)
     return TrackingEvent(
         waybill_no=waybill_no,
         code=code,
@@ -321,7 +344,9 @@ def event_from_item(item: Mapping[str, Any]) -> TrackingEvent:
         status=status,
         location=_location(item),
         order_no=order_no,
-        reason_code=codes.reason_for(description) if status == "delivery_failed" else None,
+        reason_code=reason_code,
+        reason=reason,
+        attempt=attempt,
         raw=dict(item),
     )
 

@@ -26,10 +26,11 @@ ROLES: tuple[str, ...] = ("courier", "clerk")
 TOKEN_PREFIX = "stk_"
 
 # What each role may record. A courier works the whole route; a clerk at the hall hands delivery envelopes to
-# the courier (pickup), logs arrivals, and receives intake materials (deliver of an intake shipment only).
+# the courier (pickup), logs arrivals, receives intake materials (deliver of an intake shipment only), and takes
+# back a delivery envelope the post returned (returned: it is back at the hall).
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "courier": frozenset({"pickup", "arrive", "deliver", "fail"}),
-    "clerk": frozenset({"pickup", "arrive", "deliver"}),
+    "clerk": frozenset({"pickup", "arrive", "deliver", "returned"}),
 }
 
 
@@ -51,6 +52,9 @@ class StaffMember:
         if action not in ROLE_ACTIONS.get(self.role, frozenset()):
             return False
         # A clerk's "deliver" is the hall receiving intake materials; a licence reaches the applicant by courier.
+        # A returned intake goes back to the applicant, not to the hall, so only a delivery comes back to a clerk.
+        if action == "returned":
+            return kind == "delivery"
         return not (self.role == "clerk" and action == "deliver" and kind != "intake")
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from logistics import logs, metrics
 from logistics.accounts.revocation import RevocationListener, redis_url
-from logistics.api import carrier_push, docs, shipments, webhooks
+from logistics.api import carrier_push, docs, returns, shipments, webhooks
 from logistics.api import labels as label_api
 from logistics.api import proof as proof_api
 from logistics.api.appkeys import (
@@ -278,6 +278,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     app.on_startup.append(_tune_gc)
     app.cleanup_ctx.append(resources)
     app.router.add_routes(shipments.routes)
+    app.router.add_routes(returns.routes)
     app.router.add_routes(docs.routes)
     app.router.add_routes(carrier_push.routes)
     app.router.add_routes(webhooks.routes)

@@ -102,6 +102,51 @@ PROOF_PATHS: dict[str, Any] = {
     },
 }
 
+_NOT_RETURNED = (
+    "not-returned: only a returning or returned parcel, or an intake whose door pickup failed; already-resent; "
+    "already-resolved (the detail says which and why)"
+)
+RETURN_PATHS: dict[str, Any] = {
+    "/v1/shipments/{id}/resend": {
+        "post": {
+            "operationId": "resendShipment",
+            "summary": "Send a returned parcel again as a new linked shipment (resend_of / resent_as), ordered anew: "
+            "a delivery with the corrected recipient, an intake with a new pickup window",
+            "parameters": [
+                ID_PARAM,
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                },
+            ],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": ref("ResendIn")}}},
+            "responses": {
+                "201": json_answer("ShipmentOut", "The new shipment (or replayed, with Idempotent-Replayed: true)"),
+                "404": problem("Not found"),
+                "409": problem(_NOT_RETURNED),
+                **COMMON,
+            },
+        }
+    },
+    "/v1/shipments/{id}/resolve": {
+        "post": {
+            "operationId": "resolveShipment",
+            "summary": "Record the hall's decision on a returned parcel: window_pickup or closed, with a note; "
+            "webhook shipment.resolved",
+            "parameters": [ID_PARAM],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": ref("ResolveIn")}}},
+            "responses": {
+                "200": json_answer("ShipmentOut", "Resolved"),
+                "404": problem("Not found"),
+                "409": problem(_NOT_RETURNED),
+                **COMMON,
+            },
+        }
+    },
+}
+
 DELIVERY_ID = id_param("msg")
 WEBHOOK_PATHS: dict[str, Any] = {
     "/v1/webhook-deliveries": {
@@ -166,6 +211,7 @@ WEBHOOK_PATHS: dict[str, Any] = {
 def openapi_document() -> dict[str, Any]:
     _, defs = models_json_schema(
         [(m, "validation") for m in (schemas.ShipmentCreate,)]
+        + [(m, "validation") for m in (schemas.ResendIn, schemas.ResolveIn)]
         + [(m, "serialization") for m in (schemas.ShipmentOut, schemas.ShipmentPage, schemas.Problem)]
         + [(schemas.ProofDocumentOut, "serialization")]
         + [
@@ -251,6 +297,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **RETURN_PATHS,
             **LABEL_PATHS,
             **PROOF_PATHS,
             **WEBHOOK_PATHS,

@@ -69,11 +69,14 @@ PATHS: dict[str, Any] = {
     "/v1/scans": {
         "post": {
             "operationId": "recordScans",
-            "summary": "Staff scans (pickup, arrive, deliver, fail): one scan, or {scans: [...]} with per-scan results",
+            "summary": "Staff scans (pickup, arrive, deliver, fail, returned): one scan, or {scans: [...]} with "
+            "per-scan results",
             "description": "Idempotent per (staff, scan_id). A single rejected scan answers with a problem whose "
             "`error.code` is one of unknown-code, not-your-hall, role-not-allowed, not-ready, already-delivered, "
-            "shipment-closed, reason-required, verification-required, wrong-verification-code, "
-            "verification-locked; a batch always answers 200 with a result per scan.",
+            "shipment-closed, not-returnable, reason-required, unknown-reason, verification-required, "
+            "wrong-verification-code, verification-locked; a batch always answers 200 with a result per scan. "
+            "`fail` names an EMS reason_code (GET /v1/staff/me lists them); `returned` is a clerk taking a "
+            "delivery back at the hall.",
             "security": STAFF,
             "requestBody": {
                 "required": True,
@@ -87,7 +90,8 @@ PATHS: dict[str, Any] = {
                 "403": problem("not-your-hall or role-not-allowed"),
                 "404": problem("unknown-code"),
                 "409": problem(
-                    "not-ready, already-delivered or shipment-closed (also for a late scan on a shipment that ended)"
+                    "not-ready, not-returnable, already-delivered or shipment-closed (also for a late scan on a "
+                    "shipment that ended)"
                 ),
                 "423": problem("verification-locked"),
                 **_COMMON,

@@ -48,6 +48,7 @@ def shipment_json(
         "applicant_url": f"{base_url}/a/{applicant_token}" if applicant_token else None,
         "failure_reason": row["failure_reason"],
         "proof": proof_json(row.get("proof"), f"{base_url}/v1/shipments/{sid}/proof"),
+        **returns_json(row),
         "metadata": row["extra"] or {},
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
@@ -55,6 +56,17 @@ def shipment_json(
     if events is not None:
         body["events"] = [event_json(e) for e in events]
     return body
+
+
+def returns_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Failed attempts and the hall's decision on a parcel that came back (a shipment's JSON)."""
+    return {
+        "attempts": row.get("attempts") or 0,
+        "last_failure": row.get("last_failure"),
+        "resend_of": row.get("resend_of"),
+        "resent_as": row.get("resent_as"),
+        "resolution": row.get("resolution"),
+    }
 
 
 def event_json(e: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,6 +78,8 @@ def event_json(e: Mapping[str, Any]) -> dict[str, Any]:
         "carrier_code": e["carrier_code"],
         "carrier_text": e["carrier_text"],
         "location": e["location"],
+        "reason_code": e.get("reason_code"),
+        "reason": e.get("reason"),
     }
 
 

@@ -35,7 +35,7 @@ from logistics.api.errors import (
 )
 from logistics.api.schemas import Instant, Strict, clean_text
 from logistics.api.shipments import json_response, read_json
-from logistics.domain.events import apply_event, lock_shipment
+from logistics.domain.events import apply_event, counted_attempt, lock_shipment
 from logistics.domain.ids import _TRACKING_ALPHABET
 from logistics.domain.proof import STAFF_CODE_MARK
 from logistics.domain.statuses import FINAL, RANK, may_move
@@ -47,7 +47,9 @@ routes = web.RouteTableDef()
 # A device clock may run a little fast; a scan "from the future" beyond this is placed at the time it arrived.
 CLOCK_SKEW = timedelta(minutes=5)
 
-Action = Literal["pickup", "arrive", "deliver", "fail"]
+Action = Literal["pickup", "arrive", "deliver", "fail", "returned"]
+# Where a clerk may take a parcel back at the hall: it was handed to the post and has not ended.
+RETURNABLE = frozenset({"picked_up", "in_transit", "out_for_delivery", "delivery_failed", "returning"})
 
 
 class ScanIn(Strict):
@@ -92,6 +94,8 @@ ERROR_STATUS = {
     "already-delivered": 409,
     "shipment-closed": 409,
     "reason-required": 422,
+    "unknown-reason": 422,
+    "not-returnable": 409,
     "verification-required": 422,
     "wrong-verification-code": 422,
     "verification-locked": 423,
@@ -199,6 +203,8 @@ REFUSALS: dict[str, str] = {
     "role-not-allowed": "{role}不能登记“{action}”",
     "not-ready": "申请人还没有选择寄递方式，暂不能处理这件邮件",
     "reason-required": "请选择未妥投原因",
+    "unknown-reason": "未妥投原因代码“{reason}”不在列表中，请从列表中选择",
+    "not-returnable": "这件邮件还没有交给邮政寄出，不能登记退件签收",
     "already-delivered": "这件邮件已经签收，无需再次投递",
     "shipment-closed": "这件邮件的状态是“{state}”，不能再登记",
     "shipment-closed-late": "这件邮件已经是“{state}”，扫描时间虽然更早，也不能再补记{action}",
@@ -255,7 +261,11 @@ def refusal(
     if row["status"] == "awaiting_applicant":
         return _refuse("not-ready")
     if action == "fail" and scan.reason_code not in reasons:
+        if scan.reason_code:
+            return _refuse("unknown-reason", reason=scan.reason_code)
         return _refuse("reason-required")
+    if action == "returned" and row["status"] not in FINAL and row["status"] not in RETURNABLE:
+        return _refuse("not-returnable")
     return _ended(action, row, late)
 
 
@@ -308,18 +318,31 @@ async def _check_code(conn: AsyncConnection, ctx: Context, row: Mapping[str, Any
     return _refuse("wrong-verification-code", left=ctx.max_attempts - failures)
 
 
-def _event(member: StaffMember, scan: ScanIn, occurred: datetime, reasons: Mapping[str, str]) -> dict[str, Any]:
-    """The shipment event a scan becomes (the keyword arguments of ``apply_event``)."""
+def _event(
+    member: StaffMember, scan: ScanIn, row: Mapping[str, Any], occurred: datetime, reasons: Mapping[str, str]
+) -> dict[str, Any]:
+    """The shipment event a scan becomes (the keyword arguments of ``apply_event``).
+
+    A failed attempt at an intake not yet collected is a failed door pickup: it moves nothing (the carrier voids
+    the order after its last pickup attempt), like EMS's 206."""
     failed = scan.action == "fail"
-    text = f"投递未成功：{reasons[str(scan.reason_code)]}" if failed else f"扫描登记：{ACTION_TEXT[scan.action]}"
+    pickup = failed and row["kind"] == "intake" and row["status"] in ("pending", "ordered")
+    reason = reasons[str(scan.reason_code)] if failed else None
+    if failed:
+        text = f"{'上门取件' if pickup else '投递'}未成功：{reason}"
+    else:
+        text = f"扫描登记：{ACTION_TEXT[scan.action]}"
     return {
-        "status": ACTION_STATUS[scan.action],
+        "status": row["status"] if pickup else ACTION_STATUS[scan.action],
         "occurred_at": occurred,
         "source": "scan",
         "carrier_code": scan.reason_code if failed else None,
         "carrier_text": text,
         "location": scan.location,
         "dedup_key": f"scan:{member.id}:{scan.scan_id}",
+        "reason_code": scan.reason_code if failed else None,
+        "reason": reason,
+        "attempt": ("pickup" if pickup else "delivery") if failed else None,
     }
 
 
@@ -332,13 +355,15 @@ async def _record_history(
     between them); placed by its scan time it is history, so it is written as an event here and nothing else.
     """
     sequence = row["last_sequence"] + 1
+    columns = {k: v for k, v in event.items() if k != "attempt"}
     await conn.execute(
-        insert(shipment_events).values(shipment_id=row["id"], sequence=sequence, recorded_at=now, **event)
+        insert(shipment_events).values(shipment_id=row["id"], sequence=sequence, recorded_at=now, **columns)
     )
-    await conn.execute(
-        update(shipments).where(shipments.c.id == row["id"]).values(last_sequence=sequence, updated_at=now)
-    )
-    return {**row, "last_sequence": sequence, "updated_at": now}
+    values: dict[str, Any] = {"last_sequence": sequence, "updated_at": now}
+    if event.get("attempt"):  # a failed attempt counts, whenever it is reported
+        values.update(counted_attempt(row, event["attempt"], event))
+    await conn.execute(update(shipments).where(shipments.c.id == row["id"]).values(**values))
+    return {**row, **values}
 
 
 async def _record(
@@ -394,7 +419,7 @@ async def _decide(conn: AsyncConnection, ctx: Context, scan: ScanIn, row: dict[s
             return _fail(scan.scan_id, wrong, view)
     if refused is not None:
         return _fail(scan.scan_id, refused, view)
-    event = _event(ctx.member, scan, occurred, reasons)
+    event = _event(ctx.member, scan, row, occurred, reasons)
     if scan.action == "deliver" and row["verification_code"]:
         # The code was checked above: said in the event, the proof of service reads it there.
         event["carrier_text"] += f"（{STAFF_CODE_MARK}）"

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -104,6 +105,12 @@ PATTERN_MESSAGES = {"phone": PHONE_MESSAGE, "postcode": POSTCODE_MESSAGE}
 # PostgreSQL cannot store U+0000 in text or JSON: refused here, it is a 422 naming the field, not a failed
 # insert (a 500, and one that took the other requests of its group commit down with it).
 NUL_MESSAGE = "must not contain the character U+0000"
+
+
+def no_nul(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ValueError(NUL_MESSAGE)
+    return value
 
 
 _TOP_TEXT = ("department", "window")
@@ -376,6 +383,30 @@ class EventOut(BaseModel):
     carrier_code: str | None
     carrier_text: str | None
     location: str | None
+    reason_code: str | None = Field(
+        description="why an attempt failed or the parcel goes back: EMS reason 101 … 130 (see `last_failure`)"
+    )
+    reason: str | None = Field(description="the same in words, as EMS gave it or from the reason table")
+
+
+class LastFailure(BaseModel):
+    reason_code: str | None = Field(
+        examples=["104"],
+        description="101 name or address wrong, 102 no such person, 103 not at the address, 104 refused, "
+        "113 cannot reach, 115 will collect, 118 moved away, 124 address unclear, 127 not collected in time, "
+        "130 other; null when the carrier gave no readable reason",
+    )
+    reason: str | None = Field(examples=["收件人拒收"])
+    occurred_at: datetime
+    stage: Literal["delivery", "pickup"] = Field(description="a failed delivery, or a failed door pickup (intake)")
+
+
+class Resolution(BaseModel):
+    action: Literal["window_pickup", "closed"] = Field(
+        description="window_pickup: the applicant collects it at the window; closed: nothing more is sent"
+    )
+    note: str | None
+    resolved_at: datetime
 
 
 class SignerOut(BaseModel):
@@ -460,10 +491,44 @@ class ShipmentOut(BaseModel):
     applicant_url: str | None
     failure_reason: str | None
     proof: ProofOut | None = Field(None, description="null until delivered")
+    attempts: int = Field(description="failed delivery (or door pickup) attempts the carrier or a courier reported")
+    last_failure: LastFailure | None = Field(description="the latest failed attempt, or why the parcel went back")
+    resend_of: str | None = Field(description="the returned shipment this one sends again")
+    resent_as: str | None = Field(description="the shipment that sends this returned one again")
+    resolution: Resolution | None = Field(description="the hall's decision on a returned parcel, when not resent")
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
     events: list[EventOut] | None = Field(None, description="single reads only")
+
+
+class ResendIn(Strict):
+    """A returned parcel sent again: a delivery with the corrected recipient, an intake with a new pickup window
+    (and, if the applicant's address was wrong, the corrected sender). Everything else is copied."""
+
+    recipient: Party | None = Field(None, description="delivery: the corrected recipient (required)")
+    sender: Party | None = Field(None, description="intake: the corrected applicant, when the address was wrong")
+    pickup_window: PickupWindow | None = Field(None, description="intake: the new pickup window (required)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clean(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data  # pydantic reports the wrong type
+        return {k: _within(k, _repaired_party, v) if k in ("recipient", "sender") else v for k, v in data.items()}
+
+
+class ResolveIn(Strict):
+    action: Literal["window_pickup", "closed"] = Field(
+        description="window_pickup: the applicant collects it at the window; closed: e.g. served by public notice"
+    )
+    note: Annotated[
+        str | None,
+        StringConstraints(min_length=1, max_length=500),
+        BeforeValidator(clean_text),
+        AfterValidator(no_nul),
+        Field(description="for the hall's records; never shown on public pages", examples=["已公告送达"]),
+    ] = None
 
 
 class ShipmentPage(BaseModel):
@@ -494,7 +559,9 @@ class WebhookEnvelope(BaseModel):
     timestamp: datetime = Field(description="when the event happened")
     data: dict[str, Any] = Field(
         description="shipment summary (id, kind, status, cases, waybill_no, tracking_code, tracking_url, "
-        "label_url, metadata), `event` and the per-shipment `sequence`"
+        "label_url, metadata), `event` and the per-shipment `sequence`; `shipment.delivery_failed`, "
+        "`.returning`, `.returned` and `.failed` add `attempts` and `last_failure`, `shipment.resolved` adds "
+        "`resolution`"
     )
 
 

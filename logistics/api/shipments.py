@@ -61,7 +61,7 @@ async def read_json(request: web.Request) -> Any:
         raise Problem(400, "malformed-json", "Malformed JSON", f"The body is not valid JSON ({exc.msg}).") from None
 
 
-def _idempotency_key(request: web.Request) -> str | None:
+def idempotency_key(request: web.Request) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
@@ -84,7 +84,7 @@ class CreateRequest:
 async def read_create(request: web.Request) -> CreateRequest:
     """Authenticate and validate a create, or raise the Problem that answers it."""
     client_id = await authenticate(request)
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     payload = await read_json(request)
     if not isinstance(payload, dict):
         raise validation_problem([{"field": "body", "message": "must be a JSON object"}])
@@ -159,6 +159,11 @@ def shipment_answer(row: ShipmentRow, cases: list[tuple[str, str]], base_url: st
         "applicant_url": None,
         "failure_reason": None,
         "proof": None,
+        "attempts": 0,
+        "last_failure": None,
+        "resend_of": None,
+        "resent_as": None,
+        "resolution": None,
         "metadata": row.extra,
         "created_at": created,
         "updated_at": created,

@@ -34,7 +34,11 @@ from logistics.storage.outbox import task_row
 WEBHOOK_TASK = "webhook"
 LABEL_READY = "shipment.label_ready"
 # Public fields of an event in a webhook; dedup keys and internal ids stay inside.
-_EVENT_FIELDS = ("sequence", "status", "occurred_at", "source", "carrier_code", "carrier_text", "location")
+_EVENT_FIELDS = (
+    "sequence", "status", "occurred_at", "source", "carrier_code", "carrier_text", "location", "reason_code", "reason"
+)
+# Webhooks of these statuses carry the shipment's attempts and last failure: why the parcel did not arrive.
+FAILURE_WEBHOOKS = frozenset({"delivery_failed", "returning", "returned", "failed"})
 
 
 # Statements built once, each call passing only its values: building them with the values in (``.values(...)``,
@@ -117,11 +121,16 @@ async def apply_event(
     location: str | None = None,
     dedup_key: str | None = None,
     updates: dict[str, Any] | None = None,
+    reason_code: str | None = None,
+    reason: str | None = None,
+    attempt: str | None = None,
 ) -> Applied | None:
     """Record the event; move the status only forward. ``shipment`` must come from ``lock_shipment`` in ``conn``.
 
     Returns None for a duplicate (same ``dedup_key``). A late event that would move the shipment backwards is
     still kept in the history (marked ``refused``, so public pages leave it out), but the status stays where it is.
+    ``attempt`` (``delivery`` or ``pickup``) marks a failed attempt: it is counted on the shipment and, when it is
+    the latest, becomes its ``last_failure``; an attempt that contradicts the current status is not counted.
     """
     now = utcnow()
     if dedup_key is not None:
@@ -143,12 +152,20 @@ async def apply_event(
         "location": location,
         "dedup_key": dedup_key,
         "refused": False,
+        "reason_code": reason_code,
+        "reason": reason,
     }
     if not changed and status != previous:
         event["refused"] = await _contradicts(conn, shipment["id"], previous, event["occurred_at"])
     await conn.execute(_INSERT_EVENT, event)
     values: dict[str, Any] = {"last_sequence": sequence, "updated_at": now, **(updates or {})}
-    extra = None
+    extra: dict[str, Any] | None = None
+    if attempt is not None and not event["refused"]:
+        values.update(counted_attempt(shipment, attempt, event))
+    elif reason_code is not None and not shipment.get("last_failure") and not event["refused"]:
+        # A return or a voided pickup that says why, with no failed attempt on record (its push was lost).
+        stage = "pickup" if status == "failed" else "delivery"
+        values["last_failure"] = failure_record(event, stage)
     if changed:
         values["status"] = status
         if status in FINAL:
@@ -159,8 +176,35 @@ async def apply_event(
     await conn.execute(_UPDATE_SHIPMENT, {"b_id": shipment["id"], **values})
     shipment = {**shipment, **values}
     if changed:
+        if status in FAILURE_WEBHOOKS:
+            extra = failure_summary(shipment)
         await emit(conn, shipment, f"shipment.{status}", event, extra=extra)
     return Applied(sequence, status, changed, previous, shipment)
+
+
+def counted_attempt(shipment: Mapping[str, Any], stage: str, event: Mapping[str, Any]) -> dict[str, Any]:
+    """The shipment's columns after one more failed attempt: the count, and the last failure unless a later
+    one is known already (pushes arrive out of order)."""
+    values: dict[str, Any] = {"attempts": int(shipment.get("attempts") or 0) + 1}
+    last = shipment.get("last_failure")
+    if not last or _utc(event["occurred_at"]) >= datetime.fromisoformat(str(last["occurred_at"])):
+        values["last_failure"] = failure_record(event, stage)
+    return values
+
+
+def failure_record(event: Mapping[str, Any], stage: str) -> dict[str, Any]:
+    """A shipment's ``last_failure`` from the event row that reports it."""
+    return {
+        "reason_code": event["reason_code"],
+        "reason": event["reason"],
+        "occurred_at": iso(_utc(event["occurred_at"]).astimezone(UTC)),
+        "stage": stage,
+    }
+
+
+def failure_summary(shipment: Mapping[str, Any]) -> dict[str, Any]:
+    """What a webhook about an attempt or a return adds: how many attempts failed, and the latest one's reason."""
+    return {"attempts": int(shipment.get("attempts") or 0), "last_failure": shipment.get("last_failure")}
 
 
 _REACHED = select(func.max(shipment_events.c.occurred_at)).where(

@@ -138,6 +138,14 @@ class Shipment(SQLModel, table=True):
     # The proof of service (送达回证), frozen in the transaction that marks the shipment delivered
     # (logistics/domain/proof.py); null before.
     proof: dict[str, Any] | None = _json()
+    # Failed delivery or pickup attempts, and the latest one ({reason_code, reason, occurred_at, stage}). A
+    # server default: the group commit inserts new shipments without naming these columns.
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    last_failure: dict[str, Any] | None = _json()
+    # The hall's decision on a parcel that came back: a new linked shipment, or {action, note, resolved_at}.
+    resend_of: str | None = Field(default=None, max_length=40)
+    resent_as: str | None = Field(default=None, max_length=40)
+    resolution: dict[str, Any] | None = _json()
 
 
 class ShipmentCase(SQLModel, table=True):
@@ -175,6 +183,9 @@ class ShipmentEvent(SQLModel, table=True):
     # was reached (``in_transit`` after ``delivered``): kept for the record and the client's API, never shown
     # on a public page. Late history (an earlier step pushed late) is not refused in this sense.
     refused: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # Why an attempt failed or the parcel goes back: the EMS reason code (101 … 130) and its words.
+    reason_code: str | None = Field(default=None, max_length=8)
+    reason: str | None = Field(default=None, max_length=100)
 
 
 class IdempotencyRecord(SQLModel, table=True):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from carriers.ems.codes import FAILURE_REASONS
+from carriers.ems.codes import FAILURE_REASONS, reason_text
 from labels.privacy import mask_address, mask_name, mask_phone, mask_text
 
 STATUS_TEXT: dict[str, str] = {
@@ -21,7 +21,8 @@ STATUS_TEXT: dict[str, str] = {
     "out_for_delivery": "正在派送",
     "delivered": "已送达签收",
     "delivery_failed": "本次派送未成功，邮政将再次派送",
-    "returned": "已退回",
+    "returning": "未能送达，邮件正在退回办件窗口",
+    "returned": "邮件已退回办件窗口",
     "cancelled": "已取消",
     "failed": "寄递失败",
     "declined": "申请人选择窗口自取",
@@ -34,6 +35,10 @@ INTAKE_STATUS_TEXT: dict[str, str] = {
     "picked_up": "邮政已上门取走材料",
     "out_for_delivery": "正在送往政务服务中心",
     "delivered": "材料已送达政务服务中心",
+    "delivery_failed": "材料本次未能送达政务服务中心，邮政将再次派送",
+    "returning": "材料未能送达，正在退回寄件人",
+    "returned": "材料已退回寄件人",
+    "failed": "邮政上门取件未成功，本次预约已作废",
     "declined": "申请人选择到窗口递交材料",
 }
 
@@ -47,6 +52,7 @@ ACTION_TEXT: dict[str, str] = {
     "arrive": "到达",
     "deliver": "投递签收",
     "fail": "投递未成功",
+    "returned": "退件签收",
 }
 
 ACTION_STATUS: dict[str, str] = {
@@ -54,6 +60,7 @@ ACTION_STATUS: dict[str, str] = {
     "arrive": "in_transit",
     "deliver": "delivered",
     "fail": "delivery_failed",
+    "returned": "returned",
 }
 
 SOURCE_TEXT: dict[str, str] = {
@@ -68,7 +75,7 @@ SOURCE_TEXT: dict[str, str] = {
 
 def failure_reasons() -> dict[str, str]:
     """EMS 未妥投 reason code → the Chinese meaning (the English gloss in the table is for developers)."""
-    return {code: reason.meaning.split(" (")[0].strip() for code, reason in FAILURE_REASONS.items()}
+    return {code: reason_text(code) or code for code in FAILURE_REASONS}
 
 
 def status_text(status: str, kind: str) -> str:
@@ -132,6 +139,10 @@ def next_action(status: str, kind: str) -> tuple[str | None, str]:
         return "arrive", "运往目的地，到达时扫描“到达”"
     if status in ("in_transit", "out_for_delivery", "delivery_failed"):
         return "deliver", "投递给收件人" if kind == "delivery" else "送达政务服务中心窗口"
+    if status == "returning":
+        if kind == "delivery":
+            return "returned", "退回件：交回办件窗口，由窗口人员扫描“退件签收”"
+        return None, "退回件：由邮政退回寄件人"
     return None, "已结束，无需再操作"
 
 

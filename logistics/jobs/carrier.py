@@ -387,6 +387,9 @@ async def apply_carrier_events(conn: Any, events: list[dict[str, Any]], *, sourc
             carrier_text=text[:500],
             location=payload.get("location") or None,
             dedup_key=dedup_key(payload),
+            reason_code=payload.get("reason_code"),
+            reason=payload.get("reason"),
+            attempt=payload.get("attempt"),
         )
         if applied is not None:
             locked[shipment_id] = applied.shipment  # the next event of this parcel builds on this one

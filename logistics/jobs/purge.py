@@ -79,6 +79,7 @@ async def purge_finished(db: Database, *, after: timedelta, now: datetime | None
             )
         ids = [r.id for r in rows]
         if ids:
+            await _purge_resolution_notes(conn, ids)
             await conn.execute(delete(label_renders).where(label_renders.c.shipment_id.in_(ids)))
             await conn.execute(update(complaints).where(complaints.c.shipment_id.in_(ids)).values(text=PURGED_TEXT))
             events = await conn.execute(
@@ -96,6 +97,15 @@ async def purge_finished(db: Database, *, after: timedelta, now: datetime | None
                     )
     return len(rows)
 
+
+
+async def _purge_resolution_notes(conn: Any, ids: list[str]) -> None:
+    """The note of the hall's resolution of a returned parcel is free text about a person: it goes too."""
+    found = await conn.execute(select(shipments.c.id, shipments.c.resolution).where(shipments.c.id.in_(ids)))
+    for row in found.all():
+        if row.resolution and row.resolution.get("note"):
+            resolution = {**row.resolution, "note": PURGED_TEXT}
+            await conn.execute(update(shipments).where(shipments.c.id == row.id).values(resolution=resolution))
 
 
 async def purge_idempotency(db: Database, *, after: timedelta, now: datetime | None = None) -> int:

@@ -58,8 +58,8 @@ def test_table_beats_the_wording() -> None:
     [
         ("退回妥投", "", "returned"),
         ("", "邮件已退回寄件人,退回原因:收件人拒收", "returned"),
-        ("退件处理", "", "returned"),
-        ("收件人拒收", "", "returned"),
+        ("退件处理", "", "returning"),
+        ("收件人拒收", "", "returning"),
         ("投递结果反馈-未妥投补录", "", "delivery_failed"),
         ("", "因收件人不在指定地址,未能妥投,将再次投递", "delivery_failed"),
         ("", "收件人拒收,未妥投", "delivery_failed"),
@@ -98,7 +98,7 @@ def test_unknown_code_is_kept_raw_on_the_event() -> None:
     assert event.raw["opCode"] == "7099"
 
 
-def test_failure_reason_table_holds_the_ten_old_codes() -> None:
+def test_failure_reason_table_holds_the_ten_codes_the_issue_lists() -> None:
     assert set(codes.FAILURE_REASONS) == {
         "101", "102", "103", "104", "113", "115", "118", "124", "127", "130"
     }

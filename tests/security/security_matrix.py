@@ -74,6 +74,12 @@ CALLS: dict[tuple[str, str], Callable[[World], Call]] = {
     ("POST", "/v1/shipments/{id}/cancel"): lambda w: Call(
         f"/v1/shipments/{w.shipment['id']}/cancel", json={"reason": "申请人改为窗口自取"}
     ),
+    ("POST", "/v1/shipments/{id}/resend"): lambda w: Call(
+        f"/v1/shipments/{w.returned['id']}/resend", json={"recipient": w.returned["recipient"]}
+    ),
+    ("POST", "/v1/shipments/{id}/resolve"): lambda w: Call(
+        f"/v1/shipments/{w.returned['id']}/resolve", json={"action": "window_pickup"}
+    ),
     ("GET", "/v1/shipments/{id}/label"): lambda w: Call(
         f"/v1/shipments/{w.shipment['id']}/label", query={"format": "zpl"}
     ),
@@ -114,6 +120,8 @@ ANOTHER_CLIENT: dict[tuple[str, str], tuple[int, Callable[[dict[str, Any], World
     ("GET", "/v1/shipments"): (200, _empty_list),
     ("GET", "/v1/shipments/{id}"): (404, None),
     ("POST", "/v1/shipments/{id}/cancel"): (404, None),
+    ("POST", "/v1/shipments/{id}/resend"): (404, None),
+    ("POST", "/v1/shipments/{id}/resolve"): (404, None),
     ("GET", "/v1/shipments/{id}/label"): (404, None),
     ("POST", "/v1/labels"): (422, None),  # documented: another client's id is reported like an unknown one
     ("POST", "/v1/shipments/{id}/applicant-link"): (404, None),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import ClientResponse
@@ -91,6 +91,7 @@ class World:
     awaiting: dict[str, Any]  # waiting for the applicant's choice
     delivery_id: str
     complaint_text: str
+    returned: dict[str, Any] = field(default_factory=dict)  # refused and back at the hall: resend/resolve it
 
     def secrets(self) -> tuple[str, ...]:
         """The hall's data that another client, or a staff member out of scope, must never see."""
@@ -151,6 +152,10 @@ async def build_world(api: TestClient, db: Database, hall: clients.Credentials, 
         ).scalar_one()
     courier = await staff.create(db, "王建国", "courier", [MARKET_BUREAU])
     outsider = await staff.create(db, "赵磊", "courier", ["二七区税务局"])
+    returned = await create(
+        api, hall, delivery_body(cases=[{"case_no": "410106-2018-00152", "item_name": "食品经营许可证延续"}])
+    )
+    await advance(db, returned["id"], "ordered", "picked_up", "delivery_failed", "returning", "returned")
     return World(
         hall,
         other,
@@ -160,6 +165,7 @@ async def build_world(api: TestClient, db: Database, hall: clients.Credentials, 
         awaiting,
         delivery_id,
         complaint_text,
+        returned,
     )
 
 

@@ -30,7 +30,7 @@
     return "dev-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
-  const ACTION_TEXT = { pickup: "揽收", arrive: "到达", deliver: "投递签收", fail: "投递未成功" };
+  const ACTION_TEXT = { pickup: "揽收", arrive: "到达", deliver: "投递签收", fail: "投递未成功", returned: "退件签收" };
   let flushing = false;
   let again = false;
   let offline = !navigator.onLine;
