@@ -246,7 +246,7 @@ def _window_fact(window: Mapping[str, str] | None) -> str:
     if window is None:
         return ""
     start, end = (datetime.fromisoformat(window[k].replace("Z", "+00:00")) for k in ("start", "end"))
-    return f'<dt>预约上门取件时间</dt><dd id="pickup-window">{esc(window_text(start, end))}</dd>'
+    return f'<dt id="pickup-window-label">上门取件</dt><dd id="pickup-window">{esc(window_text(start, end))}</dd>'
 
 
 def _timeline(view: Mapping[str, Any]) -> str:
