@@ -1,13 +1,17 @@
-"""Fault injection: the settings as plain data and the decisions, drawn from one seeded random.Random.
+"""Run-time settings: fault injection (with its seeded decisions) and what happens to new parcels.
 
 Kept apart from HTTP so that what a seed decides can be reasoned about (and tested) on its own; the server
-only asks "what now?" and acts on the answer. JSON shape of GET/PUT /admin/faults is ``FaultInjector.to_json``.
+only asks "what now?" and acts on the answer. JSON shape of GET/PUT /admin/faults is ``FaultInjector.to_json``
+merged with ``ParcelSettings.to_json`` (and the server's clock).
 """
 
 from __future__ import annotations
 
+import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any, Literal
 
 ERROR_KINDS = ("http_5xx", "s_code", "connection_reset", "timeout_after_create", "b_code")
@@ -15,6 +19,20 @@ ErrorKind = Literal["http_5xx", "s_code", "connection_reset", "timeout_after_cre
 OUTAGE_MODES = ("503", "reset")
 RATE_LIMIT_MODES = ("429", "s_code")
 HANG_THEN = ("answer", "reset")
+
+# Who signed a 704 (the same classes as the proof of service) and the EMS failure reasons the simulator uses.
+SIGNER_CLASSES = ("addressee", "family", "unit_mailroom", "locker_or_station", "other", "unknown")
+CODE_CHECKED_CLASSES = ("addressee", "family")  # the only people a courier hands a code-protected parcel to
+REASON_CODES = ("101", "102", "103", "104", "113", "115", "118", "124", "127", "130")
+REFUSED = "104"  # a refusal ends the delivery at once, so it has its own rate and is not in the reason mix
+DEFAULT_SIGNERS: Mapping[str, float] = MappingProxyType(
+    {"addressee": 0.5, "family": 0.25, "unit_mailroom": 0.25, "locker_or_station": 0.0, "other": 0.0, "unknown": 0.0}
+)
+DEFAULT_REASONS: Mapping[str, float] = MappingProxyType(
+    {"101": 0.08, "102": 0.05, "103": 0.35, "113": 0.2, "115": 0.08, "118": 0.05, "124": 0.1, "127": 0.04, "130": 0.05}
+)
+MAX_ATTEMPTS = 10
+MAX_CLOCK_SPEED = 1_000_000.0
 
 
 @dataclass(slots=True)
@@ -78,6 +96,114 @@ def _object(value: Any, name: str, keys: set[str]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown keys in {name}: {', '.join(sorted(unknown))}")
     return value
+
+
+def _count_in(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer {low}..{high}")
+    return value
+
+
+def _mix(value: Any, name: str, keys: tuple[str, ...]) -> dict[str, float]:
+    """A whole mix replaces the old one: weights per key (missing keys weigh 0), stored as shares adding to 1."""
+    weights = _object(value, name, set(keys))
+    checked = {key: _non_negative(weights.get(key, 0.0), f"{name}.{key}") for key in keys}
+    if not all(math.isfinite(weight) for weight in checked.values()):
+        raise ValueError(f"{name} weights must be finite numbers")
+    total = sum(checked.values())
+    if total <= 0:
+        raise ValueError(f"{name} needs at least one positive weight")
+    return {key: weight / total for key, weight in checked.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class ParcelSettings:
+    """What the parcel book draws for every new order; a change applies to parcels ordered after it.
+
+    Delivery outcomes are shares of parcels and add up to at most 1: ``refusal_rate`` (104 at the first attempt,
+    the return starts at once), ``undeliverable_rate`` (every one of ``attempts`` fails, then the return) and
+    ``failed_attempt_rate`` (one failed attempt, then delivered); the rest are delivered at the first attempt.
+    A door pickup fails at each attempt with ``pickup_failure_rate``; after ``pickup_attempts`` failures the
+    order is void (207).
+    """
+
+    failed_attempt_rate: float = 0.2
+    refusal_rate: float = 0.0
+    undeliverable_rate: float = 0.0
+    attempts: int = 3
+    reasons: Mapping[str, float] = field(default_factory=lambda: DEFAULT_REASONS)
+    reason_fields_rate: float = 0.5  # share of 705/206/207 events that carry reasonCode/reasonDesc fields
+    signers: Mapping[str, float] = field(default_factory=lambda: DEFAULT_SIGNERS)
+    pickup_failure_rate: float = 0.0
+    pickup_attempts: int = 2
+
+    def __post_init__(self) -> None:
+        if self.failed_attempt_rate + self.refusal_rate + self.undeliverable_rate > 1.0 + 1e-9:
+            raise ValueError("delivery: failed_attempt_rate, refusal_rate and undeliverable_rate add up to more than 1")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "delivery": {
+                "failed_attempt_rate": self.failed_attempt_rate,
+                "refusal_rate": self.refusal_rate,
+                "undeliverable_rate": self.undeliverable_rate,
+                "attempts": self.attempts,
+                "reasons": dict(self.reasons),
+                "reason_fields_rate": self.reason_fields_rate,
+            },
+            "signers": dict(self.signers),
+            "pickup": {"failure_rate": self.pickup_failure_rate, "attempts": self.pickup_attempts},
+        }
+
+    def updated(self, patch: Mapping[str, Any]) -> ParcelSettings:
+        """These settings with ``patch`` (keys delivery, signers, pickup of ``to_json``); ValueError if bad."""
+        top = _object(dict(patch), "settings", {"delivery", "signers", "pickup"})
+        changes: dict[str, Any] = {}
+        if "delivery" in top:
+            delivery = _object(
+                top["delivery"],
+                "delivery",
+                {
+                    "failed_attempt_rate",
+                    "refusal_rate",
+                    "undeliverable_rate",
+                    "attempts",
+                    "reasons",
+                    "reason_fields_rate",
+                },
+            )
+            for key in ("failed_attempt_rate", "refusal_rate", "undeliverable_rate", "reason_fields_rate"):
+                if key in delivery:
+                    changes[key] = _rate(delivery[key], f"delivery.{key}")
+            if "attempts" in delivery:
+                changes["attempts"] = _count_in(delivery["attempts"], "delivery.attempts", 1, MAX_ATTEMPTS)
+            if "reasons" in delivery:
+                reasons = delivery["reasons"]
+                if isinstance(reasons, dict) and REFUSED in reasons:
+                    raise ValueError("delivery.reasons: 104 (refusal) is set with delivery.refusal_rate")
+                codes = tuple(code for code in REASON_CODES if code != REFUSED)
+                changes["reasons"] = MappingProxyType(_mix(reasons, "delivery.reasons", codes))
+        if "signers" in top:
+            changes["signers"] = MappingProxyType(_mix(top["signers"], "signers", SIGNER_CLASSES))
+        if "pickup" in top:
+            pickup = _object(top["pickup"], "pickup", {"failure_rate", "attempts"})
+            if "failure_rate" in pickup:
+                changes["pickup_failure_rate"] = _rate(pickup["failure_rate"], "pickup.failure_rate")
+            if "attempts" in pickup:
+                changes["pickup_attempts"] = _count_in(pickup["attempts"], "pickup.attempts", 1, MAX_ATTEMPTS)
+        return replace(self, **changes)
+
+
+def clock_speed(patch: Any) -> float | None:
+    """The new speed of the simulated clock in a ``clock`` settings object (None: unchanged); ValueError if bad.
+    ``now`` is accepted and ignored, so the JSON from GET can be sent back as it is."""
+    clock = _object(patch, "clock", {"speed", "now"})
+    if "speed" not in clock:
+        return None
+    speed = clock["speed"]
+    if isinstance(speed, bool) or not isinstance(speed, int | float) or not 1.0 <= float(speed) <= MAX_CLOCK_SPEED:
+        raise ValueError(f"clock.speed must be a number from 1 to {MAX_CLOCK_SPEED:g} (simulated seconds per second)")
+    return float(speed)
 
 
 class FaultInjector:

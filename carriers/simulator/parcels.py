@@ -1,18 +1,34 @@
 """Parcels and their clock: a pure state machine, no HTTP, no tasks.
 
 Every order gets its whole tracking history planned at creation (so a seed reproduces it) and the clock only
-reveals the next planned event. Callers pass the times in: ``now`` (wall clock, Beijing) stamps events, and
-``mono`` (a monotonic reading) drives the automatic clock.
+reveals the next planned event. Callers pass the times in: ``now`` (the simulated clock, Beijing) stamps
+events, and ``mono`` (a monotonic reading) drives the automatic clock. A door pickup is never stamped before
+its booked window opens (``Parcel.not_before``).
+
+What is drawn for a parcel (signer, failed attempts, refusal, return, failed pickups) follows
+``faults.ParcelSettings``; the EMS wording for it comes from the tables beside this module
+(signer_texts.csv, reason_texts.csv), and ``Parcel.chosen`` keeps the draw for the inspection endpoint.
 """
 
 from __future__ import annotations
 
+import csv
 import heapq
+import io
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from importlib import resources
 from typing import Any
 
+from carriers.simulator.faults import (
+    CODE_CHECKED_CLASSES,
+    REASON_CODES,
+    REFUSED,
+    SIGNER_CLASSES,
+    ParcelSettings,
+)
 from carriers.simulator.geo import Place, canonical_province, routing
 from carriers.simulator.wire import B_ALREADY_COLLECTED, B_MISSING, B_NOT_FOUND, format_time, parse_time
 
@@ -33,16 +49,59 @@ EVENT_FIELDS = (
 
 _SURNAMES = "王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐"
 _GIVEN = ("建国", "强", "磊", "洋", "伟", "芳", "敏", "静", "军", "杰", "娟", "涛", "明", "超", "秀英", "桂兰")
+# Fillers for the place names inside signer texts; none of them may read as a signer word (家/门卫/驿站...).
+_ROADS = ("农业路", "济源路", "中原路", "建设路", "文化路", "花园路", "嵩山路", "淮河路")
+_VILLAGES = ("马固", "柿园", "峡窝", "东赵", "金华")
 
-# Delivery-failure sub-reasons from the older EMS system (README, "Event codes") that lead to another attempt.
-_FAILED_REASONS = (
-    ("103", "收件人不在指定地址"),
-    ("113", "无法联系收件人"),
-    ("124", "收件地址不详"),
-    ("130", "收件人要求改日投递"),
-)
+CODE_CHECKED = "已核验收件人安全码"  # EMS's courier checked the receiverSafetyCode (contract with carriers/ems)
+PLACEHOLDERS = ("courier", "courier_phone", "receiver", "city", "county", "road", "number", "village", "next")
+_AGAIN = "将再次投递"
+_BACK = "邮件将退回寄件人"
 
-_SIGNERS = ("本人签收", "他人代收:家人", "单位收发室代收", "本人签收")
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    desc: str  # reasonDesc, and the reason in return texts
+    attempt_text: str  # a 705's opDesc; {next} says what happens now
+    pickup_desc: str  # "" when the reason never applies to a door pickup
+    pickup_text: str
+
+
+def _table(filename: str) -> list[dict[str, str]]:
+    text = resources.files(__package__).joinpath(filename).read_text(encoding="utf-8")
+    return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(io.StringIO(text))]
+
+
+def _load_signer_texts() -> dict[tuple[str, bool], tuple[str, ...]]:
+    texts: dict[tuple[str, bool], list[str]] = {}
+    for row in _table("signer_texts.csv"):
+        checked = row["code_checked"] == "yes"
+        if row["class"] not in SIGNER_CLASSES or (checked and row["class"] not in CODE_CHECKED_CLASSES):
+            raise ValueError(f"signer_texts.csv: bad class {row['class']!r} (code_checked={checked})")
+        if (CODE_CHECKED in row["text"]) != checked:
+            raise ValueError(f"signer_texts.csv: {row['text']!r} must say {CODE_CHECKED} exactly when code_checked")
+        texts.setdefault((row["class"], checked), []).append(row["text"])
+    needed = [(c, False) for c in SIGNER_CLASSES] + [(c, True) for c in CODE_CHECKED_CLASSES]
+    missing = [key for key in needed if key not in texts]
+    if missing:
+        raise ValueError(f"signer_texts.csv: no text for {missing}")
+    return {key: tuple(rows) for key, rows in texts.items()}
+
+
+def _load_reasons() -> dict[str, Reason]:
+    reasons = {
+        row["code"]: Reason(row["code"], row["desc"], row["attempt_text"], row["pickup_desc"], row["pickup_text"])
+        for row in _table("reason_texts.csv")
+    }
+    if set(reasons) != set(REASON_CODES):
+        raise ValueError(f"reason_texts.csv: codes must be exactly {', '.join(REASON_CODES)}")
+    return reasons
+
+
+SIGNER_TEXTS: Mapping[tuple[str, bool], tuple[str, ...]] = _load_signer_texts()  # (class, code checked) → texts
+REASONS: Mapping[str, Reason] = _load_reasons()
+PICKUP_REASONS = tuple(code for code, reason in REASONS.items() if reason.pickup_text)
 
 
 class ParcelError(Exception):
@@ -66,10 +125,12 @@ class Parcel:
     cancelled: bool = False
     cancel_reason: str = ""
     next_at: float | None = None  # monotonic due time on the automatic clock
+    not_before: datetime | None = None  # the first step is a door pickup: not before the booked window opens
+    chosen: dict[str, Any] = field(default_factory=dict)  # what the plan drew, for the inspection endpoint
 
     @property
     def collected(self) -> bool:
-        return bool(self.events)
+        return any(event["opCode"] == "203" for event in self.events)
 
     @property
     def finished(self) -> bool:
@@ -79,10 +140,12 @@ class Parcel:
     def state(self) -> str:
         if self.cancelled:
             return "cancelled"
-        if not self.events:
-            return "ordered"
         if self.finished:
-            return "delivered"
+            return {"704": "delivered", "711": "returned", "207": "voided"}.get(self.plan[-1]["opCode"], "finished")
+        if not self.collected:
+            return "ordered"
+        if any(event["opCode"] == "708" for event in self.events):
+            return "returning"
         return "in_transit"
 
     def summary(self) -> dict[str, Any]:
@@ -92,11 +155,48 @@ class Parcel:
             "state": self.state,
             "createdTime": format_time(self.created_at),
             "cancelReason": self.cancel_reason,
+            "pickupNotBefore": format_time(self.not_before) if self.not_before else None,
+            **self.chosen,
             "events": list(self.events),
             "order": self.order,  # the order object as received, so tests can check what the client sent
             "remaining": [step["opCode"] for step in self.plan[len(self.events) :]] if not self.cancelled else [],
             **self.routing,
         }
+
+
+class SimClock:
+    """The simulator's clock: the wall clock, run ``speed`` times faster since the speed was set, plus jumps.
+
+    Every event is stamped with it, so a compressed clock (tests, the chaos run) brings a booked pickup window
+    closer without an event ever claiming a time before its window opened. It never runs backwards.
+    """
+
+    def __init__(self, now: Callable[[], datetime], mono: Callable[[], float]) -> None:
+        self._now = now
+        self._mono = mono
+        self.speed = 1.0
+        self._since = mono()
+        self._ahead = 0.0  # seconds ahead of the wall clock when the speed was last set
+
+    def ahead(self) -> float:
+        return self._ahead + (self._mono() - self._since) * (self.speed - 1.0)
+
+    def now(self) -> datetime:
+        return self._now() + timedelta(seconds=self.ahead())
+
+    def set_speed(self, speed: float) -> None:
+        self._ahead = self.ahead()
+        self._since = self._mono()
+        self.speed = speed
+
+    def advance_to(self, moment: datetime) -> None:
+        """Jump forward to ``moment`` (the manual clock revealing a pickup in a window still to come)."""
+        gap = (moment - self.now()).total_seconds()
+        if gap > 0:
+            self._ahead += gap
+
+    def to_json(self) -> dict[str, Any]:
+        return {"speed": self.speed, "now": format_time(self.now())}
 
 
 def _place(party: dict[str, Any]) -> Place:
@@ -107,9 +207,12 @@ def _place(party: dict[str, Any]) -> Place:
 class ParcelBook:
     """All orders of one simulator, keyed by logisticsOrderNo (the idempotency key) and by waybill."""
 
-    def __init__(self, rng: random.Random, failed_attempt_rate: float = 0.2) -> None:
+    def __init__(
+        self, rng: random.Random, failed_attempt_rate: float = 0.2, settings: ParcelSettings | None = None
+    ) -> None:
         self._rng = rng
-        self._failed_attempt_rate = failed_attempt_rate
+        # Read at each order, so a change (PUT /admin/faults) applies to parcels ordered after it.
+        self.settings = settings or ParcelSettings(failed_attempt_rate=failed_attempt_rate)
         self.by_order: dict[str, Parcel] = {}
         self.by_waybill: dict[str, Parcel] = {}
         # The automatic clock's queue: (due, tiebreak, logisticsOrderNo); a parcel's live entry is the one
@@ -127,13 +230,16 @@ class ParcelBook:
             return existing, False
         waybill = self._new_waybill()
         receiver = order.get("receiver") or {}
+        plan, chosen = self._plan(order)
         parcel = Parcel(
             waybill_no=waybill,
             order_no=order_no,
             order=order,
             routing=routing(_place(receiver), str(receiver.get("postCode") or "") or None),
-            plan=self._plan(order),
+            plan=plan,
             created_at=now,
+            not_before=self._pickup_time(order),
+            chosen=chosen,
         )
         self.by_order[order_no] = parcel
         self.by_waybill[waybill] = parcel
@@ -175,6 +281,9 @@ class ParcelBook:
         if parcel.finished:
             return None
         stamp = now.replace(microsecond=0)
+        if not parcel.events and parcel.not_before is not None and stamp < parcel.not_before:
+            # Only the manual clock gets here (the automatic one waits): it jumps to the window.
+            stamp = parcel.not_before
         if parcel.events:
             previous = parse_time(parcel.events[-1]["opTime"])
             if stamp <= previous:
@@ -187,6 +296,8 @@ class ParcelBook:
             "opTime": format_time(stamp),
         }
         ordered = {name: event.get(name, "") for name in EVENT_FIELDS}
+        # reasonCode / reasonDesc travel after EMS's documented fields, and only on the events that have them.
+        ordered.update((name, value) for name, value in template.items() if name not in ordered)
         parcel.events.append(ordered)
         if parcel.finished:
             parcel.next_at = None
@@ -218,14 +329,20 @@ class ParcelBook:
             self._seq += 1
             heapq.heappush(self._due, (parcel.next_at, self._seq, parcel.order_no))
 
-    def due(self, mono: float, now: datetime, step_seconds: float) -> list[dict[str, str]]:
-        """The automatic clock: every event that has come due by ``mono``, oldest due first."""
+    def due(self, mono: float, now: datetime, step_seconds: float, speed: float = 1.0) -> list[dict[str, str]]:
+        """The automatic clock: every event that has come due by ``mono``, oldest due first. ``speed`` is the
+        simulated clock's (simulated seconds per second): a pickup whose window is still to come waits for it."""
         emitted: list[dict[str, str]] = []
         while self._due and self._due[0][0] <= mono:
             at, _, order_no = heapq.heappop(self._due)
             parcel = self.by_order.get(order_no)
             # Entries are never removed when a parcel is rescheduled, cancelled or reset; skip the stale ones.
             if parcel is None or parcel.next_at != at:
+                continue
+            if not parcel.events and parcel.not_before is not None and now < parcel.not_before:
+                # At least a millisecond, or rounding could requeue it at ``mono`` and spin.
+                wait = max((parcel.not_before - now).total_seconds() / speed, 0.001)
+                self.schedule(parcel, mono, wait)
                 continue
             event = self.step(parcel, now)
             if event is not None:
@@ -235,6 +352,14 @@ class ParcelBook:
             else:
                 self.schedule(parcel, at, step_seconds)
         return emitted
+
+    def waiting_for_window(self) -> list[Parcel]:
+        """Parcels on the automatic clock whose door pickup waits for its window (to requeue on a clock change)."""
+        return [
+            p
+            for p in self.by_order.values()
+            if p.next_at is not None and p.not_before is not None and not p.events and not p.cancelled
+        ]
 
     def next_due(self) -> float | None:
         while self._due:
@@ -260,7 +385,43 @@ class ParcelBook:
         phone = f"1390371{self._rng.randrange(10000):04d}"
         return name, operator_no, phone
 
-    def _plan(self, order: dict[str, Any]) -> list[dict[str, str]]:
+    def _pickup_time(self, order: dict[str, Any]) -> datetime | None:
+        """When a door pickup happens at the earliest: in the booked window, a little after it opens."""
+        if str(order.get("pickupType", "")).strip() != "1":
+            return None
+        begin, end = str(order.get("pickupPreBeginTime") or "").strip(), str(order.get("pickupPreEndTime") or "")
+        if not begin:
+            return None  # no window booked: EMS comes when it can
+        opens = parse_time(begin)
+        closes = parse_time(end.strip()) if end.strip() else opens + timedelta(hours=2)
+        # Within the first quarter of the window (at most an hour), so the courier is never late for it.
+        spread = min((closes - opens).total_seconds() / 4, 3600.0)
+        return opens + timedelta(seconds=int(self._rng.uniform(0.0, spread)))
+
+    def _draw(self, shares: Mapping[str, float]) -> str:
+        keys = [key for key, share in shares.items() if share > 0]
+        return self._rng.choices(keys, weights=[shares[key] for key in keys])[0]
+
+    def _reason_fields(self, code: str, desc: str) -> dict[str, str]:
+        """About half the failure events carry the reason as fields; the rest say it in words only."""
+        if self._rng.random() < self.settings.reason_fields_rate:
+            return {"reasonCode": code, "reasonDesc": desc}
+        return {}
+
+    def _signer(self, order: dict[str, Any], fill: dict[str, str]) -> tuple[str, str]:
+        """(class, 704 opDesc). A code-protected parcel is handed only to the addressee or the family."""
+        code_checked = bool(str(order.get("receiverSafetyCode") or "").strip())
+        shares = dict(self.settings.signers)
+        if code_checked:
+            shares = {c: shares.get(c, 0.0) for c in CODE_CHECKED_CLASSES}
+            if sum(shares.values()) <= 0:
+                shares = {"addressee": 1.0}
+        signer_class = self._draw(shares)
+        template = self._rng.choice(SIGNER_TEXTS[(signer_class, code_checked)])
+        return signer_class, template.format_map(fill)
+
+    def _plan(self, order: dict[str, Any]) -> tuple[list[dict[str, str]], dict[str, Any]]:
+        settings = self.settings
         origin = _place(order.get("sender") or {})
         dest = _place(order.get("receiver") or {})
 
@@ -282,8 +443,46 @@ class ParcelBook:
         o_station, o_hub = at(origin, hub=False), at(origin, hub=True)
         d_station, d_hub = at(dest, hub=False), at(dest, hub=True)
         same_hub = origin.hub_name == dest.hub_name
+        plan: list[dict[str, str]] = []
+        chosen: dict[str, Any] = {
+            "signer_class": None,
+            "verified_by_code": False,
+            "attempts": 0,  # failed delivery attempts (705s)
+            "failure_reasons": [],
+            "refused": False,
+            "returned": False,
+            "pickup_attempts": 0,  # failed door-pickup attempts (206s)
+            "pickup_failure_reasons": [],
+            "voided": False,
+        }
 
-        plan = [
+        # A door pickup can fail (the applicant is not at home); after the last failure the order is void.
+        if str(order.get("pickupType", "")).strip() == "1" and settings.pickup_failure_rate > 0:
+            for attempt in range(1, settings.pickup_attempts + 1):
+                if self._rng.random() >= settings.pickup_failure_rate:
+                    break
+                reason = REASONS[self._rng.choice(PICKUP_REASONS)]
+                chosen["pickup_attempts"] = attempt
+                chosen["pickup_failure_reasons"].append(reason.code)
+                fields = self._reason_fields(reason.code, reason.pickup_desc)
+                last = attempt == settings.pickup_attempts
+                text = reason.pickup_text if not fields else f"揽收失败,揽投员:{collector}"
+                plan.append(
+                    ev(
+                        "206",
+                        "揽收失败",
+                        text + ("" if last else ",将再次上门揽收"),
+                        o_station,
+                        (collector, collector_no),
+                    )
+                    | fields
+                )
+            else:
+                chosen["voided"] = True
+                plan.append(ev("207", "作废", f"揽收未成功,订单已作废,原因:{reason.pickup_desc}", o_station) | fields)
+                return plan, chosen
+
+        plan += [
             ev(
                 "203",
                 "收寄",
@@ -312,36 +511,85 @@ class ParcelBook:
                 ev("989", "离开处理中心", f"离开【{dest.hub_name}】,下一站【{dest.station_name}】", d_hub),
             ]
         plan.append(ev("306", "揽投解车", f"快件到达【{dest.station_name}】", d_station, (sorter, sorter_no)))
-        plan.append(
-            ev(
-                "702",
-                "投递邮件接收-下段",
-                f"【{dest.station_name}】安排投递,投递员:{courier},电话:{courier_phone},正在派送中",
-                d_station,
-                (courier, courier_no),
+
+        # One draw decides the outcome, so the shares are shares of parcels.
+        draw = self._rng.random()
+        if draw < settings.refusal_rate:
+            failures = [REFUSED]
+        elif draw < settings.refusal_rate + settings.undeliverable_rate:
+            failures = [self._draw(settings.reasons) for _ in range(settings.attempts)]
+        elif draw < settings.refusal_rate + settings.undeliverable_rate + settings.failed_attempt_rate:
+            failures = [self._draw(settings.reasons)]
+        else:
+            failures = []
+        returned = bool(failures) and (failures[-1] == REFUSED or len(failures) >= settings.attempts)
+        chosen.update(attempts=len(failures), failure_reasons=failures, refused=REFUSED in failures, returned=returned)
+
+        courier_masked = f"{courier_phone[:3]}****{courier_phone[-4:]}"
+        out = f"【{dest.station_name}】安排投递,投递员:{courier},电话:{courier_phone},正在派送中"
+        again = f"【{dest.station_name}】再次投递,投递员:{courier},电话:{courier_phone},正在派送中"
+        for index, code in enumerate(failures):
+            reason = REASONS[code]
+            plan.append(ev("702", "投递邮件接收-下段", again if index else out, d_station, (courier, courier_no)))
+            final = returned and index == len(failures) - 1
+            fields = self._reason_fields(code, reason.desc)
+            text = (
+                reason.attempt_text.format(next=_BACK if final else _AGAIN)
+                if not fields
+                else f"投递员:{courier},未能妥投,{_BACK if final else _AGAIN}"
             )
-        )
-        if self._rng.random() < self._failed_attempt_rate:
-            _, reason = self._rng.choice(_FAILED_REASONS)
+            plan.append(ev("705", "投递结果反馈-未妥投", text, d_station, (courier, courier_no)) | fields)
+
+        if returned:
+            why = REASONS[failures[-1]].desc
+            first_stop = dest.hub_name
             plan.append(
-                ev("705", "投递结果反馈-未妥投", f"因{reason},未能妥投,将再次投递", d_station, (courier, courier_no))
+                ev(
+                    "708",
+                    "退回",
+                    f"邮件退回中,原因:{why},已离开【{dest.station_name}】,下一站【{first_stop}】",
+                    d_station,
+                )
+            )
+            if not same_hub:
+                plan.append(
+                    ev("708", "退回", f"邮件退回中,已离开【{dest.hub_name}】,下一站【{origin.hub_name}】", d_hub)
+                )
+            plan.append(
+                ev("708", "退回", f"邮件退回中,已离开【{origin.hub_name}】,下一站【{origin.station_name}】", o_hub)
             )
             plan.append(
                 ev(
-                    "702",
-                    "投递邮件接收-下段",
-                    f"【{dest.station_name}】再次投递,投递员:{courier},电话:{courier_phone},正在派送中",
-                    d_station,
-                    (courier, courier_no),
+                    "708",
+                    "退回",
+                    f"退回邮件到达【{origin.station_name}】,正在投递给寄件人,投递员:{collector}",
+                    o_station,
+                    (collector, collector_no),
                 )
             )
-        plan.append(
-            ev(
-                "704",
-                "投递结果反馈-妥投",
-                f"已签收,{self._rng.choice(_SIGNERS)},投递员:{courier}",
-                d_station,
-                (courier, courier_no),
+            plan.append(
+                ev(
+                    "711",
+                    "退回妥投",
+                    f"退回邮件已妥投,寄件人签收,投递员:{collector}",
+                    o_station,
+                    (collector, collector_no),
+                )
             )
-        )
-        return plan
+            return plan, chosen
+
+        plan.append(ev("702", "投递邮件接收-下段", again if failures else out, d_station, (courier, courier_no)))
+        fill = {
+            "courier": courier,
+            "courier_phone": courier_masked,
+            "receiver": str((order.get("receiver") or {}).get("name") or ""),
+            "city": dest.full_city,
+            "county": dest.county,
+            "road": self._rng.choice(_ROADS),
+            "number": str(self._rng.randrange(1, 200)),
+            "village": self._rng.choice(_VILLAGES),
+        }
+        signer_class, text = self._signer(order, fill)
+        chosen.update(signer_class=signer_class, verified_by_code=CODE_CHECKED in text)
+        plan.append(ev("704", "投递结果反馈-妥投", text, d_station, (courier, courier_no)))
+        return plan, chosen

@@ -24,9 +24,9 @@ from aiohttp import web
 
 from carriers.ems.envelope import EnvelopeError, open_
 from carriers.simulator.config import SimConfig
-from carriers.simulator.faults import FaultInjector
+from carriers.simulator.faults import FaultInjector, ParcelSettings, clock_speed
 from carriers.simulator.geo import in_service, split_address
-from carriers.simulator.parcels import ParcelBook, ParcelError
+from carriers.simulator.parcels import ParcelBook, ParcelError, SimClock
 from carriers.simulator.pusher import Pusher
 from carriers.simulator.validation import check_cancel, check_coverage, check_order, check_split, check_track
 from carriers.simulator.wire import (
@@ -44,6 +44,7 @@ from carriers.simulator.wire import (
 
 log = logging.getLogger(__name__)
 
+PARCEL_SETTINGS = frozenset({"delivery", "signers", "pickup"})  # the keys of /admin/faults that ParcelSettings owns
 REQUIRED_FORM_FIELDS = ("apiCode", "senderNo", "authorization", "timeStamp", "logitcsInterface")
 API_CODES = ("020003", "020006", "040001", "030005", "060001")
 
@@ -60,13 +61,14 @@ class Simulator:
     ) -> None:
         self.config = config
         self.mono = mono
-        self.now = now
+        self.wall = now
+        self.clock = SimClock(now, mono)
         self._release = asyncio.Event()
         self._clock_wake = asyncio.Event()
         self._clock: asyncio.Task[None] | None = None
         # Built once (the pusher owns a session and a task); _build gives them their seeded streams.
         self.faults = FaultInjector(random.Random())
-        self.pusher = Pusher(config, self.faults, random.Random(), mono=mono, now=now)
+        self.pusher = Pusher(config, self.faults, random.Random(), mono=mono, now=self.now)
         self._build()
 
     def _build(self) -> None:
@@ -77,13 +79,20 @@ class Simulator:
             return random.Random(f"{seed}:{purpose}") if seed is not None else random.Random()
 
         self._ids = rng("ids")
-        self.book = ParcelBook(rng("parcels"), self.config.failed_attempt_rate)
+        self.clock = SimClock(self.wall, self.mono)
+        self.book = ParcelBook(
+            rng("parcels"), settings=ParcelSettings(failed_attempt_rate=self.config.failed_attempt_rate)
+        )
         self.faults.reset(rng("faults"))
         self.pusher.reset(rng("push"))
         self.calls: Counter[str] = Counter()
         self.created: Counter[str] = Counter()
         self.create_calls: Counter[str] = Counter()
         self.ret_codes: Counter[str] = Counter()
+
+    def now(self) -> datetime:
+        """The simulated clock (Beijing): every event, order and push is stamped with it."""
+        return self.clock.now()
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -119,6 +128,10 @@ class Simulator:
 
     def tick(self, steps: int, waybill_no: str | None = None) -> list[dict[str, str]]:
         events = self.book.tick(steps, self.now(), waybill_no)
+        if events:
+            # A pickup revealed before its window was stamped at the window: the clock moves there with it.
+            self.clock.advance_to(max(parse_time(event["opTime"]) for event in events))
+            self._requeue_waiting()
         if self.config.step_seconds > 0:
             # A manual step restarts the parcel's wait, or the automatic clock would fire right after it.
             mono = self.mono()
@@ -135,11 +148,35 @@ class Simulator:
     async def _run_clock(self) -> None:
         while True:
             self._clock_wake.clear()
-            self._emit(self.book.due(self.mono(), self.now(), self.config.step_seconds))
+            self._emit(self.book.due(self.mono(), self.now(), self.config.step_seconds, self.clock.speed))
             due = self.book.next_due()
             timeout = None if due is None else max(0.0, due - self.mono())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._clock_wake.wait(), timeout)
+
+    def _requeue_waiting(self) -> None:
+        """After the clock changed pace or jumped, pickups waiting for their window re-check it now."""
+        mono = self.mono()
+        for parcel in self.book.waiting_for_window():
+            self.book.schedule(parcel, mono, 0.0)
+        self._clock_wake.set()
+
+    # -- settings --------------------------------------------------------------------------------------------
+
+    def settings_json(self) -> dict[str, Any]:
+        return {**self.faults.to_json(self.mono()), **self.book.settings.to_json(), "clock": self.clock.to_json()}
+
+    def update_settings(self, patch: Any) -> None:
+        """A partial settings object (the shape of ``settings_json``), applied all or nothing; ValueError if bad."""
+        if not isinstance(patch, dict):
+            raise ValueError("faults must be an object")
+        parcels = self.book.settings.updated({k: v for k, v in patch.items() if k in PARCEL_SETTINGS})
+        speed = clock_speed(patch["clock"]) if "clock" in patch else None
+        self.faults.update({k: v for k, v in patch.items() if k not in PARCEL_SETTINGS | {"clock"}}, self.mono())
+        self.book.settings = parcels
+        if speed is not None and speed != self.clock.speed:
+            self.clock.set_speed(speed)
+            self._requeue_waiting()
 
     # -- the API ---------------------------------------------------------------------------------------------
 
@@ -363,24 +400,25 @@ async def _admin_pushes(request: web.Request) -> web.Response:
 
 
 async def _admin_faults_get(request: web.Request) -> web.Response:
-    sim = request.app[SIM_KEY]
-    return _json(sim.faults.to_json(sim.mono()))
+    return _json(request.app[SIM_KEY].settings_json())
 
 
 async def _admin_faults_put(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
     data = await _read_json(request)
     try:
-        sim.faults.update(data, sim.mono())
+        sim.update_settings(data)
     except ValueError as exc:
         return _json({"error": str(exc)}, 400)
-    return _json(sim.faults.to_json(sim.mono()))
+    return _json(sim.settings_json())
 
 
 async def _admin_faults_delete(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
+    # Only the faults: what happens to parcels and the clock's pace stay, or a run ending its fault phase
+    # would strand pickups booked for tomorrow behind a real-time clock.
     sim.faults.clear()
-    return _json(sim.faults.to_json(sim.mono()))
+    return _json(sim.settings_json())
 
 
 def create_app(config: SimConfig) -> web.Application:

@@ -29,6 +29,7 @@ from logistics.accounts.staff import staff_cache
 from logistics.api import applicant_links, complaints, scans
 from logistics.api.appkeys import DB, RATE_LIMITER, REDIS, REQUEST_ID, SETTINGS, SIGNAL, STAFF_CACHE
 from logistics.api.errors import Problem
+from logistics.api.present import iso
 from logistics.api.schemas import BEIJING, PartyForm, PickupWindow
 from logistics.api.shipments import json_response
 from logistics.domain.tables import shipment_cases, shipment_events, shipments, utcnow
@@ -191,10 +192,20 @@ async def _tracking_data(request: web.Request, code: str) -> tuple[dict[str, Any
     return row, events, cases
 
 
+def window_text(start: datetime, end: datetime) -> str:
+    """A booked pickup window as the applicant reads it, in Beijing time: ``12月5日 09:00–12:00``."""
+    opens, closes = start.astimezone(BEIJING), end.astimezone(BEIJING)
+    until = f"{closes:%H:%M}" if closes.date() == opens.date() else f"{closes.month}月{closes.day}日 {closes:%H:%M}"
+    return f"{opens.month}月{opens.day}日 {opens:%H:%M}–{until}"
+
+
 def public_view(row: Mapping[str, Any], events: list[Any], cases: list[Any]) -> dict[str, Any]:
     """The tracking answer: masked parties, plain-Chinese timeline, newest first. No 取件验证码, no full phone."""
     kind = row["kind"]
     applicant = row[applicant_side(kind)]
+    window = None
+    if row["pickup_start"] is not None and row["pickup_end"] is not None:
+        window = {"start": iso(row["pickup_start"]), "end": iso(row["pickup_end"])}
     return {
         "tracking_code": row["tracking_code"],
         "kind": kind,
@@ -208,6 +219,7 @@ def public_view(row: Mapping[str, Any], events: list[Any], cases: list[Any]) -> 
         "sender": hall_party(row["sender"]) if kind == "delivery" else masked_party(row["sender"]),
         "recipient": hall_party(row["recipient"]) if kind == "intake" else masked_party(row["recipient"]),
         "updated_at": row["updated_at"].isoformat().replace("+00:00", "Z"),
+        "pickup_window": window,  # the door pickup the applicant booked (intakes), else None
         "events": [
             {
                 "status": e.status,
@@ -228,6 +240,13 @@ def _party_text(party: Mapping[str, str] | None) -> str:
     # A phone number is never broken across lines (a half number on each line reads as two numbers).
     phone = f'<span class="phone">{esc(party["phone"])}</span>' if party["phone"] else ""
     return f"{esc(party['name'])}  {phone}<br>{esc(party['address'])}"
+
+
+def _window_fact(window: Mapping[str, str] | None) -> str:
+    if window is None:
+        return ""
+    start, end = (datetime.fromisoformat(window[k].replace("Z", "+00:00")) for k in ("start", "end"))
+    return f'<dt id="pickup-window-label">上门取件</dt><dd id="pickup-window">{esc(window_text(start, end))}</dd>'
 
 
 def _timeline(view: Mapping[str, Any]) -> str:
@@ -259,6 +278,7 @@ def tracking_page(
         items=esc("、".join(view["items"]) or "—"),
         sender=_party_text(view["sender"]),
         recipient=_party_text(view["recipient"]),
+        pickup_window=_window_fact(view["pickup_window"]),
         timeline=_timeline(view),
         complaint_notice=notice,
         categories=options,

@@ -3,6 +3,7 @@ offline. Screenshots are kept in test-artifacts/."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -12,11 +13,12 @@ from browser_support import shot, url
 from sqlalchemy import func, select, update
 
 from logistics.accounts import clients, staff
+from logistics.api.schemas import BEIJING
 from logistics.domain.events import apply_event, lock_shipment
 from logistics.domain.tables import scans, shipment_events, shipments
 from logistics.storage.db import Database
 
-from support import auth, delivery_body, eventually
+from support import auth, delivery_body, eventually, intake_body
 
 pytestmark = pytest.mark.browser
 WAYBILL = "1295780512499"
@@ -102,6 +104,28 @@ async def test_the_halls_phone_is_shown_whole_on_one_line_on_a_phone(
     assert await phone.inner_text() == "0371-68123456"
     assert await phone.evaluate(LINES_OF) == 1
     assert "138******45" in await page.locator("#recipient").inner_text()
+
+
+async def test_an_intake_tracking_page_shows_the_booked_pickup_window_on_a_phone(
+    page: Any, api: TestClient, db: Database, hall: clients.Credentials
+) -> None:
+    day = (datetime.now(BEIJING) + timedelta(days=1)).date()
+    opens = datetime(day.year, day.month, day.day, 9, 0, tzinfo=BEIJING)
+    window = {"start": opens.isoformat(), "end": (opens + timedelta(hours=3)).isoformat()}
+    resp = await api.post("/v1/shipments", json=intake_body(pickup_window=window), headers=auth(hall))
+    assert resp.status == 201
+    shipment = await resp.json()
+    await move(db, shipment["id"], ("ordered", None))
+    await page.goto(url(api, f"/t/{shipment['tracking_code']}"))
+    await page.screenshot(path=shot("tracking-pickup-window"), full_page=True)
+    fact = page.locator("#pickup-window")
+    assert await fact.inner_text() == f"{opens.month}月{opens.day}日 09:00–12:00"
+    # Read on a 390 px screen: label and time range each on one line, inside the card.
+    assert await fact.evaluate(LINES_OF) == 1
+    assert await page.locator("#pickup-window-label").evaluate(LINES_OF) == 1
+    box, card = await fact.bounding_box(), await page.locator("#summary").bounding_box()
+    assert box is not None and card is not None and box["x"] + box["width"] <= card["x"] + card["width"]
+    assert "张* 139******45" in await page.locator("#sender").inner_text()
 
 
 async def sign_in(page: Any, api: TestClient, token: str) -> None:

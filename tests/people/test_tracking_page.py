@@ -10,9 +10,13 @@ from aiohttp.test_utils import TestClient
 from people_support import advance, create_shipment, ordered
 
 from logistics.accounts import clients
+from logistics.api.schemas import BEIJING
 from logistics.domain.events import apply_event, lock_shipment
+from logistics.pages.views import window_text
 from logistics.redis.ratelimit import RateLimiter
 from logistics.storage.db import Database
+
+from support import auth, intake_body
 
 JSON = {"Accept": "application/json"}
 
@@ -167,3 +171,47 @@ async def test_pages_forbid_inline_scripts_and_send_no_referrer(
     resp = await api.get(f"/t/{shipment['tracking_code']}")
     assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
     assert resp.headers["Referrer-Policy"] == "same-origin"
+
+
+def tomorrow_morning() -> tuple[datetime, datetime]:
+    """Tomorrow 09:00–12:00 in Beijing, the window an applicant books for the courier to call."""
+    day = (datetime.now(BEIJING) + timedelta(days=1)).date()
+    opens = datetime(day.year, day.month, day.day, 9, 0, tzinfo=BEIJING)
+    return opens, opens + timedelta(hours=3)
+
+
+async def test_an_intake_page_shows_the_booked_pickup_window_in_beijing_time(
+    api: TestClient, db: Database, hall: clients.Credentials
+) -> None:
+    opens, closes = tomorrow_morning()
+    # Sent in UTC, as a client may: the page still speaks Beijing time.
+    window = {"start": opens.astimezone(UTC).isoformat(), "end": closes.astimezone(UTC).isoformat()}
+    resp = await api.post("/v1/shipments", json=intake_body(pickup_window=window), headers=auth(hall))
+    assert resp.status == 201, await resp.text()
+    code = (await resp.json())["tracking_code"]
+    page = await (await api.get(f"/t/{code}")).text()
+    expected = f"{opens.month}月{opens.day}日 09:00–12:00"
+    assert f'<dt id="pickup-window-label">上门取件</dt><dd id="pickup-window">{expected}</dd>' in page
+    view = await (await api.get(f"/t/{code}", headers=JSON)).json()
+    assert view["pickup_window"] == {
+        "start": opens.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "end": closes.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+    }
+
+
+async def test_a_delivery_page_has_no_pickup_window(api: TestClient, db: Database, hall: clients.Credentials) -> None:
+    shipment = await ordered(api, db, hall)
+    page = await (await api.get(f"/t/{shipment['tracking_code']}")).text()
+    assert "pickup-window" not in page
+    view = await (await api.get(f"/t/{shipment['tracking_code']}", headers=JSON)).json()
+    assert view["pickup_window"] is None
+
+
+def test_a_window_past_midnight_names_both_days() -> None:
+    opens = datetime(2026, 12, 31, 22, 0, tzinfo=BEIJING)
+    assert window_text(opens, opens + timedelta(hours=1)) == "12月31日 22:00–23:00"
+    assert window_text(opens, opens + timedelta(hours=3)) == "12月31日 22:00–1月1日 01:00"
+    # 01:30 UTC is 09:30 in Beijing.
+    assert window_text(datetime(2026, 12, 5, 1, 30, tzinfo=UTC), datetime(2026, 12, 5, 4, 0, tzinfo=UTC)) == (
+        "12月5日 09:30–12:00"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sim_fixtures import make_order
@@ -15,6 +16,11 @@ from carriers.simulator.parcels import ParcelBook, ParcelError
 from carriers.simulator.wire import BEIJING, parse_time
 
 NOW = datetime(2026, 11, 26, 10, 12, 31, tzinfo=BEIJING)
+
+
+def counter_order(order_no: str = "shp_01JD8Z6Q2M4X7V3K9T1R5N8B2C") -> dict[str, Any]:
+    """Handed in at the counter: no booked pickup window, so nothing waits for one."""
+    return make_order(order_no, pickupType="0", pickupPreBeginTime="", pickupPreEndTime="")
 
 
 def _book(rate: float = 0.0, seed: int = 1) -> ParcelBook:
@@ -39,7 +45,7 @@ def test_waybills_are_unique_13_digit_numbers_starting_with_1() -> None:
 
 def test_times_strictly_increase_even_when_the_clock_does_not_move() -> None:
     book = _book(rate=1.0)
-    parcel, _ = book.create(make_order(), NOW)
+    parcel, _ = book.create(counter_order(), NOW)
     events = book.tick(20, NOW)
     times = [parse_time(e["opTime"]) for e in events]
     assert times[0] == NOW
@@ -82,7 +88,7 @@ def test_cancel_rules() -> None:
 
 def test_automatic_clock_emits_what_is_due() -> None:
     book = _book()
-    parcel, _ = book.create(make_order(), NOW)
+    parcel, _ = book.create(counter_order(), NOW)
     book.schedule(parcel, mono=100.0, delay=5.0)
     assert book.next_due() == 105.0
     assert book.due(104.9, NOW, step_seconds=2.0) == []
@@ -133,8 +139,8 @@ def test_config_checks_its_key_and_provinces() -> None:
 
 def test_automatic_clock_interleaves_parcels_by_due_time() -> None:
     book = _book()
-    a, _ = book.create(make_order("shp_a"), NOW)
-    b, _ = book.create(make_order("shp_b"), NOW)
+    a, _ = book.create(counter_order("shp_a"), NOW)
+    b, _ = book.create(counter_order("shp_b"), NOW)
     book.schedule(a, mono=0.0, delay=1.0)
     book.schedule(b, mono=0.5, delay=1.0)
     events = book.due(3.2, NOW, step_seconds=1.0)

@@ -44,7 +44,7 @@ async def test_whole_journey_is_pushed_in_order(make_sim: SimFactory, receiver: 
     assert [p.event for p in pushes] == events
     failed = pushes[6].event
     assert failed["opName"] == "投递结果反馈-未妥投"
-    assert "未能妥投" in failed["opDesc"]
+    assert "将再次投递" in failed["opDesc"]
     assert "再次投递" in pushes[7].event["opDesc"]
 
 
