@@ -148,9 +148,7 @@ async def test_console_pages_send_a_strict_content_security_policy(api: TestClie
 async def test_another_departments_shipment_is_a_404_everywhere(
     api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
 ) -> None:
-    theirs = await create(
-        api, hall, department=TAX, cases=[{"case_no": "410102-2026-07731", "item_name": "税务登记"}]
-    )
+    theirs = await create(api, hall, department=TAX, cases=[{"case_no": "410102-2026-07731", "item_name": "税务登记"}])
     await move(db, theirs["id"], waybill="1295780512512")
     await sign_in(api, clerk.token)
     assert (await api.get(f"/console/shipments/{theirs['id']}")).status == 404
@@ -186,7 +184,9 @@ async def test_finding_by_phone_records_a_view_of_every_match_and_lists_record_n
     api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
 ) -> None:
     first = await create(api, hall)
-    second = await create(api, hall, department=CIVIL, cases=[{"case_no": "410106-2026-01234", "item_name": "婚姻登记"}])
+    second = await create(
+        api, hall, department=CIVIL, cases=[{"case_no": "410106-2026-01234", "item_name": "婚姻登记"}]
+    )
     await sign_in(api, clerk.token)
     for path in ("/console/today", f"/console/today?department={CIVIL}", "/console/exceptions"):
         assert (await api.get(path)).status == 200
