@@ -82,6 +82,7 @@ async def purge_finished(db: Database, *, after: timedelta, now: datetime | None
     return len(rows)
 
 
+
 async def purge_idempotency(db: Database, *, after: timedelta, now: datetime | None = None) -> int:
     """Delete idempotency records older than ``now - after`` (the replay window); returns how many."""
     now = now or utcnow()

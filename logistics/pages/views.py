@@ -141,7 +141,9 @@ def wants_json(request: web.Request) -> bool:
 async def limited(request: web.Request, name: str, limit: int, window: float) -> web.Response | None:
     """None when the request may go on; otherwise the 429 answer (HTML or problem+json)."""
     settings = request.app[SETTINGS]
-    verdict = await request.app[RATE_LIMITER].hit(name, client_ip(request, settings.trust_forwarded_for), limit, window)
+    verdict = await request.app[RATE_LIMITER].hit(
+        name, client_ip(request, settings.trust_forwarded_for), limit, window
+    )
     if verdict.allowed:
         return None
     headers = {"Retry-After": str(verdict.retry_after)}
@@ -525,7 +527,9 @@ async def applicant_choose(request: web.Request) -> web.Response:
                 errors["slot"] = "请选择上门取件时间"
         if errors or party is None:
             return applicant_page(row, cases, values=values, errors=errors, status=422)
-        outcome = await applicant.choose_mail(request.app[DB], token, party, window, request_id=request.get(REQUEST_ID))
+        outcome = await applicant.choose_mail(
+            request.app[DB], token, party, window, request_id=request.get(REQUEST_ID)
+        )
         request.app[SIGNAL].poke()
     if outcome.state != "open" or outcome.shipment is None:
         return _link_gone(outcome.state)

@@ -161,8 +161,13 @@ _SQLITE_SHIPMENT_ROW = f"INSERT INTO shipments ({_SHIPMENT_INSERT}) VALUES ({', 
 _SQLITE_CASE_ROW = f"INSERT INTO shipment_cases ({_q(_CASE_COLUMNS)}) VALUES (?, ?, ?, ?)"
 _SQLITE_EVENT_ROW = f"INSERT INTO shipment_events ({_q(_EVENT_COLUMNS)}) VALUES (?, 1, ?, ?, ?, 'api')"
 _SQLITE_OUTBOX_ROW = f"INSERT INTO outbox ({_q(_OUTBOX_COLUMNS)}) VALUES ('order', ?, '{{}}', ?, 0, ?, ?)"
-_SQLITE_IDEMPOTENCY_ROW = f"INSERT INTO idempotency_records ({_q(IDEMPOTENCY_COLUMNS)}) VALUES (?, ?, ?, ?, 201, ?, ?)"
-_SQLITE_EXISTING = f'SELECT {_q(StoredRecord._fields)} FROM idempotency_records WHERE "client_id" = ? AND "key" = ?'
+_SQLITE_IDEMPOTENCY_ROW = (
+    f"INSERT INTO idempotency_records ({_q(IDEMPOTENCY_COLUMNS)}) VALUES (?, ?, ?, ?, 201, ?, ?)"
+)
+_SQLITE_EXISTING = (
+    f"SELECT {_q(StoredRecord._fields)} FROM idempotency_records "
+    'WHERE "client_id" = ? AND "key" = ?'
+)
 
 # PostgreSQL: one statement per batch (orjson writes the JSON in one call; an asyncpg array parameter instead
 # costs an abstract-base-class check per element). The CTEs run as one statement: the batch commits or fails as
@@ -187,22 +192,22 @@ WITH items AS (
     SELECT {_PG_SHIPMENT_VALUES} FROM items
 ), new_cases AS (
     INSERT INTO shipment_cases ({_q(_CASE_COLUMNS)})
-    SELECT i.e->>{_at("id")}, c.n - 1, c.v->>0, c.v->>1
-    FROM items i CROSS JOIN LATERAL jsonb_array_elements(i.e->{_at("cases")}) WITH ORDINALITY AS c(v, n)
+    SELECT i.e->>{_at('id')}, c.n - 1, c.v->>0, c.v->>1
+    FROM items i CROSS JOIN LATERAL jsonb_array_elements(i.e->{_at('cases')}) WITH ORDINALITY AS c(v, n)
 ), new_events AS (
     INSERT INTO shipment_events ({_q(_EVENT_COLUMNS)})
-    SELECT e->>{_at("id")}, 1, e->>{_at("status")}, {_pg_value("created_at")}, {_pg_value("created_at")}, 'api'
+    SELECT e->>{_at('id')}, 1, e->>{_at('status')}, {_pg_value('created_at')}, {_pg_value('created_at')}, 'api'
     FROM items
 ), new_tasks AS (
     INSERT INTO outbox ({_q(_OUTBOX_COLUMNS)})
-    SELECT 'order', e->>{_at("id")}, '{{}}', {_pg_value("created_at")}, 0, e->>{_at("request_id")},
-        {_pg_value("created_at")}
-    FROM items WHERE e->>{_at("status")} = 'pending'
+    SELECT 'order', e->>{_at('id')}, '{{}}', {_pg_value('created_at')}, 0, e->>{_at('request_id')},
+        {_pg_value('created_at')}
+    FROM items WHERE e->>{_at('status')} = 'pending'
 )
 INSERT INTO idempotency_records ({_q(IDEMPOTENCY_COLUMNS)})
-SELECT e->>{_at("client_id")}, {_claim("e", "key")}, {_claim("e", "request_hash")}, e->>{_at("id")}, 201,
-    {_claim("e", "response_body")}, {_pg_value("created_at")}
-FROM items WHERE jsonb_typeof(e->{_at("idempotency")}) = 'array'
+SELECT e->>{_at('client_id')}, {_claim('e', 'key')}, {_claim('e', 'request_hash')}, e->>{_at('id')}, 201,
+    {_claim('e', 'response_body')}, {_pg_value('created_at')}
+FROM items WHERE jsonb_typeof(e->{_at('idempotency')}) = 'array'
 """
 _PG_EXISTING = (
     f'SELECT i."client_id", i."key", {", ".join(f"i.{n}" for n in _q(StoredRecord._fields).split(", "))} '
@@ -236,7 +241,9 @@ class Outcome:
 
 
 class GroupCommitter:
-    def __init__(self, db: Database, *, max_batch: int = 500, split_at: int = 16, signal_interval: float = 0.1) -> None:
+    def __init__(
+        self, db: Database, *, max_batch: int = 500, split_at: int = 16, signal_interval: float = 0.1
+    ) -> None:
         self.db = db
         self.max_batch = max_batch
         # When a slot frees and at least split_at requests are waiting, the batch takes half of them. Taking all

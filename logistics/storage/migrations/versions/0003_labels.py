@@ -22,9 +22,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # Batch mode: SQLite can only add columns by copying the table; on PostgreSQL it is a plain ALTER.
     with op.batch_alter_table("shipments", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("label_printed_at", logistics.domain.tables.UTCDateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("label_printed_at", logistics.domain.tables.UTCDateTime(timezone=True), nullable=True))
 
     op.create_table(
         "label_renders",

@@ -32,9 +32,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("applicant_expires_at", logistics.domain.tables.UTCDateTime(timezone=True), nullable=True)
         )
-        batch_op.add_column(
-            sa.Column("applicant_used_at", logistics.domain.tables.UTCDateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("applicant_used_at", logistics.domain.tables.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(
             sa.Column("applicant_expiry_notified_at", logistics.domain.tables.UTCDateTime(timezone=True), nullable=True)
         )
