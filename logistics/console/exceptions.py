@@ -21,7 +21,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, select
 
-from logistics.console.queries import LIST_COLUMNS, _first_cases, _with_cases, beijing_today, complaint_counts
+from logistics.console.queries import LIST_COLUMNS, complaint_counts, first_cases, with_cases
+from logistics.domain.deadlines import beijing_today
 from logistics.domain.statuses import FINAL
 from logistics.domain.tables import complaints, shipments
 from logistics.storage.db import Database
@@ -110,8 +111,8 @@ async def to_chase(db: Database, departments: Sequence[str], now: datetime, limi
                 rows.setdefault(r.id, dict(r._mapping))
                 caught.setdefault(r.id, []).append(code)
         counts = await complaint_counts(conn, list(caught))
-        cases = await _first_cases(conn, list(caught))
-    _with_cases(list(rows.values()), cases)
+        cases = await first_cases(conn, list(caught))
+    with_cases(list(rows.values()), cases)
     out = []
     for sid, codes in caught.items():
         ordered = sorted(codes, key=lambda c: table[c].urgency)

@@ -49,17 +49,13 @@ def beijing_day(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def beijing_today(now: datetime) -> date:
-    return now.astimezone(BEIJING).date()
-
-
 @dataclass
 class WindowDay:
     window: str
     sections: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {s: [] for s in TODAY_SECTIONS})
 
 
-async def _first_cases(conn: Any, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+async def first_cases(conn: Any, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
     if not ids:
         return {}
     rows = await conn.execute(
@@ -73,7 +69,7 @@ async def _first_cases(conn: Any, ids: Sequence[str]) -> dict[str, tuple[str, st
     return out
 
 
-def _with_cases(rows: list[dict[str, Any]], cases: dict[str, tuple[str, str]]) -> list[dict[str, Any]]:
+def with_cases(rows: list[dict[str, Any]], cases: dict[str, tuple[str, str]]) -> list[dict[str, Any]]:
     for row in rows:
         row["case_no"], row["item_name"] = cases.get(row["id"], ("—", "—"))
     return rows
@@ -106,9 +102,9 @@ async def today(db: Database, department: str, day: date) -> dict[str, WindowDay
         for section, query in queries.items():
             rows = await conn.execute(query.order_by(shipments.c.created_at.desc()).limit(LIST_LIMIT))
             found[section] = [dict(r._mapping) for r in rows]
-        cases = await _first_cases(conn, sorted({r["id"] for rows in found.values() for r in rows}))
+        cases = await first_cases(conn, sorted({r["id"] for rows in found.values() for r in rows}))
     for section, rows in found.items():
-        for row in _with_cases(rows, cases):
+        for row in with_cases(rows, cases):
             windows.setdefault(row["window"], WindowDay(row["window"])).sections[section].append(row)
     return dict(sorted(windows.items()))
 
@@ -157,8 +153,8 @@ async def find(db: Database, departments: Sequence[str], query: str) -> tuple[li
                     .limit(FIND_LIMIT)
                 )
             ]
-        cases = await _first_cases(conn, [r["id"] for r in rows])
-    return _with_cases(rows, cases), personal
+        cases = await first_cases(conn, [r["id"] for r in rows])
+    return with_cases(rows, cases), personal
 
 
 async def shipment(db: Database, departments: Sequence[str], shipment_id: str) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from aiohttp import web
 from logistics.api.appkeys import DB, SETTINGS
 from logistics.console import exceptions, queries, sessions
 from logistics.console.sessions import Session
+from logistics.domain.deadlines import beijing_today
 from logistics.domain.tables import utcnow
 from logistics.domain.wording import KIND_TEXT, SOURCE_TEXT, status_text
 from logistics.pages.views import SECURITY_HEADERS, beijing, esc, limited, refuse_cross_origin
@@ -232,7 +233,7 @@ async def today_page(request: web.Request, session: Session) -> web.Response:
     if not session.member.serves(department):
         return not_found(session)
     now = utcnow()
-    day = queries.beijing_today(now)
+    day = beijing_today(now)
     windows = await queries.today(request.app[DB], department, day)
     totals = {s: sum(len(w.sections[s]) for w in windows.values()) for s in queries.TODAY_SECTIONS}
     counts = "".join(

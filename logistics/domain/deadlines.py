@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 import chinese_calendar
@@ -24,6 +24,11 @@ from logistics import metrics
 log = logging.getLogger("logistics.deadlines")
 DEFAULT_DELIVERY_DAYS = 10  # 行政许可法 §44: served within 10 days of the decision
 MAX_DELIVERY_DAYS = 60
+
+
+def beijing_today(now: datetime) -> date:
+    """The Beijing calendar date at ``now`` (China keeps UTC+8 all year)."""
+    return (now.astimezone(UTC) + timedelta(hours=8)).date()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from console_support import create, move, sign_in
 from sqlalchemy import update
 
 from logistics.accounts import clients, staff
-from logistics.console.queries import beijing_today
+from logistics.domain.deadlines import beijing_today
 from logistics.domain.tables import shipments, utcnow
 from logistics.storage.db import Database
 
