@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from console_support import CIVIL, MARKET, TAX
 
 from logistics.accounts import staff
 from logistics.storage.db import Database
-
-MARKET = "上街区市场监督管理局"
-CIVIL = "上街区民政局"
-TAX = "二七区税务局"
 
 
 @pytest.fixture

@@ -15,6 +15,9 @@ from logistics.storage.db import Database
 
 from support import auth, delivery_body
 
+MARKET = "上街区市场监督管理局"
+CIVIL = "上街区民政局"
+TAX = "二七区税务局"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 

@@ -7,8 +7,7 @@ import re
 from datetime import timedelta
 
 from aiohttp.test_utils import TestClient
-from conftest import CIVIL, MARKET
-from console_support import create, move, sign_in
+from console_support import CIVIL, MARKET, create, move, sign_in
 from sqlalchemy import update
 
 from logistics.accounts import clients, staff

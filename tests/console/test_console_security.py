@@ -8,8 +8,7 @@ from datetime import timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import CIVIL, MARKET, TAX
-from console_support import create, csrf_of, move, sign_in
+from console_support import CIVIL, MARKET, TAX, create, csrf_of, move, sign_in
 from sqlalchemy import select, update
 
 from logistics.accounts import clients, staff

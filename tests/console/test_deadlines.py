@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import CIVIL, MARKET
-from console_support import create, move
+from console_support import CIVIL, MARKET, create, move
 from sqlalchemy import select, update
 
 from logistics.accounts import clients
