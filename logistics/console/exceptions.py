@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, select
 
-from logistics.console.queries import LIST_COLUMNS, complaint_counts, first_cases, with_cases
+from logistics.console.queries import LIST_COLUMNS, annotate, complaint_counts
 from logistics.domain.deadlines import beijing_today
 from logistics.domain.statuses import FINAL
 from logistics.domain.tables import complaints, shipments
@@ -111,8 +111,7 @@ async def to_chase(db: Database, departments: Sequence[str], now: datetime, limi
                 rows.setdefault(r.id, dict(r._mapping))
                 caught.setdefault(r.id, []).append(code)
         counts = await complaint_counts(conn, list(caught))
-        cases = await first_cases(conn, list(caught))
-    with_cases(list(rows.values()), cases)
+        await annotate(conn, list(rows.values()))
     out = []
     for sid, codes in caught.items():
         ordered = sorted(codes, key=lambda c: table[c].urgency)

@@ -55,23 +55,32 @@ class WindowDay:
     sections: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {s: [] for s in TODAY_SECTIONS})
 
 
-async def first_cases(conn: Any, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-    if not ids:
-        return {}
-    rows = await conn.execute(
-        select(shipment_cases.c.shipment_id, shipment_cases.c.case_no, shipment_cases.c.item_name)
-        .where(shipment_cases.c.shipment_id.in_(list(ids)))
-        .order_by(shipment_cases.c.shipment_id, shipment_cases.c.position)
-    )
-    out: dict[str, tuple[str, str]] = {}
-    for r in rows:
-        out.setdefault(r.shipment_id, (r.case_no, r.item_name))
-    return out
-
-
-def with_cases(rows: list[dict[str, Any]], cases: dict[str, tuple[str, str]]) -> list[dict[str, Any]]:
+async def annotate(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add to list rows their first case (number, item) and when the parcel was handed to the post (its first
+    ``picked_up`` event; once the proof of service exists this is its ``handed_to_post_at``)."""
+    ids = sorted({r["id"] for r in rows})
+    cases: dict[str, tuple[str, str]] = {}
+    handed: dict[str, datetime] = {}
+    if ids:
+        for r in await conn.execute(
+            select(shipment_cases.c.shipment_id, shipment_cases.c.case_no, shipment_cases.c.item_name)
+            .where(shipment_cases.c.shipment_id.in_(ids))
+            .order_by(shipment_cases.c.shipment_id, shipment_cases.c.position)
+        ):
+            cases.setdefault(r.shipment_id, (r.case_no, r.item_name))
+        for r in await conn.execute(
+            select(shipment_events.c.shipment_id, func.min(shipment_events.c.occurred_at))
+            .where(
+                shipment_events.c.shipment_id.in_(ids),
+                shipment_events.c.status == "picked_up",
+                shipment_events.c.refused.is_(False),
+            )
+            .group_by(shipment_events.c.shipment_id)
+        ):
+            handed[r[0]] = r[1]
     for row in rows:
         row["case_no"], row["item_name"] = cases.get(row["id"], ("—", "—"))
+        row["handed_at"] = handed.get(row["id"])
     return rows
 
 
@@ -102,9 +111,9 @@ async def today(db: Database, department: str, day: date) -> dict[str, WindowDay
         for section, query in queries.items():
             rows = await conn.execute(query.order_by(shipments.c.created_at.desc()).limit(LIST_LIMIT))
             found[section] = [dict(r._mapping) for r in rows]
-        cases = await first_cases(conn, sorted({r["id"] for rows in found.values() for r in rows}))
+        await annotate(conn, [r for rows in found.values() for r in rows])
     for section, rows in found.items():
-        for row in with_cases(rows, cases):
+        for row in rows:
             windows.setdefault(row["window"], WindowDay(row["window"])).sections[section].append(row)
     return dict(sorted(windows.items()))
 
@@ -153,8 +162,8 @@ async def find(db: Database, departments: Sequence[str], query: str) -> tuple[li
                     .limit(FIND_LIMIT)
                 )
             ]
-        cases = await first_cases(conn, [r["id"] for r in rows])
-    return with_cases(rows, cases), personal
+        await annotate(conn, rows)
+    return rows, personal
 
 
 async def shipment(db: Database, departments: Sequence[str], shipment_id: str) -> dict[str, Any] | None:

@@ -207,12 +207,12 @@ def head(*columns: str) -> str:
 def shipment_table(rows: list[dict[str, Any]], *, table_id: str) -> str:
     if not rows:
         return f'<p class="muted" id="{esc(table_id)}">暂无</p>'
-    columns = head("办件编号", "事项", "窗口", "状态", "运单号", "跟踪码", "创建时间", "送达期限")
+    columns = head("办件编号", "事项", "窗口", "状态", "运单号", "跟踪码", "创建时间", "交寄时间", "送达期限")
     body = "".join(
         f'<tr><td><a href="/console/shipments/{esc(r["id"])}">{esc(r["case_no"])}</a></td>'
         f"<td>{esc(r['item_name'])}</td><td>{esc(r['window'])}</td><td>{_status_badge(r)}</td>"
         f"<td>{esc(r['waybill_no'] or '—')}</td><td>{esc(r['tracking_code'])}</td>"
-        f"<td>{esc(beijing(r['created_at']))}</td><td>{_due(r)}</td></tr>"
+        f"<td>{esc(beijing(r['created_at']))}</td><td>{esc(beijing(r['handed_at']))}</td><td>{_due(r)}</td></tr>"
         for r in rows
     )
     return f'<table id="{esc(table_id)}">{columns}{body}</table>'
@@ -387,11 +387,12 @@ async def exceptions_page(request: web.Request, session: Session) -> web.Respons
         f'<span class="muted">{esc(c.shipment["department"])} · {esc(c.shipment["window"])}</span></td>'
         f"<td>{_status_badge(c.shipment)}</td><td>{esc(c.why)}"
         + "".join(f'<br><span class="muted">另：{esc(a)}</span>' for a in c.also)
-        + f"</td><td>{esc(c.rule.next_step)}</td><td>{_due(c.shipment)}</td></tr>"
+        + f"</td><td>{esc(c.rule.next_step)}</td><td>{esc(beijing(c.shipment['handed_at']))}</td>"
+        f"<td>{_due(c.shipment)}</td></tr>"
         for c in chases
     )
     table = (
-        f'<table id="chases">{head("办件", "状态", "原因", "下一步", "送达期限")}{rows}</table>'
+        f'<table id="chases">{head("办件", "状态", "原因", "下一步", "交寄时间", "送达期限")}{rows}</table>'
         if rows
         else '<p class="card muted" id="nothing-to-chase">没有需要跟进的邮件。</p>'
     )

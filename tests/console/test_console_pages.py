@@ -4,15 +4,16 @@ most urgent first, each with why and the next step."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 from aiohttp.test_utils import TestClient
 from console_support import CIVIL, MARKET, create, move, sign_in
 from sqlalchemy import update
 
 from logistics.accounts import clients, staff
+from logistics.api.schemas import BEIJING
 from logistics.domain.deadlines import beijing_today
-from logistics.domain.tables import shipments, utcnow
+from logistics.domain.tables import shipment_events, shipments, utcnow
 from logistics.storage.db import Database
 
 from support import APPLICANT
@@ -40,9 +41,17 @@ async def test_today_counts_and_lists_a_departments_parcels_by_window(
     await move(db, picked["id"], "ordered", "picked_up", waybill="1295780512505")
     await move(db, delivered["id"], "ordered", "picked_up", "in_transit", "out_for_delivery", "delivered")
     await set_columns(db, yesterday["id"], created_at=utcnow() - timedelta(days=1, hours=1))
+    handed = datetime.combine(beijing_today(utcnow()), time(9, 15), tzinfo=BEIJING)
+    async with db.write() as conn:
+        await conn.execute(
+            update(shipment_events)
+            .where(shipment_events.c.shipment_id == picked["id"], shipment_events.c.status == "picked_up")
+            .values(occurred_at=handed)
+        )
     await sign_in(api, clerk.token)
     page = await (await api.get("/console/today", params={"department": MARKET})).text()
     assert [count(page, s) for s in ("created", "waiting", "picked_up", "delivered")] == [3, 2, 2, 1]
+    assert f"<td>{handed:%Y-%m-%d %H:%M}</td>" in page  # handed to the post, beside the deadline
     assert page.index("综合受理3号窗口") < page.index("综合受理5号窗口")
     for shipment in (waiting, picked, delivered, yesterday):
         assert f"/console/shipments/{shipment['id']}" in page
