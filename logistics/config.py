@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     verification_max_attempts: int = Field(5, ge=1)  # wrong 取件验证码 per shipment before the hand-over locks
     scan_batch_max: int = Field(200, ge=1, le=2000)
 
+    # The hall's console (/console)
+    console_session_hours: float = Field(10.0, gt=0, le=24)  # a sign-in lasts one working day
+    console_awaiting_days: float = Field(3.0, gt=0)  # awaiting_applicant longer than this is to chase
+    console_pickup_hours: float = Field(24.0, gt=0)  # ordered but not picked up within this is to chase
+    console_deadline_warn_days: int = Field(2, ge=0)  # warn this many days before due_by
+
     @field_validator("metrics_allow")
     @classmethod
     def _networks(cls, value: str) -> str:

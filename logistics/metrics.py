@@ -21,3 +21,7 @@ CARRIER_RETRIES = Counter("logistics_carrier_retries_total", "Carrier call retri
 OUTBOX_DUE = Gauge("logistics_outbox_due", "Outbox tasks due now (queue depth)")
 TASKS = Counter("logistics_tasks_total", "Outbox tasks run", ["kind", "outcome"])
 WEBHOOK_ENDPOINTS_DISABLED = Counter("logistics_webhook_endpoints_disabled_total", "Webhook endpoints disabled")
+DEADLINES_PROVISIONAL = Counter(
+    "logistics_deadlines_provisional_total", "Deadlines counted past the holiday calendar's last covered year"
+)
+SHIPMENTS_OVERDUE = Counter("logistics_shipments_overdue_total", "Shipments found not delivered by due_by")

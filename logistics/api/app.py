@@ -41,8 +41,9 @@ from logistics.api.docs import openapi_document
 from logistics.api.errors import Problem, validation_problem
 from logistics.carrier import create_carrier
 from logistics.config import Settings
+from logistics.console import views as console
 from logistics.domain import ids
-from logistics.domain.halls import load_halls
+from logistics.domain.halls import load_delivery_days, load_halls
 from logistics.pages import views as people_pages
 from logistics.redis.queue import WorkSignal, connect
 from logistics.redis.ratelimit import client_ip
@@ -248,7 +249,8 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     app.on_response_prepare.append(_nosniff)
     # What validating a create needs beyond its body: the halls' addresses, when the operator configured them.
     halls = load_halls(settings.halls_file)
-    app[CREATE_CONTEXT] = {"halls": halls} if halls else None
+    days = load_delivery_days(settings.halls_file)  # the statutory deadline of each department, in working days
+    app[CREATE_CONTEXT] = {"halls": halls, "delivery_days": days} if halls else None
     # One access line per request (errors ≥ 500 are logged whatever the setting).
     app[ACCESS_LOG] = settings.access_log
 
@@ -285,6 +287,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     app.router.add_routes(label_api.routes)
     app.router.add_routes(proof_api.routes)
     people_pages.setup(app)  # scans, tracking, applicant, complaints, staff page
+    console.setup(app)  # the hall's console, /console
     app.cleanup_ctx.append(_revocations)  # after the pages' context: it needs both credential caches
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -52,6 +52,8 @@ def shipment_json(
         "metadata": row["extra"] or {},
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
+        "due_by": row["due_by"].isoformat() if row["due_by"] is not None else None,
+        "overdue_at": iso(row["overdue_at"]),
     }
     if events is not None:
         body["events"] = [event_json(e) for e in events]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from logistics.domain import deadlines
 from logistics.domain.statuses import STATUSES
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -311,6 +312,14 @@ class ShipmentCreate(Strict):
         False, description="the applicant chooses mail or window pickup and fills in their side"
     )
     metadata: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=20)
+    decision_date: date | None = Field(
+        None,
+        description="delivery: the date of the approval decision (Beijing); due_by follows from the department's "
+        "delivery_days (working days, default 10)",
+    )
+    due_by: date | None = Field(
+        None, description="delivery: the statutory delivery deadline (Beijing date), when the client knows it"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -348,7 +357,25 @@ class ShipmentCreate(Strict):
             raise _field_error("pickup_window", "applies to intake only")
         if sum(len(str(k)) + len(str(v)) for k, v in self.metadata.items()) > 4000:
             raise _field_error("metadata", "is larger than 4000 characters")
+        if self.decision_date is not None or self.due_by is not None:
+            self._deadline(info)
         return self
+
+    def _deadline(self, info: ValidationInfo) -> None:
+        context = info.context or {}
+        today = (context.get("now") or datetime.now(UTC)).astimezone(BEIJING).date()
+        field = "decision_date" if self.decision_date is not None else "due_by"
+        if self.kind != "delivery":
+            raise _field_error(field, "applies to delivery only")
+        if self.decision_date is not None and self.due_by is not None:
+            raise _field_error("due_by", "give decision_date or due_by, not both")
+        if self.decision_date is not None:
+            if self.decision_date > today:
+                raise _field_error("decision_date", "must not be in the future (Beijing date)")
+            days = (context.get("delivery_days") or {}).get(self.department, deadlines.DEFAULT_DELIVERY_DAYS)
+            self.due_by = deadlines.due_by(self.decision_date, days).due_by
+        elif self.due_by is not None and self.due_by < today:
+            raise _field_error("due_by", "must not be in the past (Beijing date)")
 
 
 class FieldError(ValueError):
@@ -499,6 +526,8 @@ class ShipmentOut(BaseModel):
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    due_by: date | None = Field(description="the statutory delivery deadline (Beijing date), or null")
+    overdue_at: datetime | None = Field(description="when the shipment was found not delivered by due_by")
     events: list[EventOut] | None = Field(None, description="single reads only")
 
 

@@ -128,6 +128,7 @@ def shipment_row(
         created_at=now,
         applicant_token_hash=link["applicant_token_hash"],
         applicant_expires_at=link["applicant_expires_at"],
+        due_by=spec.due_by,
     )
 
 
@@ -167,6 +168,8 @@ def shipment_answer(row: ShipmentRow, cases: list[tuple[str, str]], base_url: st
         "metadata": row.extra,
         "created_at": created,
         "updated_at": created,
+        "due_by": row.due_by.isoformat() if row.due_by is not None else None,
+        "overdue_at": None,
     }
 
 

@@ -7,11 +7,11 @@ import os
 import sys
 
 from logistics import logs
-from logistics.cli import clients, dev, labels, service, staff, webhooks
+from logistics.cli import audit, clients, dev, labels, service, staff, webhooks
 from logistics.cli.common import CliError, load_settings
 
 # In the order `logistics --help` lists them.
-GROUPS = (dev, service, clients, webhooks, labels, staff)
+GROUPS = (dev, service, clients, webhooks, labels, staff, audit)
 
 
 def build_parser() -> argparse.ArgumentParser:

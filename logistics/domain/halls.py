@@ -4,6 +4,8 @@ An approval system may then leave out the hall's side of a create (the sender of
 an intake): the address of the department's hall is filled in, as stored data, when the shipment is created.
 The file is JSON: ``{"上街区市场监督管理局": {"name": …, "phone": …, "province": …, "city": …, "district": …,
 "address": …, "postcode": …}, …}``; each entry is checked and repaired like a party in a request.
+An entry may also set ``"delivery_days"``: the working days from the approval decision to its statutory
+deadline (logistics.domain.deadlines; default 10).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from pydantic import ValidationError
 
 from logistics.api.errors import field_errors
 from logistics.api.schemas import PartyForm, clean_text
+from logistics.domain.deadlines import DEFAULT_DELIVERY_DAYS, MAX_DELIVERY_DAYS
 
 Halls = dict[str, PartyForm]
+DELIVERY_DAYS = "delivery_days"
 
 
 class HallsError(ValueError):
@@ -24,6 +28,15 @@ class HallsError(ValueError):
 
 
 def load_halls(path: Path | None) -> Halls:
+    return {department: party for department, (party, _) in _entries(path).items()}
+
+
+def load_delivery_days(path: Path | None) -> dict[str, int]:
+    """Department → working days to its statutory delivery deadline (only the departments the file names)."""
+    return {department: days for department, (_, days) in _entries(path).items()}
+
+
+def _entries(path: Path | None) -> dict[str, tuple[PartyForm, int]]:
     if path is None:
         return {}
     try:
@@ -36,12 +49,19 @@ def load_halls(path: Path | None) -> Halls:
         raise HallsError(f"the halls file {path} is not JSON ({exc.msg})") from None
     if not isinstance(data, dict):
         raise HallsError(f"the halls file {path} must be an object: department → hall address")
-    halls: Halls = {}
-    for department, party in data.items():
-        if not isinstance(party, dict):
+    halls: dict[str, tuple[PartyForm, int]] = {}
+    for department, entry in data.items():
+        if not isinstance(entry, dict):
             raise HallsError(f"the halls file {path}: {department}: must be an object (name, phone, address…)")
+        party = {k: v for k, v in entry.items() if k != DELIVERY_DAYS}
+        days = entry.get(DELIVERY_DAYS, DEFAULT_DELIVERY_DAYS)
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DELIVERY_DAYS:
+            raise HallsError(
+                f"the halls file {path}: {department}: {DELIVERY_DAYS} must be a whole number of working days, "
+                f"1–{MAX_DELIVERY_DAYS}"
+            )
         try:
-            halls[clean_text(department)] = PartyForm.model_validate(party)
+            halls[clean_text(department)] = (PartyForm.model_validate(party), days)
         except ValidationError as exc:
             wrong = "; ".join(f"{e['field']} {e['message']}" for e in field_errors(exc))
             raise HallsError(f"the halls file {path}: {department}: {wrong}") from None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Column,
+    Date,
     DateTime,
     Index,
     LargeBinary,
@@ -89,6 +90,8 @@ class Shipment(SQLModel, table=True):
     __tablename__ = "shipments"
     __table_args__ = (
         Index("ix_shipments_client_id_id", "client_id", "id"),
+        # The console's lists: one department's shipments by creation time (0010).
+        Index("ix_shipments_department_created", "department", "created_at"),
         # Partial: only shipments with an applicant link pay for this index on the create hot path.
         Index(
             "ix_shipments_applicant_token_hash",
@@ -146,6 +149,9 @@ class Shipment(SQLModel, table=True):
     resend_of: str | None = Field(default=None, max_length=40)
     resent_as: str | None = Field(default=None, max_length=40)
     resolution: dict[str, Any] | None = _json()
+    # The statutory deadline (a Beijing date, inclusive) and when the overdue check found it missed (0010).
+    due_by: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    overdue_at: datetime | None = _ts(nullable=True)
 
 
 class ShipmentCase(SQLModel, table=True):
@@ -345,6 +351,35 @@ class Complaint(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+class ConsoleSession(SQLModel, table=True):
+    """A clerk signed in on /console. Kept in the database, the record of truth: a sign-out or a revoked token
+    must hold across a Redis restart. Only the SHA-256 of the cookie's random value is stored."""
+
+    __tablename__ = "console_sessions"
+
+    id: str = Field(primary_key=True, max_length=64)  # SHA-256 of the cookie value
+    staff_id: str = Field(foreign_key="staff.id", index=True, max_length=40)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts(index=True)
+    ended_at: datetime | None = _ts(nullable=True)
+
+
+class PersonalDataAccess(SQLModel, table=True):
+    """Every view of a shipment's personal data on the console: who, when, which shipment, from where. Read by
+    operators with `logistics audit`; never written to the application log."""
+
+    __tablename__ = "personal_data_access"
+    __table_args__ = (Index("ix_personal_data_access_staff", "staff_id", "viewed_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff_id: str = Field(foreign_key="staff.id", max_length=40)
+    shipment_id: str = Field(foreign_key="shipments.id", index=True, max_length=40)
+    viewed_at: datetime = _ts(index=True)
+    address: str = Field(max_length=64)  # the client IP as the service saw it
+    view: str = Field(max_length=32)  # shipment | find | list
+
+
 clients = Client.__table__
 api_keys = ApiKey.__table__
 shipments = Shipment.__table__
@@ -359,4 +394,6 @@ staff = Staff.__table__
 scans = Scan.__table__
 verification_guards = VerificationGuard.__table__
 complaints = Complaint.__table__
+console_sessions = ConsoleSession.__table__
+personal_data_access = PersonalDataAccess.__table__
 metadata = SQLModel.metadata

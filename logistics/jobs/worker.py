@@ -15,6 +15,7 @@ from logistics.config import Settings
 from logistics.jobs import carrier as handlers
 from logistics.jobs import labels as _label  # noqa: F401  (registers the label task and its ordered hook)
 from logistics.jobs import runner, webhook_delivery
+from logistics.jobs.overdue import mark_overdue
 from logistics.jobs.purge import purge_finished, purge_idempotency
 from logistics.redis.queue import PROCESS_DUE, WorkSignal, connect, deserialize, redis_settings, serialize
 from logistics.storage.background import stop_task
@@ -46,6 +47,9 @@ def create_worker(settings: Settings, rt: runner.Runtime | None = None, **overri
         replays = await purge_idempotency(runtime.db, after=window)
         return replays + await purge_finished(runtime.db, after=timedelta(days=settings.purge_after_days))
 
+    async def overdue(_ctx: dict[str, Any]) -> int:
+        return await mark_overdue(runtime.db)
+
     async def shutdown(_ctx: dict[str, Any]) -> None:
         if rt is None:
             await handlers_close(runtime)
@@ -58,6 +62,8 @@ def create_worker(settings: Settings, rt: runner.Runtime | None = None, **overri
                 sweep, name="sweep", second=set(range(0, 60, interval)), run_at_startup=True, max_tries=1, unique=True
             ),
             cron(purge, name="purge", minute=17, second=0, max_tries=1, unique=True),
+            # Deadlines are whole Beijing days: a check every 10 minutes marks a shipment soon after midnight.
+            cron(overdue, name="overdue", minute=set(range(3, 60, 10)), second=0, max_tries=1, unique=True),
         ],
         "redis_settings": redis_settings(settings.redis_url or "redis://127.0.0.1:6379"),
         "queue_name": settings.queue_name,

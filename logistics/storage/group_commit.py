@@ -20,7 +20,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -66,6 +66,7 @@ class ShipmentRow(NamedTuple):
     created_at: datetime
     applicant_token_hash: str | None
     applicant_expires_at: datetime | None
+    due_by: date | None = None  # a Beijing date (0010)
 
 
 class IdempotencyClaim(NamedTuple):
@@ -91,6 +92,7 @@ SHIPMENT_DERIVED = ("updated_at", "last_sequence")
 SHIPMENT_COLUMNS = (*ShipmentRow._fields, *SHIPMENT_DERIVED)
 _JSON_FIELDS = ("sender", "recipient", "contents", "extra")
 _DATETIME_FIELDS = ("pickup_start", "pickup_end", "created_at", "applicant_expires_at")
+_DATE_FIELDS = ("due_by",)
 IDEMPOTENCY_COLUMNS = ("client_id", "key", "request_hash", "shipment_id", "status_code", "response_body", "created_at")
 
 
@@ -178,6 +180,8 @@ def _pg_value(name: str) -> str:
     n = _at(name)
     if name in _DATETIME_FIELDS:
         return f"(e->>{n})::timestamptz"
+    if name in _DATE_FIELDS:
+        return f"(e->>{n})::date"
     if name in _JSON_FIELDS:
         return f"nullif(e->{n}, 'null'::jsonb)"  # SQL NULL, as the other writers store None
     return f"e->>{n}"
@@ -457,7 +461,13 @@ _SQLITE_JSON_ITEM = _only_converted(
 )
 _SQLITE_PARAMETERS = _only_converted(
     tuple(
-        sqlite_timestamp if n in _DATETIME_FIELDS else _json_text if n in _JSON_FIELDS else None
+        sqlite_timestamp
+        if n in _DATETIME_FIELDS
+        else _json_text
+        if n in _JSON_FIELDS
+        else date.isoformat
+        if n in _DATE_FIELDS
+        else None
         for n in ShipmentRow._fields
     )
 )

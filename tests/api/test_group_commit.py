@@ -136,6 +136,7 @@ STARTS_NULL = (
     "label_printed_at",
     "applicant_used_at",
     "applicant_expiry_notified_at",
+    "overdue_at",
 )
 
 

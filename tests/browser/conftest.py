@@ -79,3 +79,23 @@ async def browser_context() -> AsyncIterator[Any]:
 @pytest.fixture
 async def page(browser_context: Any) -> Any:
     return await browser_context.new_page()
+
+
+@pytest.fixture
+async def desktop_page() -> AsyncIterator[Any]:
+    """A clerk's PC at the hall (the console is desktop-first): 1440×900."""
+    reason = _missing()
+    if reason is not None:
+        _skipped.append(reason)
+        pytest.skip(reason)
+    from playwright.async_api import async_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = await browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+        try:
+            yield await context.new_page()
+        finally:
+            await context.close()
+            await browser.close()

@@ -1,0 +1,132 @@
+"""Exceptions to chase, most urgent first: each with why and the next step.
+
+The wording and the order live in exceptions.csv beside this module (code, urgency, why, next step); this module
+holds only how each code is found. One shipment is listed once, under its most urgent reason, with its other
+reasons beside it.
+
+HOOK (issue 17 merge): ``returning`` / ``returned`` without a decision, and ``delivery_failed``'s attempts and
+reason code, arrive with the returns branch. Add their rows to exceptions.csv and a finder to ``_finders`` below;
+nothing else changes.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+
+from logistics.console.queries import LIST_COLUMNS, annotate, complaint_counts
+from logistics.domain.deadlines import beijing_today
+from logistics.domain.statuses import FINAL
+from logistics.domain.tables import complaints, shipments
+from logistics.storage.db import Database
+
+RULES_FILE = Path(__file__).with_name("exceptions.csv")
+OPEN = shipments.c.status.not_in(sorted(FINAL))
+CHASE_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    code: str
+    urgency: int
+    why: str
+    next_step: str
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The configurable thresholds (settings console_*)."""
+
+    awaiting_days: float
+    pickup_hours: float
+    warn_days: int
+
+
+@dataclass
+class Chase:
+    rule: Rule
+    why: str
+    shipment: dict[str, Any]
+    also: list[str] = field(default_factory=list)
+
+
+@cache
+def rules() -> dict[str, Rule]:
+    with RULES_FILE.open(encoding="utf-8", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["code"] and not r["code"].startswith("#")]
+    return {r["code"]: Rule(r["code"], int(r["urgency"]), r["why"], r["next_step"]) for r in rows}
+
+
+def _finders(now: datetime, today: date, limits: Limits) -> dict[str, ColumnElement[bool]]:
+    """For each rule code: which open shipments it catches."""
+    return {
+        "overdue": (shipments.c.due_by < today) & OPEN,
+        "delivery_failed": shipments.c.status == "delivery_failed",
+        "failed": (shipments.c.status == "failed") & shipments.c.finished_at.is_not(None),
+        "due_soon": (shipments.c.due_by >= today)
+        & (shipments.c.due_by <= today + timedelta(days=limits.warn_days))
+        & OPEN,
+        "not_picked_up": (shipments.c.status == "ordered")
+        & (shipments.c.updated_at < now - timedelta(hours=limits.pickup_hours)),
+        # Every complaint is unanswered until answers exist (issue 18, actions): then this narrows to those.
+        "complaint": shipments.c.id.in_(select(complaints.c.shipment_id).scalar_subquery())
+        & shipments.c.purged_at.is_(None),
+        "awaiting_applicant": (shipments.c.status == "awaiting_applicant")
+        & (shipments.c.created_at < now - timedelta(days=limits.awaiting_days)),
+        "label_not_printed": (shipments.c.status == "ordered")
+        & shipments.c.waybill_no.is_not(None)
+        & shipments.c.label_printed_at.is_(None),
+    }
+
+
+def _why(rule: Rule, row: dict[str, Any], limits: Limits, complaint_count: int) -> str:
+    due = row.get("due_by")
+    return rule.why.format(
+        due_by=due.isoformat() if due else "—",
+        reason=row.get("failure_reason") or "原因未知",
+        days=limits.warn_days if rule.code == "due_soon" else f"{limits.awaiting_days:g}",
+        hours=f"{limits.pickup_hours:g}",
+        count=complaint_count,
+    )
+
+
+async def to_chase(db: Database, departments: Sequence[str], now: datetime, limits: Limits) -> list[Chase]:
+    today = beijing_today(now)
+    table = rules()
+    finders = {code: cond for code, cond in _finders(now, today, limits).items() if code in table}
+    scope = shipments.c.department.in_(list(departments))
+    caught: dict[str, list[str]] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    async with db.read() as conn:
+        for code, condition in finders.items():
+            query = select(*LIST_COLUMNS, shipments.c.failure_reason, shipments.c.finished_at).where(scope, condition)
+            for r in await conn.execute(query.order_by(shipments.c.created_at).limit(CHASE_LIMIT)):
+                rows.setdefault(r.id, dict(r._mapping))
+                caught.setdefault(r.id, []).append(code)
+        counts = await complaint_counts(conn, list(caught))
+        await annotate(conn, list(rows.values()))
+    out = []
+    for sid, codes in caught.items():
+        ordered = sorted(codes, key=lambda c: table[c].urgency)
+        first = table[ordered[0]]
+        row = rows[sid]
+        out.append(
+            Chase(
+                first,
+                _why(first, row, limits, counts.get(sid, 0)),
+                row,
+                [_why(table[c], row, limits, counts.get(sid, 0)) for c in ordered[1:]],
+            )
+        )
+    return sorted(out, key=_urgency)
+
+
+def _urgency(chase: Chase) -> tuple[int, date, datetime]:
+    return chase.rule.urgency, chase.shipment.get("due_by") or date.max, chase.shipment["created_at"]

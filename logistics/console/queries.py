@@ -1,0 +1,259 @@
+"""What the console reads: today's shipments of a department, finding a shipment, one shipment in full, and the
+access log every view of personal data writes. Every query is bounded to the clerk's departments: a shipment
+of another department is not found, whatever the way in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select
+
+from logistics.api.schemas import BEIJING
+from logistics.domain.tables import (
+    complaints,
+    personal_data_access,
+    shipment_cases,
+    shipment_events,
+    shipments,
+)
+from logistics.storage.db import Database
+
+WAITING_FOR_COURIER = ("pending", "ordered")
+TODAY_SECTIONS = ("created", "waiting", "picked_up", "delivered")
+LIST_LIMIT = 200
+FIND_LIMIT = 50
+
+# The columns a list row needs: no party data, so a list is not a view of personal data.
+LIST_COLUMNS = (
+    shipments.c.id,
+    shipments.c.kind,
+    shipments.c.status,
+    shipments.c.department,
+    shipments.c.window,
+    shipments.c.tracking_code,
+    shipments.c.waybill_no,
+    shipments.c.created_at,
+    shipments.c.updated_at,
+    shipments.c.due_by,
+    shipments.c.overdue_at,
+    shipments.c.label_printed_at,
+)
+
+
+def beijing_day(day: date) -> tuple[datetime, datetime]:
+    """The UTC bounds [start, end) of a Beijing calendar day."""
+    start = datetime.combine(day, time(0), tzinfo=BEIJING)
+    return start, start + timedelta(days=1)
+
+
+@dataclass
+class WindowDay:
+    window: str
+    sections: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {s: [] for s in TODAY_SECTIONS})
+
+
+async def annotate(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add to list rows their first case (number, item) and when the parcel was handed to the post (its first
+    ``picked_up`` event; once the proof of service exists this is its ``handed_to_post_at``)."""
+    ids = sorted({r["id"] for r in rows})
+    cases: dict[str, tuple[str, str]] = {}
+    handed: dict[str, datetime] = {}
+    if ids:
+        for r in await conn.execute(
+            select(shipment_cases.c.shipment_id, shipment_cases.c.case_no, shipment_cases.c.item_name)
+            .where(shipment_cases.c.shipment_id.in_(ids))
+            .order_by(shipment_cases.c.shipment_id, shipment_cases.c.position)
+        ):
+            cases.setdefault(r.shipment_id, (r.case_no, r.item_name))
+        for r in await conn.execute(
+            select(shipment_events.c.shipment_id, func.min(shipment_events.c.occurred_at))
+            .where(
+                shipment_events.c.shipment_id.in_(ids),
+                shipment_events.c.status == "picked_up",
+                shipment_events.c.refused.is_(False),
+            )
+            .group_by(shipment_events.c.shipment_id)
+        ):
+            handed[r[0]] = r[1]
+    for row in rows:
+        row["case_no"], row["item_name"] = cases.get(row["id"], ("—", "—"))
+        row["handed_at"] = handed.get(row["id"])
+    return rows
+
+
+async def today(db: Database, department: str, day: date) -> dict[str, WindowDay]:
+    """One department's day by window: created that day, waiting for the courier now, picked up and delivered
+    that day (by the event's own time)."""
+    start, end = beijing_day(day)
+    mine = shipments.c.department == department
+    queries = {
+        "created": select(*LIST_COLUMNS).where(mine, shipments.c.created_at >= start, shipments.c.created_at < end),
+        "waiting": select(*LIST_COLUMNS).where(mine, shipments.c.status.in_(WAITING_FOR_COURIER)),
+    }
+    for section in ("picked_up", "delivered"):
+        moved = (
+            select(shipment_events.c.shipment_id)
+            .where(
+                shipment_events.c.status == section,
+                shipment_events.c.refused.is_(False),
+                shipment_events.c.occurred_at >= start,
+                shipment_events.c.occurred_at < end,
+            )
+            .scalar_subquery()
+        )
+        queries[section] = select(*LIST_COLUMNS).where(mine, shipments.c.id.in_(moved))
+    windows: dict[str, WindowDay] = {}
+    async with db.read() as conn:
+        found: dict[str, list[dict[str, Any]]] = {}
+        for section, query in queries.items():
+            rows = await conn.execute(query.order_by(shipments.c.created_at.desc()).limit(LIST_LIMIT))
+            found[section] = [dict(r._mapping) for r in rows]
+        await annotate(conn, [r for rows in found.values() for r in rows])
+    for section, rows in found.items():
+        for row in rows:
+            windows.setdefault(row["window"], WindowDay(row["window"])).sections[section].append(row)
+    return dict(sorted(windows.items()))
+
+
+def _party_field(column: Any, key: str) -> Any:
+    return column[key].as_string()
+
+
+async def find(db: Database, departments: Sequence[str], query: str) -> tuple[list[dict[str, Any]], bool]:
+    """Shipments of these departments whose case number, waybill, tracking code, or a party's phone or name is
+    exactly ``query``; and whether the match went by personal data (then each hit is a view to record)."""
+    q = query.strip()
+    if not q or not departments:
+        return [], False
+    by_case = select(shipment_cases.c.shipment_id).where(shipment_cases.c.case_no == q).scalar_subquery()
+    by_code = or_(
+        shipments.c.id.in_(by_case),
+        shipments.c.waybill_no == q,
+        shipments.c.tracking_code == q.upper(),
+        shipments.c.id == q,
+    )
+    by_person = or_(
+        *(
+            _party_field(party, key) == q
+            for party in (shipments.c.recipient, shipments.c.sender)
+            for key in ("phone", "name")
+        )
+    )
+    scope = shipments.c.department.in_(list(departments))
+    async with db.read() as conn:
+        rows = [
+            dict(r._mapping)
+            for r in await conn.execute(
+                select(*LIST_COLUMNS).where(scope, by_code).order_by(shipments.c.created_at.desc()).limit(FIND_LIMIT)
+            )
+        ]
+        personal = False
+        if not rows:
+            personal = True
+            rows = [
+                dict(r._mapping)
+                for r in await conn.execute(
+                    select(*LIST_COLUMNS)
+                    .where(scope, by_person)
+                    .order_by(shipments.c.created_at.desc())
+                    .limit(FIND_LIMIT)
+                )
+            ]
+        await annotate(conn, rows)
+    return rows, personal
+
+
+async def shipment(db: Database, departments: Sequence[str], shipment_id: str) -> dict[str, Any] | None:
+    """One shipment in full (parties, cases, events, complaints), or None when it is not one of these
+    departments' — the same answer as for an id that does not exist."""
+    async with db.read() as conn:
+        found = (
+            await conn.execute(
+                select(shipments).where(
+                    shipments.c.id == shipment_id[:40], shipments.c.department.in_(list(departments))
+                )
+            )
+        ).first()
+        if found is None:
+            return None
+        row = dict(found._mapping)
+        row["cases"] = [
+            dict(r._mapping)
+            for r in await conn.execute(
+                select(shipment_cases.c.case_no, shipment_cases.c.item_name)
+                .where(shipment_cases.c.shipment_id == row["id"])
+                .order_by(shipment_cases.c.position)
+            )
+        ]
+        row["events"] = [
+            dict(r._mapping)
+            for r in await conn.execute(
+                select(shipment_events)
+                .where(shipment_events.c.shipment_id == row["id"])
+                .order_by(shipment_events.c.occurred_at.desc(), shipment_events.c.sequence.desc())
+            )
+        ]
+        row["complaints"] = [
+            dict(r._mapping)
+            for r in await conn.execute(
+                select(complaints.c.id, complaints.c.category, complaints.c.text, complaints.c.created_at)
+                .where(complaints.c.shipment_id == row["id"])
+                .order_by(complaints.c.created_at)
+            )
+        ]
+    return row
+
+
+async def record_views(
+    db: Database, staff_id: str, shipment_ids: Sequence[str], *, address: str, view: str, now: datetime
+) -> None:
+    """The access log: one row per shipment whose personal data was shown (or matched) to this clerk."""
+    if not shipment_ids:
+        return
+    async with db.write() as conn:
+        await conn.execute(
+            insert(personal_data_access),
+            [
+                {"staff_id": staff_id, "shipment_id": sid, "viewed_at": now, "address": address[:64], "view": view}
+                for sid in shipment_ids
+            ],
+        )
+
+
+async def access_log(
+    db: Database,
+    *,
+    staff_id: str | None = None,
+    shipment_id: str | None = None,
+    since: datetime | None = None,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    conditions = []
+    if staff_id:
+        conditions.append(personal_data_access.c.staff_id == staff_id)
+    if shipment_id:
+        conditions.append(personal_data_access.c.shipment_id == shipment_id)
+    if since is not None:
+        conditions.append(personal_data_access.c.viewed_at >= since)
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(personal_data_access)
+            .where(and_(*conditions) if conditions else True)
+            .order_by(personal_data_access.c.viewed_at, personal_data_access.c.id)
+            .limit(limit)
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+async def complaint_counts(conn: Any, ids: Sequence[str]) -> dict[str, int]:
+    if not ids:
+        return {}
+    rows = await conn.execute(
+        select(complaints.c.shipment_id, func.count())
+        .where(complaints.c.shipment_id.in_(list(ids)))
+        .group_by(complaints.c.shipment_id)
+    )
+    return {r[0]: int(r[1]) for r in rows}

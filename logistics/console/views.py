@@ -1,0 +1,404 @@
+"""``/console``: the hall's desktop console for clerks — sign-in, today's parcels, find, one shipment in full,
+and the exceptions to chase. Server-rendered; no script at all, under the people's pages' strict
+Content-Security-Policy.
+
+Every form carries its session's CSRF token (the sign-in form a double-submit one, since no session exists yet)
+and is also refused when posted from another site. A clerk reaches only the departments their token names:
+another department's shipment answers exactly like one that does not exist (404).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from aiohttp import web
+
+from logistics.api.appkeys import DB, SETTINGS
+from logistics.console import exceptions, queries, sessions
+from logistics.console.sessions import Session
+from logistics.domain.deadlines import beijing_today
+from logistics.domain.tables import utcnow
+from logistics.domain.wording import KIND_TEXT, SOURCE_TEXT, status_text
+from logistics.pages.views import SECURITY_HEADERS, beijing, esc, limited, refuse_cross_origin
+from logistics.redis.ratelimit import client_ip
+
+log = logging.getLogger("logistics.console")
+routes = web.RouteTableDef()
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+COOKIE = "console_session"
+SIGN_IN_COOKIE = "console_sign_in"  # the sign-in form's double-submit CSRF value
+SIGN_IN_RATE_PER_MINUTE = 10  # per client IP: tokens are 256-bit, this only keeps the log and database calm
+SECTION_TEXT = {"created": "今日新建", "waiting": "等待揽收", "picked_up": "今日已揽收", "delivered": "今日已妥投"}
+Handler = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
+
+
+@cache
+def _template(name: str) -> Template:
+    return Template((TEMPLATES / name).read_text(encoding="utf-8"))
+
+
+def render(
+    title: str, body: str, *, session: Session | None = None, query: str = "", status: int = 200
+) -> web.Response:
+    nav = ""
+    if session is not None:
+        member = session.member
+        nav = _template("nav.html").substitute(
+            query=esc(query),
+            name=esc(member.name),
+            departments=esc("、".join(member.departments)),
+            csrf=esc(session.csrf_token),
+        )
+    text = _template("console.html").substitute(title=esc(title), nav=nav, body=body)
+    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
+
+
+def message(session: Session | None, heading: str, text: str, *, status: int) -> web.Response:
+    body = f'<section class="card narrow"><h1>{esc(heading)}</h1><p>{esc(text)}</p></section>'
+    return render(heading, body, session=session, status=status)
+
+
+def not_found(session: Session | None) -> web.Response:
+    return message(session, "没有找到这件邮件", "请核对编号；只能查看本人所属部门的邮件。", status=404)
+
+
+def _secure(request: web.Request) -> bool:
+    return request.app[SETTINGS].base_url.startswith("https://")
+
+
+def _address(request: web.Request) -> str:
+    return client_ip(request, request.app[SETTINGS].trust_forwarded_for)
+
+
+def _lifetime(request: web.Request) -> timedelta:
+    return timedelta(hours=request.app[SETTINGS].console_session_hours)
+
+
+async def current_session(request: web.Request) -> Session | None:
+    return await sessions.current(request.app[DB], request.cookies.get(COOKIE, ""), now=utcnow())
+
+
+def signed_in(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Pages for a signed-in clerk; anyone else is sent to sign in (and the stale cookie is dropped)."""
+
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        session = await current_session(request)
+        if session is None:
+            response = web.HTTPSeeOther("/console/sign-in")
+            if COOKIE in request.cookies:
+                response.del_cookie(COOKIE, path="/console")
+            raise response
+        return await handler(request, session)
+
+    return wrapper
+
+
+async def posted_form(request: web.Request, expected_csrf: str) -> dict[str, str] | web.Response:
+    """The form's fields, or the refusal: posted from another site, or without the right CSRF token."""
+    refused = refuse_cross_origin(request)
+    if refused is not None:
+        return refused
+    form = {k: str(v) for k, v in (await request.post()).items()}
+    if not sessions.csrf_matches(expected_csrf, form.get("csrf", "")):
+        log.info("console_csrf_refused", extra={"route": request.match_info.route.resource.canonical})
+        return message(None, "无法提交", "页面已过期或表单不完整，请刷新页面后重试。", status=403)
+    return form
+
+
+# Sign-in and sign-out
+
+
+def _sign_in_page(request: web.Request, *, error: str = "", status: int = 200) -> web.Response:
+    value = secrets.token_urlsafe(32)
+    body = _template("sign_in.html").substitute(
+        csrf=esc(value),
+        hours=esc(f"{request.app[SETTINGS].console_session_hours:g}"),
+        error=f'<div class="notice error" id="sign-in-error">{esc(error)}</div>' if error else "",
+    )
+    response = render("登录", body, status=status)
+    response.set_cookie(
+        SIGN_IN_COOKIE, value, path="/console", httponly=True, samesite="Strict", secure=_secure(request), max_age=3600
+    )
+    return response
+
+
+@routes.get("/console")
+async def console_root(request: web.Request) -> web.Response:
+    target = "/console/today" if await current_session(request) is not None else "/console/sign-in"
+    raise web.HTTPSeeOther(target)
+
+
+@routes.get("/console/sign-in")
+async def sign_in_form(request: web.Request) -> web.Response:
+    if await current_session(request) is not None:
+        raise web.HTTPSeeOther("/console/today")
+    return _sign_in_page(request)
+
+
+@routes.post("/console/sign-in")
+async def sign_in(request: web.Request) -> web.Response:
+    form = await posted_form(request, request.cookies.get(SIGN_IN_COOKIE, ""))
+    if isinstance(form, web.Response):
+        return form
+    blocked = await limited(request, "console_sign_in", SIGN_IN_RATE_PER_MINUTE, 60)
+    if blocked is not None:
+        return blocked
+    done = await sessions.sign_in(request.app[DB], form.get("token", ""), lifetime=_lifetime(request), now=utcnow())
+    if done is None:
+        log.info("console_sign_in_refused")
+        return _sign_in_page(request, error="令牌无效、已停用，或不是窗口人员的令牌。", status=401)
+    log.info("console_signed_in", extra={"staff_id": done.session.member.id})
+    response = web.HTTPSeeOther("/console/today")
+    response.set_cookie(
+        COOKIE,
+        done.cookie_value,
+        path="/console",
+        httponly=True,
+        samesite="Strict",
+        secure=_secure(request),
+        max_age=int(_lifetime(request).total_seconds()),
+    )
+    response.del_cookie(SIGN_IN_COOKIE, path="/console")
+    raise response
+
+
+@routes.post("/console/sign-out")
+@signed_in
+async def sign_out(request: web.Request, session: Session) -> web.Response:
+    form = await posted_form(request, session.csrf_token)
+    if isinstance(form, web.Response):
+        return form
+    await sessions.sign_out(request.app[DB], session.id, now=utcnow())
+    log.info("console_signed_out", extra={"staff_id": session.member.id})
+    response = web.HTTPSeeOther("/console/sign-in")
+    response.del_cookie(COOKIE, path="/console")
+    raise response
+
+
+# Lists
+
+
+def _status_badge(row: Mapping[str, Any]) -> str:
+    cls = "bad" if row["status"] in ("delivery_failed", "failed") else ""
+    text = status_text(row["status"], row["kind"])
+    return f'<span class="badge {cls}">{esc(text)}</span>'
+
+
+def _due(row: Mapping[str, Any]) -> str:
+    due = row.get("due_by")
+    if due is None:
+        return "—"
+    if row.get("overdue_at") is not None:
+        return f'{esc(due.isoformat())} <span class="badge bad">已超期</span>'
+    return esc(due.isoformat())
+
+
+def head(*columns: str) -> str:
+    return "<tr>" + "".join(f"<th>{esc(c)}</th>" for c in columns) + "</tr>"
+
+
+def shipment_table(rows: list[dict[str, Any]], *, table_id: str) -> str:
+    if not rows:
+        return f'<p class="muted" id="{esc(table_id)}">暂无</p>'
+    columns = head("办件编号", "事项", "窗口", "状态", "运单号", "跟踪码", "创建时间", "交寄时间", "送达期限")
+    body = "".join(
+        f'<tr><td><a href="/console/shipments/{esc(r["id"])}">{esc(r["case_no"])}</a></td>'
+        f"<td>{esc(r['item_name'])}</td><td>{esc(r['window'])}</td><td>{_status_badge(r)}</td>"
+        f"<td>{esc(r['waybill_no'] or '—')}</td><td>{esc(r['tracking_code'])}</td>"
+        f"<td>{esc(beijing(r['created_at']))}</td><td>{esc(beijing(r['handed_at']))}</td><td>{_due(r)}</td></tr>"
+        for r in rows
+    )
+    return f'<table id="{esc(table_id)}">{columns}{body}</table>'
+
+
+def _department_tabs(session: Session, chosen: str, path: str) -> str:
+    links = "".join(
+        f'<a href="{path}?department={esc(d)}" class="{"on" if d == chosen else ""}">{esc(d)}</a>'
+        for d in session.member.departments
+    )
+    return f'<div class="tabs" id="departments">{links}</div>'
+
+
+@routes.get("/console/today")
+@signed_in
+async def today_page(request: web.Request, session: Session) -> web.Response:
+    department = request.query.get("department") or session.member.departments[0]
+    if not session.member.serves(department):
+        return not_found(session)
+    now = utcnow()
+    day = beijing_today(now)
+    windows = await queries.today(request.app[DB], department, day)
+    totals = {s: sum(len(w.sections[s]) for w in windows.values()) for s in queries.TODAY_SECTIONS}
+    counts = "".join(
+        f'<div class="count" id="count-{s}">{esc(SECTION_TEXT[s])}<b>{totals[s]}</b></div>'
+        for s in queries.TODAY_SECTIONS
+    )
+    parts = []
+    for n, (window, wd) in enumerate(windows.items()):
+        summary = " · ".join(f"{SECTION_TEXT[s]} {len(wd.sections[s])}" for s in queries.TODAY_SECTIONS)
+        tables = "".join(
+            f"<h2>{esc(SECTION_TEXT[s])}（{len(wd.sections[s])}）</h2>"
+            + shipment_table(wd.sections[s], table_id=f"w{n}-{s}")
+            for s in queries.TODAY_SECTIONS
+            if wd.sections[s]
+        )
+        parts.append(
+            f'<section class="card window"><h2>{esc(window)}</h2><p class="muted">{esc(summary)}</p>{tables}</section>'
+        )
+    body = (
+        f'<h1>今日 · {esc(department)} <small class="muted">{esc(day.isoformat())}（北京时间）</small></h1>'
+        + _department_tabs(session, department, "/console/today")
+        + f'<div class="counts">{counts}</div>'
+        + ("".join(parts) or '<p class="card muted" id="nothing-today">今天还没有邮件。</p>')
+    )
+    return render("今日", body, session=session)
+
+
+@routes.get("/console/find")
+@signed_in
+async def find_page(request: web.Request, session: Session) -> web.Response:
+    query = request.query.get("q", "").strip()[:100]
+    rows, personal = await queries.find(request.app[DB], session.member.departments, query)
+    if personal and rows:
+        # Matching by a phone or name tells the clerk whose parcels these are: a view of personal data.
+        await queries.record_views(
+            request.app[DB],
+            session.member.id,
+            [r["id"] for r in rows],
+            address=_address(request),
+            view="find",
+            now=utcnow(),
+        )
+    if len(rows) == 1 and query:
+        raise web.HTTPSeeOther(f"/console/shipments/{rows[0]['id']}")
+    result = shipment_table(rows, table_id="find-results") if query else ""
+    hint = f"找到 {len(rows)} 件" if query else "输入办件编号、运单号、跟踪码，或申请人的手机号码、姓名。"
+    body = f'<h1>查找</h1><p class="muted" id="find-summary">{esc(hint)}</p>{result}'
+    return render("查找", body, session=session, query=query)
+
+
+# One shipment
+
+
+def _party(party: Mapping[str, Any] | None) -> str:
+    if not party:
+        return '<p class="muted">—</p>'
+    address = "".join(str(party.get(k) or "") for k in ("province", "city", "district", "address"))
+    postcode = f"（{esc(party['postcode'])}）" if party.get("postcode") else ""
+    return (
+        f'<dl class="facts"><dt>姓名/单位</dt><dd>{esc(party.get("name"))}</dd>'
+        f'<dt>电话</dt><dd class="phone">{esc(party.get("phone"))}</dd>'
+        f"<dt>地址</dt><dd>{esc(address)}{postcode}</dd></dl>"
+    )
+
+
+def _handed_to_post(events: list[dict[str, Any]]) -> datetime | None:
+    times = [e["occurred_at"] for e in events if e["status"] == "picked_up" and not e["refused"]]
+    return min(times) if times else None
+
+
+def _issue17_facts(row: Mapping[str, Any]) -> str:
+    """HOOK (issue 17 merge): attempts, the last failure and the proof of service, when those columns exist."""
+    out = []
+    if row.get("attempts"):
+        out.append(f"<dt>投递次数</dt><dd>{esc(row['attempts'])}</dd>")
+    failure = row.get("last_failure")
+    if isinstance(failure, Mapping) and failure.get("reason"):
+        out.append(f"<dt>最近失败原因</dt><dd>{esc(failure['reason'])}</dd>")
+    return "".join(out)
+
+
+@routes.get("/console/shipments/{id}")
+@signed_in
+async def shipment_page(request: web.Request, session: Session) -> web.Response:
+    row = await queries.shipment(request.app[DB], session.member.departments, request.match_info["id"])
+    if row is None:
+        return not_found(session)
+    await queries.record_views(
+        request.app[DB], session.member.id, [row["id"]], address=_address(request), view="shipment", now=utcnow()
+    )
+    kind = row["kind"]
+    events = "".join(
+        f"<tr><td>{esc(beijing(e['occurred_at']))}</td><td>{esc(status_text(e['status'], kind))}"
+        + (' <span class="badge warn">未采用</span>' if e["refused"] else "")
+        + f"</td><td>{esc(SOURCE_TEXT.get(e['source'], e['source']))}</td><td>{esc(e['carrier_text'] or '')}</td>"
+        f"<td>{esc(e['location'] or '')}</td></tr>"
+        for e in row["events"]
+    )
+    complaints = "".join(
+        f"<tr><td>{esc(beijing(c['created_at']))}</td><td>{esc(c['category'])}</td><td>{esc(c['text'])}</td></tr>"
+        for c in row["complaints"]
+    )
+    complaint_table = (
+        f'<table id="complaints">{head("时间", "类别", "内容")}{complaints}</table>'
+        if complaints
+        else '<p class="muted">没有投诉。</p>'
+    )
+    cases = "".join(f"<li>{esc(c['case_no'])} {esc(c['item_name'])}</li>" for c in row["cases"])
+    purged = '<div class="notice warn">个人信息已按保存期限删除。</div>' if row["purged_at"] else ""
+    handed = _handed_to_post(row["events"])
+    body = f"""
+<h1>{esc(row["cases"][0]["case_no"] if row["cases"] else row["tracking_code"])} {_status_badge(row)}</h1>
+{purged}
+<div class="grid2">
+<section class="card"><h2>邮件</h2><dl class="facts" id="facts">
+<dt>类型</dt><dd>{esc(KIND_TEXT.get(kind, kind))}</dd>
+<dt>部门 / 窗口</dt><dd>{esc(row["department"])} · {esc(row["window"])}</dd>
+<dt>跟踪码</dt><dd>{esc(row["tracking_code"])}</dd>
+<dt>运单号</dt><dd>{esc(row["waybill_no"] or "尚未生成")}</dd>
+<dt>创建时间</dt><dd>{esc(beijing(row["created_at"]))}</dd>
+<dt>交寄时间</dt><dd id="handed-to-post">{esc(beijing(handed))}</dd>
+<dt>送达期限</dt><dd id="due-by">{_due(row)}</dd>
+<dt>面单打印</dt><dd>{esc(beijing(row["label_printed_at"]) if row["label_printed_at"] else "从未打印")}</dd>
+{_issue17_facts(row)}
+<dt>办件</dt><dd><ul>{cases}</ul></dd>
+</dl></section>
+<section class="card"><h2>寄件人</h2><div id="sender">{_party(row["sender"])}</div>
+<h2>收件人</h2><div id="recipient">{_party(row["recipient"])}</div></section>
+</div>
+<section class="card"><h2>寄递记录</h2>
+<table id="events">{head("时间", "状态", "来源", "说明", "地点")}{events}</table></section>
+<section class="card"><h2>投诉（{len(row["complaints"])}）</h2>{complaint_table}</section>
+"""
+    return render("邮件详情", body, session=session)
+
+
+# Exceptions
+
+
+@routes.get("/console/exceptions")
+@signed_in
+async def exceptions_page(request: web.Request, session: Session) -> web.Response:
+    settings = request.app[SETTINGS]
+    limits = exceptions.Limits(
+        settings.console_awaiting_days, settings.console_pickup_hours, settings.console_deadline_warn_days
+    )
+    chases = await exceptions.to_chase(request.app[DB], session.member.departments, utcnow(), limits)
+    rows = "".join(
+        f'<tr class="{"urgent" if c.rule.urgency <= 30 else "soon" if c.rule.urgency <= 50 else ""}">'
+        f'<td><a href="/console/shipments/{esc(c.shipment["id"])}">{esc(c.shipment["case_no"])}</a><br>'
+        f'<span class="muted">{esc(c.shipment["department"])} · {esc(c.shipment["window"])}</span></td>'
+        f"<td>{_status_badge(c.shipment)}</td><td>{esc(c.why)}"
+        + "".join(f'<br><span class="muted">另：{esc(a)}</span>' for a in c.also)
+        + f"</td><td>{esc(c.rule.next_step)}</td><td>{esc(beijing(c.shipment['handed_at']))}</td>"
+        f"<td>{_due(c.shipment)}</td></tr>"
+        for c in chases
+    )
+    table = (
+        f'<table id="chases">{head("办件", "状态", "原因", "下一步", "交寄时间", "送达期限")}{rows}</table>'
+        if rows
+        else '<p class="card muted" id="nothing-to-chase">没有需要跟进的邮件。</p>'
+    )
+    body = f'<h1>待跟进（{len(chases)}）</h1><p class="muted">最紧急的在最前。</p>{table}'
+    return render("待跟进", body, session=session)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_routes(routes)
