@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import ClientResponse
@@ -91,6 +91,7 @@ class World:
     awaiting: dict[str, Any]  # waiting for the applicant's choice
     delivery_id: str
     complaint_text: str
+    delivered: dict[str, Any] = field(default_factory=dict)  # signed for: it has a proof of service
 
     def secrets(self) -> tuple[str, ...]:
         """The hall's data that another client, or a staff member out of scope, must never see."""
@@ -99,6 +100,7 @@ class World:
             self.shipment["tracking_code"],
             self.shipment["verification_code"],
             self.awaiting["id"],
+            self.delivered["id"],
             self.delivery_id,
             HALL_WEBHOOK,
             self.complaint_text,
@@ -149,6 +151,8 @@ async def build_world(api: TestClient, db: Database, hall: clients.Credentials, 
                 select(webhook_deliveries.c.id).where(webhook_deliveries.c.shipment_id == shipment["id"]).limit(1)
             )
         ).scalar_one()
+    delivered = await create(api, hall, delivery_body(recipient=dict(LICENCE_HOLDER)))
+    await advance(db, delivered["id"], "ordered", "picked_up", "delivered", waybill_no="1295780519880")
     courier = await staff.create(db, "王建国", "courier", [MARKET_BUREAU])
     outsider = await staff.create(db, "赵磊", "courier", ["二七区税务局"])
     return World(
@@ -160,6 +164,7 @@ async def build_world(api: TestClient, db: Database, hall: clients.Credentials, 
         awaiting,
         delivery_id,
         complaint_text,
+        delivered=delivered,
     )
 
 
