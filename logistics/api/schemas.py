@@ -494,7 +494,8 @@ class WebhookEnvelope(BaseModel):
     timestamp: datetime = Field(description="when the event happened")
     data: dict[str, Any] = Field(
         description="shipment summary (id, kind, status, cases, waybill_no, tracking_code, tracking_url, "
-        "label_url, metadata), `event` and the per-shipment `sequence`"
+        "label_url, metadata), `event` and the per-shipment `sequence`; `shipment.delivered` adds `proof` "
+        "(as in the shipment, without `signer.name`)"
     )
 
 
