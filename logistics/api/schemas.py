@@ -588,9 +588,9 @@ class WebhookEnvelope(BaseModel):
     timestamp: datetime = Field(description="when the event happened")
     data: dict[str, Any] = Field(
         description="shipment summary (id, kind, status, cases, waybill_no, tracking_code, tracking_url, "
-        "label_url, metadata), `event` and the per-shipment `sequence`; `shipment.delivery_failed`, "
-        "`.returning`, `.returned` and `.failed` add `attempts` and `last_failure`, `shipment.resolved` adds "
-        "`resolution`"
+        "label_url, metadata), `event` and the per-shipment `sequence`; `shipment.delivered` adds `proof` "
+        "(as in the shipment, without `signer.name`); `shipment.delivery_failed`, `.returning`, `.returned` and "
+        "`.failed` add `attempts` and `last_failure`, `shipment.resolved` adds `resolution`"
     )
 
 

@@ -103,7 +103,7 @@ async def test_create_stores_every_column(api: TestClient, hall: Credentials, db
     assert row["carrier"] == "ems" and row["last_sequence"] == 1 and row["request_id"] == "rq-1"
     untouched = ("waybill_no", "route_code", "destination_code", "destination_name", "package_code", "package_name",
                  "failure_reason", "finished_at", "purged_at", "label_printed_at", "applicant_token_hash",
-                 "applicant_expires_at", "applicant_used_at", "applicant_expiry_notified_at")  # fmt: skip
+                 "applicant_expires_at", "applicant_used_at", "applicant_expiry_notified_at", "proof")  # fmt: skip
     assert {c: row[c] for c in untouched} == dict.fromkeys(untouched)
     assert [(c.position, c.case_no, c.item_name) for c in cases] == [(0, "410106-2018-00107", "个体工商户设立登记")]
     [event] = events
@@ -137,6 +137,7 @@ STARTS_NULL = (
     "applicant_used_at",
     "applicant_expiry_notified_at",
     "overdue_at",
+    "proof",
 )
 
 

@@ -48,6 +48,10 @@ SIMULATED = [
     ("已签收,他人代收:同事,投递员:王强 138****5678", "other", None, "同事"),
     ("已签收,他人代收:邻居", "other", None, "邻居"),
     ("已签收,他人代收:王芳,投递员:王强 138****5678", "other", "王芳", None),
+    ("您的快件已派送至【金水区农业路91号店】,自提点已代收", "locker_or_station", "金水区农业路91号店", None),
+    ("已签收,他人代收:马固村村邮站,投递员:刘洋", "locker_or_station", "马固村村邮站", None),
+    ("已签收,其他:济源路商店", "other", "济源路商店", None),
+    ("郑州市,您的快件已代签收【家门口】", "other", None, None),
 ]
 
 # Delivered, yet the text does not say who took it: never a guess.
@@ -58,6 +62,7 @@ UNKNOWN = [
     "您的快件已取走",
     "已按面单地址投送",
     "【郑州市金水区揽投部】已妥投",
+    "已妥投,投递员:王强",
 ]
 
 
@@ -83,6 +88,8 @@ def test_an_empty_text_is_unknown() -> None:
         ("已签收,本人签收(已核验收件人安全码),投递员:王强 138****5678", "addressee"),
         ("已签收,他人代收:家人(已核验收件人安全码),投递员:王强 138****5678", "family"),
         ("已签收，本人签收（已核验收件人安全码），投递员：王强", "addressee"),
+        ("投递并签收,签收人:本人收,已核验收件人安全码", "addressee"),
+        ("您的快件已代签收【家人,已核验收件人安全码】,如有疑问请电联快递员【刘洋,电话:13903711234】", "family"),
     ],
 )
 def test_the_safety_code_phrase_marks_the_code_as_checked(text: str, cls: str) -> None:

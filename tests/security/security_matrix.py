@@ -84,6 +84,7 @@ CALLS: dict[tuple[str, str], Callable[[World], Call]] = {
         f"/v1/shipments/{w.shipment['id']}/label", query={"format": "zpl"}
     ),
     ("POST", "/v1/labels"): lambda w: Call("/v1/labels", json={"shipment_ids": [w.shipment["id"]], "format": "zpl"}),
+    ("GET", "/v1/shipments/{id}/proof"): lambda w: Call(f"/v1/shipments/{w.delivered['id']}/proof"),
     ("POST", "/v1/shipments/{id}/applicant-link"): lambda w: Call(f"/v1/shipments/{w.awaiting['id']}/applicant-link"),
     ("GET", "/v1/webhook-deliveries"): lambda w: Call(
         "/v1/webhook-deliveries", query={"shipment_id": w.shipment["id"]}
@@ -124,6 +125,7 @@ ANOTHER_CLIENT: dict[tuple[str, str], tuple[int, Callable[[dict[str, Any], World
     ("POST", "/v1/shipments/{id}/resolve"): (404, None),
     ("GET", "/v1/shipments/{id}/label"): (404, None),
     ("POST", "/v1/labels"): (422, None),  # documented: another client's id is reported like an unknown one
+    ("GET", "/v1/shipments/{id}/proof"): (404, None),
     ("POST", "/v1/shipments/{id}/applicant-link"): (404, None),
     ("GET", "/v1/webhook-deliveries"): (200, _empty_list),
     ("GET", "/v1/webhook-deliveries/{id}"): (404, None),

@@ -92,6 +92,7 @@ class World:
     delivery_id: str
     complaint_text: str
     returned: dict[str, Any] = field(default_factory=dict)  # refused and back at the hall: resend/resolve it
+    delivered: dict[str, Any] = field(default_factory=dict)  # signed for: it has a proof of service
 
     def secrets(self) -> tuple[str, ...]:
         """The hall's data that another client, or a staff member out of scope, must never see."""
@@ -100,6 +101,7 @@ class World:
             self.shipment["tracking_code"],
             self.shipment["verification_code"],
             self.awaiting["id"],
+            self.delivered["id"],
             self.delivery_id,
             HALL_WEBHOOK,
             self.complaint_text,
@@ -150,6 +152,8 @@ async def build_world(api: TestClient, db: Database, hall: clients.Credentials, 
                 select(webhook_deliveries.c.id).where(webhook_deliveries.c.shipment_id == shipment["id"]).limit(1)
             )
         ).scalar_one()
+    delivered = await create(api, hall, delivery_body(recipient=dict(LICENCE_HOLDER)))
+    await advance(db, delivered["id"], "ordered", "picked_up", "delivered", waybill_no="1295780519880")
     courier = await staff.create(db, "王建国", "courier", [MARKET_BUREAU])
     outsider = await staff.create(db, "赵磊", "courier", ["二七区税务局"])
     returned = await create(
@@ -165,7 +169,8 @@ async def build_world(api: TestClient, db: Database, hall: clients.Credentials, 
         awaiting,
         delivery_id,
         complaint_text,
-        returned,
+        returned=returned,
+        delivered=delivered,
     )
 
 
