@@ -136,6 +136,11 @@ STARTS_NULL = (
     "label_printed_at",
     "applicant_used_at",
     "applicant_expiry_notified_at",
+    "attempts",  # 0, its server default
+    "last_failure",
+    "resend_of",  # a resend is written in its own transaction (logistics/api/returns.py)
+    "resent_as",
+    "resolution",
 )
 
 
