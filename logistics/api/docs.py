@@ -104,7 +104,7 @@ PROOF_PATHS: dict[str, Any] = {
 
 _NOT_RETURNED = (
     "not-returned: only a returning or returned parcel, or an intake whose door pickup failed; already-resent; "
-    "already-resolved (the detail says which and why)"
+    "already-resolved; purged (the detail says which and why)"
 )
 RETURN_PATHS: dict[str, Any] = {
     "/v1/shipments/{id}/resend": {

@@ -58,6 +58,13 @@ def undecided(row: dict[str, Any]) -> None:
     if row.get("resolution"):
         action = row["resolution"].get("action")
         raise Problem(409, "already-resolved", "Already resolved", f"The shipment was already resolved ({action}).")
+    if row.get("purged_at") is not None:
+        raise Problem(
+            409,
+            "purged",
+            "Personal data purged",
+            "The shipment's names, phones and addresses were purged; create a new shipment instead.",
+        )
     if row["status"] in RETURN_STATUSES or pickup_failed(row):
         return
     if row["status"] == "delivered":
@@ -101,7 +108,8 @@ def resend_spec(
     row: dict[str, Any], cases: list[tuple[str, str]], change: ResendIn, context: dict[str, Any] | None
 ) -> ShipmentCreate:
     """The new shipment: the old one's cases, department, window, contents and metadata, with the correction.
-    Validated as a create is, so a resend obeys every rule a new shipment does. Raises ValidationError."""
+    Validated as a create is, so a resend obeys every rule a new shipment does: raises ValidationError for what
+    the create rules refuse, and a 422 Problem for a correction that does not fit the shipment's kind."""
     delivery = row["kind"] == "delivery"
     errors = []
     if delivery and change.recipient is None:

@@ -138,6 +138,11 @@ STARTS_NULL = (
     "applicant_expiry_notified_at",
     "overdue_at",
     "proof",
+    "attempts",  # 0, its server default
+    "last_failure",
+    "resend_of",  # a resend is written in its own transaction (logistics/api/returns.py)
+    "resent_as",
+    "resolution",
 )
 
 

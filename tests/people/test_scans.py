@@ -269,7 +269,7 @@ async def test_a_failed_attempt_is_recorded_with_its_reason(
     assert (last["status"], last["carrier_code"], last["carrier_text"]) == (
         "delivery_failed",
         "103",
-        "投递未成功：收件人不在",
+        "投递未成功：收件人不在指定地址",
     )
     assert await status_of(db, shipment["id"]) == "delivery_failed"
 
@@ -516,7 +516,7 @@ async def test_staff_me_names_the_scope_and_the_failure_reasons(api: TestClient,
     body = await resp.json()
     assert body["name"] == "王建国"
     assert body["departments"] == ["上街区市场监督管理局", "上街区民政局"]
-    assert body["failure_reasons"]["103"] == "收件人不在"
+    assert body["failure_reasons"]["103"] == "收件人不在指定地址"
 
 
 async def test_lookup_describes_a_parcel_without_recording_anything(

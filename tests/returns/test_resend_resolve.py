@@ -256,3 +256,11 @@ async def test_the_purge_removes_the_resolution_note_and_keeps_the_decision(
     assert body["resolution"]["action"] == "window_pickup"
     assert body["resolution"]["note"] == PURGED_TEXT
     assert body["last_failure"]["reason_code"] == "104" and body["attempts"] == 1
+
+
+async def test_a_purged_parcel_cannot_be_resent(api: TestClient, db: Database, hall: Credentials) -> None:
+    sid = await _returned(db, hall)
+    assert await purge_finished(db, after=timedelta(days=180), now=utcnow() + timedelta(days=181)) == 1
+    resp = await api.post(f"/v1/shipments/{sid}/resend", json={"recipient": CORRECTED}, headers=auth(hall))
+    assert resp.status == 409
+    assert (await resp.json())["type"].endswith("/purged")
