@@ -27,7 +27,7 @@ class SimConfig:
     push_max_attempts: int = 8  # per event, then the push is given up (as a real partner eventually does)
     push_timeout_seconds: float = 5.0  # total time for one outbound push
     push_concurrency: int = 8  # parallel pushes, never two at once for the same waybill
-    failed_attempt_rate: float = 0.2  # share of parcels with one 705 未妥投 before delivery
+    failed_attempt_rate: float = 0.2  # share of parcels with one 705 未妥投 before delivery (the run-time default)
 
     def __post_init__(self) -> None:
         try:
