@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sim_fixtures import Harness, Receiver, make_order
 
+from carriers.simulator.config import SimConfig
 from carriers.simulator.faults import ParcelSettings, clock_speed
 from carriers.simulator.wire import format_time, parse_time
 
@@ -86,6 +87,13 @@ def test_the_clock_speed_is_at_least_real_time_and_bounded(speed: Any) -> None:
 def test_the_clock_accepts_its_own_json_back() -> None:
     assert clock_speed({"speed": 3600, "now": "2026-12-04 16:30:00"}) == 3600.0
     assert clock_speed({"now": "2026-12-04 16:30:00"}) is None
+
+
+async def test_the_clock_can_start_compressed(make_sim: SimFactory) -> None:
+    sim = await make_sim(clock_speed=3600)
+    assert (await sim.admin("GET", "/admin/faults"))["clock"]["speed"] == 3600.0
+    with pytest.raises(ValueError, match=r"clock\.speed"):
+        SimConfig(clock_speed=0.5)
 
 
 async def test_bad_settings_are_a_400_and_change_nothing(sim: Harness) -> None:
