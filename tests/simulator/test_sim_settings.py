@@ -14,6 +14,8 @@ from carriers.simulator.config import SimConfig
 from carriers.simulator.faults import ParcelSettings, clock_speed
 from carriers.simulator.wire import format_time, parse_time
 
+from support import eventually
+
 SimFactory = Callable[..., Awaitable[Harness]]
 
 
@@ -174,3 +176,24 @@ async def test_the_manual_clock_jumps_to_the_window_when_a_test_ticks_an_early_p
     )
     [handed_in] = await sim.tick(1, waybill=other["waybillNo"])
     assert parse_time(handed_in["opTime"]) >= parse_time(collected["opTime"])
+
+
+async def test_speeding_up_the_clock_later_brings_a_waiting_pickup_forward(
+    make_sim: SimFactory, receiver: Receiver
+) -> None:
+    sim = await make_sim(callback_url=receiver.url, step_seconds=0.05, failed_attempt_rate=0.0)
+    clock = parse_time((await sim.admin("GET", "/admin/faults"))["clock"]["now"])
+    opens = (clock + timedelta(hours=3)).replace(minute=0, second=0)
+    order = make_order(pickupPreBeginTime=format_time(opens), pickupPreEndTime=format_time(opens + timedelta(hours=2)))
+    await sim.create(order)
+
+    async def queued_for_hours() -> bool:
+        due = sim.sim.book.next_due()
+        return due is not None and due - sim.sim.mono() > 3600
+
+    # At real time the pickup is hours away: the automatic clock has queued it for then.
+    await eventually(queued_for_hours, timeout=5)
+    await sim.faults({"clock": {"speed": 36000}})
+    collected = await receiver.next(timeout=5.0)
+    assert collected.event["opCode"] == "203"
+    assert parse_time(collected.event["opTime"]) >= opens
