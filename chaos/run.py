@@ -75,6 +75,9 @@ class Plan:
     concurrency: int = 32
     intake_share: float = 1 / 3
     step_seconds: float = 5.0  # simulator: time a parcel spends at each tracking step
+    # Simulator clock: simulated seconds per second. Intakes book tomorrow's window and the simulator never
+    # collects before it opens, so at 7200× tomorrow is about 12 s away.
+    clock_speed: float = 7200.0
     transient_rate: float = 0.2  # simulator errors, split over TRANSIENT_KINDS
     push_duplicate_rate: float = 0.1
     push_reorder_rate: float = 0.1
@@ -423,6 +426,7 @@ class ChaosRun:
                     "errors": dict.fromkeys(TRANSIENT_KINDS, share),
                     "hang_seconds": p.hang_seconds,
                     "push": {"duplicate_rate": p.push_duplicate_rate, "reorder_rate": p.push_reorder_rate},
+                    "clock": {"speed": p.clock_speed},
                 },
             )
         self.say(f"stack up in {self.work} (database {'PostgreSQL' if self.plan.postgres else 'SQLite'})")

@@ -10,6 +10,21 @@ parcel state machine), ``pusher`` (040002 delivery and retries), ``faults`` (fau
 decisions), ``validation`` (B01/B02 checks), ``geo`` (provinces, postcodes, address split), ``wire`` (times,
 codes, envelopes, and a request builder for callers that do not use carriers/ems).
 
+What happens to a parcel is drawn at ordering from run-time settings (``GET/PUT /admin/faults``, beside the
+faults; ``DELETE`` clears only the faults): ``delivery`` (``failed_attempt_rate`` one failed 705 then delivered,
+``refusal_rate`` 104 then the return at once, ``undeliverable_rate`` every one of ``attempts`` fails then the
+return; shares of parcels, at most 1 together; ``reasons`` the mix of the other reason codes;
+``reason_fields_rate`` the share of 705/206/207 events that carry ``reasonCode``/``reasonDesc``), ``signers``
+(the mix of signer classes; a whole mix replaces the old one, a parcel ordered with ``receiverSafetyCode`` only
+gets ``addressee`` or ``family`` and a 704 saying 已核验收件人安全码), ``pickup`` (``failure_rate`` per door-pickup
+attempt, 206 each, 207 after ``attempts``) and ``clock`` (``speed``: simulated seconds per second). Every event
+is stamped with the simulated clock and a door pickup never before its booked window: the automatic clock waits
+for it, a manual tick jumps the clock to it. The wording is data: signer_texts.csv, reason_texts.csv. A
+return is 708 退回 events back to the sender's station, then 711 退回妥投. ``GET /admin/parcels[/{waybill}]``
+shows what was drawn: ``signer_class``, ``verified_by_code``, ``attempts`` (failed 705s), ``failure_reasons``,
+``refused``, ``returned``, ``pickup_attempts``, ``pickup_failure_reasons``, ``voided``, and ``state`` (ordered,
+in_transit, returning, delivered, returned, voided, cancelled).
+
 Codes chosen where the public material is silent: wrong senderNo/authorization → S02 (a configuration error
 that a client should keep retrying, not a verdict on the order); address outside ``service_provinces`` →
 B06; cancelling a collected parcel → B07; unknown order/waybill on cancel → B03; unknown waybill on 040001 →

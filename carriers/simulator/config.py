@@ -6,6 +6,7 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 
+from carriers.simulator.faults import clock_speed
 from carriers.simulator.geo import MAINLAND_PROVINCES, canonical_province
 
 
@@ -27,7 +28,10 @@ class SimConfig:
     push_max_attempts: int = 8  # per event, then the push is given up (as a real partner eventually does)
     push_timeout_seconds: float = 5.0  # total time for one outbound push
     push_concurrency: int = 8  # parallel pushes, never two at once for the same waybill
-    failed_attempt_rate: float = 0.2  # share of parcels with one 705 未妥投 before delivery
+    failed_attempt_rate: float = 0.2  # share of parcels with one 705 未妥投 before delivery (the run-time default)
+    # Simulated seconds per real second at start (run-time setting clock.speed). Door pickups wait for their
+    # booked window, so a development stack with intakes booked for tomorrow wants this well above 1.
+    clock_speed: float = 1.0
 
     def __post_init__(self) -> None:
         try:
@@ -45,6 +49,7 @@ class SimConfig:
         self.service_provinces = frozenset(provinces)
         if self.step_seconds < 0 or self.push_retry_seconds < 0:
             raise ValueError("step_seconds and push_retry_seconds must not be negative")
+        clock_speed({"speed": self.clock_speed})  # the bounds of the run-time setting
         if not 0.0 <= self.failed_attempt_rate <= 1.0:
             raise ValueError("failed_attempt_rate must be within [0, 1]")
         if self.push_max_attempts < 1 or self.push_concurrency < 1:

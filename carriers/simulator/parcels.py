@@ -50,8 +50,8 @@ EVENT_FIELDS = (
 _SURNAMES = "王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐"
 _GIVEN = ("建国", "强", "磊", "洋", "伟", "芳", "敏", "静", "军", "杰", "娟", "涛", "明", "超", "秀英", "桂兰")
 # Fillers for the place names inside signer texts; none of them may read as a signer word (家/门卫/驿站...).
-_ROADS = ("农业路", "济源路", "中原路", "建设路", "文化路", "花园路", "嵩山路", "淮河路")
-_VILLAGES = ("马固", "柿园", "峡窝", "东赵", "金华")
+ROADS = ("农业路", "济源路", "中原路", "建设路", "文化路", "花园路", "嵩山路", "淮河路")
+VILLAGES = ("马固", "柿园", "峡窝", "东赵", "金华")
 
 CODE_CHECKED = "已核验收件人安全码"  # EMS's courier checked the receiverSafetyCode (contract with carriers/ems)
 PLACEHOLDERS = ("courier", "courier_phone", "receiver", "city", "county", "road", "number", "village", "next")
@@ -585,9 +585,9 @@ class ParcelBook:
             "receiver": str((order.get("receiver") or {}).get("name") or ""),
             "city": dest.full_city,
             "county": dest.county,
-            "road": self._rng.choice(_ROADS),
+            "road": self._rng.choice(ROADS),
             "number": str(self._rng.randrange(1, 200)),
-            "village": self._rng.choice(_VILLAGES),
+            "village": self._rng.choice(VILLAGES),
         }
         signer_class, text = self._signer(order, fill)
         chosen.update(signer_class=signer_class, verified_by_code=CODE_CHECKED in text)

@@ -80,6 +80,7 @@ class Simulator:
 
         self._ids = rng("ids")
         self.clock = SimClock(self.wall, self.mono)
+        self.clock.set_speed(self.config.clock_speed)
         self.book = ParcelBook(
             rng("parcels"), settings=ParcelSettings(failed_attempt_rate=self.config.failed_attempt_rate)
         )

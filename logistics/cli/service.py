@@ -129,6 +129,21 @@ def run_until_signal(coro: Coroutine[Any, Any, Any]) -> None:
     asyncio.run(main())
 
 
+def clock_speed(text: str) -> float:
+    """``--clock-speed``: a number from 1 (real time) up, told as one line, not a traceback."""
+    from carriers.simulator.faults import clock_speed as check
+
+    value: float | str = text
+    with contextlib.suppress(ValueError):
+        value = float(text)  # not a number: the check below refuses the text with its own message
+    try:
+        speed = check({"speed": value})
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    assert speed is not None
+    return speed
+
+
 def cmd_ems_sim(args: argparse.Namespace, settings: Settings) -> None:
     from carriers.simulator.config import SimConfig
     from carriers.simulator.server import serve
@@ -139,6 +154,7 @@ def cmd_ems_sim(args: argparse.Namespace, settings: Settings) -> None:
         sign_key=settings.ems_sign_key,
         callback_url=args.callback_url or f"{settings.base_url}/carriers/ems/push",
         step_seconds=args.step_seconds if args.step_seconds is not None else settings.ems_sim_step_seconds,
+        clock_speed=args.clock_speed,
     )
     port = args.port or settings.ems_sim_port
     with _listening(settings.ems_sim_host, port, "--port or LOGISTICS_EMS_SIM_PORT"):
@@ -156,4 +172,10 @@ def add_parser(sub: Any) -> None:
     sim.add_argument("--port", type=int, help="default: LOGISTICS_EMS_SIM_PORT")
     sim.add_argument("--step-seconds", type=float, help="seconds per tracking step (0: manual clock)")
     sim.add_argument("--callback-url", help="where to push tracking events")
+    sim.add_argument(
+        "--clock-speed",
+        type=clock_speed,
+        default=1.0,
+        help="simulated seconds per second (door pickups wait for their booked window)",
+    )
     sim.set_defaults(fn=cmd_ems_sim)

@@ -160,6 +160,14 @@ def test_simulator_on_a_port_in_use_is_a_clear_error(tmp_path: Path, taken_port:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("speed", ["0", "fast"])
+def test_a_simulator_clock_slower_than_real_time_is_a_clear_error(tmp_path: Path, speed: str) -> None:
+    result = run("ems-sim", "--clock-speed", speed, tmp=tmp_path)
+    assert result.returncode == 2
+    assert "argument --clock-speed: clock.speed must be a number from 1 to 1e+06" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("command", ["api", "dev"])
 def test_a_bad_halls_file_stops_the_start_naming_department_and_field(tmp_path: Path, command: str) -> None:
     halls = tmp_path / "halls.json"

@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 from sim_fixtures import Harness, Receiver, make_order
 
+from carriers.simulator.config import SimConfig
 from carriers.simulator.faults import ParcelSettings, clock_speed
 from carriers.simulator.wire import format_time, parse_time
+
+from support import eventually
 
 SimFactory = Callable[..., Awaitable[Harness]]
 
@@ -86,6 +89,13 @@ def test_the_clock_speed_is_at_least_real_time_and_bounded(speed: Any) -> None:
 def test_the_clock_accepts_its_own_json_back() -> None:
     assert clock_speed({"speed": 3600, "now": "2026-12-04 16:30:00"}) == 3600.0
     assert clock_speed({"now": "2026-12-04 16:30:00"}) is None
+
+
+async def test_the_clock_can_start_compressed(make_sim: SimFactory) -> None:
+    sim = await make_sim(clock_speed=3600)
+    assert (await sim.admin("GET", "/admin/faults"))["clock"]["speed"] == 3600.0
+    with pytest.raises(ValueError, match=r"clock\.speed"):
+        SimConfig(clock_speed=0.5)
 
 
 async def test_bad_settings_are_a_400_and_change_nothing(sim: Harness) -> None:
@@ -166,3 +176,24 @@ async def test_the_manual_clock_jumps_to_the_window_when_a_test_ticks_an_early_p
     )
     [handed_in] = await sim.tick(1, waybill=other["waybillNo"])
     assert parse_time(handed_in["opTime"]) >= parse_time(collected["opTime"])
+
+
+async def test_speeding_up_the_clock_later_brings_a_waiting_pickup_forward(
+    make_sim: SimFactory, receiver: Receiver
+) -> None:
+    sim = await make_sim(callback_url=receiver.url, step_seconds=0.05, failed_attempt_rate=0.0)
+    clock = parse_time((await sim.admin("GET", "/admin/faults"))["clock"]["now"])
+    opens = (clock + timedelta(hours=3)).replace(minute=0, second=0)
+    order = make_order(pickupPreBeginTime=format_time(opens), pickupPreEndTime=format_time(opens + timedelta(hours=2)))
+    await sim.create(order)
+
+    async def queued_for_hours() -> bool:
+        due = sim.sim.book.next_due()
+        return due is not None and due - sim.sim.mono() > 3600
+
+    # At real time the pickup is hours away: the automatic clock has queued it for then.
+    await eventually(queued_for_hours, timeout=5)
+    await sim.faults({"clock": {"speed": 36000}})
+    collected = await receiver.next(timeout=5.0)
+    assert collected.event["opCode"] == "203"
+    assert parse_time(collected.event["opTime"]) >= opens
