@@ -28,6 +28,8 @@ label layout never depends on whether a field was masked):
   dashed form; everything after that point is hidden, so remarks with numbers in them are hidden too.
   The common short form ``8号院3-2-501`` (building-unit-room) keeps the building and hides the rest: 8号院3-*-***.
   A number right after a street number with no marker of its own is a room too: 农业路72号501 → 农业路72号***.
+  In the countryside the house number after a village or its group (村/组/队/屯/社) is the household:
+  马固村3组17号 → 马固村3组**号, 东赵村128号 → 东赵村***号.
   A phone or resident-ID number written anywhere in an address is hidden as in free text (below).
 * **Free text** (:func:`mask_text`, for a carrier's event descriptions on public pages): the given names and
   private address tails of the shipment's own parties are hidden wherever they occur, any household written
@@ -147,6 +149,8 @@ _BARE_ROOM = re.compile(
 )
 # 3-2-501 / 3－2－501: building-unit-room in the short form.
 _DASHED = re.compile(r"([0-9]+)((?:\s*[-－—]\s*[0-9A-Za-z]+){2,})")
+# 马固村3组17号 / 东赵村128号: a village's house number names one household, as a room does in a town.
+_RURAL_HOUSE = re.compile(rf"(?:村|组|队|屯|社)\s*(?={_NUM}+\s*号)")
 _HIDE = re.compile(_NUM)
 
 
@@ -172,6 +176,9 @@ def mask_address(address: str) -> str:
     dashed = _DASHED.search(address)
     if dashed is not None:
         starts.append(dashed.start(2))
+    rural = _RURAL_HOUSE.search(address)
+    if rural is not None:
+        starts.append(rural.end())
     # A phone or ID number written into the address field is hidden wherever it stands.
     if not starts:
         return mask_numbers_in(address)
