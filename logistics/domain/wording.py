@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from carriers.ems.codes import FAILURE_REASONS, reason_text
+from carriers.ems.signers import classify as classify_signer
 from labels.privacy import mask_address, mask_name, mask_phone, mask_text
 
 STATUS_TEXT: dict[str, str] = {
@@ -119,10 +120,20 @@ def public_detail(text: str | None, source: str, applicant: Mapping[str, Any] | 
     return public_masked(text, applicant)
 
 
+# Signers who are people: the name EMS wrote for them (他人代收:王芳) is hidden like the applicant's. A station's
+# or a mail-room's name is a place, shown as written.
+_PERSON_SIGNERS = frozenset({"addressee", "family", "other"})
+
+
 def public_masked(text: str, applicant: Mapping[str, Any] | None) -> str:
-    """``text`` with the applicant's name, address tail and every phone and ID number hidden."""
+    """``text`` with the applicant's name, a signing person's name, the address tail and every phone and ID
+    number hidden."""
     party = applicant or {}
-    return mask_text(text, names=(str(party.get("name") or ""),), addresses=(str(party.get("address") or ""),))
+    names = [str(party.get("name") or "")]
+    signer = classify_signer(text)
+    if signer.cls in _PERSON_SIGNERS and signer.name:
+        names.append(signer.name)
+    return mask_text(text, names=tuple(names), addresses=(str(party.get("address") or ""),))
 
 
 def applicant_side(kind: str) -> str:

@@ -12,6 +12,7 @@ import json
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import pytest
 from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -20,6 +21,7 @@ from people_support import advance, create_shipment, ordered
 from labels.privacy import mask_address
 from logistics.accounts import clients
 from logistics.domain.events import apply_event, lock_shipment
+from logistics.domain.wording import public_masked
 from logistics.pages.views import public_view, tracking_page
 from logistics.storage.db import Database
 
@@ -238,3 +240,23 @@ def test_an_address_is_masked_after_its_building_whatever_its_wording(address: t
     assert masked.startswith(full_address[: len(full_address) - len(tail)])
     assert tail not in masked and phone not in masked
     assert len(masked) == len(full_address) + 3 + len(phone)
+
+
+@pytest.mark.parametrize(
+    ("carrier_text", "hidden", "shown"),
+    [
+        ("已签收,他人代收:王芳,投递员:高静", "王芳", "王*"),
+        ("已签收,本人签收:司马光;,投递员:高静", "司马光", "司马*"),
+        ("已签收,他人收[邻居赵敏]", "赵敏", "他人收[邻***]"),
+    ],
+)
+def test_a_person_who_signed_for_the_applicant_is_not_named_on_the_public_page(
+    carrier_text: str, hidden: str, shown: str
+) -> None:
+    masked = public_masked(carrier_text, {"name": "欧阳娜娜", "address": "济源路8号院3号楼2单元501室"})
+    assert hidden not in masked and shown in masked
+
+
+def test_a_station_that_signed_keeps_its_name_on_the_public_page() -> None:
+    text = "快件已由【上街区济源路菜鸟驿站】代收"
+    assert public_masked(text, {"name": "欧阳娜娜", "address": "济源路8号院3号楼2单元501室"}) == text
