@@ -183,6 +183,8 @@ def render(recipient: dict[str, str], event: SimpleNamespace) -> str:
         "department": "上街区市场监督管理局",
         "sender": HALL_SENDER,
         "recipient": recipient,
+        "pickup_start": None,
+        "pickup_end": None,
         "updated_at": datetime(2026, 12, 4, 2, 0, tzinfo=UTC),
     }
     view = public_view(row, [event], [SimpleNamespace(item_name="食品经营许可证核发")])
