@@ -92,7 +92,14 @@ async def test_exceptions_are_listed_most_urgent_first_with_why_and_next_step(
     await set_columns(db, waiting_long["id"], created_at=utcnow() - timedelta(days=4))
     not_picked = await create(api, hall)
     await move(db, not_picked["id"], "ordered", waybill="1295780512526")
-    await set_columns(db, not_picked["id"], updated_at=utcnow() - timedelta(hours=30))
+    async with db.write() as conn:
+        await conn.execute(
+            update(shipment_events)
+            .where(shipment_events.c.shipment_id == not_picked["id"], shipment_events.c.status == "ordered")
+            .values(occurred_at=utcnow() - timedelta(hours=30))
+        )
+    ordered_today = await create(api, hall)
+    await move(db, ordered_today["id"], "ordered", waybill="1295780512533")
     due_soon = await create(api, hall)
     await set_columns(db, due_soon["id"], due_by=today + timedelta(days=1))
     overdue = await create(api, hall)
@@ -105,6 +112,8 @@ async def test_exceptions_are_listed_most_urgent_first_with_why_and_next_step(
     positions = [page.index(f"/console/shipments/{s['id']}") for s in expected]
     assert positions == sorted(positions)
     assert fresh["id"] not in page
+    # Ordered today: only its unprinted label is to chase, not a missed pickup.
+    assert "已下单超过24小时仍未揽收" not in page.split(ordered_today["id"])[1].split("</tr>")[0]
     assert "已超过法定送达期限" in page and "立即联系EMS揽投部催办" in page
     assert "已下单超过24小时仍未揽收" in page and "联系EMS揽投员确认上门揽收时间" in page
     assert "申请人超过3天未选择领取方式" in page

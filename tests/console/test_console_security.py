@@ -133,6 +133,8 @@ async def test_revoking_the_token_signs_out_its_sessions_at_once(
     await staff.revoke(db, clerk.member.id)
     resp = await api.get("/console/today", allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"] == "/console/sign-in"
+    async with db.read() as conn:
+        assert (await conn.execute(select(console_sessions.c.ended_at))).scalar_one() is not None
 
 
 async def test_console_pages_send_a_strict_content_security_policy(api: TestClient, clerk: staff.NewStaff) -> None:
