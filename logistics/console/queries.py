@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import and_, exists, func, insert, or_, select
 
 from logistics.api.schemas import BEIJING
 from logistics.domain.tables import (
@@ -94,17 +94,16 @@ async def today(db: Database, department: str, day: date) -> dict[str, WindowDay
         "waiting": select(*LIST_COLUMNS).where(mine, shipments.c.status.in_(WAITING_FOR_COURIER)),
     }
     for section in ("picked_up", "delivered"):
-        moved = (
-            select(shipment_events.c.shipment_id)
-            .where(
-                shipment_events.c.status == section,
-                shipment_events.c.refused.is_(False),
-                shipment_events.c.occurred_at >= start,
-                shipment_events.c.occurred_at < end,
-            )
-            .scalar_subquery()
+        moved = exists().where(
+            shipment_events.c.shipment_id == shipments.c.id,
+            shipment_events.c.status == section,
+            shipment_events.c.refused.is_(False),
+            shipment_events.c.occurred_at >= start,
+            shipment_events.c.occurred_at < end,
         )
-        queries[section] = select(*LIST_COLUMNS).where(mine, shipments.c.id.in_(moved))
+        # updated_at is when the shipment last changed, so one that moved today has updated_at today or later:
+        # only those rows of the department are probed for the event (by the events' shipment_id index).
+        queries[section] = select(*LIST_COLUMNS).where(mine, shipments.c.updated_at >= start, moved)
     windows: dict[str, WindowDay] = {}
     async with db.read() as conn:
         found: dict[str, list[dict[str, Any]]] = {}
