@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 from datetime import datetime, time, timedelta
 
+import pytest
 from aiohttp.test_utils import TestClient
 from console_support import CIVIL, MARKET, create, move, sign_in
 from sqlalchemy import update
 
 from logistics.accounts import clients, staff
 from logistics.api.schemas import BEIJING
+from logistics.console.queries import looks_personal
 from logistics.domain.deadlines import beijing_today
 from logistics.domain.tables import shipment_events, shipments, utcnow
 from logistics.storage.db import Database
@@ -136,3 +138,18 @@ async def test_a_complaint_puts_its_shipment_on_the_list_to_chase(
     assert f"/console/shipments/{shipment['id']}" in page and "有1条投诉尚未答复" in page
     detail = await (await api.get(f"/console/shipments/{shipment['id']}")).text()
     assert "已经过了一周还没有收到许可证" in detail
+
+
+@pytest.mark.parametrize(
+    ("query", "personal"),
+    [
+        ("13803712345", True),
+        ("0371-68123456", True),
+        ("欧阳娜娜", True),
+        ("410106-2026-00321", False),
+        ("1295780512519", False),
+        ("KX95CMB62N7J4", False),
+    ],
+)
+def test_only_a_phone_or_a_name_is_matched_against_the_parties(query: str, personal: bool) -> None:
+    assert looks_personal(query) is personal
