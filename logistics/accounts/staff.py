@@ -18,7 +18,7 @@ from logistics.accounts import revocation
 from logistics.accounts.credential_cache import CredentialCache
 from logistics.domain import ids
 from logistics.domain.ids import hash_secret
-from logistics.domain.tables import shipments, staff, utcnow, verification_guards
+from logistics.domain.tables import console_sessions, shipments, staff, utcnow, verification_guards
 from logistics.storage.db import Database
 
 Role = Literal["courier", "clerk"]
@@ -136,6 +136,12 @@ async def revoke(db: Database, staff_id: str, *, redis_url: str | None = None) -
             raise StaffError(f"no staff member {staff_id!r}")
         if row.revoked_at is None:
             await conn.execute(update(staff).where(staff.c.id == staff_id).values(revoked_at=now))
+        # The console checks the token on every request anyway; ending the sessions keeps their record true.
+        await conn.execute(
+            update(console_sessions)
+            .where(console_sessions.c.staff_id == staff_id, console_sessions.c.ended_at.is_(None))
+            .values(ended_at=now)
+        )
     if redis_url is not None:
         await revocation.announce(redis_url, [row.token_hash])
     return row.revoked_at or now

@@ -19,12 +19,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, exists, select
 
 from logistics.console.queries import LIST_COLUMNS, annotate, complaint_counts
 from logistics.domain.deadlines import beijing_today
 from logistics.domain.statuses import FINAL
-from logistics.domain.tables import complaints, shipments
+from logistics.domain.tables import complaints, shipment_events, shipments
 from logistics.storage.db import Database
 
 RULES_FILE = Path(__file__).with_name("exceptions.csv")
@@ -73,8 +73,13 @@ def _finders(now: datetime, today: date, limits: Limits) -> dict[str, ColumnElem
         "due_soon": (shipments.c.due_by >= today)
         & (shipments.c.due_by <= today + timedelta(days=limits.warn_days))
         & OPEN,
+        # Timed from the order itself (updated_at also moves when, say, a label is stored).
         "not_picked_up": (shipments.c.status == "ordered")
-        & (shipments.c.updated_at < now - timedelta(hours=limits.pickup_hours)),
+        & exists().where(
+            shipment_events.c.shipment_id == shipments.c.id,
+            shipment_events.c.status == "ordered",
+            shipment_events.c.occurred_at < now - timedelta(hours=limits.pickup_hours),
+        ),
         # Every complaint is unanswered until answers exist (issue 18, actions): then this narrows to those.
         "complaint": shipments.c.id.in_(select(complaints.c.shipment_id).scalar_subquery())
         & shipments.c.purged_at.is_(None),

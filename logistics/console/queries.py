@@ -4,12 +4,13 @@ of another department is not found, whatever the way in."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import and_, exists, func, insert, or_, select, union_all
 
 from logistics.api.schemas import BEIJING
 from logistics.domain.tables import (
@@ -94,17 +95,16 @@ async def today(db: Database, department: str, day: date) -> dict[str, WindowDay
         "waiting": select(*LIST_COLUMNS).where(mine, shipments.c.status.in_(WAITING_FOR_COURIER)),
     }
     for section in ("picked_up", "delivered"):
-        moved = (
-            select(shipment_events.c.shipment_id)
-            .where(
-                shipment_events.c.status == section,
-                shipment_events.c.refused.is_(False),
-                shipment_events.c.occurred_at >= start,
-                shipment_events.c.occurred_at < end,
-            )
-            .scalar_subquery()
+        moved = exists().where(
+            shipment_events.c.shipment_id == shipments.c.id,
+            shipment_events.c.status == section,
+            shipment_events.c.refused.is_(False),
+            shipment_events.c.occurred_at >= start,
+            shipment_events.c.occurred_at < end,
         )
-        queries[section] = select(*LIST_COLUMNS).where(mine, shipments.c.id.in_(moved))
+        # updated_at is when the shipment last changed, so one that moved today has updated_at today or later:
+        # only those rows of the department are probed for the event (by the events' shipment_id index).
+        queries[section] = select(*LIST_COLUMNS).where(mine, shipments.c.updated_at >= start, moved)
     windows: dict[str, WindowDay] = {}
     async with db.read() as conn:
         found: dict[str, list[dict[str, Any]]] = {}
@@ -122,18 +122,29 @@ def _party_field(column: Any, key: str) -> Any:
     return column[key].as_string()
 
 
+PHONE = re.compile(r"1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(-\d{1,6})?")
+
+
+def looks_personal(query: str) -> bool:
+    """A mobile or landline number, or a name (not ASCII): only these are matched against the parties, which
+    reads every row of the clerk's departments; codes never take that path."""
+    return bool(PHONE.fullmatch(query)) or not query.isascii()
+
+
 async def find(db: Database, departments: Sequence[str], query: str) -> tuple[list[dict[str, Any]], bool]:
     """Shipments of these departments whose case number, waybill, tracking code, or a party's phone or name is
     exactly ``query``; and whether the match went by personal data (then each hit is a view to record)."""
     q = query.strip()
     if not q or not departments:
         return [], False
-    by_case = select(shipment_cases.c.shipment_id).where(shipment_cases.c.case_no == q).scalar_subquery()
-    by_code = or_(
-        shipments.c.id.in_(by_case),
-        shipments.c.waybill_no == q,
-        shipments.c.tracking_code == q.upper(),
-        shipments.c.id == q,
+    # Each way in is its own indexed lookup (an OR of them would make the database scan the department).
+    by_code = shipments.c.id.in_(
+        union_all(
+            select(shipment_cases.c.shipment_id).where(shipment_cases.c.case_no == q),
+            select(shipments.c.id).where(shipments.c.waybill_no == q),
+            select(shipments.c.id).where(shipments.c.tracking_code == q.upper()),
+            select(shipments.c.id).where(shipments.c.id == q),
+        )
     )
     by_person = or_(
         *(
@@ -151,7 +162,7 @@ async def find(db: Database, departments: Sequence[str], query: str) -> tuple[li
             )
         ]
         personal = False
-        if not rows:
+        if not rows and looks_personal(q):
             personal = True
             rows = [
                 dict(r._mapping)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 from datetime import datetime, time, timedelta
 
+import pytest
 from aiohttp.test_utils import TestClient
 from console_support import CIVIL, MARKET, create, move, sign_in
 from sqlalchemy import update
 
 from logistics.accounts import clients, staff
 from logistics.api.schemas import BEIJING
+from logistics.console.queries import looks_personal
 from logistics.domain.deadlines import beijing_today
 from logistics.domain.tables import shipment_events, shipments, utcnow
 from logistics.storage.db import Database
@@ -92,7 +94,14 @@ async def test_exceptions_are_listed_most_urgent_first_with_why_and_next_step(
     await set_columns(db, waiting_long["id"], created_at=utcnow() - timedelta(days=4))
     not_picked = await create(api, hall)
     await move(db, not_picked["id"], "ordered", waybill="1295780512526")
-    await set_columns(db, not_picked["id"], updated_at=utcnow() - timedelta(hours=30))
+    async with db.write() as conn:
+        await conn.execute(
+            update(shipment_events)
+            .where(shipment_events.c.shipment_id == not_picked["id"], shipment_events.c.status == "ordered")
+            .values(occurred_at=utcnow() - timedelta(hours=30))
+        )
+    ordered_today = await create(api, hall)
+    await move(db, ordered_today["id"], "ordered", waybill="1295780512533")
     due_soon = await create(api, hall)
     await set_columns(db, due_soon["id"], due_by=today + timedelta(days=1))
     overdue = await create(api, hall)
@@ -105,6 +114,8 @@ async def test_exceptions_are_listed_most_urgent_first_with_why_and_next_step(
     positions = [page.index(f"/console/shipments/{s['id']}") for s in expected]
     assert positions == sorted(positions)
     assert fresh["id"] not in page
+    # Ordered today: only its unprinted label is to chase, not a missed pickup.
+    assert "已下单超过24小时仍未揽收" not in page.split(ordered_today["id"])[1].split("</tr>")[0]
     assert "已超过法定送达期限" in page and "立即联系EMS揽投部催办" in page
     assert "已下单超过24小时仍未揽收" in page and "联系EMS揽投员确认上门揽收时间" in page
     assert "申请人超过3天未选择领取方式" in page
@@ -127,3 +138,18 @@ async def test_a_complaint_puts_its_shipment_on_the_list_to_chase(
     assert f"/console/shipments/{shipment['id']}" in page and "有1条投诉尚未答复" in page
     detail = await (await api.get(f"/console/shipments/{shipment['id']}")).text()
     assert "已经过了一周还没有收到许可证" in detail
+
+
+@pytest.mark.parametrize(
+    ("query", "personal"),
+    [
+        ("13803712345", True),
+        ("0371-68123456", True),
+        ("欧阳娜娜", True),
+        ("410106-2026-00321", False),
+        ("1295780512519", False),
+        ("KX95CMB62N7J4", False),
+    ],
+)
+def test_only_a_phone_or_a_name_is_matched_against_the_parties(query: str, personal: bool) -> None:
+    assert looks_personal(query) is personal

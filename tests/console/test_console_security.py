@@ -133,6 +133,8 @@ async def test_revoking_the_token_signs_out_its_sessions_at_once(
     await staff.revoke(db, clerk.member.id)
     resp = await api.get("/console/today", allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"] == "/console/sign-in"
+    async with db.read() as conn:
+        assert (await conn.execute(select(console_sessions.c.ended_at))).scalar_one() is not None
 
 
 async def test_console_pages_send_a_strict_content_security_policy(api: TestClient, clerk: staff.NewStaff) -> None:
@@ -148,9 +150,11 @@ async def test_another_departments_shipment_is_a_404_everywhere(
     api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
 ) -> None:
     theirs = await create(api, hall, department=TAX, cases=[{"case_no": "410102-2026-07731", "item_name": "税务登记"}])
-    await move(db, theirs["id"], waybill="1295780512512")
+    await move(db, theirs["id"], "ordered", waybill="1295780512512")  # to chase: its label was never printed
     await sign_in(api, clerk.token)
     assert (await api.get(f"/console/shipments/{theirs['id']}")).status == 404
+    for path in ("/console/today", f"/console/today?department={MARKET}", "/console/exceptions"):
+        assert theirs["id"] not in await (await api.get(path)).text(), path
     assert (await api.get("/console/shipments/shp_01JDOESNOTEXIST0000000000")).status == 404
     assert (await api.get(f"/console/today?department={TAX}")).status == 404
     for q in ("410102-2026-07731", "1295780512512", theirs["tracking_code"], APPLICANT["phone"], APPLICANT["name"]):
