@@ -29,6 +29,8 @@ from logistics.storage.db import Database
 
 RULES_FILE = Path(__file__).with_name("exceptions.csv")
 OPEN = shipments.c.status.not_in(sorted(FINAL))
+# A parcel that came back (or a voided pickup) leaves the queue once the hall resent it or resolved it.
+UNDECIDED = shipments.c.resent_as.is_(None) & shipments.c.resolution.is_(None)
 CHASE_LIMIT = 500
 
 
@@ -69,7 +71,9 @@ def _finders(now: datetime, today: date, limits: Limits) -> dict[str, ColumnElem
     return {
         "overdue": (shipments.c.due_by < today) & OPEN,
         "delivery_failed": shipments.c.status == "delivery_failed",
-        "failed": (shipments.c.status == "failed") & shipments.c.finished_at.is_not(None),
+        "returning": (shipments.c.status == "returning") & UNDECIDED,
+        "returned": (shipments.c.status == "returned") & UNDECIDED,
+        "failed": (shipments.c.status == "failed") & shipments.c.finished_at.is_not(None) & UNDECIDED,
         "due_soon": (shipments.c.due_by >= today)
         & (shipments.c.due_by <= today + timedelta(days=limits.warn_days))
         & OPEN,
@@ -95,7 +99,8 @@ def _why(rule: Rule, row: dict[str, Any], limits: Limits, complaint_count: int) 
     due = row.get("due_by")
     return rule.why.format(
         due_by=due.isoformat() if due else "—",
-        reason=row.get("failure_reason") or "原因未知",
+        reason=(row.get("last_failure") or {}).get("reason") or row.get("failure_reason") or "原因未知",
+        attempts=row.get("attempts") or 0,
         days=limits.warn_days if rule.code == "due_soon" else f"{limits.awaiting_days:g}",
         hours=f"{limits.pickup_hours:g}",
         count=complaint_count,
@@ -111,7 +116,13 @@ async def to_chase(db: Database, departments: Sequence[str], now: datetime, limi
     rows: dict[str, dict[str, Any]] = {}
     async with db.read() as conn:
         for code, condition in finders.items():
-            query = select(*LIST_COLUMNS, shipments.c.failure_reason, shipments.c.finished_at).where(scope, condition)
+            query = select(
+                *LIST_COLUMNS,
+                shipments.c.failure_reason,
+                shipments.c.finished_at,
+                shipments.c.last_failure,
+                shipments.c.attempts,
+            ).where(scope, condition)
             for r in await conn.execute(query.order_by(shipments.c.created_at).limit(CHASE_LIMIT)):
                 rows.setdefault(r.id, dict(r._mapping))
                 caught.setdefault(r.id, []).append(code)

@@ -18,7 +18,7 @@ from logistics.domain.deadlines import beijing_today
 from logistics.domain.tables import shipment_events, shipments, utcnow
 from logistics.storage.db import Database
 
-from support import APPLICANT
+from support import APPLICANT, auth
 
 
 def count(page: str, section: str) -> int:
@@ -153,3 +153,30 @@ async def test_a_complaint_puts_its_shipment_on_the_list_to_chase(
 )
 def test_only_a_phone_or_a_name_is_matched_against_the_parties(query: str, personal: bool) -> None:
     assert looks_personal(query) is personal
+
+
+async def test_a_parcel_that_came_back_is_chased_until_the_hall_decides(
+    api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
+) -> None:
+    refused = await create(api, hall)
+    await move(db, refused["id"], "ordered", "picked_up", "out_for_delivery", "delivery_failed", "returned")
+    await set_columns(
+        db,
+        refused["id"],
+        attempts=1,
+        last_failure={"reason_code": "104", "reason": "收件人拒收", "occurred_at": "2026-12-03T02:00:00Z"}
+        | {"stage": "delivery"},
+    )
+    on_its_way = await create(api, hall)
+    await move(db, on_its_way["id"], "ordered", "picked_up", "out_for_delivery", "delivery_failed", "returning")
+    await sign_in(api, clerk.token)
+    page = await (await api.get("/console/exceptions")).text()
+    assert page.index(f"/console/shipments/{refused['id']}") < page.index(f"/console/shipments/{on_its_way['id']}")
+    assert "邮件已退回本中心，尚待处理：收件人拒收（投递1次）" in page
+    assert "邮件正在退回" in page
+
+    decision = {"action": "window_pickup"}
+    resp = await api.post(f"/v1/shipments/{refused['id']}/resolve", json=decision, headers=auth(hall))
+    assert resp.status == 200, await resp.text()
+    page = await (await api.get("/console/exceptions")).text()
+    assert f"/console/shipments/{refused['id']}" not in page
