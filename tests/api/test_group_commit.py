@@ -260,7 +260,7 @@ async def test_a_create_while_the_database_is_down_is_a_503(
     monkeypatch.setattr(committer, "_write", down)
     resp = await api.post("/v1/shipments", json=delivery_body(), headers=auth(hall))
     assert resp.status == 503 and resp.headers["Retry-After"] == "5"
-    assert (await resp.json())["type"].endswith("/unavailable")
+    assert (await resp.json())["type"].endswith("/database-unavailable")
 
 
 async def test_the_committer_takes_a_new_connection_after_its_own_was_killed(
