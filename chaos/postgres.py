@@ -117,6 +117,8 @@ class PrivatePostgres:
     def start(self, timeout: float = 60) -> str:
         if not self.initialised:
             self.init()
+        if self.running():
+            return self.admin_url
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
             f"-c max_connections={self.max_connections} -c log_line_prefix='%m [%p] ' "
