@@ -1179,7 +1179,7 @@ class ChaosRun:
         """Our children and theirs (by the data dir in their environment), HAProxy and PostgreSQL (by the
         paths on their command lines)."""
         marker = f"LOGISTICS_DATA_DIR={self.work}".encode()
-        paths = [str(self.work).encode()] + ([str(self.pg.dir).encode()] if self.pg is not None else [])
+        paths = [str(self.pg.dir).encode()] if self.pg is not None else []  # PostgreSQL's own environment
         found: list[int] = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():

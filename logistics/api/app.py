@@ -141,7 +141,7 @@ async def _problems(request: web.Request, handler: Handler, route: str) -> web.S
         return Problem(exc.status, slug, exc.reason, detail, headers=headers).response(request)
     except Exception as exc:
         if is_unavailable(exc):
-            return database_unavailable(request, route)
+            return database_unavailable(request, route, exc)
         log.exception("unhandled_error", extra={"route": route})  # the template: a path may hold a token
         return Problem(
             500,
@@ -155,10 +155,11 @@ async def _problems(request: web.Request, handler: Handler, route: str) -> web.S
 DATABASE_RETRY_AFTER = 5
 
 
-def database_unavailable(request: web.Request, route: str) -> web.Response:
+def database_unavailable(request: web.Request, route: str, exc: Exception) -> web.Response:
     """The answer to any request while the database is unreachable: 503 with Retry-After, never a 500. A person
     opening one of the pages gets a page in Chinese; a program, problem+json."""
-    log.warning("database_unavailable", extra={"route": route}, exc_info=True)
+    # One short line, no traceback: during an outage every request ends here, and the cause is the same.
+    log.warning("database_unavailable", extra={"route": route, "error": type(exc).__name__})
     headers = {"Retry-After": str(DATABASE_RETRY_AFTER)}
     if people_pages.is_page_request(request):
         return people_pages.unavailable_page(headers)

@@ -26,6 +26,7 @@ from logistics.api.app import create_app
 from logistics.config import Settings, fresh_carrier_secrets, normalise_database_url
 from logistics.storage import migrate
 from logistics.storage.db import Database
+
 from support import auth, delivery_body
 
 UNAVAILABLE_TEXT = "暂时无法服务，请稍后再试"
