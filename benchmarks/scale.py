@@ -153,10 +153,10 @@ class Stack:
             config = self.work / "haproxy.cfg"
             config.write_text(haproxy_config(self.lb_port, self.api_ports))
             self._spawn("haproxy", [haproxy_binary(), "-db", "-f", str(config)], self.env)
-        await wait_http(f"http://127.0.0.1:{self.sim_port}/healthz")
+        await wait_http(f"http://127.0.0.1:{self.sim_port}/healthz", 120)  # a busy machine starts slowly
         for port in self.api_ports:
-            await wait_http(f"http://127.0.0.1:{port}/healthz")
-        await wait_http(f"{self.url_base}/healthz")
+            await wait_http(f"http://127.0.0.1:{port}/healthz", 120)
+        await wait_http(f"{self.url_base}/healthz", 120)
 
     def cpu(self) -> dict[str, float]:
         spent = dict.fromkeys(KINDS, 0.0)
