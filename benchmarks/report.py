@@ -47,6 +47,12 @@ BENCHMARKS = [
     ),
     ("Webhooks (library sender)", "≥ 50 % of a bare aiohttp POST loop", ["benchmarks/webhooks.py"]),
     ("Webhooks through the app", "≥ 50 % of a bare aiohttp POST loop", ["benchmarks/webhooks_app.py"]),
+    (
+        "Scale-out: workers and API processes on PostgreSQL",
+        "CPU per shipment of each process kind, and how the rate moves with 1/2/4 workers × 1/2 API processes "
+        "(bounded by the cores; issue 20)",
+        ["benchmarks/scale.py", "-n", "1500"],
+    ),
 ]
 
 

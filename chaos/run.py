@@ -1,13 +1,20 @@
-"""Whole-pipeline chaos run (issue 7): shipments through API → EMS simulator → labels → webhooks while things break.
+"""Whole-pipeline chaos run (issues 7, 20): shipments through API → EMS simulator → labels → webhooks while
+things break.
 
-    .venv/bin/python chaos/run.py --shipments 10000 [--postgres postgresql://postgres@127.0.0.1:5432/test]
+    .venv/bin/python chaos/run.py --shipments 10000 [--workers 3 --apis 2 --postgres [URL]]
 
 Real processes, each with its log captured under the run's work directory: a private Redis (never the shared
 one: it is flushed and restarted), the EMS simulator with 20 % transient faults, one outage and duplicated and
-reordered pushes, the API, and one worker that is SIGKILLed every few seconds and restarted. The webhook
-receiver runs in this process: it verifies signatures with ``standardwebhooks``, answers 500 to 30 % of
-requests and has one outage. After the drain the run checks every promise it can observe from outside (and
-from the database) and prints a summary table; the exit status is 1 when a check fails.
+reordered pushes, M API processes (behind HAProxy on loopback when M > 1, with a configuration the run
+writes) and N workers, SIGKILLed in turn every few seconds and restarted. ``--postgres`` alone starts a
+PostgreSQL cluster of the run's own (``chaos/postgres.py``), which is stopped (fast shutdown) for 20 s in the
+middle of the load; with a URL the run uses that server and never stops it. With M > 1 one API process is
+SIGKILLed every 10–20 s and restarted. The client behaves as an approval system should: it retries on 503, on
+connection errors and on timeouts with the same Idempotency-Key. The webhook receiver runs in this process: it
+verifies signatures with ``standardwebhooks``, answers 500 to 30 % of requests and has one outage. After the
+drain the run checks every promise it can observe from outside (and from the database) and prints a summary
+table; the exit status is 1 when a check fails. Each check is a method ``check_…``/``_check_…`` that adds rows
+to the report.
 
 ``tests/chaos/test_chaos.py`` runs the same code with 500 shipments and shorter outages.
 """
@@ -22,6 +29,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,11 +54,18 @@ from sqlalchemy import func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
+from chaos.postgres import PrivatePostgres  # noqa: E402
 from chaos.receiver import Receiver  # noqa: E402
 from logistics.accounts import clients  # noqa: E402
 from logistics.config import fresh_carrier_secrets, normalise_database_url  # noqa: E402
 from logistics.domain.statuses import FINAL, RANK  # noqa: E402
-from logistics.domain.tables import label_renders, outbox, shipments, webhook_deliveries  # noqa: E402
+from logistics.domain.tables import (  # noqa: E402
+    idempotency_records,
+    label_renders,
+    outbox,
+    shipments,
+    webhook_deliveries,
+)
 from logistics.redis.private_server import PrivateRedis  # noqa: E402
 from logistics.storage import migrate  # noqa: E402
 from logistics.storage.db import Database  # noqa: E402
@@ -63,6 +78,9 @@ from support import APPLICANT, delivery_body, intake_body  # noqa: E402
 REQUIRED_TYPES = ("shipment.label_ready", "shipment.delivered")
 MAIN_PATH = ("ordered", "picked_up", "in_transit", "out_for_delivery", "delivered")
 TRANSIENT_KINDS = ("http_5xx", "s_code", "connection_reset", "timeout_after_create")
+PRIVATE_POSTGRES = "private"  # Plan.postgres: a cluster of the run's own, which it may stop and start
+PROBLEM_JSON = "application/problem+json"
+UNAVAILABLE_PAGE_TEXT = "暂时无法服务"
 
 
 @dataclass
@@ -70,7 +88,18 @@ class Plan:
     """Numbers of one run. Times are seconds after the load starts."""
 
     shipments: int = 10_000
-    postgres: str | None = None  # admin URL; the run creates (and drops) a database of its own
+    # None: SQLite. PRIVATE_POSTGRES: a cluster of the run's own (stopped once, see pg_stop_at). Otherwise an
+    # admin URL: the run creates (and drops) a database of its own on that server and never stops it.
+    postgres: str | None = None
+    workers: int = 1
+    apis: int = 1  # more than one: behind HAProxy
+    # The creates spread evenly over this many seconds (0: as fast as they go), so that the database outage and
+    # the API kills happen while approval systems are still sending.
+    load_seconds: float = 0.0
+    client_timeout: float = 30.0  # one create attempt; the client retries after it
+    pg_stop_at: float = 60.0  # a private cluster only
+    pg_down_seconds: float = 20.0
+    api_kill_every: tuple[float, float] | None = None  # (10, 20): one API process SIGKILLed that often
     work_dir: Path | None = None
     concurrency: int = 32
     intake_share: float = 1 / 3
@@ -131,6 +160,8 @@ class Plan:
             # running beside it), where a timeout would report slowness as a lost webhook.
             "drain_timeout": 330.0,
             "rss_at": 250,
+            "pg_stop_at": 12.0,
+            "pg_down_seconds": 15.0,
         }
         values.update(overrides)
         return cls(**values)
@@ -254,6 +285,51 @@ class Child:
         self.process = None
 
 
+def haproxy_binary() -> str:
+    """HAProxy from Debian's package (scripts/haproxy-setup installs it), or LOGISTICS_HAPROXY."""
+    return os.environ.get("LOGISTICS_HAPROXY") or shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+
+def haproxy_config(port: int, api_ports: list[int]) -> str:
+    """Round robin over the API processes on loopback. Health checks use /healthz (is the process up), not
+    /readyz: while the database is down every API is "not ready", and the clients must then hear our 503
+    problem with Retry-After rather than HAProxy's own page. A connection refused by a killed API is retried
+    on another one (redispatch): the request never reached the dead process. A request the dead process had
+    already taken gets HAProxy's 502 and is the client's to retry, with its Idempotency-Key."""
+    servers = "\n".join(
+        f"    server api{n} 127.0.0.1:{api} check inter 500ms fall 1 rise 1" for n, api in enumerate(api_ports, 1)
+    )
+    return f"""global
+    maxconn 4096
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 10s
+    retries 3
+    option redispatch
+    option httpchk GET /healthz
+
+frontend api
+    bind 127.0.0.1:{port}
+    default_backend apis
+
+backend apis
+    balance roundrobin
+{servers}
+"""
+
+
+def _seconds(value: str | None) -> float:
+    """Retry-After as delay-seconds (what our API sends); 0 when absent or a date."""
+    try:
+        return float(value) if value else 0.0
+    except ValueError:
+        return 0.0
+
+
 def rss_kib(pid: int | None) -> tuple[int, int] | None:
     """(VmRSS, VmHWM) in KiB of a live process."""
     if pid is None:
@@ -308,6 +384,20 @@ class Report:
         return "\n".join(lines)
 
 
+@dataclass(slots=True)
+class Attempt:
+    """One create request as the client saw it. Times are seconds after the load started."""
+
+    index: int
+    sent: float
+    took: float = 0.0
+    status: int = 0  # 0: no answer
+    error: str = ""  # "timeout" or "connection" when there was no answer
+    content_type: str = ""  # problem+json or JSON: our API answered (HAProxy's own answers are HTML)
+    problem: str = ""  # the last part of a problem's type
+    retry_after: float = 0.0
+
+
 @dataclass
 class LoadStats:
     created: int = 0
@@ -327,6 +417,13 @@ class ChaosRun:
         self.run_id = uuid.uuid4().hex[:8]
         self.report = Report(work_dir=self.work)
         self.children: dict[str, Child] = {}
+        self.pg: PrivatePostgres | None = None
+        self.attempts: list[Attempt] = []
+        self.bodies: list[dict[str, Any] | None] = [None] * plan.shipments
+        self.outage: tuple[float, float] | None = None  # (stopped, starting again), seconds after the load started
+        self.probes: list[Check] = []
+        self.rss_peaks: dict[str, int] = {}
+        self.api_ports = [free_port() for _ in range(plan.apis)]
         self.redis = PrivateRedis(self.work / "redis")
         self.receiver: Receiver | None = None
         self.db: Database | None = None
@@ -334,8 +431,7 @@ class ChaosRun:
         self.load_started = 0.0
         self.load = LoadStats()
         self.ids: list[str | None] = [None] * plan.shipments
-        self.rss: dict[str, tuple[int, int, float] | None] = {}
-        self.rss_peak = 0
+        self.rss: dict[str, dict[str, tuple[int, int, float] | None]] = {}
         self.chaos_done = asyncio.Event()
         self.api_port = free_port()
         self.sim_port = free_port()
@@ -357,7 +453,11 @@ class ChaosRun:
         if not self.plan.postgres:
             url = f"sqlite+aiosqlite:///{self.work / 'logistics.db'}"
         else:
-            admin_url = normalise_database_url(self.plan.postgres)
+            admin = self.plan.postgres
+            if admin == PRIVATE_POSTGRES:
+                self.pg = PrivatePostgres(self.work)
+                admin = await asyncio.to_thread(self.pg.start)
+            admin_url = normalise_database_url(admin)
             self.pg_database = f"logistics_chaos_{self.run_id}"
             await _admin_sql(admin_url, f'CREATE DATABASE "{self.pg_database}"')
             url = make_url(admin_url).set(database=self.pg_database).render_as_string(hide_password=False)
@@ -374,7 +474,7 @@ class ChaosRun:
             "LOGISTICS_DATABASE_URL": database_url,
             "LOGISTICS_REDIS_URL": redis_url,
             "LOGISTICS_HOST": "127.0.0.1",
-            "LOGISTICS_PORT": str(self.api_port),
+            "LOGISTICS_PORT": str(self.api_ports[0]),
             "LOGISTICS_EMS_SIM_PORT": str(self.sim_port),
             "LOGISTICS_EMS_SIM_STEP_SECONDS": str(p.step_seconds),
             "LOGISTICS_EMS_TIMEOUT_SECONDS": str(p.ems_timeout_seconds),
@@ -406,17 +506,28 @@ class ChaosRun:
         await self.receiver.start(self.receiver_port)
         env = self._env(database_url, redis_url)
         py = sys.executable
-        push_url = f"http://127.0.0.1:{self.api_port}/carriers/ems/push"
-        specs = {
-            "ems-sim": [py, "-m", "logistics", "ems-sim", "--port", str(self.sim_port), "--callback-url", push_url],
-            "api": [py, "-m", "logistics", "api"],
-            "worker": [py, "-m", "chaos.worker"],
+        push_url = f"{self.api_url}/carriers/ems/push"
+        specs: dict[str, tuple[list[str], dict[str, str]]] = {
+            "ems-sim": (
+                [py, "-m", "logistics", "ems-sim", "--port", str(self.sim_port), "--callback-url", push_url],
+                env,
+            )
         }
-        for name, argv in specs.items():
-            self.children[name] = Child(name, argv, env, self.logs / f"{name}.log")
+        for n, port in enumerate(self.api_ports, 1):
+            specs[f"api-{n}"] = ([py, "-m", "logistics", "api"], {**env, "LOGISTICS_PORT": str(port)})
+        for n in range(1, self.plan.workers + 1):
+            specs[f"worker-{n}"] = ([py, "-m", "chaos.worker"], env)
+        if self.plan.apis > 1:
+            config = self.work / "haproxy.cfg"
+            config.write_text(haproxy_config(self.api_port, self.api_ports))
+            specs["haproxy"] = ([haproxy_binary(), "-db", "-f", str(config)], env)
+        for name, (argv, child_env) in specs.items():
+            self.children[name] = Child(name, argv, child_env, self.logs / f"{name}.log")
             self.children[name].start()
         async with aiohttp.ClientSession() as http:
             await _wait_http(http, f"{self.sim_url}/healthz", 30)
+            for port in self.api_ports:
+                await _wait_http(http, f"http://127.0.0.1:{port}/readyz", 30)
             await _wait_http(http, f"{self.api_url}/readyz", 30)
             p = self.plan
             share = p.transient_rate / len(TRANSIENT_KINDS)
@@ -429,11 +540,16 @@ class ChaosRun:
                     "clock": {"speed": p.clock_speed},
                 },
             )
-        self.say(f"stack up in {self.work} (database {'PostgreSQL' if self.plan.postgres else 'SQLite'})")
+        database = "SQLite" if not self.plan.postgres else f"PostgreSQL{' (private cluster)' if self.pg else ''}"
+        self.say(f"stack up in {self.work} (database {database}, {self.plan.apis} API, {self.plan.workers} workers)")
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        """Where clients and the simulator's pushes go: HAProxy with several API processes, else the one API."""
+        return f"http://127.0.0.1:{self.api_port if self.plan.apis > 1 else self.api_ports[0]}"
+
+    def of_kind(self, kind: str) -> list[Child]:
+        return [c for name, c in self.children.items() if name.startswith(f"{kind}-")]
 
     @property
     def sim_url(self) -> str:
@@ -454,35 +570,15 @@ class ChaosRun:
         p = self.plan
         started = time.monotonic()
         connector = aiohttp.TCPConnector(limit=p.concurrency)
-        timeout = aiohttp.ClientTimeout(total=30)
+        timeout = aiohttp.ClientTimeout(total=p.client_timeout)
         indices = iter(range(p.shipments))
+        spacing = p.load_seconds / p.shipments if p.shipments else 0.0
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-
-            async def one(i: int) -> None:
-                body = shipment_body(i, p.intake_share)
-                headers = {"Authorization": f"Bearer {self.api_key}", "Idempotency-Key": f"chaos-{self.run_id}-{i}"}
-                for attempt in range(100):
-                    if attempt:
-                        self.load.retries += 1
-                        await asyncio.sleep(min(5.0, 0.2 * 2 ** min(attempt, 5)) * self.rng.uniform(0.5, 1.0))
-                    try:
-                        async with http.post(f"{self.api_url}/v1/shipments", json=body, headers=headers) as resp:
-                            if resp.status == 201 or resp.status == 200:
-                                self.ids[i] = str((await resp.json())["id"])
-                                self.load.created += 1
-                                self.load.replayed += resp.headers.get("Idempotent-Replayed") == "true"
-                                return
-                            if resp.status >= 500 or resp.status in (408, 409, 429):
-                                continue  # the same key again: the answer is the first one, never a second shipment
-                            self.load.rejected.append(f"{resp.status} {(await resp.text())[:200]}")
-                            return
-                    except (aiohttp.ClientError, TimeoutError):
-                        self.load.connection_errors += 1
-                self.load.rejected.append("gave up after 100 tries")
 
             async def lane() -> None:
                 for i in indices:
-                    await one(i)
+                    await asyncio.sleep(started + i * spacing - time.monotonic())
+                    await self.create_one(http, i)
                     if self.load.created in (min(p.rss_at, p.shipments), p.shipments):
                         self.sample_rss(f"at {self.load.created} shipments")
 
@@ -490,12 +586,55 @@ class ChaosRun:
         self.load.seconds = time.monotonic() - started
         self.mark(f"load done: {self.load.created} created in {self.load.seconds:.1f}s")
 
+    async def create_one(self, http: aiohttp.ClientSession, i: int) -> None:
+        """One shipment as an approval system sends it: retried on 503, connection errors and timeouts with the
+        same Idempotency-Key until it is answered, honouring Retry-After (capped: the run must go on)."""
+        body = shipment_body(i, self.plan.intake_share)
+        headers = {"Authorization": f"Bearer {self.api_key}", "Idempotency-Key": f"chaos-{self.run_id}-{i}"}
+        for attempt in range(100):
+            if attempt:
+                self.load.retries += 1
+                wait = self.attempts[-1].retry_after if self.attempts and self.attempts[-1].index == i else 0
+                await asyncio.sleep(min(5.0, wait or 0.2 * 2 ** min(attempt, 5)) * self.rng.uniform(0.5, 1.0))
+            sent = time.monotonic()
+            record = Attempt(i, sent - self.load_started)
+            self.attempts.append(record)
+            try:
+                async with http.post(f"{self.api_url}/v1/shipments", json=body, headers=headers) as resp:
+                    record.status = resp.status
+                    record.content_type = resp.content_type
+                    record.retry_after = _seconds(resp.headers.get("Retry-After"))
+                    answer = await resp.read()
+                    record.took = time.monotonic() - sent
+                    if resp.status in (200, 201):
+                        parsed = json.loads(answer)
+                        self.ids[i] = str(parsed["id"])
+                        self.bodies[i] = parsed
+                        self.load.created += 1
+                        self.load.replayed += resp.headers.get("Idempotent-Replayed") == "true"
+                        return
+                    if resp.content_type == PROBLEM_JSON:
+                        record.problem = str(json.loads(answer).get("type", "")).rsplit("/", 1)[-1]
+                    if resp.status >= 500 or resp.status in (408, 409, 429):
+                        continue  # the same key again: the answer is the first one, never a second shipment
+                    self.load.rejected.append(f"{resp.status} {answer[:200]!r}")
+                    return
+            except TimeoutError:
+                record.error, record.took = "timeout", time.monotonic() - sent
+                self.load.connection_errors += 1
+            except aiohttp.ClientError:
+                record.error, record.took = "connection", time.monotonic() - sent
+                self.load.connection_errors += 1
+        self.load.rejected.append("gave up after 100 tries")
+
     def sample_rss(self, label: str) -> None:
-        worker = self.children.get("worker")
-        if worker is None or label in self.rss:
+        """Memory of every worker and API process, once per label."""
+        if label in self.rss:
             return
-        found = rss_kib(worker.pid)
-        self.rss[label] = (found[0], found[1], time.monotonic() - worker.started_at) if found else None
+        self.rss[label] = {}
+        for child in [*self.of_kind("worker"), *self.of_kind("api")]:
+            found = rss_kib(child.pid)
+            self.rss[label][child.name] = (found[0], found[1], time.monotonic() - child.started_at) if found else None
 
     # -- chaos ----------------------------------------------------------------------------------------------
 
@@ -528,27 +667,110 @@ class ChaosRun:
                 await asyncio.to_thread(self.redis.start)
                 self.mark("Redis started again")
 
-            await asyncio.gather(
+            faults = [
                 self.at(p.sim_outage_at, sim_outage),
                 self.at(p.receiver_outage_at, receiver_outage),
                 self.at(p.flush_at, flush),
                 self.at(p.redis_restart_at, restart_redis),
                 self.kill_workers(),
-            )
+            ]
+            if self.pg is not None:
+                faults.append(self.at(p.pg_stop_at, lambda: self.restart_postgres(http)))
+            if p.api_kill_every is not None:
+                faults.append(self.kill_apis(p.api_kill_every))
+            await asyncio.gather(*faults)
         self.chaos_done.set()
 
-    async def kill_workers(self) -> None:
+    async def restart_postgres(self, http: aiohttp.ClientSession) -> None:
+        """Fast shutdown (every session ended, transactions rolled back), what clients see meanwhile, start."""
+        assert self.pg is not None
         p = self.plan
-        worker = self.children["worker"]
+        await asyncio.to_thread(self.pg.stop, "fast")
+        stopped = time.monotonic()
+        self.mark(f"PostgreSQL stopped (fast shutdown) for {p.pg_down_seconds:g}s")
+        for at in (min(2.0, p.pg_down_seconds / 4), p.pg_down_seconds / 2):  # twice: an API may be restarting
+            await asyncio.sleep(max(0.0, stopped + at - time.monotonic()))
+            await self.probe_outage(http)
+        await asyncio.sleep(max(0.0, stopped + p.pg_down_seconds - time.monotonic()))
+        self.outage = (stopped - self.load_started, time.monotonic() - self.load_started)
+        await asyncio.to_thread(self.pg.start)
+        self.mark("PostgreSQL started again")
+
+    async def probe_outage(self, http: aiohttp.ClientSession) -> None:
+        """While the database is down, ask every API process directly: readiness, a create, the pages."""
+        timeout = aiohttp.ClientTimeout(total=self.plan.client_timeout)
+        for port in self.api_ports:
+            base = f"http://127.0.0.1:{port}"
+            try:
+                async with http.get(f"{base}/readyz", timeout=timeout) as resp:
+                    ready = await resp.json(content_type=None)
+                    reason = str(ready.get("reason", ""))
+                    self.probes.append(
+                        Check(f"readyz :{port}", resp.status == 503 and "database" in reason, f"{resp.status} {reason}")
+                    )
+                started = time.monotonic()
+                headers = {"Authorization": f"Bearer {self.api_key}", "Idempotency-Key": f"probe-{port}"}
+                async with http.post(
+                    f"{base}/v1/shipments", json=shipment_body(0, 0.0), headers=headers, timeout=timeout
+                ) as resp:
+                    problem = await resp.json(content_type=None)
+                    took = time.monotonic() - started
+                    kind = str(problem.get("type", "")).rsplit("/", 1)[-1]
+                    ok = (
+                        resp.status == 503
+                        and resp.content_type == PROBLEM_JSON
+                        and kind == "database-unavailable"
+                        and "Retry-After" in resp.headers
+                    )
+                    self.probes.append(
+                        Check(
+                            f"create :{port}",
+                            ok,
+                            f"{resp.status} {kind} Retry-After {resp.headers.get('Retry-After')} in {took:.2f}s",
+                        )
+                    )
+                for path in ("/t/ZZZZZZZZZZ", "/a/no-such-token"):
+                    async with http.get(f"{base}{path}", headers={"Accept": "text/html"}, timeout=timeout) as resp:
+                        text_ = await resp.text()
+                        ok = resp.status == 503 and UNAVAILABLE_PAGE_TEXT in text_ and "Traceback" not in text_
+                        self.probes.append(Check(f"page {path.split('/')[1]} :{port}", ok, f"{resp.status}"))
+            except aiohttp.ClientConnectorError:
+                # Killed and being restarted: a new API process refuses to start while the database is down
+                # (exit 2) and its supervisor tries again. Not listening is then right; answering wrongly is not.
+                self.probes.append(Check(f"probe :{port}", True, "not listening (restarting)"))
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                self.probes.append(Check(f"probe :{port}", False, f"{type(exc).__name__}"))
+        self.mark(f"outage probes: {sum(c.ok for c in self.probes)} of {len(self.probes)} as expected")
+
+    async def kill_apis(self, every: tuple[float, float]) -> None:
+        """SIGKILL one API process, in turn, and start it again at once, as a supervisor would."""
+        apis = self.of_kind("api")
+        end = self.load_started + self.plan.chaos_seconds
+        for n in itertools.count():
+            await asyncio.sleep(self.rng.uniform(*every))
+            if time.monotonic() > end:
+                break
+            api = apis[n % len(apis)]
+            api.check()
+            api.kill()
+            api.start()
+        self.mark(f"API kills stop after {sum(a.kills for a in apis)} SIGKILLs")
+
+    async def kill_workers(self) -> None:
+        """SIGKILL the workers in turn (every one of them, in a shuffled order) and start each again."""
+        p = self.plan
+        workers = self.of_kind("worker")
+        self.rng.shuffle(workers)
         end = self.load_started + p.chaos_seconds
-        while True:
+        for n in itertools.count():
             await asyncio.sleep(self.rng.uniform(*p.kill_every))
             if time.monotonic() > end:
                 break
+            worker = workers[n % len(workers)]
             worker.check()
             worker.kill()
             worker.start()
-        self.mark(f"worker kills stop after {worker.kills} SIGKILLs")
+        self.mark(f"worker kills stop after {sum(w.kills for w in workers)} SIGKILLs")
 
     async def watch(self) -> None:
         """Sample worker memory and notice crashes of the processes we do not kill on purpose."""
@@ -561,9 +783,9 @@ class ChaosRun:
                     child.start()
             for child in self.children.values():
                 child.sample_cpu()
-            found = rss_kib(self.children["worker"].pid)
-            if found:
-                self.rss_peak = max(self.rss_peak, found[0])
+                found = rss_kib(child.pid)
+                if found:
+                    self.rss_peaks[child.name] = max(self.rss_peaks.get(child.name, 0), found[0])
 
     # -- drain ----------------------------------------------------------------------------------------------
 
@@ -596,7 +818,12 @@ class ChaosRun:
         last_print = 0.0
         async with aiohttp.ClientSession() as http:
             while True:
-                snap = await self.snapshot()
+                try:
+                    snap = await self.snapshot()
+                except Exception as exc:  # the database is down (the restart fault): ask again
+                    self.say(f"drain: database not answering ({type(exc).__name__})")
+                    await asyncio.sleep(1.0)
+                    continue
                 pushes = await self.sim_get(http, "/admin/pushes")
                 open_shipments = sum(n for s, n in snap["statuses"].items() if s not in FINAL)
                 busy_tasks = sum(n for k, n in snap["tasks"].items() if k != "track")
@@ -701,7 +928,69 @@ class ChaosRun:
 
         self._dump_arrivals()
         self._check_webhooks(rows, deliveries)
+        await self.check_first_answers()
+        self.check_client_answers()
+        self.check_outage()
         self._figures(orders, faults, final, deliveries)
+
+    async def check_first_answers(self) -> None:
+        """Every create the client saw succeed, after however many tries, got the first answer: the body stored
+        for its Idempotency-Key when the shipment was committed (same id, same body)."""
+        assert self.db is not None
+        async with self.db.read() as conn:
+            stored = {
+                row.key: row.response_body
+                for row in await conn.execute(
+                    select(idempotency_records.c.key, idempotency_records.c.response_body).where(
+                        idempotency_records.c.key.like(f"chaos-{self.run_id}-%")
+                    )
+                )
+            }
+        tries = Counter(a.index for a in self.attempts)
+        different = [
+            i
+            for i, body in enumerate(self.bodies)
+            if body is not None and json.loads(stored.get(f"chaos-{self.run_id}-{i}", "null")) != body
+        ]
+        retried = sum(1 for i, body in enumerate(self.bodies) if body is not None and tries[i] > 1)
+        self.report.check(
+            "retried creates answered with the first answer",
+            not different,
+            f"{len(different)} differ {different[:3]}; {retried} succeeded after a retry",
+        )
+
+    def check_client_answers(self) -> None:
+        """The API never answers a create with a 500, and never leaves one without an answer (a hang)."""
+        errors = [a for a in self.attempts if a.status == 500]
+        hung = [a for a in self.attempts if a.error == "timeout"]
+        self.report.check("creates answered 500", not errors, f"{len(errors)}")
+        self.report.check(f"creates without an answer within {self.plan.client_timeout:g}s", not hung, f"{len(hung)}")
+        answers = Counter(f"{a.status or a.error}{' ' + a.problem if a.problem else ''}" for a in self.attempts)
+        self.report.figure("create attempts by answer", dict(answers.most_common()))
+
+    def check_outage(self) -> None:
+        """During the database outage: creates answered 503 database-unavailable with Retry-After, readiness and
+        the pages say so (probed on every API process)."""
+        if self.outage is None:
+            return
+        start, end = self.outage
+        inside = [a for a in self.attempts if start <= a.sent and a.sent + a.took <= end]
+        ours = [a for a in inside if a.content_type in (PROBLEM_JSON, "application/json")]
+        wrong = [a for a in ours if not (a.status == 503 and a.problem == "database-unavailable" and a.retry_after)]
+        slowest = max((a.took for a in inside), default=0.0)
+        self.report.check(
+            "creates during the database outage: 503 + Retry-After",
+            not wrong and bool(ours),
+            f"{len(ours)} API answers, {len(wrong)} otherwise {Counter(a.status for a in wrong)}; "
+            f"slowest {slowest:.2f}s",
+        )
+        failed = [f"{c.name}: {c.detail}" for c in self.probes if not c.ok]
+        answered = [c for c in self.probes if c.name.startswith("create") and c.ok]
+        self.report.check(
+            "readyz, create and pages probed during the outage",
+            bool(answered) and not failed,
+            f"{len(self.probes) - len(failed)} of {len(self.probes)} as expected {failed[:3]}",
+        )
 
     def _dump_arrivals(self) -> None:
         """Every request the receiver answered, in arrival order, for looking into a failed check afterwards."""
@@ -788,17 +1077,23 @@ class ChaosRun:
         r.figure("EMS: faults injected", orders.get("faults_injected") or faults.get("injected"))
         pushes = orders.get("pushes") or {}
         r.figure("EMS: pushes", {k: v for k, v in pushes.items() if not isinstance(v, dict | list)})
-        worker = self.children["worker"]
-        r.figure("worker: SIGKILLs / starts", f"{worker.kills} / {worker.starts}")
-        for label, value in self.rss.items():
-            shown = (
-                "n/a"
-                if value is None
-                else f"{value[0] / 1024:.0f} MiB (peak {value[1] / 1024:.0f}, up {value[2]:.0f}s)"
+        for kind in ("worker", "api"):
+            group = self.of_kind(kind)
+            r.figure(
+                f"{kind}: SIGKILLs / starts",
+                f"{sum(c.kills for c in group)} / {sum(c.starts for c in group)} "
+                f"({', '.join(f'{c.name} {c.kills}' for c in group)})",
             )
-            r.figure(f"worker RSS {label}", shown)
-        r.figure("worker RSS: highest sample", f"{self.rss_peak / 1024:.0f} MiB")
+        for child in [*self.of_kind("worker"), *self.of_kind("api")]:
+            samples = []
+            for label, values in self.rss.items():
+                value = values.get(child.name)
+                samples.append(f"{label} {'n/a' if value is None else f'{value[0] / 1024:.0f}'}")
+            peak = self.rss_peaks.get(child.name, 0) / 1024
+            r.figure(f"RSS {child.name} (MiB)", f"{'; '.join(samples)}; highest sample {peak:.0f}")
         r.figure("CPU seconds by process", {n: round(c.cpu_seconds, 1) for n, c in self.children.items()})
+        if self.outage is not None:
+            r.figure("PostgreSQL outage (s after the load started)", f"{self.outage[0]:.1f}–{self.outage[1]:.1f}")
 
     def check_processes(self) -> None:
         # Exit status 2 is the documented refusal to start while the database or Redis is unreachable (a worker
@@ -820,7 +1115,7 @@ class ChaosRun:
         orphaned: Counter[str] = Counter()
         deadlocks: Counter[str] = Counter()
         examples: list[str] = []
-        files = [*sorted(self.logs.glob("*.log")), self.redis.dir / "redis.log"]
+        files = [*sorted(self.logs.glob("*.log")), self.redis.dir / "redis.log"]  # postgresql.log among them
         for path in files:
             if not path.exists():
                 continue
@@ -871,32 +1166,42 @@ class ChaosRun:
     # -- teardown -------------------------------------------------------------------------------------------
 
     async def teardown(self) -> None:
-        for name in ("worker", "api", "ems-sim"):
-            child = self.children.get(name)
-            if child is not None:
-                await asyncio.to_thread(child.stop)
+        order = [*self.of_kind("worker"), *self.of_kind("api"), *self.of_kind("haproxy")]
+        order += [c for c in self.children.values() if c not in order]
+        for child in order:
+            await asyncio.to_thread(child.stop)
         if self.receiver is not None:
             await self.receiver.stop()
         if self.db is not None:
             await self.db.dispose()
         await asyncio.to_thread(self.redis.stop)
-        if self.pg_database and not self.plan.keep_database and self.plan.postgres:
+        if self.pg is not None:
+            await asyncio.to_thread(self.pg.stop, "fast")
+            (self.logs / "postgresql.log").write_text(self.pg.log_text())  # searched with ours for deadlocks
+            if not self.plan.keep_database:
+                await asyncio.to_thread(self.pg.destroy)
+        elif self.pg_database and not self.plan.keep_database and self.plan.postgres:
             await _admin_sql(
                 normalise_database_url(self.plan.postgres), f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)'
             )
 
     def _leftovers(self) -> list[int]:
+        """Our children and theirs (by the data dir in their environment), HAProxy and PostgreSQL (by the
+        paths on their command lines)."""
         marker = f"LOGISTICS_DATA_DIR={self.work}".encode()
+        paths = [str(self.pg.dir).encode()] if self.pg is not None else []  # PostgreSQL's own environment
         found: list[int] = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
             try:
                 environ = (entry / "environ").read_bytes()
+                cmdline = (entry / "cmdline").read_bytes()
                 zombie = "\nState:\tZ" in (entry / "status").read_text()
             except OSError:
                 continue
-            if marker in environ.split(b"\0") and not zombie:
+            ours = marker in environ.split(b"\0") or any(path in cmdline for path in paths)
+            if ours and not zombie:
                 found.append(int(entry.name))
         return found
 
@@ -992,7 +1297,17 @@ async def run_plan(plan: Plan) -> Report:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shipments", type=int, default=10_000)
-    parser.add_argument("--postgres", help="PostgreSQL admin URL; a fresh database is created and dropped")
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const=PRIVATE_POSTGRES,
+        help="alone: a PostgreSQL cluster of the run's own, restarted once mid-load; with an admin URL: a fresh "
+        "database on that server, created and dropped (never restarted)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (SIGKILLed in turn)")
+    parser.add_argument("--apis", type=int, default=1, help="API processes; more than one: behind HAProxy")
+    parser.add_argument("--load-seconds", type=float, help="spread the creates over this long")
+    parser.add_argument("--no-api-kills", action="store_true", help="with --apis > 1, do not SIGKILL API processes")
     parser.add_argument("--ci", action="store_true", help="the reduced CI timings (short outages, fast parcels)")
     parser.add_argument("--work-dir", type=Path, help="where logs and the SQLite file go (default: a temp dir)")
     parser.add_argument("--step-seconds", type=float, help="simulator seconds per tracking step")
@@ -1001,8 +1316,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chaos-seconds", type=float, help="how long worker kills go on")
     parser.add_argument("--keep-database", action="store_true")
     args = parser.parse_args(argv)
-    overrides: dict[str, Any] = {"shipments": args.shipments, "postgres": args.postgres, "work_dir": args.work_dir}
-    for name in ("step_seconds", "concurrency", "drain_timeout", "chaos_seconds"):
+    overrides: dict[str, Any] = {
+        "shipments": args.shipments,
+        "postgres": args.postgres,
+        "work_dir": args.work_dir,
+        "workers": args.workers,
+        "apis": args.apis,
+    }
+    if args.apis > 1 and not args.no_api_kills:
+        overrides["api_kill_every"] = (10.0, 20.0)
+    if args.postgres == PRIVATE_POSTGRES or "api_kill_every" in overrides:
+        # The outage and the kills must meet clients still sending: about 70 creates a second.
+        overrides["load_seconds"] = max(30.0, args.shipments / 70)
+    for name in ("step_seconds", "concurrency", "drain_timeout", "chaos_seconds", "load_seconds"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     plan = Plan.ci(**overrides) if args.ci else replace(Plan(), **overrides)

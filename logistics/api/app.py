@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import ipaddress
 import logging
@@ -12,7 +13,6 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from logistics import logs, metrics
 from logistics.accounts.revocation import RevocationListener, redis_url
@@ -47,7 +47,7 @@ from logistics.domain.halls import load_delivery_days, load_halls
 from logistics.pages import views as people_pages
 from logistics.redis.queue import WorkSignal, connect
 from logistics.redis.ratelimit import client_ip
-from logistics.storage.db import Database, DatabaseUnavailable
+from logistics.storage.db import Database, DatabaseUnavailable, is_unavailable
 from logistics.storage.group_commit import GroupCommitter
 from logistics.storage.outbox_batch import TaskBatcher
 
@@ -141,16 +141,9 @@ async def _problems(request: web.Request, handler: Handler, route: str) -> web.S
             detail = f"The request body is larger than {request.app[SETTINGS].max_body_bytes} bytes."
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return Problem(exc.status, slug, exc.reason, detail, headers=headers).response(request)
-    except (DatabaseUnavailable, OperationalError, InterfaceError, OSError, TimeoutError):
-        log.warning("database_unavailable", extra={"route": route}, exc_info=True)
-        return Problem(
-            503,
-            "unavailable",
-            "Service unavailable",
-            "The database is unreachable; retry later.",
-            headers={"Retry-After": "5"},
-        ).response(request)
-    except Exception:
+    except Exception as exc:
+        if is_unavailable(exc):
+            return database_unavailable(request, route, exc)
         log.exception("unhandled_error", extra={"route": route})  # the template: a path may hold a token
         return Problem(
             500,
@@ -160,11 +153,33 @@ async def _problems(request: web.Request, handler: Handler, route: str) -> web.S
         ).response(request)
 
 
+# Seconds a client is asked to wait when the database is down: a PostgreSQL restart takes a few.
+DATABASE_RETRY_AFTER = 5
+
+
+def database_unavailable(request: web.Request, route: str, exc: Exception) -> web.Response:
+    """The answer to any request while the database is unreachable: 503 with Retry-After, never a 500. A person
+    opening one of the pages gets a page in Chinese; a program, problem+json."""
+    # One short line, no traceback: during an outage every request ends here, and the cause is the same.
+    log.warning("database_unavailable", extra={"route": route, "error": type(exc).__name__})
+    headers = {"Retry-After": str(DATABASE_RETRY_AFTER)}
+    if people_pages.is_page_request(request):
+        return people_pages.unavailable_page(headers)
+    return Problem(
+        503,
+        "database-unavailable",
+        "Database unavailable",
+        "The database is unreachable for the moment; retry with the same Idempotency-Key after Retry-After.",
+        headers=headers,
+    ).response(request)
+
+
 async def healthz(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Ready when the database and Redis both answer within their timeouts; otherwise 503 naming what is not."""
     checks: dict[str, str] = {}
     try:
         await request.app[DB].ping()
@@ -175,13 +190,21 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = "database unreachable"
     redis = request.app[REDIS]
     try:
-        await redis.ping()
+        async with asyncio.timeout(2.0):
+            await redis.ping()
         checks["redis"] = "ok"
     except Exception:  # any client error means "not ready"
         log.warning("readiness_redis_unreachable", exc_info=True)
         checks["redis"] = "redis unreachable"
     ok = all(v == "ok" for v in checks.values())
-    return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+    if ok:
+        return web.json_response({"status": "ok", "checks": checks})
+    reason = "; ".join(v for v in checks.values() if v != "ok")
+    return web.json_response(
+        {"status": "unavailable", "reason": reason, "checks": checks},
+        status=503,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
 
 
 def allowed_networks(setting: str) -> tuple[Network, ...]:

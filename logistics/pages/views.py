@@ -95,6 +95,23 @@ def message_page(heading: str, text: str, *, status: int, extra: str = "", subti
     return page(heading, fill("message.html", heading=esc(heading), text=esc(text), extra=extra), status=status)
 
 
+# The people's pages, as opposed to the API and the carriers' endpoints: a browser gets HTML from these.
+PAGE_PREFIXES = ("/t/", "/a/", "/staff")
+UNAVAILABLE_TEXT = "暂时无法服务，请稍后再试"
+
+
+def is_page_request(request: web.Request) -> bool:
+    """Is this a person's browser asking for one of the pages (so an error is a page, not problem+json)?"""
+    return request.path.startswith(PAGE_PREFIXES) and not wants_json(request)
+
+
+def unavailable_page(headers: Mapping[str, str]) -> web.Response:
+    """What a person sees while the database is down: a plain notice and the wait, never a stack trace."""
+    response = message_page(UNAVAILABLE_TEXT, "系统正在恢复，数据不会丢失。请过几分钟后刷新本页面。", status=503)
+    response.headers.update(headers)
+    return response
+
+
 SAME_SITE_FETCHES = frozenset({"same-origin", "none"})  # "none": the person typed the URL or used a bookmark
 
 

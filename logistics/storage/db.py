@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import asyncpg
 import orjson
 from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -443,6 +444,38 @@ def is_lock_conflict(exc: BaseException) -> bool:
         return True
     # SQLite: still locked by another process when the busy timeout ran out.
     return isinstance(orig, sqlite3.OperationalError) and sqlite_driver.is_busy(orig)
+
+
+# SQLSTATE classes and codes meaning "the server cannot serve now", not "this statement is wrong": connection
+# exceptions (08…), administrator or crash shutdown and "starting up / shutting down" (57P01–57P03), too many
+# connections (53300).
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+# SQLite's words for a file it cannot open, read or lock (a deleted directory, an unreadable file, a full disk).
+_SQLITE_UNAVAILABLE = ("unable to open", "disk i/o error", "readonly database", "database or disk is full",
+                       "database is locked", "file is not a database", "attempt to write a readonly")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Does ``exc`` mean the database cannot serve right now (down, restarting, shutting down, out of
+    connections, its file unreadable), so the request is worth retrying later, rather than a bug of ours?"""
+    if isinstance(exc, (DatabaseUnavailable, OSError, TimeoutError, sa_exc.TimeoutError, *_PG_CONNECTION_ERRORS)):
+        return True  # sa_exc.TimeoutError: no pooled connection came free in time
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        cause = getattr(orig, "__cause__", None)
+        if isinstance(cause, _PG_CONNECTION_ERRORS) or isinstance(orig, _PG_CONNECTION_ERRORS):
+            return True
+        sqlstate = str(getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", None) or "")
+        if sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES:
+            return True
+        if isinstance(orig, sqlite3.OperationalError | sqlite3.DatabaseError):
+            return any(words in str(orig).lower() for words in _SQLITE_UNAVAILABLE)
+        return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError):
+        return any(words in str(exc).lower() for words in _SQLITE_UNAVAILABLE)
+    return False
 
 
 def describe_db_error(exc: BaseException) -> str:

@@ -244,11 +244,25 @@ class Outcome:
     existing: StoredRecord | None = None  # the stored idempotency record when another request won the key
 
 
+# A batch that has not committed by then fails its waiters with DatabaseUnavailable (a 503 with Retry-After):
+# a database that stopped answering mid-statement (a server stopped without closing its connections, a
+# network partition) must not hold requests until the client's own timeout. A request waiting behind it for
+# the writer's slot is answered within twice this.
+COMMIT_TIMEOUT_SECONDS = 10.0
+
+
 class GroupCommitter:
     def __init__(
-        self, db: Database, *, max_batch: int = 500, split_at: int = 16, signal_interval: float = 0.1
+        self,
+        db: Database,
+        *,
+        max_batch: int = 500,
+        split_at: int = 16,
+        signal_interval: float = 0.1,
+        commit_timeout: float = COMMIT_TIMEOUT_SECONDS,
     ) -> None:
         self.db = db
+        self.commit_timeout = commit_timeout
         self.max_batch = max_batch
         # When a slot frees and at least split_at requests are waiting, the batch takes half of them. Taking all
         # lets the load fall into step on PostgreSQL: the requests that arrive during one commit all go in the
@@ -334,7 +348,11 @@ class GroupCommitter:
     async def _settle(self, batch: list[NewShipment]) -> None:
         metrics.COMMIT_BATCH.observe(len(batch))
         try:
-            outcomes = await self._commit(batch)
+            try:
+                async with asyncio.timeout(self.commit_timeout):
+                    outcomes = await self._commit(batch)
+            except TimeoutError:
+                raise DatabaseUnavailable(f"no commit within {self.commit_timeout:g}s") from None
         except asyncio.CancelledError:
             for item in batch:
                 if not item.future.done():

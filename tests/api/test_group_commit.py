@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
+import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -267,7 +270,7 @@ async def test_a_create_while_the_database_is_down_is_a_503(
     monkeypatch.setattr(committer, "_write", down)
     resp = await api.post("/v1/shipments", json=delivery_body(), headers=auth(hall))
     assert resp.status == 503 and resp.headers["Retry-After"] == "5"
-    assert (await resp.json())["type"].endswith("/unavailable")
+    assert (await resp.json())["type"].endswith("/database-unavailable")
 
 
 async def test_the_committer_takes_a_new_connection_after_its_own_was_killed(
@@ -387,3 +390,40 @@ async def test_a_replay_alone_wakes_no_worker(db: Database, hall: Credentials) -
     finally:
         await committer.stop()
     assert calls == [1]
+
+
+@contextlib.asynccontextmanager
+async def _write_lock_held_elsewhere(db: Database) -> AsyncIterator[None]:
+    """Another session holds what a batch needs: SQLite's write lock, or on PostgreSQL a lock on the
+    shipments table that keeps inserts waiting (a stand-in for a server that stopped answering)."""
+    if db.is_sqlite:
+        other = sqlite3.connect(make_url(db.url).database or "", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        return
+    async with db.engine.connect() as conn:
+        await conn.execute(text("BEGIN"))
+        await conn.execute(text("LOCK TABLE shipments IN EXCLUSIVE MODE"))
+        try:
+            yield
+        finally:
+            await conn.rollback()
+
+
+async def test_a_commit_held_up_by_the_database_fails_its_waiters_within_the_commit_timeout(
+    db: Database, hall: Credentials
+) -> None:
+    committer = GroupCommitter(db, commit_timeout=0.5)
+    await committer.start()
+    try:
+        async with _write_lock_held_elsewhere(db):
+            started = time.monotonic()
+            with pytest.raises(DatabaseUnavailable):
+                await committer.submit(_item(hall.id))
+            assert time.monotonic() - started < 5  # not the SQLite busy timeout, not the client's own
+    finally:
+        await committer.stop()
