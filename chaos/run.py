@@ -40,6 +40,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ from sqlalchemy import func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
+from chaos import proof_checks  # noqa: E402
 from chaos.postgres import PrivatePostgres  # noqa: E402
 from chaos.receiver import Receiver  # noqa: E402
 from logistics.accounts import clients  # noqa: E402
@@ -66,12 +68,15 @@ from logistics.domain.tables import (  # noqa: E402
     shipments,
     webhook_deliveries,
 )
+from logistics.jobs.purge import purge_finished  # noqa: E402
 from logistics.redis.private_server import PrivateRedis  # noqa: E402
 from logistics.storage import migrate  # noqa: E402
 from logistics.storage.db import Database  # noqa: E402
 
-from support import APPLICANT, delivery_body, intake_body  # noqa: E402
+from support import APPLICANT, HALL, delivery_body, intake_body  # noqa: E402
 
+# A parcel's end at the carrier (the simulator's parcel state) → the status its shipment must end in.
+CARRIER_ENDS = {"delivered": "delivered", "cancelled": "cancelled", "returned": "returned", "voided": "failed"}
 # The webhooks every delivered shipment must have announced. Intermediate statuses may be skipped: when a
 # later carrier event is applied first (pushes reordered, or overtaking a lost order answer), the forward-only
 # rule keeps the earlier one in the history without a status change, so it owes no webhook.
@@ -107,6 +112,22 @@ class Plan:
     # Simulator clock: simulated seconds per second. Intakes book tomorrow's window and the simulator never
     # collects before it opens, so at 7200× tomorrow is about 12 s away.
     clock_speed: float = 7200.0
+    # What the carrier does with parcels (issue 17): failed attempts, refusals and returns, every kind of signer,
+    # failed door pickups. Shares of parcels; the simulator's own defaults never return a parcel.
+    outcomes: dict[str, Any] = field(
+        default_factory=lambda: {
+            "delivery": {"failed_attempt_rate": 0.15, "refusal_rate": 0.05, "undeliverable_rate": 0.05},
+            "signers": {
+                "addressee": 0.35,
+                "family": 0.2,
+                "unit_mailroom": 0.15,
+                "locker_or_station": 0.15,
+                "other": 0.1,
+                "unknown": 0.05,
+            },
+            "pickup": {"failure_rate": 0.1},
+        }
+    )
     transient_rate: float = 0.2  # simulator errors, split over TRANSIENT_KINDS
     push_duplicate_rate: float = 0.1
     push_reorder_rate: float = 0.1
@@ -201,6 +222,8 @@ def shipment_body(i: int, intake_share: float) -> dict[str, Any]:
     address = f"新安路街道济源路{i % 97 + 1}号院{i % 9 + 1}号楼{i % 4 + 1}单元{i % 6 + 1}0{i % 4 + 1}室"
     body = delivery_body(recipient={**APPLICANT, "name": name, "phone": phone, "address": address})
     body["cases"] = [{**body["cases"][0], **case}]
+    # Half the deliveries carry a 取件验证码: the carrier then hands them only to the addressee or family.
+    body["verification_code"] = i % 2 == 0
     return body
 
 
@@ -538,6 +561,7 @@ class ChaosRun:
                     "hang_seconds": p.hang_seconds,
                     "push": {"duplicate_rate": p.push_duplicate_rate, "reorder_rate": p.push_reorder_rate},
                     "clock": {"speed": p.clock_speed},
+                    **p.outcomes,
                 },
             )
         database = "SQLite" if not self.plan.postgres else f"PostgreSQL{' (private cluster)' if self.pg else ''}"
@@ -912,9 +936,7 @@ class ChaosRun:
             expected = (
                 "failed"
                 if parcel is None
-                else {"delivered": "delivered", "cancelled": "cancelled"}.get(
-                    parcel["state"], f"not final at EMS ({parcel['state']})"
-                )
+                else CARRIER_ENDS.get(parcel["state"], f"not final at EMS ({parcel['state']})")
             )
             if row.status != expected:
                 wrong.append(f"{sid}: {row.status} vs {expected}")
@@ -926,12 +948,46 @@ class ChaosRun:
         unlabelled = [sid for sid in waybilled if sid not in labelled]
         r.check("label rendered for every ordered shipment", not unlabelled, f"{len(unlabelled)} of {len(waybilled)}")
 
+        await self.check_proofs_and_returns(list(parcels.values()))
         self._dump_arrivals()
         self._check_webhooks(rows, deliveries)
         await self.check_first_answers()
         self.check_client_answers()
         self.check_outage()
         self._figures(orders, faults, final, deliveries)
+
+    async def check_proofs_and_returns(self, parcels: list[dict[str, Any]]) -> None:
+        """Issue 17: each delivered shipment's proof names the signer class the carrier drew, a checked code is
+        proven, every return has its reason and attempts, nothing is left on its way back; then the purge runs
+        and no proof keeps any of the personal data the run sent."""
+        assert self.db is not None
+        r = self.report
+        columns = (shipments.c.id, shipments.c.status, shipments.c.waybill_no, shipments.c.proof)
+        async with self.db.read() as conn:
+            found = await conn.execute(select(*columns, shipments.c.attempts, shipments.c.last_failure))
+            bodies = [dict(row._mapping) for row in found]
+        for name, violations in (
+            ("proof names the signer class the carrier drew", proof_checks.proof_class_violations(bodies, parcels)),
+            ("a code checked at the door is in the proof", proof_checks.code_check_violations(bodies, parcels)),
+            ("returned shipments have a reason and attempts", proof_checks.return_violations(bodies, parcels)),
+            ("shipments still returning after the drain", proof_checks.returning_violations(bodies)),
+        ):
+            r.check(name, not violations, f"{len(violations)} {violations[:3]}")
+        signers = Counter(b["proof"]["signer"]["class"] for b in bodies if b["proof"])
+        r.figure("signer classes in proofs", dict(signers))
+        r.figure(
+            "returned / failed", dict(Counter(b["status"] for b in bodies if b["status"] in ("returned", "failed")))
+        )
+        purged = await purge_finished(self.db, after=timedelta(0))
+        personal: dict[str, str] = {}
+        for i in range(self.plan.shipments):
+            personal.update(proof_checks.personal_data(shipment_body(i, self.plan.intake_share)))
+        for value in (HALL["name"], HALL["phone"], HALL["address"]):  # the hall's own data is public
+            personal.pop(value, None)
+        async with self.db.read() as conn:
+            after = [dict(row._mapping) for row in await conn.execute(select(*columns))]
+        left = proof_checks.purged_proof_violations(after, personal)
+        r.check("personal data left in proofs after the purge", not left, f"{len(left)} of {purged} purged {left[:3]}")
 
     async def check_first_answers(self) -> None:
         """Every create the client saw succeed, after however many tries, got the first answer: the body stored
@@ -1049,7 +1105,7 @@ class ChaosRun:
         # Statuses announced in delivery order never go backwards along the lifecycle.
         backwards = 0
         for items in per_shipment.values():
-            ranks = [RANK[d.type.removeprefix("shipment.")] for d in items if d.type != "shipment.label_ready"]
+            ranks = [RANK[t] for d in items if (t := d.type.removeprefix("shipment.")) in RANK]
             backwards += sum(1 for a, b in itertools.pairwise(ranks) if b < a)
         r.check("webhook statuses going backwards", backwards == 0, f"{backwards}")
         full = sum(1 for sid in rows if {f"shipment.{s}" for s in MAIN_PATH} <= types[sid])
