@@ -317,14 +317,22 @@ async def carrier_event(rt: Runtime, task: Task) -> None:
 
 @handles_batch("carrier_event")
 async def carrier_event_batch(rt: Runtime, tasks: list[Task]) -> None:
-    """Pushed events of one claim in one transaction.
+    """Pushed events of one claim, a few transactions of up to ``PUSH_TRANSACTION`` events each.
 
     One transaction per push makes every event a turn at SQLite's single writer: with tens of thousands of
-    pushes queued, they wait on the write lock until their jobs time out and are
-    retried, over and over. Applying an event twice is harmless (each is de-duplicated), so a task whose lease
-    ran out meanwhile is simply applied again by whoever holds it now. Should the batch fail, each task is
-    tried alone, so one event that cannot be applied holds back only itself.
+    pushes queued, they wait on the write lock until their jobs time out and are retried, over and over. One
+    transaction for a whole claim holds the row locks of up to 200 shipments while its events are applied one by
+    one, and on PostgreSQL every other worker's order, label and webhook work on those shipments waits behind it
+    (waits of a minute and more were seen with three workers on two starved cores). Applying an event twice is
+    harmless (each is de-duplicated), so a task whose lease ran out meanwhile is simply applied again by whoever
+    holds it now. Should a transaction fail, each of its tasks is tried alone, so one event that cannot be
+    applied holds back only itself.
     """
+    for start in range(0, len(tasks), PUSH_TRANSACTION):
+        await _apply_pushes(rt, tasks[start : start + PUSH_TRANSACTION])
+
+
+async def _apply_pushes(rt: Runtime, tasks: list[Task]) -> None:
     by_source: dict[str, list[dict[str, Any]]] = {}
     for task in tasks:
         by_source.setdefault(str(task.payload.get("source", "carrier_push")), []).append(task.payload)
@@ -345,6 +353,7 @@ async def carrier_event_batch(rt: Runtime, tasks: list[Task]) -> None:
 # webhooks would wait behind it. In a lane they are applied a claim of
 # this many per transaction, beside the orders and webhooks rather than ahead of them.
 PUSH_CHUNK = 200
+PUSH_TRANSACTION = 25
 in_lane("carrier_event", lambda _settings: PUSH_CHUNK)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from logistics.accounts.clients import Credentials
 from logistics.config import Settings
@@ -18,7 +18,7 @@ from logistics.jobs import carrier as handlers
 from logistics.jobs.runner import Runtime, lanes_idle, process_due
 from logistics.redis.queue import WorkSignal
 from logistics.storage.db import Database
-from logistics.storage.outbox import insert_tasks, task_row
+from logistics.storage.outbox import claim_due, insert_tasks, task_row
 
 from support import auth, delivery_body
 
@@ -120,3 +120,27 @@ async def test_two_workers_applying_the_same_parcels_in_opposite_orders_do_not_d
 
     assert await asyncio.gather(apply(one), apply(other)) == [{ids[0]: 1, ids[1]: 1}] * 2
     assert await _statuses(db, ids) == ["in_transit", "in_transit"]
+
+
+async def test_a_claim_of_pushes_is_applied_a_few_shipments_per_transaction(
+    api: TestClient, db: Database, hall: Credentials, settings: Settings
+) -> None:
+    # One transaction per claim held the row locks of up to 200 shipments while its events were applied one by
+    # one; every other worker's work on those shipments waited behind it.
+    waybills = [f"11512638{n:05d}" for n in range(handlers.PUSH_TRANSACTION + 5)]
+    ids = [await _ordered(api, db, hall, waybill) for waybill in waybills]
+    async with db.write() as conn:
+        rows = [task_row("carrier_event", None, _pushed(w, "203", "收寄", "picked_up", 10)) for w in waybills]
+        await insert_tasks(conn, rows)
+    tasks = await claim_due(db, limit=handlers.PUSH_CHUNK, lease_seconds=60, kinds=("carrier_event",))
+    commits: list[int] = []
+    engine = db._write_engine.sync_engine
+    listener = lambda conn: commits.append(id(conn))  # noqa: E731
+    event.listen(engine, "commit", listener)
+    try:
+        await handlers.carrier_event_batch(Runtime(settings=settings, db=db, signal=WorkSignal(None)), tasks)
+    finally:
+        event.remove(engine, "commit", listener)
+    assert len(tasks) == len(waybills)
+    assert len(commits) == 2  # 30 events: a transaction of 25, then one of 5
+    assert await _statuses(db, ids) == ["picked_up"] * len(ids)
