@@ -31,6 +31,7 @@ from logistics.api.shipments import (
     idempotency_key,
     json_response,
     read_json,
+    replayed,
     shipment_answer,
     shipment_row,
 )
@@ -150,22 +151,6 @@ async def _stored(conn: AsyncConnection, client_id: str, key: str) -> Any:
     return (await conn.execute(select(t).where(t.c.client_id == client_id, t.c.key == key))).first()
 
 
-def _replayed(record: Any, request_hash: str) -> web.Response:
-    if record.request_hash != request_hash:
-        raise Problem(
-            422,
-            "idempotency-mismatch",
-            "Idempotency-Key reused",
-            "This Idempotency-Key was used with a different request body.",
-        )
-    return web.Response(
-        body=record.response_body.encode("utf-8"),
-        status=record.status_code,
-        content_type=JSON,
-        headers={"Idempotent-Replayed": "true", "Location": f"/v1/shipments/{record.shipment_id}"},
-    )
-
-
 @routes.post("/v1/shipments/{id}/resend")
 async def resend(request: web.Request) -> web.Response:
     client_id = await authenticate(request)
@@ -184,7 +169,7 @@ async def resend(request: web.Request) -> web.Response:
         async with request.app[DB].write() as conn:
             old = await _owned(conn, client_id, old_id)
             if key is not None and (record := await _stored(conn, client_id, key)) is not None:
-                return _replayed(record, request_hash)
+                return replayed(record, request_hash)
             undecided(old)
             cases = await _cases(conn, old_id)
             try:
@@ -200,7 +185,7 @@ async def resend(request: web.Request) -> web.Response:
             record = await _stored(conn, client_id, key)
         if record is None:
             raise
-        return _replayed(record, request_hash)
+        return replayed(record, request_hash)
     request[SHIPMENT_ID] = body["id"]
     request.app[SIGNAL].poke()
     return web.Response(

@@ -205,21 +205,27 @@ async def replay(
 ) -> web.Response:
     """The answer to a create whose Idempotency-Key was used before: the first answer again, or 422 when the
     key came with another body."""
-    if existing.request_hash != claim.request_hash:
+    body = existing.response_body.encode("utf-8")
+    if existing.request_hash == claim.request_hash and create.spec.applicant_choice:
+        body = await _with_fresh_link(request, create.client_id, existing.shipment_id, body)
+    return replayed(existing, claim.request_hash, body)
+
+
+def replayed(record: Any, request_hash: str, body: bytes | None = None) -> web.Response:
+    """The first answer stored for an Idempotency-Key (``body`` if given), or 422 when the key came with another
+    request body. ``record`` is an idempotency record (status_code, response_body, request_hash, shipment_id)."""
+    if record.request_hash != request_hash:
         raise Problem(
             422,
             "idempotency-mismatch",
             "Idempotency-Key reused",
             "This Idempotency-Key was used with a different request body.",
         )
-    body = existing.response_body.encode("utf-8")
-    if create.spec.applicant_choice:
-        body = await _with_fresh_link(request, create.client_id, existing.shipment_id, body)
     return web.Response(
-        body=body,
-        status=existing.status_code,
+        body=record.response_body.encode("utf-8") if body is None else body,
+        status=record.status_code,
         content_type=JSON,
-        headers={"Idempotent-Replayed": "true", "Location": f"/v1/shipments/{existing.shipment_id}"},
+        headers={"Idempotent-Replayed": "true", "Location": f"/v1/shipments/{record.shipment_id}"},
     )
 
 
