@@ -18,6 +18,8 @@ from logistics.domain.tables import shipment_cases, shipment_events, shipments
 from logistics.jobs.carrier import apply_carrier_events
 from logistics.storage.db import Database
 
+from support import HALL
+
 RECIPIENT = {
     "name": "欧阳娜娜",
     "phone": "13803712345",
@@ -35,15 +37,6 @@ CORRECTED = {
     "district": "中原区",
     "address": "桐柏路街道伊河路17号院2号楼1单元302室",
     "postcode": "450007",
-}
-HALL = {
-    "name": "上街区政务服务中心",
-    "phone": "0371-68123456",
-    "province": "河南省",
-    "city": "郑州市",
-    "district": "上街区",
-    "address": "中心路132号",
-    "postcode": "450041",
 }
 START = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)  # 09:00 in Beijing
 
