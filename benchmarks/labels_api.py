@@ -26,28 +26,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:1] = [str(ROOT), str(ROOT / "tests")]
 
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
-from sqlalchemy import select, text, update  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+from sqlalchemy import select, update  # noqa: E402
 
+from benchmarks.scratch_db import scratch_database  # noqa: E402
 from labels import render_pdf  # noqa: E402
 from labels.text import load_face  # noqa: E402
 from logistics.accounts import clients  # noqa: E402
 from logistics.api.app import create_app  # noqa: E402
-from logistics.config import Settings, normalise_database_url  # noqa: E402
+from logistics.config import Settings  # noqa: E402
 from logistics.domain.tables import shipments  # noqa: E402
 from logistics.label_store import label_data, load_cases  # noqa: E402
-from logistics.storage import migrate  # noqa: E402
 from logistics.storage.db import Database  # noqa: E402
 
 from support import auth, delivery_body  # noqa: E402
-
-
-async def _admin(url: str, sql: str) -> None:
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(text(sql))
-    await engine.dispose()
 
 
 async def _seed(api: TestClient, db: Database, creds: clients.Credentials, n: int) -> list[str]:
@@ -89,16 +80,7 @@ async def _bare(db: Database, settings: Settings, ids: list[str]) -> tuple[float
 async def main(args: argparse.Namespace) -> None:
     load_face()  # once per process either way; not part of either figure
     with tempfile.TemporaryDirectory() as tmp:
-        pg_name = None
-        if args.postgres:
-            admin = normalise_database_url(args.postgres)
-            pg_name = f"bench_labels_{uuid.uuid4().hex[:10]}"
-            await _admin(admin, f'CREATE DATABASE "{pg_name}"')
-            url = make_url(admin).set(database=pg_name).render_as_string(hide_password=False)
-        else:
-            url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        try:
-            await asyncio.to_thread(migrate.upgrade, url)
+        async with scratch_database(args.postgres, Path(tmp), "bench_labels") as url:
             settings = Settings(
                 data_dir=Path(tmp),
                 database_url=url,
@@ -127,9 +109,6 @@ async def main(args: argparse.Namespace) -> None:
             finally:
                 await api.close()
                 await db.dispose()
-        finally:
-            if pg_name is not None:
-                await _admin(normalise_database_url(args.postgres), f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
     backend = "PostgreSQL" if args.postgres else "SQLite"
     print(f"{args.n} labels, one PDF (100x150), {backend}")
     print(f"labels.render_pdf, same labels:       {bare_s:6.2f} s  ({bare_bytes / 2**20:.1f} MiB)   <- baseline")
