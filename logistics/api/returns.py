@@ -35,7 +35,7 @@ from logistics.api.shipments import (
     shipment_answer,
     shipment_row,
 )
-from logistics.domain.events import emit, lock_shipment
+from logistics.domain.events import apply_event, emit, lock_shipment
 from logistics.domain.statuses import RETURN_STATUSES
 from logistics.domain.tables import idempotency_records, shipment_cases, shipment_events, shipments, utcnow
 from logistics.storage.outbox import insert_tasks, task_row
@@ -257,15 +257,36 @@ async def resolve(request: web.Request) -> web.Response:
         decision = ResolveIn.model_validate(payload)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
-    now = utcnow()
     async with request.app[DB].write() as conn:
         row = await _owned(conn, client_id, request.match_info["id"])
-        undecided(row)
-        resolution = {"action": decision.action, "note": decision.note, "resolved_at": iso(now)}
-        values = {"resolution": resolution, "updated_at": now}
-        await conn.execute(update(shipments).where(shipments.c.id == row["id"]).values(**values))
-        row = {**row, **values}
-        await emit(conn, row, RESOLVED, None, extra={"resolution": resolution})
+        row = await record_resolution(conn, row, decision.action, decision.note)
         body = await full_shipment(conn, row, request.app[SETTINGS].base_url)
     request.app[SIGNAL].poke()
     return json_response(body)
+
+
+RESOLUTION_TEXT = {"window_pickup": "登记为窗口领取", "closed": "登记为结案"}
+
+
+async def record_resolution(
+    conn: AsyncConnection, row: dict[str, Any], action: str, note: str | None, *, staff_id: str | None = None
+) -> dict[str, Any]:
+    """The hall's decision on a parcel that came back, in the caller's transaction (``row`` from
+    ``lock_shipment``): the resolution and its ``shipment.resolved`` webhook; raises the 409 Problem of
+    ``undecided`` when there is nothing to decide. A decision from the console (``staff_id``) is also written
+    in the history with the clerk; its event text is fixed wording, never the note (typed text stays out of
+    events, which the purge does not clear). The API and the hall's console both resolve here."""
+    undecided(row)
+    if staff_id is not None:
+        applied = await apply_event(
+            conn, row, status=row["status"], source="console", carrier_text=RESOLUTION_TEXT[action], staff_id=staff_id
+        )
+        assert applied is not None
+        row = applied.shipment
+    now = utcnow()
+    resolution = {"action": action, "note": note, "resolved_at": iso(now)}
+    values = {"resolution": resolution, "updated_at": now}
+    await conn.execute(update(shipments).where(shipments.c.id == row["id"]).values(**values))
+    row = {**row, **values}
+    await emit(conn, row, RESOLVED, None, extra={"resolution": resolution})
+    return row

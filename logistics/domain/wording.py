@@ -71,6 +71,7 @@ SOURCE_TEXT: dict[str, str] = {
     "scan": "扫描登记",
     "applicant": "申请人",
     "system": "系统",
+    "console": "办件窗口",
 }
 
 
