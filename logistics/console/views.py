@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from logistics.api.appkeys import DB, SETTINGS
+from logistics.api.complaints import CATEGORIES
 from logistics.api.returns import pickup_failed
 from logistics.console import exceptions, queries, sessions
 from logistics.console.sessions import Session
@@ -339,7 +340,7 @@ def _complaint_rows(complaints: list[dict[str, Any]], csrf: str, shipment_id: st
                 '<button type="submit">发送答复</button></form>'
             )
         rows.append(
-            f"<tr><td>{esc(beijing(c['created_at']))}</td><td>{esc(c['category'])}</td>"
+            f"<tr><td>{esc(beijing(c['created_at']))}</td><td>{esc(CATEGORIES.get(c['category'], c['category']))}</td>"
             f"<td>{esc(c['text'])}</td><td>{reply}</td></tr>"
         )
     return "".join(rows)
