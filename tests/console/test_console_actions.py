@@ -6,6 +6,7 @@ department's shipment."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +15,8 @@ from console_support import MARKET, create, csrf_of, move, sign_in
 from sqlalchemy import select
 
 from logistics.accounts import clients, staff
-from logistics.domain.tables import complaints, outbox, shipment_events, shipments
+from logistics.domain.tables import complaints, outbox, shipment_events, shipments, utcnow
+from logistics.jobs import purge
 from logistics.storage.db import Database
 
 from support import auth
@@ -73,7 +75,8 @@ async def test_a_clerk_cancels_a_shipment_not_yet_picked_up_and_its_carrier_orde
         f"/console/shipments/{made['id']}/cancel", data={"csrf": csrf, "reason": "申请人改为到窗口领取"}
     )
     assert resp.status == 200
-    assert "已取消寄递" in await resp.text()
+    page = await resp.text()
+    assert "已取消寄递" in page and "办件窗口（李秀英）" in page  # the history names the clerk
     assert (await shipment_row(db, made["id"]))["status"] == "cancelled"
     [event] = await console_events(db, made["id"])
     assert (event["status"], event["carrier_text"], event["staff_id"]) == (
@@ -221,6 +224,23 @@ async def test_a_clerk_answers_a_complaint_and_the_client_and_the_tracking_page_
     assert public["text"].startswith("已联系EMS上街区揽投部，明天上午送达") and "13803712345" not in public["text"]
 
     assert made["id"] not in await (await api.get("/console/exceptions")).text()  # answered: not to chase
+
+
+async def test_the_purge_replaces_the_answer_with_the_complaint(
+    api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
+) -> None:
+    made = await create(api, hall)
+    answered_id = await complain(api, made["tracking_code"])
+    unanswered_id = await complain(api, made["tracking_code"])
+    csrf = await sign_in(api, clerk.token)
+    path = f"/console/shipments/{made['id']}/complaints/{answered_id}/answer"
+    assert (await api.post(path, data={"csrf": csrf, "answer": ANSWER})).status == 200
+    await move(db, made["id"], "ordered", "picked_up", "delivered", waybill="1151263812345")
+    assert await purge.purge_finished(db, after=timedelta(0), now=utcnow() + timedelta(seconds=1)) == 1
+    stored = {c["id"]: c for c in await complaint_rows(db, made["id"])}
+    assert stored[answered_id]["answer"] == purge.PURGED_TEXT
+    assert stored[answered_id]["answered_by"] == clerk.member.id  # who and when stay: they identify no applicant
+    assert stored[unanswered_id]["answer"] is None
 
 
 async def test_a_complaint_takes_one_answer_of_at_least_five_characters(
