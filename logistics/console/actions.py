@@ -1,11 +1,13 @@
 """Actions on a shipment from the console: cancel before pickup, re-issue the applicant's link, the hall's
-decision on a parcel that came back, and the answer to a complaint.
+decision on a parcel that came back (collect at the window, close, or resend to a corrected address), and the
+answer to a complaint.
 
 Each is a POST form with the session's CSRF token, reaches only the clerk's departments (another department's
 shipment is the same 404 as an unknown one), and runs the same code as the API (shipments.cancel,
-applicant.reissue_locked, returns.record_resolution, complaints.answer) under the shipment's row lock. What the
-clerk did is written in the shipment's history, or on the complaint, with their staff id. The answer is the
-shipment page again with a Chinese notice: 200 when done, 409 when the action does not apply (any more).
+applicant.reissue_locked, returns.record_resolution and resend_locked, complaints.answer) under the shipment's
+row lock. What the clerk did is written in the shipment's history, or on the complaint, with their staff id.
+The answer is the shipment page again with a Chinese notice: 200 when done, 409 when the action does not apply
+(any more), 422 when the form is incomplete.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ from pydantic import ValidationError
 
 from logistics.accounts import applicant
 from logistics.api import complaints
-from logistics.api.appkeys import DB, REQUEST_ID, SETTINGS, SIGNAL
+from logistics.api.appkeys import CREATE_CONTEXT, DB, REQUEST_ID, SETTINGS, SIGNAL
 from logistics.api.errors import Problem
-from logistics.api.returns import record_resolution
-from logistics.api.schemas import BEIJING, ResolveIn
+from logistics.api.returns import record_resolution, resend_locked
+from logistics.api.schemas import BEIJING, ResendIn, ResolveIn
 from logistics.api.shipments import cancel
 from logistics.console.sessions import Session
 from logistics.console.views import not_found, posted_form, shipment_response, signed_in
 from logistics.domain.events import lock_shipment
+from logistics.domain.tables import utcnow
 from logistics.domain.wording import status_text
 from logistics.pages.views import esc
 
@@ -143,6 +146,51 @@ async def resolve(request: web.Request, session: Session) -> web.Response:
         return notice(f"已登记处理：{what}。", ok=True)
 
     return await act(request, session, "resolve", action)
+
+
+PARTY_FIELDS = {
+    "name": "姓名",
+    "phone": "电话",
+    "province": "省",
+    "city": "市",
+    "district": "区县",
+    "address": "详细地址",
+    "postcode": "邮编",
+}
+
+
+def _fields_wrong(exc: ValidationError) -> str:
+    named = [PARTY_FIELDS[str(part)] for e in exc.errors() for part in e["loc"] if str(part) in PARTY_FIELDS]
+    return "、".join(dict.fromkeys(named)) or "收件人信息"
+
+
+@routes.post("/console/shipments/{id}/resend")
+@signed_in
+async def resend(request: web.Request, session: Session) -> web.Response:
+    """A returned delivery sent again to the corrected address (an intake's new pickup window: the client's API)."""
+    context = {**(request.app[CREATE_CONTEXT] or {}), "now": utcnow()}
+
+    async def action(conn: Any, row: dict[str, Any], form: dict[str, str]) -> str:
+        if row["kind"] != "delivery":
+            raise Refused("上门取件失败的邮件请由办件系统重新预约取件时间。")
+        recipient = {k: form.get(k, "").strip() for k in PARTY_FIELDS}
+        try:
+            change = ResendIn.model_validate({"recipient": {k: v for k, v in recipient.items() if v}})
+            body = await resend_locked(
+                conn,
+                row,
+                change,
+                context=context,
+                settings=request.app[SETTINGS],
+                request_id=request[REQUEST_ID],
+                staff_id=session.member.id,
+            )
+        except ValidationError as exc:
+            raise Refused(f"请检查收件人的{_fields_wrong(exc)}。", status=422) from None
+        link = f'<br><a href="/console/shipments/{esc(body["id"])}" id="resent-as">查看新邮件</a>'
+        return notice("已按更正后的收件信息重新寄递，已通知EMS揽收。", ok=True, extra=link)
+
+    return await act(request, session, "resend", action)
 
 
 @routes.post("/console/shipments/{id}/complaints/{complaint}/answer")

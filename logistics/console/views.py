@@ -346,6 +346,31 @@ def _complaint_rows(complaints: list[dict[str, Any]], csrf: str, shipment_id: st
     return "".join(rows)
 
 
+RESEND_FIELDS = (
+    ("name", "姓名", 50),
+    ("phone", "电话", 20),
+    ("province", "省", 20),
+    ("city", "市", 30),
+    ("district", "区县", 30),
+    ("address", "详细地址", 200),
+    ("postcode", "邮编", 6),
+)
+
+
+def _resend_form(base: str, hidden: str, recipient: Mapping[str, Any]) -> str:
+    """Resend to a corrected address, filled in with the address the parcel came back from."""
+    inputs = "".join(
+        f'<label for="resend-{k}">{esc(text)}</label>'
+        f'<input id="resend-{k}" name="{k}" maxlength="{size}" value="{esc(recipient.get(k) or "")}">'
+        for k, text, size in RESEND_FIELDS
+    )
+    return (
+        f'<form method="post" action="{base}/resend" class="action" id="resend-form">{hidden}'
+        f'<p class="muted">或更正收件信息后重新寄递（生成新邮件，重新下单）：</p>{inputs}'
+        '<button type="submit">重新寄递</button></form>'
+    )
+
+
 def _action_forms(row: Mapping[str, Any], csrf: str) -> str:
     """The actions that apply to the shipment now (the server checks again when one is posted)."""
     base = f"/console/shipments/{esc(row['id'])}"
@@ -375,6 +400,8 @@ def _action_forms(row: Mapping[str, Any], csrf: str) -> str:
             '<input id="resolve-note" name="note" maxlength="500">'
             '<button type="submit">登记处理</button></form>'
         )
+        if row["kind"] == "delivery":
+            forms.append(_resend_form(base, hidden, row["recipient"] or {}))
     if not forms:
         return ""
     return f'<section class="card" id="actions"><h2>操作</h2>{"".join(forms)}</section>'

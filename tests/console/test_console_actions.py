@@ -49,9 +49,7 @@ async def complaint_rows(db: Database, shipment_id: str) -> list[dict[str, Any]]
 
 
 async def complain(api: TestClient, tracking_code: str) -> str:
-    resp = await api.post(
-        f"/t/{tracking_code}/complaints", json={"category": "delay", "text": COMPLAINT_TEXT}
-    )
+    resp = await api.post(f"/t/{tracking_code}/complaints", json={"category": "delay", "text": COMPLAINT_TEXT})
     assert resp.status == 201, await resp.text()
     return str((await resp.json())["id"])
 
@@ -178,13 +176,68 @@ async def test_a_parcel_still_on_its_way_cannot_be_resolved_and_a_resolved_one_n
     assert "只有正在退回、已退回，或上门取件失败的邮件才能登记处理（当前：运输中）。" in await resp.text()
     first = await api.post(f"/console/shipments/{done['id']}/resolve", data={"csrf": csrf, "action": "closed"})
     assert first.status == 200
-    second = await api.post(
-        f"/console/shipments/{done['id']}/resolve", data={"csrf": csrf, "action": "window_pickup"}
-    )
+    second = await api.post(f"/console/shipments/{done['id']}/resolve", data={"csrf": csrf, "action": "window_pickup"})
     assert second.status == 409
     assert "这件邮件已经登记过处理结果。" in await second.text()
     assert (await shipment_row(db, done["id"]))["resolution"]["action"] == "closed"
     assert (await shipment_row(db, moving["id"]))["resolution"] is None
+
+
+CORRECTED = {
+    "name": "欧阳娜娜",
+    "phone": "13803712345",
+    "province": "河南省",
+    "city": "郑州市",
+    "district": "中原区",
+    "address": "桐柏路街道伊河路17号院2号楼1单元302室",
+    "postcode": "450007",
+}
+
+
+async def test_a_clerk_resends_a_returned_parcel_to_the_corrected_address(
+    api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
+) -> None:
+    made = await returned(api, db, hall)
+    csrf = await sign_in(api, clerk.token)
+    form_page = await (await api.get(f"/console/shipments/{made['id']}")).text()
+    assert (
+        'id="resend-address" name="address" maxlength="200" value="新安路街道济源路8号院3号楼2单元501室"' in form_page
+    )
+    resp = await api.post(f"/console/shipments/{made['id']}/resend", data={"csrf": csrf, **CORRECTED})
+    assert resp.status == 200
+    page = await resp.text()
+    assert "已按更正后的收件信息重新寄递" in page
+    old = await shipment_row(db, made["id"])
+    new = await shipment_row(db, old["resent_as"])
+    assert f'href="/console/shipments/{new["id"]}" id="resent-as"' in page
+    assert (new["resend_of"], new["status"], new["department"]) == (made["id"], "pending", MARKET)
+    assert new["recipient"]["district"] == "中原区" and new["recipient"]["address"] == CORRECTED["address"]
+    [event] = await console_events(db, made["id"])
+    assert (event["status"], event["carrier_text"], event["staff_id"]) == (
+        "returned",
+        "更正信息后重新寄递",
+        clerk.member.id,
+    )
+    async with db.read() as conn:
+        tasks = [r.kind for r in await conn.execute(select(outbox.c.kind).where(outbox.c.shipment_id == new["id"]))]
+    assert "order" in tasks
+    again = await api.post(f"/console/shipments/{made['id']}/resend", data={"csrf": csrf, **CORRECTED})
+    assert again.status == 409
+    assert "这件邮件已经重新寄递，不能再登记处理。" in await again.text()
+
+
+async def test_a_resend_with_a_wrong_phone_is_refused_in_chinese(
+    api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
+) -> None:
+    made = await returned(api, db, hall)
+    csrf = await sign_in(api, clerk.token)
+    resp = await api.post(
+        f"/console/shipments/{made['id']}/resend", data={"csrf": csrf, **CORRECTED, "phone": "1380371"}
+    )
+    assert resp.status == 422
+    assert "请检查收件人的电话。" in await resp.text()
+    assert (await shipment_row(db, made["id"]))["resent_as"] is None
+    assert await console_events(db, made["id"]) == []
 
 
 # The answer to a complaint
@@ -278,7 +331,7 @@ async def test_a_complaint_of_another_shipment_is_not_found(
 # Refusals common to every action
 
 
-ACTIONS = ["cancel", "applicant-link", "resolve", "answer"]
+ACTIONS = ["cancel", "applicant-link", "resolve", "resend", "answer"]
 
 
 async def target(api: TestClient, db: Database, hall: clients.Credentials, action: str) -> tuple[str, dict[str, str]]:
@@ -292,6 +345,9 @@ async def target(api: TestClient, db: Database, hall: clients.Credentials, actio
     if action == "resolve":
         made = await returned(api, db, hall)
         return f"/console/shipments/{made['id']}/resolve", {"action": "closed", "note": "已公告送达"}
+    if action == "resend":
+        made = await returned(api, db, hall)
+        return f"/console/shipments/{made['id']}/resend", CORRECTED
     made = await create(api, hall)
     complaint_id = await complain(api, made["tracking_code"])
     return f"/console/shipments/{made['id']}/complaints/{complaint_id}/answer", {"answer": ANSWER}
@@ -301,7 +357,8 @@ async def untouched(db: Database, path: str) -> bool:
     shipment_id = path.split("/")[3]
     row = await shipment_row(db, shipment_id)
     answered = [c for c in await complaint_rows(db, shipment_id) if c["answered_at"] is not None]
-    return not await console_events(db, shipment_id) and row["resolution"] is None and not answered
+    nothing = row["resolution"] is None and row["resent_as"] is None and not answered
+    return nothing and not await console_events(db, shipment_id)
 
 
 @pytest.mark.parametrize("action", ACTIONS)
