@@ -121,6 +121,12 @@ async def test_a_clerk_signs_in_sees_today_finds_a_shipment_and_signs_out(
     assert "今天下午上门揽收，明天送达" in public and "68123456" not in public
     assert "还没有人来取件" not in await page.inner_text("body")  # the complaint itself stays private
     await page.screenshot(path=shot("console-answer-tracking"), full_page=True)
+    back = await create(api, hall, cases=[{"case_no": "410106-2026-00402", "item_name": "食品经营许可证变更"}])
+    await move(db, back["id"], "1295780512551", "ordered", "picked_up", "returning", "returned")
+    await page.goto(url(api, f"/console/shipments/{back['id']}"))
+    await page.wait_for_selector("#resolve-form")
+    assert await page.input_value("#resend-address") == APPLICANT["address"]  # filled in, to be corrected
+    await page.screenshot(path=shot("console-returned"), full_page=True)
     await page.goto(url(api, "/console/today"))
     await page.wait_for_selector("#count-created")
 
