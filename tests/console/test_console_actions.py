@@ -5,6 +5,7 @@ department's shipment."""
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import timedelta
 from typing import Any
@@ -398,3 +399,33 @@ async def test_the_shipment_page_offers_only_the_actions_that_apply(
     assert 'id="link-form"' not in fresh_page + back_page
     assert csrf_of(fresh_page) == csrf_of(back_page)  # one token per session
     assert MARKET in fresh_page
+
+
+async def test_actions_log_who_and_what_but_no_personal_data_or_typed_text(
+    api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff, caplog: pytest.LogCaptureFixture
+) -> None:
+    fresh = await create(api, hall)
+    back = await returned(api, db, hall)
+    complaint_id = await complain(api, fresh["tracking_code"])
+    csrf = await sign_in(api, clerk.token)
+    with caplog.at_level(logging.DEBUG):
+        answered = await api.post(
+            f"/console/shipments/{fresh['id']}/complaints/{complaint_id}/answer", data={"csrf": csrf, "answer": ANSWER}
+        )
+        cancelled = await api.post(
+            f"/console/shipments/{fresh['id']}/cancel", data={"csrf": csrf, "reason": "申请人改为窗口领取"}
+        )
+        resent = await api.post(f"/console/shipments/{back['id']}/resend", data={"csrf": csrf, **CORRECTED})
+    assert (answered.status, cancelled.status, resent.status) == (200, 200, 200)
+    actions = [r.__dict__.get("action") for r in caplog.records if r.getMessage() == "console_action"]
+    assert actions == ["answer_complaint", "cancel", "resend"]
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    for secret in (
+        CORRECTED["phone"],
+        CORRECTED["name"],
+        CORRECTED["address"],
+        ANSWER,
+        "申请人改为窗口领取",
+        clerk.token,
+    ):
+        assert secret not in logged
