@@ -103,6 +103,19 @@ async def test_a_parcel_already_picked_up_cannot_be_cancelled(
     assert await console_events(db, made["id"]) == []
 
 
+async def test_a_second_cancel_says_it_is_cancelled_already(
+    api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
+) -> None:
+    made = await create(api, hall)
+    csrf = await sign_in(api, clerk.token)
+    assert (await api.post(f"/console/shipments/{made['id']}/cancel", data={"csrf": csrf})).status == 200
+    again = await api.post(f"/console/shipments/{made['id']}/cancel", data={"csrf": csrf})
+    assert again.status == 409
+    assert "这件邮件已经取消。" in await again.text()
+    [event] = await console_events(db, made["id"])
+    assert event["carrier_text"] == "窗口取消"  # the default reason when the clerk gives none
+
+
 # The applicant's link
 
 
