@@ -21,6 +21,7 @@ from logistics.api.schemas import Party, PickupWindow
 from logistics.domain.events import apply_event, emit, lock_shipment
 from logistics.domain.ids import hash_secret
 from logistics.domain.tables import shipments, utcnow
+from logistics.domain.wording import LINK_REISSUED_TEXT
 from logistics.storage.db import Database
 from logistics.storage.outbox import insert_tasks, task_row
 
@@ -193,7 +194,7 @@ async def reissue_locked(
             row,
             status=row["status"],
             source="console",
-            carrier_text="窗口重新发放申请人选择链接",
+            carrier_text=LINK_REISSUED_TEXT,
             updates=columns,
             staff_id=staff_id,
         )

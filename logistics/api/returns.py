@@ -39,6 +39,7 @@ from logistics.config import Settings
 from logistics.domain.events import apply_event, emit, lock_shipment
 from logistics.domain.statuses import RETURN_STATUSES
 from logistics.domain.tables import idempotency_records, shipment_cases, shipment_events, shipments, utcnow
+from logistics.domain.wording import RESENT_TEXT, RESOLUTION_TEXT
 from logistics.storage.outbox import insert_tasks, task_row
 
 routes = web.RouteTableDef()
@@ -222,7 +223,7 @@ async def resend_locked(
     spec = resend_spec(old, cases, change, context)
     if staff_id is not None:
         applied = await apply_event(
-            conn, old, status=old["status"], source="console", carrier_text="更正信息后重新寄递", staff_id=staff_id
+            conn, old, status=old["status"], source="console", carrier_text=RESENT_TEXT, staff_id=staff_id
         )
         assert applied is not None
         old = applied.shipment
@@ -299,9 +300,6 @@ async def resolve(request: web.Request) -> web.Response:
         body = await full_shipment(conn, row, request.app[SETTINGS].base_url)
     request.app[SIGNAL].poke()
     return json_response(body)
-
-
-RESOLUTION_TEXT = {"window_pickup": "登记为窗口领取", "closed": "登记为结案"}
 
 
 async def record_resolution(

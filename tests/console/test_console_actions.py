@@ -88,6 +88,8 @@ async def test_a_clerk_cancels_a_shipment_not_yet_picked_up_and_its_carrier_orde
     assert "cancel" in tasks
     api_view = await (await api.get(f"/v1/shipments/{made['id']}", headers=auth(hall))).json()
     assert api_view["status"] == "cancelled" and api_view["events"][-1]["source"] == "console"
+    tracking = await (await api.get(f"/t/{made['tracking_code']}")).text()
+    assert "已取消" in tracking and "申请人改为到窗口领取" not in tracking  # the typed reason stays private
 
 
 async def test_a_parcel_already_picked_up_cannot_be_cancelled(
@@ -171,11 +173,14 @@ async def test_a_clerk_records_window_pickup_for_a_returned_parcel(
     [event] = await console_events(db, made["id"])
     assert (event["status"], event["carrier_text"], event["staff_id"]) == (
         "returned",
-        "登记为窗口领取",  # fixed wording: the typed note stays out of the history
+        "办件窗口已登记：请申请人到窗口领取",  # fixed wording: the typed note stays out of the history
         clerk.member.id,
     )
     exceptions = await (await api.get("/console/exceptions")).text()
     assert made["id"] not in exceptions  # decided: no longer to chase
+    public = await (await api.get(f"/t/{made['tracking_code']}", headers={"Accept": "application/json"})).json()
+    assert public["events"][0]["detail"] == "办件窗口已登记：请申请人到窗口领取"  # our wording: public
+    assert "已电话通知申请人" not in str(public)  # the clerk's note: never
 
 
 async def test_a_parcel_still_on_its_way_cannot_be_resolved_and_a_resolved_one_not_twice(
@@ -229,7 +234,7 @@ async def test_a_clerk_resends_a_returned_parcel_to_the_corrected_address(
     [event] = await console_events(db, made["id"])
     assert (event["status"], event["carrier_text"], event["staff_id"]) == (
         "returned",
-        "更正信息后重新寄递",
+        "办件窗口已更正收件信息，重新寄递",
         clerk.member.id,
     )
     async with db.read() as conn:
