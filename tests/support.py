@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from logistics.accounts import clients
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF.search(html)
+    assert found is not None, "the page has no CSRF field"
+    return found.group(1)
+
+
+async def sign_in(api: Any, token: str) -> str:
+    """Sign a clerk in on the console through its form; returns the session's CSRF token (from the landing page)."""
+    form = await api.get("/console/sign-in")
+    resp = await api.post("/console/sign-in", data={"csrf": csrf_of(await form.text()), "token": token})
+    assert resp.status == 200 and resp.url.path == "/console/today", await resp.text()
+    return csrf_of(await resp.text())
 
 
 def auth(creds: clients.Credentials) -> dict[str, str]:

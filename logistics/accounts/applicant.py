@@ -21,6 +21,7 @@ from logistics.api.schemas import Party, PickupWindow
 from logistics.domain.events import apply_event, emit, lock_shipment
 from logistics.domain.ids import hash_secret
 from logistics.domain.tables import shipments, utcnow
+from logistics.domain.wording import LINK_REISSUED_TEXT
 from logistics.storage.db import Database
 from logistics.storage.outbox import insert_tasks, task_row
 
@@ -168,14 +169,33 @@ async def choose_window(db: Database, token: str) -> Outcome:
 
 async def reissue(db: Database, client_id: str, shipment_id: str, days: float) -> tuple[str, datetime] | None:
     """A fresh link for a shipment still awaiting the applicant (the old one stops working); None otherwise."""
-    now = utcnow()
     async with db.write() as conn:
         row = await lock_shipment(conn, shipment_id)
         if row is None or row["client_id"] != client_id:
             return None
-        if row["status"] != "awaiting_applicant":
-            raise ValueError(row["status"])
-        token = new_token()
-        columns = link_columns(token, now, days)
-        await conn.execute(update(shipments).where(shipments.c.id == shipment_id).values(**columns))
+        return await reissue_locked(conn, row, days)
+
+
+async def reissue_locked(
+    conn: AsyncConnection, row: dict[str, Any], days: float, *, staff_id: str | None = None
+) -> tuple[str, datetime]:
+    """A fresh link for ``row`` (from ``lock_shipment`` in ``conn``), or ValueError(status) when it no longer
+    awaits the applicant. A link re-issued on the console (``staff_id``) is written in the history with the
+    clerk. The API and the hall's console both re-issue here."""
+    if row["status"] != "awaiting_applicant":
+        raise ValueError(row["status"])
+    token = new_token()
+    columns = link_columns(token, utcnow(), days)
+    if staff_id is None:
+        await conn.execute(update(shipments).where(shipments.c.id == row["id"]).values(**columns))
+    else:
+        await apply_event(
+            conn,
+            row,
+            status=row["status"],
+            source="console",
+            carrier_text=LINK_REISSUED_TEXT,
+            updates=columns,
+            staff_id=staff_id,
+        )
     return token, columns["applicant_expires_at"]

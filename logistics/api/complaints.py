@@ -1,5 +1,7 @@
 """Complaints (投诉): filed from the public tracking page, stored, listed to the shipment's client
-by ``GET /v1/complaints`` and sent to it as a ``shipment.complaint`` webhook."""
+by ``GET /v1/complaints`` and sent to it as a ``shipment.complaint`` webhook. The hall answers one on its
+console: the answer is stored with the clerk, sent as ``shipment.complaint_answered`` and shown, masked, on
+the tracking page (the complaint's own text never is)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ import re
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from logistics.api.appkeys import DB
 from logistics.api.auth import authenticate
@@ -23,6 +26,7 @@ from logistics.storage.db import Database
 log = logging.getLogger("logistics.complaints")
 routes = web.RouteTableDef()
 COMPLAINT = "shipment.complaint"
+ANSWERED = "shipment.complaint_answered"
 
 CATEGORIES: dict[str, str] = {
     "delay": "寄递太慢 / 超时未到",
@@ -33,6 +37,7 @@ CATEGORIES: dict[str, str] = {
     "other": "其他问题",
 }
 TEXT_MIN, TEXT_MAX = 5, 1000
+ANSWER_MIN, ANSWER_MAX = 5, 1000
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -78,8 +83,45 @@ async def store(db: Database, shipment_id: str, category: str, text: str) -> str
     return cid
 
 
+def check_answer(text: str) -> str | None:
+    """The Chinese message for an answer that cannot be sent, or None."""
+    if len(text) < ANSWER_MIN:
+        return f"请写清楚答复内容（至少{ANSWER_MIN}个字）"
+    if len(text) > ANSWER_MAX:
+        return f"答复太长了（最多{ANSWER_MAX}个字）"
+    return None
+
+
+class AlreadyAnswered(Exception):
+    """A complaint has one answer: a second (two clerks at once, a form posted twice) is refused."""
+
+
+async def answer(
+    conn: AsyncConnection, shipment: dict[str, Any], complaint_id: str, text: str, *, staff_id: str
+) -> dict[str, Any]:
+    """Store the hall's answer to one of ``shipment``'s complaints (``shipment`` from ``lock_shipment`` in
+    ``conn``, which also serialises two answers) and owe the client its webhook. LookupError when the complaint
+    is not this shipment's, AlreadyAnswered when it has its answer."""
+    found = (
+        await conn.execute(
+            select(complaints).where(complaints.c.id == complaint_id, complaints.c.shipment_id == shipment["id"])
+        )
+    ).first()
+    if found is None:
+        raise LookupError(complaint_id)
+    if found.answered_at is not None:
+        raise AlreadyAnswered(complaint_id)
+    values = {"answer": text, "answered_at": utcnow(), "answered_by": staff_id}
+    await conn.execute(update(complaints).where(complaints.c.id == complaint_id).values(**values))
+    record = {**found._mapping, **values}
+    await emit(conn, shipment, ANSWERED, None, extra={"complaint": complaint_json(record)})
+    log.info("complaint_answered", extra={"complaint_id": complaint_id, "shipment_id": shipment["id"]})
+    return record
+
+
 def complaint_json(c: Any) -> dict[str, Any]:
-    get = c.get if isinstance(c, dict) else lambda k: getattr(c, k)
+    get = c.get if isinstance(c, dict) else lambda k: getattr(c, k, None)
+    answered_at = get("answered_at")
     return {
         "id": get("id"),
         "shipment_id": get("shipment_id"),
@@ -87,6 +129,8 @@ def complaint_json(c: Any) -> dict[str, Any]:
         "category_text": CATEGORIES.get(get("category"), get("category")),
         "text": get("text"),
         "created_at": iso(get("created_at")),
+        # The hall's answer (null until answered); who answered stays with the hall.
+        "answer": None if answered_at is None else {"text": get("answer"), "answered_at": iso(answered_at)},
     }
 
 

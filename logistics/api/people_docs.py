@@ -39,6 +39,11 @@ class ScanLookupOut(BaseModel):
     shipment: dict[str, Any] = Field(description="masked; never the 取件验证码")
 
 
+class ComplaintAnswer(BaseModel):
+    text: str = Field(description="the hall's answer, in full (the tracking page shows it masked)")
+    answered_at: datetime
+
+
 class ComplaintOut(BaseModel):
     id: str = Field(examples=["cmp_01JD8Z6Q2M4X7V3K9T1R5N8B2C"])
     shipment_id: str
@@ -47,6 +52,7 @@ class ComplaintOut(BaseModel):
     category_text: str
     text: str
     created_at: datetime
+    answer: ComplaintAnswer | None = Field(description="the hall's answer from its console; null until answered")
 
 
 class ComplaintPage(BaseModel):

@@ -35,9 +35,11 @@ from logistics.api.shipments import (
     shipment_answer,
     shipment_row,
 )
-from logistics.domain.events import emit, lock_shipment
+from logistics.config import Settings
+from logistics.domain.events import apply_event, emit, lock_shipment
 from logistics.domain.statuses import RETURN_STATUSES
 from logistics.domain.tables import idempotency_records, shipment_cases, shipment_events, shipments, utcnow
+from logistics.domain.wording import RESENT_TEXT, RESOLUTION_TEXT
 from logistics.storage.outbox import insert_tasks, task_row
 
 routes = web.RouteTableDef()
@@ -170,13 +172,19 @@ async def resend(request: web.Request) -> web.Response:
             old = await _owned(conn, client_id, old_id)
             if key is not None and (record := await _stored(conn, client_id, key)) is not None:
                 return replayed(record, request_hash)
-            undecided(old)
-            cases = await _cases(conn, old_id)
             try:
-                spec = resend_spec(old, cases, change, context)
+                body = await resend_locked(
+                    conn,
+                    old,
+                    change,
+                    context=context,
+                    settings=request.app[SETTINGS],
+                    request_id=request[REQUEST_ID],
+                    key=key,
+                    request_hash=request_hash,
+                )
             except ValidationError as exc:
                 raise from_validation_error(exc) from None
-            body = await _insert_resend(conn, request, old, spec, key, request_hash)
     except IntegrityError:
         # The same key was taken meanwhile by another request (for another shipment): answer as it was answered.
         if key is None:
@@ -193,22 +201,51 @@ async def resend(request: web.Request) -> web.Response:
     )
 
 
+async def resend_locked(
+    conn: AsyncConnection,
+    old: dict[str, Any],
+    change: ResendIn,
+    *,
+    context: dict[str, Any] | None,
+    settings: Settings,
+    request_id: str | None,
+    key: str | None = None,
+    request_hash: str = "",
+    staff_id: str | None = None,
+) -> dict[str, Any]:
+    """Send a parcel that came back again, in the caller's transaction (``old`` from ``lock_shipment``); returns
+    the new shipment's answer. Raises the 409 Problem of ``undecided``, ValidationError for what the create
+    rules refuse, or a 422 Problem for a correction that does not fit the kind. A resend from the console
+    (``staff_id``) is also written in the old shipment's history with the clerk. The API and the hall's
+    console both resend here."""
+    undecided(old)
+    cases = await _cases(conn, old["id"])
+    spec = resend_spec(old, cases, change, context)
+    if staff_id is not None:
+        applied = await apply_event(
+            conn, old, status=old["status"], source="console", carrier_text=RESENT_TEXT, staff_id=staff_id
+        )
+        assert applied is not None
+        old = applied.shipment
+    return await _insert_resend(conn, old, spec, settings, request_id, key, request_hash)
+
+
 async def _insert_resend(
     conn: AsyncConnection,
-    request: web.Request,
     old: dict[str, Any],
     spec: ShipmentCreate,
+    settings: Settings,
+    request_id: str | None,
     key: str | None,
     request_hash: str,
 ) -> dict[str, Any]:
     """Write the new shipment as the group commit writes a create (row, cases, creation event, order task,
     idempotency record), linked both ways to the old one; returns its answer."""
-    settings = request.app[SETTINGS]
     now = utcnow()
     row = shipment_row(
         spec,
         client_id=old["client_id"],
-        request_id=request[REQUEST_ID],
+        request_id=request_id,
         carrier=settings.carrier,
         now=now,
         applicant_token=None,
@@ -227,7 +264,7 @@ async def _insert_resend(
             shipment_id=row.id, sequence=1, status=row.status, occurred_at=now, recorded_at=now, source="api"
         )
     )
-    await insert_tasks(conn, [task_row("order", row.id, request_id=request[REQUEST_ID])])
+    await insert_tasks(conn, [task_row("order", row.id, request_id=request_id)])
     await conn.execute(
         update(shipments).where(shipments.c.id == old["id"]).values(resent_as=row.id, updated_at=now)
     )
@@ -257,15 +294,33 @@ async def resolve(request: web.Request) -> web.Response:
         decision = ResolveIn.model_validate(payload)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
-    now = utcnow()
     async with request.app[DB].write() as conn:
         row = await _owned(conn, client_id, request.match_info["id"])
-        undecided(row)
-        resolution = {"action": decision.action, "note": decision.note, "resolved_at": iso(now)}
-        values = {"resolution": resolution, "updated_at": now}
-        await conn.execute(update(shipments).where(shipments.c.id == row["id"]).values(**values))
-        row = {**row, **values}
-        await emit(conn, row, RESOLVED, None, extra={"resolution": resolution})
+        row = await record_resolution(conn, row, decision.action, decision.note)
         body = await full_shipment(conn, row, request.app[SETTINGS].base_url)
     request.app[SIGNAL].poke()
     return json_response(body)
+
+
+async def record_resolution(
+    conn: AsyncConnection, row: dict[str, Any], action: str, note: str | None, *, staff_id: str | None = None
+) -> dict[str, Any]:
+    """The hall's decision on a parcel that came back, in the caller's transaction (``row`` from
+    ``lock_shipment``): the resolution and its ``shipment.resolved`` webhook; raises the 409 Problem of
+    ``undecided`` when there is nothing to decide. A decision from the console (``staff_id``) is also written
+    in the history with the clerk; its event text is fixed wording, never the note (typed text stays out of
+    events, which the purge does not clear). The API and the hall's console both resolve here."""
+    undecided(row)
+    if staff_id is not None:
+        applied = await apply_event(
+            conn, row, status=row["status"], source="console", carrier_text=RESOLUTION_TEXT[action], staff_id=staff_id
+        )
+        assert applied is not None
+        row = applied.shipment
+    now = utcnow()
+    resolution = {"action": action, "note": note, "resolved_at": iso(now)}
+    values = {"resolution": resolution, "updated_at": now}
+    await conn.execute(update(shipments).where(shipments.c.id == row["id"]).values(**values))
+    row = {**row, **values}
+    await emit(conn, row, RESOLVED, None, extra={"resolution": resolution})
+    return row

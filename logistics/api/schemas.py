@@ -406,7 +406,7 @@ class EventOut(BaseModel):
     sequence: int
     status: Literal[STATUSES]  # type: ignore[valid-type]
     occurred_at: datetime
-    source: Literal["api", "carrier_push", "carrier_poll", "scan", "applicant", "system"]
+    source: Literal["api", "carrier_push", "carrier_poll", "scan", "applicant", "system", "console"]
     carrier_code: str | None
     carrier_text: str | None
     location: str | None

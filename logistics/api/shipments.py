@@ -344,19 +344,26 @@ async def cancel_shipment(request: web.Request) -> web.Response:
         if row is None or row["client_id"] != client_id:
             raise not_found()
         if row["status"] != "cancelled":
-            if row["status"] not in CANCELLABLE:
-                raise Problem(
-                    409,
-                    "not-cancellable",
-                    "Cannot cancel",
-                    f"The shipment is {row['status']}; only shipments not yet picked up can be cancelled.",
-                )
-            applied = await apply_event(conn, row, status="cancelled", source="api", carrier_text=reason)
-            assert applied is not None
-            await insert_tasks(
-                conn, [task_row("cancel", row["id"], {"reason": reason}, request_id=request[REQUEST_ID])]
-            )
-            row = applied.shipment
+            row = await cancel(conn, row, reason=reason, source="api", request_id=request[REQUEST_ID])
         body = await full_shipment(conn, row, request.app[SETTINGS].base_url)
     request.app[SIGNAL].poke()
     return json_response(body)
+
+
+async def cancel(
+    conn: Any, row: dict[str, Any], *, reason: str, source: str, request_id: str | None, staff_id: str | None = None
+) -> dict[str, Any]:
+    """Cancel a shipment not yet picked up, and its carrier order (a ``cancel`` task), in the caller's
+    transaction; ``row`` must come from ``lock_shipment``. Returns the row after; raises the 409 Problem
+    ``not-cancellable`` once the parcel was collected or ended. The API and the hall's console both cancel here."""
+    if row["status"] not in CANCELLABLE:
+        raise Problem(
+            409,
+            "not-cancellable",
+            "Cannot cancel",
+            f"The shipment is {row['status']}; only shipments not yet picked up can be cancelled.",
+        )
+    applied = await apply_event(conn, row, status="cancelled", source=source, carrier_text=reason, staff_id=staff_id)
+    assert applied is not None
+    await insert_tasks(conn, [task_row("cancel", row["id"], {"reason": reason}, request_id=request_id)])
+    return applied.shipment

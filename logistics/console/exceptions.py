@@ -84,8 +84,10 @@ def _finders(now: datetime, today: date, limits: Limits) -> dict[str, ColumnElem
             shipment_events.c.status == "ordered",
             shipment_events.c.occurred_at < now - timedelta(hours=limits.pickup_hours),
         ),
-        # Every complaint is unanswered until answers exist (issue 18, actions): then this narrows to those.
-        "complaint": shipments.c.id.in_(select(complaints.c.shipment_id).scalar_subquery())
+        # Only complaints still waiting for the hall's answer (answered on the shipment page).
+        "complaint": shipments.c.id.in_(
+            select(complaints.c.shipment_id).where(complaints.c.answered_at.is_(None)).scalar_subquery()
+        )
         & shipments.c.purged_at.is_(None),
         "awaiting_applicant": (shipments.c.status == "awaiting_applicant")
         & (shipments.c.created_at < now - timedelta(days=limits.awaiting_days)),

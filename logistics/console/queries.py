@@ -19,6 +19,7 @@ from logistics.domain.tables import (
     shipment_cases,
     shipment_events,
     shipments,
+    staff,
 )
 from logistics.storage.db import Database
 
@@ -202,7 +203,8 @@ async def shipment(db: Database, departments: Sequence[str], shipment_id: str) -
         row["events"] = [
             dict(r._mapping)
             for r in await conn.execute(
-                select(shipment_events)
+                select(shipment_events, staff.c.name.label("staff_name"))
+                .outerjoin(staff, staff.c.id == shipment_events.c.staff_id)
                 .where(shipment_events.c.shipment_id == row["id"])
                 .order_by(shipment_events.c.occurred_at.desc(), shipment_events.c.sequence.desc())
             )
@@ -210,7 +212,8 @@ async def shipment(db: Database, departments: Sequence[str], shipment_id: str) -
         row["complaints"] = [
             dict(r._mapping)
             for r in await conn.execute(
-                select(complaints.c.id, complaints.c.category, complaints.c.text, complaints.c.created_at)
+                select(complaints, staff.c.name.label("answered_by_name"))
+                .outerjoin(staff, staff.c.id == complaints.c.answered_by)
                 .where(complaints.c.shipment_id == row["id"])
                 .order_by(complaints.c.created_at)
             )
@@ -260,11 +263,12 @@ async def access_log(
 
 
 async def complaint_counts(conn: Any, ids: Sequence[str]) -> dict[str, int]:
+    """Unanswered complaints per shipment."""
     if not ids:
         return {}
     rows = await conn.execute(
         select(complaints.c.shipment_id, func.count())
-        .where(complaints.c.shipment_id.in_(list(ids)))
+        .where(complaints.c.shipment_id.in_(list(ids)), complaints.c.answered_at.is_(None))
         .group_by(complaints.c.shipment_id)
     )
     return {r[0]: int(r[1]) for r in rows}

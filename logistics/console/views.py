@@ -21,9 +21,12 @@ from typing import Any
 from aiohttp import web
 
 from logistics.api.appkeys import DB, SETTINGS
+from logistics.api.complaints import CATEGORIES
+from logistics.api.returns import pickup_failed
 from logistics.console import exceptions, queries, sessions
 from logistics.console.sessions import Session
 from logistics.domain.deadlines import beijing_today
+from logistics.domain.statuses import CANCELLABLE, RETURN_STATUSES
 from logistics.domain.tables import utcnow
 from logistics.domain.wording import KIND_TEXT, SOURCE_TEXT, status_text
 from logistics.pages.views import SECURITY_HEADERS, beijing, esc, limited, refuse_cross_origin
@@ -315,9 +318,99 @@ def _issue17_facts(row: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-@routes.get("/console/shipments/{id}")
-@signed_in
-async def shipment_page(request: web.Request, session: Session) -> web.Response:
+def _source(e: Mapping[str, Any]) -> str:
+    text = SOURCE_TEXT.get(e["source"], e["source"])
+    return f"{text}（{e['staff_name']}）" if e.get("staff_name") else text
+
+
+def _complaint_rows(complaints: list[dict[str, Any]], csrf: str, shipment_id: str) -> str:
+    rows = []
+    for c in complaints:
+        if c["answered_at"] is not None:
+            reply = (
+                f'<div class="answer" id="answer-{esc(c["id"])}">{esc(c["answer"])}<br><span class="muted">'
+                f"{esc(c['answered_by_name'] or c['answered_by'])} 答复于 {esc(beijing(c['answered_at']))}</span></div>"
+            )
+        else:
+            reply = (
+                f'<form method="post" action="/console/shipments/{esc(shipment_id)}/complaints/{esc(c["id"])}/answer"'
+                f' class="action" id="answer-form-{esc(c["id"])}"><input type="hidden" name="csrf" value="{esc(csrf)}">'
+                '<textarea name="answer" maxlength="1000" required aria-label="答复"'
+                ' placeholder="答复会显示在公开的邮件跟踪页面上，请勿写入申请人的姓名、电话、证件号码。"></textarea>'
+                '<button type="submit">发送答复</button></form>'
+            )
+        rows.append(
+            f"<tr><td>{esc(beijing(c['created_at']))}</td><td>{esc(CATEGORIES.get(c['category'], c['category']))}</td>"
+            f"<td>{esc(c['text'])}</td><td>{reply}</td></tr>"
+        )
+    return "".join(rows)
+
+
+RESEND_FIELDS = (
+    ("name", "姓名", 50),
+    ("phone", "电话", 20),
+    ("province", "省", 20),
+    ("city", "市", 30),
+    ("district", "区县", 30),
+    ("address", "详细地址", 200),
+    ("postcode", "邮编", 6),
+)
+
+
+def _resend_form(base: str, hidden: str, recipient: Mapping[str, Any]) -> str:
+    """Resend to a corrected address, filled in with the address the parcel came back from."""
+    inputs = "".join(
+        f'<label for="resend-{k}">{esc(text)}</label>'
+        f'<input id="resend-{k}" name="{k}" maxlength="{size}" value="{esc(recipient.get(k) or "")}">'
+        for k, text, size in RESEND_FIELDS
+    )
+    return (
+        f'<form method="post" action="{base}/resend" class="action" id="resend-form">{hidden}'
+        f'<p class="muted">或更正收件信息后重新寄递（生成新邮件，重新下单）：</p>{inputs}'
+        '<button type="submit">重新寄递</button></form>'
+    )
+
+
+def _action_forms(row: Mapping[str, Any], csrf: str) -> str:
+    """The actions that apply to the shipment now (the server checks again when one is posted)."""
+    base = f"/console/shipments/{esc(row['id'])}"
+    hidden = f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
+    forms = []
+    if row["status"] in CANCELLABLE:
+        forms.append(
+            f'<form method="post" action="{base}/cancel" class="action" id="cancel-form">{hidden}'
+            '<label for="cancel-reason">取消原因</label>'
+            '<input id="cancel-reason" name="reason" maxlength="200" placeholder="申请人改为窗口领取">'
+            '<button type="submit" class="danger">取消寄递</button></form>'
+        )
+    if row["status"] == "awaiting_applicant":
+        forms.append(
+            f'<form method="post" action="{base}/applicant-link" class="action" id="link-form">{hidden}'
+            '<p class="muted">新链接生成后，此前发给申请人的链接立即失效。</p>'
+            '<button type="submit">重新生成申请人链接</button></form>'
+        )
+    undecided = not row.get("resent_as") and not row.get("resolution") and row["purged_at"] is None
+    if undecided and (row["status"] in RETURN_STATUSES or pickup_failed(dict(row))):
+        forms.append(
+            f'<form method="post" action="{base}/resolve" class="action" id="resolve-form">{hidden}'
+            '<label for="resolve-action">处理方式</label><select id="resolve-action" name="action">'
+            '<option value="window_pickup">申请人到窗口领取</option>'
+            '<option value="closed">结案（如已公告送达）</option>'
+            '</select><label for="resolve-note">备注（仅内部可见）</label>'
+            '<input id="resolve-note" name="note" maxlength="500">'
+            '<button type="submit">登记处理</button></form>'
+        )
+        if row["kind"] == "delivery":
+            forms.append(_resend_form(base, hidden, row["recipient"] or {}))
+    if not forms:
+        return ""
+    return f'<section class="card" id="actions"><h2>操作</h2>{"".join(forms)}</section>'
+
+
+async def shipment_response(
+    request: web.Request, session: Session, *, notice: str = "", status: int = 200
+) -> web.Response:
+    """The shipment page (a view of personal data: recorded), with a notice after an action."""
     row = await queries.shipment(request.app[DB], session.member.departments, request.match_info["id"])
     if row is None:
         return not_found(session)
@@ -328,16 +421,13 @@ async def shipment_page(request: web.Request, session: Session) -> web.Response:
     events = "".join(
         f"<tr><td>{esc(beijing(e['occurred_at']))}</td><td>{esc(status_text(e['status'], kind))}"
         + (' <span class="badge warn">未采用</span>' if e["refused"] else "")
-        + f"</td><td>{esc(SOURCE_TEXT.get(e['source'], e['source']))}</td><td>{esc(e['carrier_text'] or '')}</td>"
+        + f"</td><td>{esc(_source(e))}</td><td>{esc(e['carrier_text'] or '')}</td>"
         f"<td>{esc(e['location'] or '')}</td></tr>"
         for e in row["events"]
     )
-    complaints = "".join(
-        f"<tr><td>{esc(beijing(c['created_at']))}</td><td>{esc(c['category'])}</td><td>{esc(c['text'])}</td></tr>"
-        for c in row["complaints"]
-    )
+    complaints = _complaint_rows(row["complaints"], session.csrf_token, row["id"])
     complaint_table = (
-        f'<table id="complaints">{head("时间", "类别", "内容")}{complaints}</table>'
+        f'<table id="complaints">{head("时间", "类别", "内容", "答复")}{complaints}</table>'
         if complaints
         else '<p class="muted">没有投诉。</p>'
     )
@@ -346,7 +436,7 @@ async def shipment_page(request: web.Request, session: Session) -> web.Response:
     handed = _handed_to_post(row["events"])
     body = f"""
 <h1>{esc(row["cases"][0]["case_no"] if row["cases"] else row["tracking_code"])} {_status_badge(row)}</h1>
-{purged}
+{notice}{purged}
 <div class="grid2">
 <section class="card"><h2>邮件</h2><dl class="facts" id="facts">
 <dt>类型</dt><dd>{esc(KIND_TEXT.get(kind, kind))}</dd>
@@ -363,11 +453,18 @@ async def shipment_page(request: web.Request, session: Session) -> web.Response:
 <section class="card"><h2>寄件人</h2><div id="sender">{_party(row["sender"])}</div>
 <h2>收件人</h2><div id="recipient">{_party(row["recipient"])}</div></section>
 </div>
+{_action_forms(row, session.csrf_token)}
 <section class="card"><h2>寄递记录</h2>
 <table id="events">{head("时间", "状态", "来源", "说明", "地点")}{events}</table></section>
 <section class="card"><h2>投诉（{len(row["complaints"])}）</h2>{complaint_table}</section>
 """
-    return render("邮件详情", body, session=session)
+    return render("邮件详情", body, session=session, status=status)
+
+
+@routes.get("/console/shipments/{id}")
+@signed_in
+async def shipment_page(request: web.Request, session: Session) -> web.Response:
+    return await shipment_response(request, session)
 
 
 # Exceptions

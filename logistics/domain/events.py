@@ -124,6 +124,7 @@ async def apply_event(
     reason_code: str | None = None,
     reason: str | None = None,
     attempt: str | None = None,
+    staff_id: str | None = None,
 ) -> Applied | None:
     """Record the event; move the status only forward. ``shipment`` must come from ``lock_shipment`` in ``conn``.
 
@@ -131,6 +132,7 @@ async def apply_event(
     still kept in the history (marked ``refused``, so public pages leave it out), but the status stays where it is.
     ``attempt`` (``delivery`` or ``pickup``) marks a failed attempt: it is counted on the shipment and, when it is
     the latest, becomes its ``last_failure``; an attempt that contradicts the current status is not counted.
+    ``staff_id`` names the clerk behind a console action (kept for the record, never sent to the client).
     """
     now = utcnow()
     if dedup_key is not None:
@@ -154,6 +156,7 @@ async def apply_event(
         "refused": False,
         "reason_code": reason_code,
         "reason": reason,
+        "staff_id": staff_id,
     }
     if not changed and status != previous:
         event["refused"] = await _contradicts(conn, shipment["id"], previous, event["occurred_at"])

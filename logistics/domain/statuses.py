@@ -47,7 +47,7 @@ RETURN_STATUSES = frozenset({"returning", "returned"})
 
 CANCELLABLE = frozenset({"awaiting_applicant", "pending", "ordered"})
 
-Source = Literal["api", "carrier_push", "carrier_poll", "scan", "applicant", "system"]
+Source = Literal["api", "carrier_push", "carrier_poll", "scan", "applicant", "system", "console"]
 
 
 def may_move(current: str, new: str) -> bool:

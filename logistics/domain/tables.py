@@ -192,6 +192,8 @@ class ShipmentEvent(SQLModel, table=True):
     # Why an attempt failed or the parcel goes back: the EMS reason code (101 … 130) and its words.
     reason_code: str | None = Field(default=None, max_length=8)
     reason: str | None = Field(default=None, max_length=100)
+    # The clerk who did it, for an action taken on the hall's console (never their token).
+    staff_id: str | None = Field(default=None, max_length=40)
 
 
 class IdempotencyRecord(SQLModel, table=True):
@@ -349,6 +351,10 @@ class Complaint(SQLModel, table=True):
     category: str = Field(max_length=32)
     text: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = _ts()
+    # The hall's answer, from the console: shown (masked) on the tracking page, sent to the client.
+    answer: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    answered_at: datetime | None = _ts(nullable=True)
+    answered_by: str | None = Field(default=None, max_length=40)  # the clerk's staff id
 
 
 class ConsoleSession(SQLModel, table=True):

@@ -71,6 +71,7 @@ SOURCE_TEXT: dict[str, str] = {
     "scan": "扫描登记",
     "applicant": "申请人",
     "system": "系统",
+    "console": "办件窗口",
 }
 
 
@@ -113,8 +114,18 @@ def hall_party(party: Mapping[str, Any] | None) -> dict[str, str] | None:
 PUBLIC_TEXT_SOURCES = frozenset({"carrier_push", "carrier_poll", "system"})
 
 
+# The fixed wording of the console's actions that keep the status (a clerk's cancel reason is typed: private).
+RESOLUTION_TEXT = {"window_pickup": "办件窗口已登记：请申请人到窗口领取", "closed": "办件窗口已登记：结案"}
+RESENT_TEXT = "办件窗口已更正收件信息，重新寄递"
+LINK_REISSUED_TEXT = "办件窗口已重新发送选择寄递方式的链接"
+CONSOLE_PUBLIC_TEXTS = frozenset({*RESOLUTION_TEXT.values(), RESENT_TEXT, LINK_REISSUED_TEXT})
+
+
 def public_detail(text: str | None, source: str, applicant: Mapping[str, Any] | None) -> str | None:
-    """An event's text as a public page may show it: None for a person's text, a carrier's text masked."""
+    """An event's text as a public page may show it: None for a person's text, a carrier's text masked, the
+    console's own fixed wording as it is."""
+    if source == "console" and text in CONSOLE_PUBLIC_TEXTS:
+        return text
     if not text or source not in PUBLIC_TEXT_SOURCES:
         return None
     return public_masked(text, applicant)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
 
 from labels.privacy import mask_address, mask_name, mask_phone, mask_text
 from logistics.domain import proof
@@ -81,7 +81,11 @@ async def purge_finished(db: Database, *, after: timedelta, now: datetime | None
         if ids:
             await _purge_resolution_notes(conn, ids)
             await conn.execute(delete(label_renders).where(label_renders.c.shipment_id.in_(ids)))
-            await conn.execute(update(complaints).where(complaints.c.shipment_id.in_(ids)).values(text=PURGED_TEXT))
+            # The hall's answer may name the applicant too (it is masked on the tracking page, but kept in full here).
+            answer = case((complaints.c.answer.is_(None), None), else_=PURGED_TEXT)
+            await conn.execute(
+                update(complaints).where(complaints.c.shipment_id.in_(ids)).values(text=PURGED_TEXT, answer=answer)
+            )
             events = await conn.execute(
                 select(shipment_events.c.id, shipment_events.c.shipment_id, shipment_events.c.carrier_text).where(
                     shipment_events.c.shipment_id.in_(ids), shipment_events.c.carrier_text.is_not(None)

@@ -32,6 +32,7 @@ from logistics.api.errors import Problem
 from logistics.api.present import iso
 from logistics.api.schemas import BEIJING, PartyForm, PickupWindow
 from logistics.api.shipments import json_response
+from logistics.domain.tables import complaints as complaints_table
 from logistics.domain.tables import shipment_cases, shipment_events, shipments, utcnow
 from logistics.domain.wording import (
     KIND_TEXT,
@@ -206,6 +207,16 @@ async def _tracking_data(request: web.Request, code: str) -> tuple[dict[str, Any
                 .order_by(shipment_cases.c.position)
             )
         )
+        # The hall's answers to complaints (never the complaints themselves: the applicant's typed text).
+        answers = list(
+            await conn.execute(
+                select(complaints_table.c.answer, complaints_table.c.answered_at)
+                .where(complaints_table.c.shipment_id == sid, complaints_table.c.answered_at.is_not(None))
+                .order_by(complaints_table.c.answered_at)
+            )
+        )
+    if row is not None:
+        row["answers"] = answers
     return row, events, cases
 
 
@@ -248,6 +259,12 @@ def public_view(row: Mapping[str, Any], events: list[Any], cases: list[Any]) -> 
             }
             for e in events
         ],
+        # The hall's own text, public by design (the answer is addressed to the applicant, who may not be the
+        # one reading): still masked like a carrier's text, in case it names the applicant or writes a number.
+        "answers": [
+            {"answered_at": iso(a.answered_at), "text": public_masked(a.answer, applicant)}
+            for a in row.get("answers", ())
+        ],
     }
 
 
@@ -277,6 +294,17 @@ def _timeline(view: Mapping[str, Any]) -> str:
     return "".join(items) or "<li><b>暂无记录</b></li>"
 
 
+def _answers(view: Mapping[str, Any]) -> str:
+    if not view["answers"]:
+        return ""
+    items = "".join(
+        f"<li><time>{esc(beijing(datetime.fromisoformat(a['answered_at'].replace('Z', '+00:00'))))}</time>"
+        f"<p>{esc(a['text'])}</p></li>"
+        for a in view["answers"]
+    )
+    return f'<h3>办件部门的答复</h3><ul class="answers" id="answers">{items}</ul>'
+
+
 def tracking_page(
     view: Mapping[str, Any], *, notice: str = "", category: str = "", text: str = "", status: int = 200
 ) -> web.Response:
@@ -297,6 +325,7 @@ def tracking_page(
         recipient=_party_text(view["recipient"]),
         pickup_window=_window_fact(view["pickup_window"]),
         timeline=_timeline(view),
+        answers=_answers(view),
         complaint_notice=notice,
         categories=options,
         complaint_text=esc(text),

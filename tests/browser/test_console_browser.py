@@ -1,5 +1,6 @@
 """The hall's console in real headless Chromium at desktop size: sign in, today, find, one shipment, the
-exceptions to chase, sign out. Screenshots are kept in test-artifacts/console-*.png."""
+exceptions to chase, a complaint answered (and its answer on the public tracking page), sign out. Screenshots
+are kept in test-artifacts/console-*.png."""
 
 from __future__ import annotations
 
@@ -89,10 +90,45 @@ async def test_a_clerk_signs_in_sees_today_finds_a_shipment_and_signs_out(
     await page.screenshot(path=shot("console-find"), full_page=True)
     assert await views(db) == 3
 
+    filed = await api.post(
+        f"/t/{wanted['tracking_code']}/complaints",
+        json={"category": "delay", "text": "下单两天了还没有人来取件，我是欧阳娜娜13803712345"},
+    )
+    assert filed.status == 201
     await page.click("#nav-exceptions")
     await page.wait_for_selector("#chases")
-    assert "已下单但面单从未打印" in await page.inner_text("#chases")
+    chases = await page.inner_text("#chases")
+    assert "有1条投诉尚未答复" in chases and "已下单但面单从未打印" in chases
     await page.screenshot(path=shot("console-exceptions"), full_page=True)
+
+    # The exception chased to its end: the complaint answered from the shipment page.
+    await page.click("text=410106-2026-00388")
+    await page.wait_for_selector("#complaints textarea")
+    answer = "已联系EMS上街区揽投部，今天下午上门揽收，明天送达。如有疑问请拨打0371-68123456。"
+    await page.fill("#complaints textarea", answer)
+    await page.click("#complaints button")
+    await page.wait_for_selector("#action-ok")
+    assert "答复已发送" in await page.inner_text("#action-ok")
+    assert answer in await page.inner_text("#complaints")
+    await page.screenshot(path=shot("console-answer"), full_page=True)
+    await page.click("#nav-exceptions")
+    await page.wait_for_selector("#chases")
+    assert "投诉尚未答复" not in await page.inner_text("#chases")
+
+    await page.goto(url(api, f"/t/{wanted['tracking_code']}"))
+    await page.wait_for_selector("#answers")
+    public = await page.inner_text("#answers")
+    assert "今天下午上门揽收，明天送达" in public and "68123456" not in public
+    assert "还没有人来取件" not in await page.inner_text("body")  # the complaint itself stays private
+    await page.screenshot(path=shot("console-answer-tracking"), full_page=True)
+    back = await create(api, hall, cases=[{"case_no": "410106-2026-00402", "item_name": "食品经营许可证变更"}])
+    await move(db, back["id"], "1295780512551", "ordered", "picked_up", "returning", "returned")
+    await page.goto(url(api, f"/console/shipments/{back['id']}"))
+    await page.wait_for_selector("#resolve-form")
+    assert await page.input_value("#resend-address") == APPLICANT["address"]  # filled in, to be corrected
+    await page.screenshot(path=shot("console-returned"), full_page=True)
+    await page.goto(url(api, "/console/today"))
+    await page.wait_for_selector("#count-created")
 
     await page.click("#sign-out")
     await page.wait_for_selector("#token")

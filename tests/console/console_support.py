@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -13,26 +12,11 @@ from logistics.domain.events import apply_event, lock_shipment
 from logistics.domain.tables import shipments
 from logistics.storage.db import Database
 
-from support import auth, delivery_body
+from support import auth, csrf_of, delivery_body, sign_in  # noqa: F401  (the console tests import them from here)
 
 MARKET = "上街区市场监督管理局"
 CIVIL = "上街区民政局"
 TAX = "二七区税务局"
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-def csrf_of(html: str) -> str:
-    found = CSRF.search(html)
-    assert found is not None, "the page has no CSRF field"
-    return found.group(1)
-
-
-async def sign_in(api: TestClient, token: str) -> str:
-    """Sign in through the form; returns the session's CSRF token (read from the page it lands on)."""
-    form = await api.get("/console/sign-in")
-    resp = await api.post("/console/sign-in", data={"csrf": csrf_of(await form.text()), "token": token})
-    assert resp.status == 200 and resp.url.path == "/console/today", await resp.text()
-    return csrf_of(await resp.text())
 
 
 async def create(api: TestClient, creds: clients.Credentials, **overrides: Any) -> dict[str, Any]:
