@@ -7,6 +7,7 @@ databases by tests/people.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -54,8 +55,9 @@ def database_url(tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-async def browser_context() -> AsyncIterator[Any]:
+@contextlib.asynccontextmanager
+async def _context(**options: Any) -> AsyncIterator[Any]:
+    """A fresh Chromium and one browser context with ``options``; skips when Chromium or the font is missing."""
     reason = _missing()
     if reason is not None:
         _skipped.append(reason)
@@ -65,15 +67,19 @@ async def browser_context() -> AsyncIterator[Any]:
     ARTIFACTS.mkdir(exist_ok=True)
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        # A phone: the pages are built for one.
-        context = await browser.new_context(
-            viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, locale="zh-CN"
-        )
+        context = await browser.new_context(locale="zh-CN", **options)
         try:
             yield context
         finally:
             await context.close()
             await browser.close()
+
+
+@pytest.fixture
+async def browser_context() -> AsyncIterator[Any]:
+    # A phone: the pages are built for one.
+    async with _context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True) as context:
+        yield context
 
 
 @pytest.fixture
@@ -84,18 +90,5 @@ async def page(browser_context: Any) -> Any:
 @pytest.fixture
 async def desktop_page() -> AsyncIterator[Any]:
     """A clerk's PC at the hall (the console is desktop-first): 1440×900."""
-    reason = _missing()
-    if reason is not None:
-        _skipped.append(reason)
-        pytest.skip(reason)
-    from playwright.async_api import async_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = await browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
-        try:
-            yield await context.new_page()
-        finally:
-            await context.close()
-            await browser.close()
+    async with _context(viewport={"width": 1440, "height": 900}) as context:
+        yield await context.new_page()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from console_support import MARKET, create, csrf_of, move, sign_in
+from returns_support import CORRECTED
 from sqlalchemy import select
 
 from logistics.accounts import clients, staff
@@ -202,15 +203,6 @@ async def test_a_parcel_still_on_its_way_cannot_be_resolved_and_a_resolved_one_n
     assert (await shipment_row(db, moving["id"]))["resolution"] is None
 
 
-CORRECTED = {
-    "name": "欧阳娜娜",
-    "phone": "13803712345",
-    "province": "河南省",
-    "city": "郑州市",
-    "district": "中原区",
-    "address": "桐柏路街道伊河路17号院2号楼1单元302室",
-    "postcode": "450007",
-}
 
 
 async def test_a_clerk_resends_a_returned_parcel_to_the_corrected_address(
