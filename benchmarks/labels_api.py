@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ sys.path[:1] = [str(ROOT), str(ROOT / "tests")]
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 from sqlalchemy import select, update  # noqa: E402
 
-from benchmarks.scratch_db import scratch_database  # noqa: E402
+from benchmarks.scratch_db import scratch_settings  # noqa: E402
 from labels import render_pdf  # noqa: E402
 from labels.text import load_face  # noqa: E402
 from logistics.accounts import clients  # noqa: E402
@@ -79,36 +77,26 @@ async def _bare(db: Database, settings: Settings, ids: list[str]) -> tuple[float
 
 async def main(args: argparse.Namespace) -> None:
     load_face()  # once per process either way; not part of either figure
-    with tempfile.TemporaryDirectory() as tmp:
-        async with scratch_database(args.postgres, Path(tmp), "bench_labels") as url:
-            settings = Settings(
-                data_dir=Path(tmp),
-                database_url=url,
-                redis_url=args.redis,
-                public_base_url="http://127.0.0.1:8080",
-                log_level="WARNING",
-                queue_name=f"bench:{uuid.uuid4().hex[:8]}",
-                label_batch_max=max(args.n, 1),
-            )
-            db = Database(settings.resolved_database_url)
-            api = TestClient(TestServer(create_app(settings, db=db)))
-            await api.start_server()
-            try:
-                creds = await clients.create(db, "上街区行政审批系统")
-                ids = await _seed(api, db, creds, args.n)
-                timings: list[tuple[str, float, float, int]] = []
-                for name in ("first call (stores print times)", "second call"):
-                    started = time.perf_counter()
-                    resp = await api.post("/v1/labels", json={"shipment_ids": ids}, headers=auth(creds))
-                    first = await resp.content.readany()
-                    first_byte = time.perf_counter() - started
-                    body = first + await resp.read()
-                    assert resp.status == 200, body[:300]
-                    timings.append((name, first_byte, time.perf_counter() - started, len(body)))
-                bare_s, bare_bytes = await _bare(db, settings, ids)
-            finally:
-                await api.close()
-                await db.dispose()
+    async with scratch_settings(args.postgres, args.redis, "bench_labels", label_batch_max=max(args.n, 1)) as settings:
+        db = Database(settings.resolved_database_url)
+        api = TestClient(TestServer(create_app(settings, db=db)))
+        await api.start_server()
+        try:
+            creds = await clients.create(db, "上街区行政审批系统")
+            ids = await _seed(api, db, creds, args.n)
+            timings: list[tuple[str, float, float, int]] = []
+            for name in ("first call (stores print times)", "second call"):
+                started = time.perf_counter()
+                resp = await api.post("/v1/labels", json={"shipment_ids": ids}, headers=auth(creds))
+                first = await resp.content.readany()
+                first_byte = time.perf_counter() - started
+                body = first + await resp.read()
+                assert resp.status == 200, body[:300]
+                timings.append((name, first_byte, time.perf_counter() - started, len(body)))
+            bare_s, bare_bytes = await _bare(db, settings, ids)
+        finally:
+            await api.close()
+            await db.dispose()
     backend = "PostgreSQL" if args.postgres else "SQLite"
     print(f"{args.n} labels, one PDF (100x150), {backend}")
     print(f"labels.render_pdf, same labels:       {bare_s:6.2f} s  ({bare_bytes / 2**20:.1f} MiB)   <- baseline")

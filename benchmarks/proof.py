@@ -22,9 +22,7 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,7 @@ sys.path[:1] = [str(ROOT), str(ROOT / "tests")]
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from benchmarks.scratch_db import scratch_database  # noqa: E402
+from benchmarks.scratch_db import scratch_settings  # noqa: E402
 from labels import render_pdf  # noqa: E402
 from labels.text import load_face  # noqa: E402
 from logistics import proof_document  # noqa: E402
@@ -133,37 +131,27 @@ async def _rate(api: TestClient, creds: clients.Credentials, paths: list[str], t
 
 async def main(args: argparse.Namespace) -> None:
     load_face()  # once per process either way; not part of either figure
-    with tempfile.TemporaryDirectory() as tmp:
-        async with scratch_database(args.postgres, Path(tmp), "bench_proof") as url:
-            settings = Settings(
-                data_dir=Path(tmp),
-                database_url=url,
-                redis_url=args.redis,
-                public_base_url="http://127.0.0.1:8080",
-                log_level="WARNING",
-                access_log=False,
-                queue_name=f"bench:{uuid.uuid4().hex[:8]}",
-            )
-            db = Database(settings.resolved_database_url)
-            api = TestClient(TestServer(create_app(settings, db=db)))
-            await api.start_server()
-            try:
-                creds = await clients.create(db, "上街区行政审批系统")
-                ids = [await _delivered(api, db, creds, k) for k in range(SHIPMENTS)]
-                label_paths = [f"/v1/shipments/{sid}/label" for sid in ids]
-                proof_paths = [f"/v1/shipments/{sid}/proof" for sid in ids]
-                for path in label_paths + proof_paths:  # the first fetch renders and stores
-                    resp = await api.get(path, headers=auth(creds))
-                    assert resp.status == 200, await resp.text()
-                label, facts = await _render_inputs(db, settings, ids[0])
-                label_s, proof_s = await asyncio.to_thread(rendering, label, facts, args.rounds, args.n)
-                label_rates, proof_rates = [], []
-                for _ in range(args.rounds):
-                    label_rates.append(await _rate(api, creds, label_paths, args.requests, args.concurrency))
-                    proof_rates.append(await _rate(api, creds, proof_paths, args.requests, args.concurrency))
-            finally:
-                await api.close()
-                await db.dispose()
+    async with scratch_settings(args.postgres, args.redis, "bench_proof", access_log=False) as settings:
+        db = Database(settings.resolved_database_url)
+        api = TestClient(TestServer(create_app(settings, db=db)))
+        await api.start_server()
+        try:
+            creds = await clients.create(db, "上街区行政审批系统")
+            ids = [await _delivered(api, db, creds, k) for k in range(SHIPMENTS)]
+            label_paths = [f"/v1/shipments/{sid}/label" for sid in ids]
+            proof_paths = [f"/v1/shipments/{sid}/proof" for sid in ids]
+            for path in label_paths + proof_paths:  # the first fetch renders and stores
+                resp = await api.get(path, headers=auth(creds))
+                assert resp.status == 200, await resp.text()
+            label, facts = await _render_inputs(db, settings, ids[0])
+            label_s, proof_s = await asyncio.to_thread(rendering, label, facts, args.rounds, args.n)
+            label_rates, proof_rates = [], []
+            for _ in range(args.rounds):
+                label_rates.append(await _rate(api, creds, label_paths, args.requests, args.concurrency))
+                proof_rates.append(await _rate(api, creds, proof_paths, args.requests, args.concurrency))
+        finally:
+            await api.close()
+            await db.dispose()
     backend = "PostgreSQL" if args.postgres else "SQLite"
     label_rate, proof_rate = statistics.median(label_rates), statistics.median(proof_rates)
     print(f"Proof of service vs label, same run ({backend}; medians of {args.rounds} alternating rounds)")

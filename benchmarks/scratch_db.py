@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from logistics.config import normalise_database_url
+from logistics.config import Settings, normalise_database_url
 from logistics.storage import migrate
 
 
@@ -41,3 +43,19 @@ async def scratch_database(postgres: str | None, folder: Path, prefix: str) -> A
         yield url
     finally:
         await _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.asynccontextmanager
+async def scratch_settings(postgres: str | None, redis: str, prefix: str, **extra: Any) -> AsyncIterator[Settings]:
+    """Settings for a benchmark's own API: a scratch database (above), a temporary data folder, its own queue."""
+    with tempfile.TemporaryDirectory() as tmp:
+        async with scratch_database(postgres, Path(tmp), prefix) as url:
+            yield Settings(
+                data_dir=Path(tmp),
+                database_url=url,
+                redis_url=redis,
+                public_base_url="http://127.0.0.1:8080",
+                log_level="WARNING",
+                queue_name=f"bench:{uuid.uuid4().hex[:8]}",
+                **extra,
+            )
