@@ -194,10 +194,47 @@ def idempotency_claim(client_id: str, key: str, payload: dict[str, Any], stored:
 
 
 async def commit(
-    request: web.Request, row: ShipmentRow, cases: list[tuple[str, str]], claim: IdempotencyClaim | None
+    app: web.Application, row: ShipmentRow, cases: list[tuple[str, str]], claim: IdempotencyClaim | None
 ) -> Outcome:
     """Hand the rows to the group commit and wait until they are durable (or the key proved taken)."""
-    return await request.app[COMMITTER].submit(NewShipment(row, cases, claim))
+    return await app[COMMITTER].submit(NewShipment(row, cases, claim))
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """What a create did: the new shipment's row and the answer for it, or — when its Idempotency-Key was used
+    before — the first create's record (``existing``), which the caller answers with."""
+
+    row: ShipmentRow
+    body: bytes  # the answer to send for a new shipment (with the applicant link, when there is one)
+    claim: IdempotencyClaim | None
+    existing: StoredRecord | None
+
+
+async def create_new(app: web.Application, create: CreateRequest, *, request_id: str | None) -> Created:
+    """Create the shipment a validated request describes, durable when this returns: the one way shipments are
+    made, by the API's POST /v1/shipments and by the hall's console (logistics/console/create.py)."""
+    settings = app[SETTINGS]
+    applicant_token = applicant.new_token() if create.spec.applicant_choice else None
+    row = shipment_row(
+        create.spec,
+        client_id=create.client_id,
+        request_id=request_id,
+        carrier=settings.carrier,
+        now=utcnow(),
+        applicant_token=applicant_token,
+        link_days=settings.applicant_link_days,
+    )
+    cases = [(c.case_no, c.item_name) for c in create.spec.cases]
+    answer = shipment_answer(row, cases, settings.base_url)
+    body, stored = answer_bodies(answer, applicant_token, create.key is not None, settings.base_url)
+    claim = None
+    if create.key is not None and stored is not None:
+        claim = idempotency_claim(create.client_id, create.key, create.payload, stored)
+    outcome = await commit(app, row, cases, claim)
+    # Only a keyed create can lose its shipment to an earlier one, which the outcome then carries.
+    assert outcome.created or (claim is not None and outcome.existing is not None)
+    return Created(row, body, claim, None if outcome.created else outcome.existing)
 
 
 async def replay(
@@ -232,30 +269,14 @@ def replayed(record: Any, request_hash: str, body: bytes | None = None) -> web.R
 @routes.post("/v1/shipments")
 async def create_shipment(request: web.Request) -> web.Response:
     create = await read_create(request)
-    settings = request.app[SETTINGS]
-    applicant_token = applicant.new_token() if create.spec.applicant_choice else None
-    row = shipment_row(
-        create.spec,
-        client_id=create.client_id,
-        request_id=request[REQUEST_ID],
-        carrier=settings.carrier,
-        now=utcnow(),
-        applicant_token=applicant_token,
-        link_days=settings.applicant_link_days,
+    done = await create_new(request.app, create, request_id=request[REQUEST_ID])
+    if done.existing is not None:
+        assert done.claim is not None
+        return await replay(request, create, done.claim, done.existing)
+    request[SHIPMENT_ID] = done.row.id
+    return web.Response(
+        body=done.body, status=201, content_type=JSON, headers={"Location": f"/v1/shipments/{done.row.id}"}
     )
-    cases = [(c.case_no, c.item_name) for c in create.spec.cases]
-    answer = shipment_answer(row, cases, settings.base_url)
-    body, stored = answer_bodies(answer, applicant_token, create.key is not None, settings.base_url)
-    claim = None
-    if create.key is not None and stored is not None:
-        claim = idempotency_claim(create.client_id, create.key, create.payload, stored)
-    outcome = await commit(request, row, cases, claim)
-    if not outcome.created:
-        # Only a keyed create can lose its shipment to an earlier one, which the outcome then carries.
-        assert claim is not None and outcome.existing is not None
-        return await replay(request, create, claim, outcome.existing)
-    request[SHIPMENT_ID] = row.id
-    return web.Response(body=body, status=201, content_type=JSON, headers={"Location": f"/v1/shipments/{row.id}"})
 
 
 async def _with_fresh_link(request: web.Request, client_id: str, shipment_id: str, stored: bytes) -> bytes:

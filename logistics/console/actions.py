@@ -1,5 +1,6 @@
 """Actions on a shipment from the console: cancel before pickup, re-issue the applicant's link, the hall's
-decision on a parcel that came back (collect at the window, close, or resend to a corrected address), and the
+decision on a parcel that came back (collect at the window, close, or resend: a delivery to a corrected
+address, an intake whose door pickup failed with a new pickup window), and the
 answer to a complaint.
 
 Each is a POST form with the session's CSRF token, reaches only the clerk's departments (another department's
@@ -22,10 +23,12 @@ from pydantic import ValidationError
 from logistics.accounts import applicant
 from logistics.api import complaints
 from logistics.api.appkeys import CREATE_CONTEXT, DB, REQUEST_ID, SETTINGS, SIGNAL
-from logistics.api.errors import Problem
+from logistics.api.errors import Problem, field_errors
 from logistics.api.returns import record_resolution, resend_locked
 from logistics.api.schemas import BEIJING, ResendIn, ResolveIn
 from logistics.api.shipments import cancel
+from logistics.console.create import PARTY as RESEND_PARTY
+from logistics.console.create import pickup_window
 from logistics.console.sessions import Session
 from logistics.console.views import not_found, posted_form, shipment_response, signed_in
 from logistics.domain.events import lock_shipment
@@ -156,38 +159,52 @@ PARTY_FIELDS = {
     "district": "区县",
     "address": "详细地址",
     "postcode": "邮编",
+    "pickup_window": "上门取件时间",
+    "start": "上门取件时间",
+    "end": "上门取件时间",
 }
 
 
-def _fields_wrong(exc: ValidationError) -> str:
-    named = [PARTY_FIELDS[str(part)] for e in exc.errors() for part in e["loc"] if str(part) in PARTY_FIELDS]
+def _fields_wrong(paths: list[str]) -> str:
+    named = [PARTY_FIELDS[part] for path in paths for part in path.split(".") if part in PARTY_FIELDS]
     return "、".join(dict.fromkeys(named)) or "收件人信息"
 
 
 @routes.post("/console/shipments/{id}/resend")
 @signed_in
 async def resend(request: web.Request, session: Session) -> web.Response:
-    """A returned delivery sent again to the corrected address (an intake's new pickup window: the client's API)."""
+    """A returned delivery sent again to the corrected address; an intake whose door pickup failed, with a new
+    pickup window (and the applicant's address, correctable) — as the API's POST …/resend."""
     context = {**(request.app[CREATE_CONTEXT] or {}), "now": utcnow()}
 
     async def action(conn: Any, row: dict[str, Any], form: dict[str, str]) -> str:
-        if row["kind"] != "delivery":
-            raise Refused("上门取件失败的邮件请由办件系统重新预约取件时间。")
-        recipient = {k: form.get(k, "").strip() for k in PARTY_FIELDS}
+        intake = row["kind"] == "intake"
+        party = {k: v for k in RESEND_PARTY if (v := form.get(k, "").strip())}
+        change: dict[str, Any] = {"sender": party} if intake else {"recipient": party}
+        window = pickup_window(form)
+        if intake and window is not None:
+            change["pickup_window"] = window
         try:
-            change = ResendIn.model_validate({"recipient": {k: v for k, v in recipient.items() if v}})
             body = await resend_locked(
                 conn,
                 row,
-                change,
+                ResendIn.model_validate(change),
                 context=context,
                 settings=request.app[SETTINGS],
                 request_id=request[REQUEST_ID],
                 staff_id=session.member.id,
             )
         except ValidationError as exc:
-            raise Refused(f"请检查收件人的{_fields_wrong(exc)}。", status=422) from None
+            wrong = _fields_wrong([e["field"] for e in field_errors(exc)])
+            raise Refused(f"请检查{'申请人的' if intake else '收件人的'}{wrong}。", status=422) from None
+        except Problem as exc:
+            if exc.slug != "validation":
+                raise
+            wrong = _fields_wrong([e["field"] for e in exc.errors or []])
+            raise Refused(f"请填写{wrong}。", status=422) from None
         link = f'<br><a href="/console/shipments/{esc(body["id"])}" id="resent-as">查看新邮件</a>'
+        if intake:
+            return notice("已按新的取件时间重新预约上门取件，已通知EMS。", ok=True, extra=link)
         return notice("已按更正后的收件信息重新寄递，已通知EMS揽收。", ok=True, extra=link)
 
     return await act(request, session, "resend", action)

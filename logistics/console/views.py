@@ -357,18 +357,38 @@ RESEND_FIELDS = (
 )
 
 
-def _resend_form(base: str, hidden: str, recipient: Mapping[str, Any]) -> str:
-    """Resend to a corrected address, filled in with the address the parcel came back from."""
+def _resend_form(base: str, hidden: str, party: Mapping[str, Any], *, intake: bool = False) -> str:
+    """Resend to a corrected address, filled in with the address the parcel came back from; an intake whose
+    door pickup failed is resent with a new pickup window (and the applicant's address, correctable)."""
     inputs = "".join(
         f'<label for="resend-{k}">{esc(text)}</label>'
-        f'<input id="resend-{k}" name="{k}" maxlength="{size}" value="{esc(recipient.get(k) or "")}">'
+        f'<input id="resend-{k}" name="{k}" maxlength="{size}" value="{esc(party.get(k) or "")}">'
         for k, text, size in RESEND_FIELDS
     )
+    window = ""
+    if intake:
+        window = (
+            '<p class="muted">新的上门取件时间（北京时间）：</p>'
+            '<label for="resend-pickup_start">开始</label><input type="datetime-local" id="resend-pickup_start"'
+            ' name="pickup_start"><label for="resend-pickup_end">结束</label>'
+            '<input type="datetime-local" id="resend-pickup_end" name="pickup_end">'
+        )
+    if intake:
+        what = "或重新预约上门取件（可更正申请人地址；生成新邮件，重新下单）"
+    else:
+        what = "或更正收件信息后重新寄递（生成新邮件，重新下单）"
     return (
         f'<form method="post" action="{base}/resend" class="action" id="resend-form">{hidden}'
-        f'<p class="muted">或更正收件信息后重新寄递（生成新邮件，重新下单）：</p>{inputs}'
-        '<button type="submit">重新寄递</button></form>'
+        f'<p class="muted">{what}：</p>{inputs}{window}'
+        f'<button type="submit">{"重新预约取件" if intake else "重新寄递"}</button></form>'
     )
+
+
+def _label_link(row: Mapping[str, Any]) -> str:
+    """The label to print, once the carrier order gave a waybill (logistics/console/create.py serves it)."""
+    if not row.get("waybill_no"):
+        return ""
+    return f' <a href="/console/shipments/{esc(row["id"])}/label" target="_blank" id="label-print">打印面单</a>'
 
 
 def _action_forms(row: Mapping[str, Any], csrf: str) -> str:
@@ -400,8 +420,8 @@ def _action_forms(row: Mapping[str, Any], csrf: str) -> str:
             '<input id="resolve-note" name="note" maxlength="500">'
             '<button type="submit">登记处理</button></form>'
         )
-        if row["kind"] == "delivery":
-            forms.append(_resend_form(base, hidden, row["recipient"] or {}))
+        intake = row["kind"] == "intake"
+        forms.append(_resend_form(base, hidden, row["sender" if intake else "recipient"] or {}, intake=intake))
     if not forms:
         return ""
     return f'<section class="card" id="actions"><h2>操作</h2>{"".join(forms)}</section>'
@@ -446,7 +466,8 @@ async def shipment_response(
 <dt>创建时间</dt><dd>{esc(beijing(row["created_at"]))}</dd>
 <dt>交寄时间</dt><dd id="handed-to-post">{esc(beijing(handed))}</dd>
 <dt>送达期限</dt><dd id="due-by">{_due(row)}</dd>
-<dt>面单打印</dt><dd>{esc(beijing(row["label_printed_at"]) if row["label_printed_at"] else "从未打印")}</dd>
+<dt>面单打印</dt><dd>{esc(beijing(row["label_printed_at"]) if row["label_printed_at"] else "从未打印")}
+{_label_link(row)}</dd>
 {_issue17_facts(row)}
 <dt>办件</dt><dd><ul>{cases}</ul></dd>
 </dl></section>
