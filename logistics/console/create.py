@@ -70,8 +70,8 @@ LABELS = {
     "district": "区县",
     "address": "详细地址",
     "postcode": "邮编",
-    "pickup_start": "上门取件：开始时间",
-    "pickup_end": "上门取件：结束时间",
+    "pickup_start": "开始时间",
+    "pickup_end": "结束时间",
     "decision_date": "审批决定日期",
     "due_by": "送达期限",
     "verification_code": "取件验证码",
@@ -103,7 +103,11 @@ async def console_client(db: Database) -> str:
             )
             .on_conflict_do_nothing()
         )
-    log.info("console_client_created", extra={"client_id": CONSOLE_CLIENT_ID})
+        # Only the name can stand in the way: another client named 窗口手工录入 (an operator's choice, not ours).
+        made = (await conn.execute(select(clients.c.id).where(clients.c.id == CONSOLE_CLIENT_ID))).first()
+    if made is None:
+        raise RuntimeError(f"the console's client cannot be made: another client is named {CONSOLE_CLIENT_NAME}")
+    log.info("console_client_ready", extra={"client_id": CONSOLE_CLIENT_ID})
     return CONSOLE_CLIENT_ID
 
 
@@ -321,21 +325,21 @@ def form_page(
 <div class="field{_bad(errors, "kind")}"><span class="label">寄递类型</span>{kinds}{_error(errors, "kind")}</div>
 <div class="field{_bad(errors, "department")}"><label for="f-department">办件部门</label>
 <select id="f-department" name="department">{departments}</select>{_error(errors, "department")}</div>
-{_input("window", values, errors, maxlength=100, placeholder="综合受理3号窗口")}
+{_input("window", values, errors, maxlength=100, placeholder="如：综合受理3号窗口")}
 <table class="cases" id="cases"><tr><th>#</th><th>办件编号</th><th>事项名称</th></tr>{cases}</table>
 {more}
 <h2>大厅一方（按部门自动填入）</h2>{_halls_list(request, session)}
 </section>
 <section class="card"><h2>申请人</h2>
-{_input("name", values, errors, maxlength=50, placeholder="张晓明", autocomplete="off")}
-{_input("phone", values, errors, maxlength=20, placeholder="13812345678", inputmode="tel", autocomplete="off")}
+{_input("name", values, errors, maxlength=50, placeholder="如：张晓明", autocomplete="off")}
+{_input("phone", values, errors, maxlength=20, placeholder="如：13812345678", inputmode="tel", autocomplete="off")}
 <div class="row3">
-{_input("province", values, errors, maxlength=20, placeholder="河南省")}
-{_input("city", values, errors, maxlength=30, placeholder="郑州市")}
-{_input("district", values, errors, maxlength=30, placeholder="上街区")}
+{_input("province", values, errors, maxlength=20, placeholder="如：河南省")}
+{_input("city", values, errors, maxlength=30, placeholder="如：郑州市")}
+{_input("district", values, errors, maxlength=30, placeholder="如：上街区")}
 </div>
-{_input("address", values, errors, maxlength=200, placeholder="济源路12号")}
-{_input("postcode", values, errors, maxlength=6, placeholder="450041", inputmode="numeric")}
+{_input("address", values, errors, maxlength=200, placeholder="如：济源路12号")}
+{_input("postcode", values, errors, maxlength=6, placeholder="如：450041", inputmode="numeric")}
 <div class="intake-only"><h2>上门取件时间（北京时间）</h2>
 {_input("pickup_start", values, errors, kind="datetime-local")}
 {_input("pickup_end", values, errors, kind="datetime-local")}</div>
@@ -440,8 +444,9 @@ async def created_page(
     recipient = answer.get(applicant_side(str(answer["kind"]))) or {}
     cases = "".join(f"<li>{esc(c['case_no'])} {esc(c['item_name'])}</li>" for c in answer["cases"])
     label = f"/console/shipments/{esc(sid)}/label"
+    now = status_text(str(answer["status"]), str(answer["kind"]))
     body = f"""
-<h1>已创建寄递 <span class="badge">{esc(status_text(str(answer["status"]), str(answer["kind"])))}</span></h1>
+<h1>已创建寄递 <span class="badge" id="created-status">{esc(now)}</span></h1>
 <div class="notice ok" id="created">已创建，已通知EMS下单。跟踪码 {esc(answer["tracking_code"])}。</div>
 {code}
 <div class="grid2">

@@ -11,6 +11,7 @@
     fetch(statusUrl, { credentials: "same-origin", cache: "no-store" })
       .then(function (r) { return r.json(); })
       .then(function (s) {
+        if (s.status) document.getElementById("created-status").textContent = s.status;
         if (s.ready) {
           document.getElementById("label-waybill").textContent = s.waybill_no;
           show("label-waiting", false);
