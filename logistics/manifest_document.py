@@ -12,9 +12,21 @@ from typing import Any
 
 from labels import text as fonts
 from labels.qr import dark_runs, qr_matrix
-from logistics.proof_document import BEIJING, BODY, LINE, MARGIN, PAGE_H, PAGE_W, PT_PER_MM, Drawing, Raw, Rule, Text
+from logistics.proof_document import (
+    BEIJING,
+    BODY,
+    LINE,
+    MARGIN,
+    PAGE_H,
+    PAGE_W,
+    PT_PER_MM,
+    Drawing,
+    Raw,
+    Rule,
+    Text,
+    document,
+)
 from logistics.proof_document import _n as num
-from logistics.proof_document import document
 
 TITLE = "交接清单"
 CREATOR = "gov-logistics manifest"

@@ -262,9 +262,7 @@ def message(view: Mapping[str, Any]) -> str:
     """The scan answer in words, for the courier's phone: the same for every scan of the manifest."""
     moved = view["already_moved"]
     when = datetime.fromisoformat(view["taken_over_at"]).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
-    text = (
-        f"交接清单共 {view['count']} 件，{view['taken_over_by']} 于 {when} 接收：已揽收 {view['picked_up']} 件"
-    )
+    text = f"交接清单共 {view['count']} 件，{view['taken_over_by']} 于 {when} 接收：已揽收 {view['picked_up']} 件"
     if moved:
         listed = "、".join(f"{m['waybill_no']}（{m['status_text']}）" for m in moved)
         text += f"；{len(moved)} 件此前已揽收或已不在待揽收状态：{listed}"
