@@ -43,7 +43,7 @@ SOURCE_TEXT = {"carrier_push": "邮政", "carrier_poll": "邮政", "scan": "扫�
 
 
 @dataclass(frozen=True, slots=True)
-class _Text:
+class Text:
     x: float
     y: float  # baseline, mm from the top
     size: float
@@ -51,10 +51,17 @@ class _Text:
 
 
 @dataclass(frozen=True, slots=True)
-class _Rule:
+class Rule:
     x: float
     y: float
     w: float
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """Content-stream operators drawn as given (in points, PDF y upwards): a QR code's modules, say."""
+
+    ops: str
 
 
 def beijing(value: str | None) -> str:
@@ -127,7 +134,7 @@ class _Pages:
     """Lays text out top to bottom, starting a new page when the next line would not fit."""
 
     def __init__(self) -> None:
-        self.pages: list[list[_Text | _Rule]] = [[]]
+        self.pages: list[list[Text | Rule]] = [[]]
         self.y = MARGIN
 
     def need(self, height: float) -> None:
@@ -136,13 +143,13 @@ class _Pages:
             self.y = MARGIN
 
     def line(self, x: float, text: str, size: float = BODY) -> None:
-        self.pages[-1].append(_Text(x, self.y + size * 0.9, size, text))
+        self.pages[-1].append(Text(x, self.y + size * 0.9, size, text))
 
     def rule(self) -> None:
-        self.pages[-1].append(_Rule(MARGIN, self.y, PAGE_W - 2 * MARGIN))
+        self.pages[-1].append(Rule(MARGIN, self.y, PAGE_W - 2 * MARGIN))
 
 
-def layout(facts: Mapping[str, Any]) -> list[list[_Text | _Rule]]:
+def layout(facts: Mapping[str, Any]) -> list[list[Text | Rule]]:
     """Every page's text and rules, the footer (digest, page number) included."""
     out = _Pages()
     title = 7.0
@@ -180,14 +187,14 @@ def layout(facts: Mapping[str, Any]) -> list[list[_Text | _Rule]]:
     small = 2.8
     for n, page in enumerate(pages, 1):
         y = PAGE_H - MARGIN - 8
-        page.append(_Rule(MARGIN, y - 3, PAGE_W - 2 * MARGIN))
-        page.append(_Text(MARGIN, y, small, f"数据摘要 SHA-256：{facts['sha256']}"))
+        page.append(Rule(MARGIN, y - 3, PAGE_W - 2 * MARGIN))
+        page.append(Text(MARGIN, y, small, f"数据摘要 SHA-256：{facts['sha256']}"))
         check = f"核对：GET /v1/shipments/{facts['shipment_id']}/proof 的 sha256 与此一致"
         if facts.get("issued_sha256"):
             check = f"个人信息已按规定清除；签发时摘要：{facts['issued_sha256']}"
-        page.append(_Text(MARGIN, y + small * 1.6, small, check))
+        page.append(Text(MARGIN, y + small * 1.6, small, check))
         number = f"第 {n} 页 / 共 {len(pages)} 页"
-        page.append(_Text(PAGE_W - MARGIN - fonts.text_width(number, small), y + small * 3.2, small, number))
+        page.append(Text(PAGE_W - MARGIN - fonts.text_width(number, small), y + small * 3.2, small, number))
     return pages
 
 
@@ -196,11 +203,17 @@ def _n(v: float) -> str:
     return s if s not in ("", "-0") else "0"
 
 
-def _content(items: Sequence[_Text | _Rule], subsets: FontSubsets) -> bytes:
+Drawing = Text | Rule | Raw
+
+
+def _content(items: Sequence[Drawing], subsets: FontSubsets) -> bytes:
     ops: list[str] = []
     font: tuple[int, str] | None = None
     for item in items:
-        if isinstance(item, _Rule):
+        if isinstance(item, Raw):
+            ops.append(item.ops)
+            continue
+        if isinstance(item, Rule):
             y = _n((PAGE_H - item.y) * PT_PER_MM)
             ops.append(f"0.4 w {_n(item.x * PT_PER_MM)} {y} m {_n((item.x + item.w) * PT_PER_MM)} {y} l S")
             continue
@@ -223,14 +236,18 @@ def _drain(steps: Iterator[None]) -> None:
 
 def render(facts: Mapping[str, Any]) -> bytes:
     """The document's bytes: deterministic, the same facts always give the same bytes."""
-    pages = layout(facts)
+    return document(layout(facts), f"{_TITLE} {facts['waybill_no'] or facts['shipment_id']}", _CREATOR)
+
+
+def document(pages: Sequence[Sequence[Drawing]], title: str, creator: str) -> bytes:
+    """A4 pages of drawings as one PDF, with the CJK font subset: the same pages always give the same bytes
+    (no date is written). The hand-over manifest (:mod:`logistics.manifest_document`) is drawn with it too."""
     sink = io.BytesIO()
     pdf = PdfWriter(sink)
     subsets = FontSubsets()
     catalog, tree, info, font_dict, resources = (pdf.reserve() for _ in range(5))
     pdf.write_object(catalog, b"<< /Type /Catalog /Pages %d 0 R >>" % tree)
-    title = text_string(f"{_TITLE} {facts['waybill_no'] or facts['shipment_id']}")
-    pdf.write_object(info, b"<< /Title %b /Creator %b >>" % (title, text_string(_CREATOR)))
+    pdf.write_object(info, b"<< /Title %b /Creator %b >>" % (text_string(title), text_string(creator)))
     pdf.write_object(resources, b"<< /Font %d 0 R >>" % font_dict)
     box = f"[0 0 {PAGE_W * PT_PER_MM:.4f} {PAGE_H * PT_PER_MM:.4f}]".encode("ascii")
     kids: array[int] = array("Q")

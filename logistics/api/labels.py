@@ -17,7 +17,7 @@ from logistics.api.auth import authenticate
 from logistics.api.errors import Problem, validation_problem
 from logistics.api.shipments import load_owned, read_json
 from logistics.domain.tables import shipments
-from logistics.label_store import BATCH_FORMATS, CONTENT_TYPES, DPIS, get_rendered, prepare_batch
+from logistics.label_store import BATCH_FORMATS, CONTENT_TYPES, DPIS, LabelBatch, get_rendered, prepare_batch
 
 log = logging.getLogger("logistics.api")
 routes = web.RouteTableDef()
@@ -136,20 +136,27 @@ async def batch_labels(request: web.Request) -> web.StreamResponse:
         raise _not_ready(f"{len(not_ready)} of the shipments have no waybill yet; see errors.", not_ready)
     # A repeated id prints its label again (the hall may want two copies), with the same print time.
     batch = await prepare_batch(db, settings, [found[sid] for sid in ids], fmt, size, dpi)
+    return await send_batch(request, batch)
+
+
+async def send_batch(request: web.Request, batch: LabelBatch) -> web.StreamResponse:
+    """The batch as one download, streamed (the console's 打印所选面单 answers with it too)."""
     response = web.StreamResponse(
         headers={
-            "Content-Type": CONTENT_TYPES[fmt],
-            "Content-Disposition": f'attachment; filename="labels-{size}.{fmt}"',
+            "Content-Type": CONTENT_TYPES[batch.fmt],
+            "Content-Disposition": f'attachment; filename="labels-{batch.size}.{batch.fmt}"',
             "Cache-Control": "private, no-store",
-            "X-Label-Count": str(len(ids)),
+            "X-Label-Count": str(len(batch)),
             # The middleware adds this to answers it gets back, but a streamed answer's headers are out by then.
             "X-Request-ID": request[REQUEST_ID],
         }
     )
-    return await _stream(request, response, batch.chunks())
+    return await stream_document(request, response, batch.chunks())
 
 
-async def _stream(request: web.Request, response: web.StreamResponse, chunks: Iterator[bytes]) -> web.StreamResponse:
+async def stream_document(
+    request: web.Request, response: web.StreamResponse, chunks: Iterator[bytes]
+) -> web.StreamResponse:
     """Send ``chunks`` as the body, drawing each in a thread only once the client has taken the one before.
 
     The document is never held whole, and a slow client holds no thread while it reads. The first chunk is

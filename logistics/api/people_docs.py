@@ -36,7 +36,8 @@ class StaffOut(BaseModel):
 
 
 class ScanLookupOut(BaseModel):
-    shipment: dict[str, Any] = Field(description="masked; never the 取件验证码")
+    shipment: dict[str, Any] | None = Field(description="masked; never the 取件验证码; null for a 交接清单")
+    manifest: dict[str, Any] | None = Field(None, description="a 交接清单's QR (…/m/{code}): department, count")
 
 
 class ComplaintAnswer(BaseModel):

@@ -35,6 +35,7 @@ from logistics.api.errors import (
 )
 from logistics.api.schemas import Instant, Strict, clean_text
 from logistics.api.shipments import json_response, read_json
+from logistics.domain import manifests
 from logistics.domain.events import apply_event, counted_attempt, lock_shipment
 from logistics.domain.ids import _TRACKING_ALPHABET
 from logistics.domain.proof import STAFF_CODE_MARK
@@ -82,6 +83,9 @@ class ScanResult(BaseModel):
     replayed: bool = False
     shipment: dict[str, Any] | None = Field(None, description="masked; never the 取件验证码")
     error: ScanError | None = None
+    manifest: dict[str, Any] | None = Field(
+        None, description="a 交接清单 scanned (QR URL …/m/{code}): count, picked_up, already_moved, who took it over"
+    )
 
 
 # HTTP status of a single scan's error (a batch always answers 200 with per-scan results).
@@ -99,6 +103,7 @@ ERROR_STATUS = {
     "verification-required": 422,
     "wrong-verification-code": 422,
     "verification-locked": 423,
+    "manifest-pickup-only": 422,
 }
 
 
@@ -211,6 +216,8 @@ REFUSALS: dict[str, str] = {
     "verification-required": "这件是证照类邮件，请输入收件人出示的取件验证码",
     "wrong-verification-code": "取件验证码不正确，还可以再试 {left} 次",
     "verification-locked": "取件验证码错误次数过多，已锁定。请收件人联系办件窗口核实身份后解锁",
+    "manifest-pickup-only": "这是交接清单的二维码，只能用于“揽收”：请点“揽收”",
+    "manifest-not-yours": "这份交接清单属于“{department}”，不在您负责的范围内，请交给对应人员",
 }
 ROLE_TEXT = {"clerk": "窗口人员", "courier": "投递员"}
 # Refusals that leave the shipment out of the answer: the staff member has no business seeing it.
@@ -436,6 +443,31 @@ async def _stored(conn: AsyncConnection, staff_id: str, scan_id: str) -> dict[st
     return {**(row.response or {}), "replayed": True}
 
 
+async def _manifest_scan(conn: AsyncConnection, ctx: Context, scan: ScanIn, code: str) -> dict[str, Any]:
+    """A 交接清单's QR scanned: the first such scan picks up every parcel on it (see logistics.domain.manifests);
+    every scan answers with what that first one did."""
+    if scan.action != "pickup":
+        return _fail(scan.scan_id, _refuse("manifest-pickup-only"))
+    occurred = min(scan.scanned_at or ctx.now, ctx.now)
+    done = await manifests.take_over(conn, ctx.member, code, occurred, location=scan.location)
+    if done.manifest is None:
+        refused, department = done.refused or ("unknown-code", "")
+        if refused == "not-your-hall":
+            return _fail(scan.scan_id, _refuse(refused, REFUSALS["manifest-not-yours"], department=department))
+        return _fail(scan.scan_id, _refuse("unknown-code"))
+    view = manifests.summary(done.manifest)
+    return {
+        "scan_id": scan.scan_id,
+        "ok": True,
+        "result": "recorded",
+        "message": manifests.message(view),
+        "replayed": False,
+        "shipment": None,
+        "error": None,
+        "manifest": view,
+    }
+
+
 async def process_scan(request: web.Request, member: StaffMember, scan: ScanIn) -> dict[str, Any]:
     settings = request.app[SETTINGS]
     db = request.app[DB]
@@ -446,9 +478,14 @@ async def process_scan(request: web.Request, member: StaffMember, scan: ScanIn) 
             stored = await _stored(conn, member.id, scan.scan_id)
             if stored is not None:
                 return stored
-            shipment_id = await find_shipment_id(conn, scan.code)
-            row = await lock_shipment(conn, shipment_id) if shipment_id is not None else None
-            answer = await _decide(conn, ctx, scan, row)
+            manifest_code = manifests.parse_manifest_code(scan.code)
+            shipment_id = None
+            if manifest_code is not None:
+                answer = await _manifest_scan(conn, ctx, scan, manifest_code)
+            else:
+                shipment_id = await find_shipment_id(conn, scan.code)
+                row = await lock_shipment(conn, shipment_id) if shipment_id is not None else None
+                answer = await _decide(conn, ctx, scan, row)
             await conn.execute(
                 insert(scans).values(
                     staff_id=member.id,
@@ -557,6 +594,9 @@ async def lookup(request: web.Request) -> web.Response:
     member = await authenticate_staff(request)
     await _limit_lookups(request, member)
     code = request.query.get("code", "")
+    manifest_code = manifests.parse_manifest_code(code[:300])
+    if manifest_code is not None:
+        return await _lookup_manifest(request, member, manifest_code)
     async with request.app[DB].read() as conn:
         shipment_id = await find_shipment_id(conn, code) if code else None
         row = None
@@ -569,3 +609,16 @@ async def lookup(request: web.Request) -> web.Response:
             raise ScanProblem(_fail(None, _refuse("not-your-hall", department=row["department"])))
         view = staff_view(row, await _cases(conn, row["id"]))
     return json_response({"shipment": view})
+
+
+async def _lookup_manifest(request: web.Request, member: StaffMember, code: str) -> web.Response:
+    """A 交接清单 before it is scanned for pickup: its department and count (or, once taken over, the outcome)."""
+    async with request.app[DB].read() as conn:
+        head = await manifests.find_by_code(conn, code)
+        manifest = await manifests.load(conn, head["id"], [head["department"]]) if head is not None else None
+    if manifest is None:
+        raise ScanProblem(_fail(None, _refuse("unknown-code")))
+    if not member.serves(manifest["department"]):
+        refused = _refuse("not-your-hall", REFUSALS["manifest-not-yours"], department=manifest["department"])
+        raise ScanProblem(_fail(None, refused))
+    return json_response({"shipment": None, "manifest": manifests.summary(manifest)})

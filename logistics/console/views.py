@@ -207,12 +207,28 @@ def head(*columns: str) -> str:
     return "<tr>" + "".join(f"<th>{esc(c)}</th>" for c in columns) + "</tr>"
 
 
-def shipment_table(rows: list[dict[str, Any]], *, table_id: str) -> str:
+def select_cell(row: Mapping[str, Any], form: str) -> str:
+    """A row's checkbox for the print form ``form`` (console/printing.py); a parcel without a waybill has no
+    label yet and says so instead."""
+    if not row.get("waybill_no"):
+        return '<td><span class="badge warn" title="尚无运单号，暂不能打印面单">未出单</span></td>'
+    return (
+        f'<td><input type="checkbox" name="id" value="{esc(row["id"])}" form="{esc(form)}"'
+        f' aria-label="选择 {esc(row["case_no"])}"></td>'
+    )
+
+
+def shipment_table(rows: list[dict[str, Any]], *, table_id: str, select_form: str = "") -> str:
     if not rows:
         return f'<p class="muted" id="{esc(table_id)}">暂无</p>'
-    columns = head("办件编号", "事项", "窗口", "状态", "运单号", "跟踪码", "创建时间", "交寄时间", "送达期限")
+    columns = head(
+        *(("选择",) if select_form else ()),
+        *("办件编号", "事项", "窗口", "状态", "运单号", "跟踪码", "创建时间", "交寄时间", "送达期限"),
+    )
     body = "".join(
-        f'<tr><td><a href="/console/shipments/{esc(r["id"])}">{esc(r["case_no"])}</a></td>'
+        "<tr>"
+        + (select_cell(r, select_form) if select_form else "")
+        + f'<td><a href="/console/shipments/{esc(r["id"])}">{esc(r["case_no"])}</a></td>'
         f"<td>{esc(r['item_name'])}</td><td>{esc(r['window'])}</td><td>{_status_badge(r)}</td>"
         f"<td>{esc(r['waybill_no'] or '—')}</td><td>{esc(r['tracking_code'])}</td>"
         f"<td>{esc(beijing(r['created_at']))}</td><td>{esc(beijing(r['handed_at']))}</td><td>{_due(r)}</td></tr>"
@@ -248,7 +264,7 @@ async def today_page(request: web.Request, session: Session) -> web.Response:
         summary = " · ".join(f"{SECTION_TEXT[s]} {len(wd.sections[s])}" for s in queries.TODAY_SECTIONS)
         tables = "".join(
             f"<h2>{esc(SECTION_TEXT[s])}（{len(wd.sections[s])}）</h2>"
-            + shipment_table(wd.sections[s], table_id=f"w{n}-{s}")
+            + shipment_table(wd.sections[s], table_id=f"w{n}-{s}", select_form="print-form" if s == "waiting" else "")
             for s in queries.TODAY_SECTIONS
             if wd.sections[s]
         )
@@ -259,6 +275,7 @@ async def today_page(request: web.Request, session: Session) -> web.Response:
         f'<h1>今日 · {esc(department)} <small class="muted">{esc(day.isoformat())}（北京时间）</small></h1>'
         + _department_tabs(session, department, "/console/today")
         + f'<div class="counts">{counts}</div>'
+        + (_template("print_form.html").substitute(csrf=esc(session.csrf_token)) if totals["waiting"] else "")
         + ("".join(parts) or '<p class="card muted" id="nothing-today">今天还没有邮件。</p>')
     )
     return render("今日", body, session=session)

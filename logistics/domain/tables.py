@@ -386,6 +386,34 @@ class PersonalDataAccess(SQLModel, table=True):
     view: str = Field(max_length=32)  # shipment | find | list
 
 
+class Manifest(SQLModel, table=True):
+    """交接清单: one department's parcels handed to the EMS courier against a printed list. ``code`` is the random
+    value in its QR code (unguessable: it moves parcels when scanned); the first scan records who took it over."""
+
+    __tablename__ = "manifests"
+    __table_args__ = (Index("ix_manifests_department_created", "department", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    department: str = Field(max_length=100)
+    created_by: str = Field(foreign_key="staff.id", max_length=40)
+    created_at: datetime = _ts()
+    code: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    taken_over_by: str | None = Field(default=None, foreign_key="staff.id", max_length=40)
+    taken_over_at: datetime | None = _ts(nullable=True)
+
+
+class ManifestItem(SQLModel, table=True):
+    """One parcel on a manifest, in printed order; ``outcome`` is set at the take-over: ``taken_over`` when the
+    scan picked it up, else the status it had already reached (then it was listed as already moved)."""
+
+    __tablename__ = "manifest_items"
+
+    manifest_id: str = Field(primary_key=True, foreign_key="manifests.id", max_length=40)
+    shipment_id: str = Field(primary_key=True, foreign_key="shipments.id", index=True, max_length=40)
+    position: int
+    outcome: str | None = Field(default=None, max_length=24)
+
+
 clients = Client.__table__
 api_keys = ApiKey.__table__
 shipments = Shipment.__table__
@@ -403,3 +431,5 @@ complaints = Complaint.__table__
 console_sessions = ConsoleSession.__table__
 personal_data_access = PersonalDataAccess.__table__
 metadata = SQLModel.metadata
+manifests = Manifest.__table__
+manifest_items = ManifestItem.__table__

@@ -31,6 +31,9 @@
   }
 
   const ACTION_TEXT = { pickup: "揽收", arrive: "到达", deliver: "投递签收", fail: "投递未成功", returned: "退件签收" };
+  // A 交接清单's QR code: {base}/m/{code} (logistics/domain/manifests.py); one pickup scan takes all its parcels.
+  const MANIFEST = /\/m\/[A-Za-z0-9_-]{20,64}\/?(\?.*)?$/;
+  const isManifest = (code) => MANIFEST.test((code || "").trim());
   let flushing = false;
   let again = false;
   let offline = !navigator.onLine;
@@ -133,15 +136,42 @@
       li.className = state;
       li.dataset.scanId = entry.scan_id;
       const head = document.createElement("b");
-      head.textContent = (ACTION_TEXT[entry.action] || entry.action) + " · " + entry.code;
+      head.textContent = isManifest(entry.code)
+        ? "交接清单 · " + (ACTION_TEXT[entry.action] || entry.action)
+        : (ACTION_TEXT[entry.action] || entry.action) + " · " + entry.code;
       const body = document.createElement("div");
       body.textContent = state === "queued" ? "待上传（离线保存）" : entry.message;
       const when = document.createElement("div");
       when.className = "muted";
       when.textContent = new Date(entry.scanned_at).toLocaleString("zh-CN", { hour12: false });
-      li.append(head, body, when);
+      li.append(head, body);
+      if (entry.manifest && state !== "queued") li.append(manifestDetails(entry.manifest));
+      li.append(when);
       list.appendChild(li);
     }
+  }
+
+  // A manifest scan's answer: how many were picked up, and each parcel that had already moved on.
+  function manifestDetails(m) {
+    const box = document.createElement("div");
+    box.className = "manifest-result";
+    const count = document.createElement("div");
+    count.className = "manifest-count";
+    count.textContent = "本次揽收 " + m.picked_up + " 件 / 清单共 " + m.count + " 件";
+    box.appendChild(count);
+    if (m.already_moved.length) {
+      const title = document.createElement("div");
+      title.textContent = "以下 " + m.already_moved.length + " 件此前已揽收或已不在待揽收状态，未重复登记：";
+      const list = document.createElement("ul");
+      list.className = "moved";
+      for (const item of m.already_moved) {
+        const li = document.createElement("li");
+        li.textContent = item.waybill_no + " · " + item.case_no + " · " + item.status_text;
+        list.appendChild(li);
+      }
+      box.append(title, list);
+    }
+    return box;
   }
 
   // Upload
@@ -180,7 +210,7 @@
           if (!result.scan_id) continue;
           answered.add(result.scan_id);
           const sent = batch.find((s) => s.scan_id === result.scan_id) || {};
-          remember({ ...sent, ok: result.ok, message: describe(result) });
+          remember({ ...sent, ok: result.ok, message: describe(result), manifest: result.manifest || null });
         }
         // Re-read: scans queued while the request was in flight must stay.
         save(KEY_QUEUE, load(KEY_QUEUE, []).filter((s) => !answered.has(s.scan_id)));
@@ -197,6 +227,7 @@
   function describe(result) {
     const parcel = result.shipment;
     if (!result.ok) return result.message;
+    if (result.manifest) return result.manifest.taken_over_by + " 已接收“" + result.manifest.department + "”的交接清单";
     if (!parcel) return result.message;
     const who = parcel.recipient ? parcel.recipient.name : "";
     return result.message + " · " + parcel.status_text + (who ? " · 收件人 " + who : "") + " · 下一步：" + parcel.next_action_text;
@@ -261,6 +292,13 @@
       }
       if (!resp.ok) {
         target.textContent = body.message || "查不到这个单号";
+        return;
+      }
+      if (body.manifest) {
+        const m = body.manifest;
+        target.textContent = m.taken_over
+          ? "交接清单 · 已由" + m.taken_over_by + "接收（共 " + m.count + " 件）"
+          : "交接清单 · " + m.department + " · 共 " + m.count + " 件 · 点“揽收”一次登记全部揽收";
         return;
       }
       const p = body.shipment;
