@@ -32,7 +32,9 @@ async def carrier_push(request: web.Request) -> web.Response:
         log.warning("carrier_push_rejected", extra={"reason": str(exc)[:200]})
         return web.Response(body=exc.reply, content_type="application/json")
     rows = [
-        task_row("carrier_event", None, {**event_payload(e), "source": "carrier_push"}, request_id=request[REQUEST_ID])
+        task_row(
+            "carrier_event", None, {**event_payload(e), "source": "carrier_push"}, request_id=request[REQUEST_ID]
+        )
         for e in result.events
     ]
     await request.app[TASK_BATCHER].insert(rows)  # with the other pushes arriving meanwhile

@@ -252,7 +252,9 @@ async def _insert_resend(
         link_days=settings.applicant_link_days,
     )
     cases = [(c.case_no, c.item_name) for c in spec.cases]
-    await conn.execute(insert(shipments).values(**row._asdict(), updated_at=now, last_sequence=1, resend_of=old["id"]))
+    await conn.execute(
+        insert(shipments).values(**row._asdict(), updated_at=now, last_sequence=1, resend_of=old["id"])
+    )
     await conn.execute(
         insert(shipment_cases),
         [{"shipment_id": row.id, "position": n, "case_no": c, "item_name": i} for n, (c, i) in enumerate(cases)],
@@ -263,7 +265,9 @@ async def _insert_resend(
         )
     )
     await insert_tasks(conn, [task_row("order", row.id, request_id=request_id)])
-    await conn.execute(update(shipments).where(shipments.c.id == old["id"]).values(resent_as=row.id, updated_at=now))
+    await conn.execute(
+        update(shipments).where(shipments.c.id == old["id"]).values(resent_as=row.id, updated_at=now)
+    )
     body = {**shipment_answer(row, cases, settings.base_url), "resend_of": old["id"]}
     if key is not None:
         await conn.execute(

@@ -161,7 +161,9 @@ def wants_json(request: web.Request) -> bool:
 async def limited(request: web.Request, name: str, limit: int, window: float) -> web.Response | None:
     """None when the request may go on; otherwise the 429 answer (HTML or problem+json)."""
     settings = request.app[SETTINGS]
-    verdict = await request.app[RATE_LIMITER].hit(name, client_ip(request, settings.trust_forwarded_for), limit, window)
+    verdict = await request.app[RATE_LIMITER].hit(
+        name, client_ip(request, settings.trust_forwarded_for), limit, window
+    )
     if verdict.allowed:
         return None
     headers = {"Retry-After": str(verdict.retry_after)}
