@@ -697,7 +697,9 @@ async def applicant_choose(request: web.Request) -> web.Response:
                 errors["slot"] = "请选择上门取件时间"
         if errors or party is None:
             return applicant_page(row, cases, values=values, errors=errors, status=422)
-        outcome = await applicant.choose_mail(request.app[DB], token, party, window, request_id=request.get(REQUEST_ID))
+        outcome = await applicant.choose_mail(
+            request.app[DB], token, party, window, request_id=request.get(REQUEST_ID)
+        )
         request.app[SIGNAL].poke()
     if outcome.state != "open" or outcome.shipment is None:
         return _link_gone(outcome.state)
