@@ -24,7 +24,7 @@ from logistics.api import follow_ups
 from logistics.api.appkeys import DB
 from logistics.api.auth import authenticate
 from logistics.api.complaints import clean
-from logistics.api.paging import ListQuery, if_given
+from logistics.api.paging import ListQuery
 from logistics.api.present import iso
 from logistics.api.shipments import json_response
 from logistics.domain import ids
@@ -169,8 +169,10 @@ async def list_ratings(request: web.Request) -> web.Response:
         select(ratings, shipments.c.tracking_code, follow_ups.table.c.id.label("fu_id"), follow_ups.table.c.due_by)
         .join(shipments, shipments.c.id == ratings.c.shipment_id)
         .outerjoin(follow_ups.table, follow_ups.table.c.rating_id == ratings.c.id)
-        .where(ratings.c.client_id == client_id, if_given(since, ratings.c.created_at >= since))
+        .where(ratings.c.client_id == client_id)
     )
+    if since is not None:
+        query = query.where(ratings.c.created_at >= since)
     async with request.app[DB].read() as conn:
         page = await q.fetch(conn, query, ratings.c.id)
     data = [
