@@ -176,3 +176,19 @@ async def test_closing_is_sent_to_the_client_as_a_webhook(api: TestClient, db: D
             )
         ]
     assert types[-2:] == ["shipment.rated", "shipment.follow_up_closed"]
+
+
+async def test_the_privacy_purge_clears_the_comment_and_the_action_but_keeps_the_level(
+    api: TestClient, db: Database, hall: Any
+) -> None:
+    from datetime import timedelta
+
+    from logistics.jobs import purge
+
+    follow_up = await bad_rating(api, db, hall, level=1)
+    await close(api, hall, follow_up["id"])
+    assert await purge.purge_finished(db, after=timedelta(0), now=datetime.now(UTC) + timedelta(seconds=1)) == 1
+    [rating] = await stored_ratings(db)
+    [closed] = await stored_follow_ups(db)
+    assert (rating["level"], rating["comment"]) == (1, purge.PURGED_TEXT)
+    assert closed["action"] == purge.PURGED_TEXT and closed["closed_at"] is not None
