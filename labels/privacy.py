@@ -48,6 +48,7 @@ __all__ = [
     "mask_numbers_in",
     "mask_phone",
     "mask_text",
+    "remove_numbers_in",
 ]
 
 MASK = "*"
@@ -227,3 +228,48 @@ def mask_text(text: str, *, names: tuple[str, ...] = (), addresses: tuple[str, .
             if tail in text:
                 text = text.replace(tail, masked[start:])
     return mask_numbers_in(mask_address(text))
+
+
+# Removal, for free text we store (a rating's comment): every phone or ID number goes whole, however it was
+# typed — full-width digits, spaces or dashes inside it, +86 in front, the area code in brackets, an extension.
+_WIDE = str.maketrans(
+    {
+        **{chr(0xFF10 + i): str(i) for i in range(10)},
+        "Ｘ": "X",
+        "ｘ": "x",
+        "＋": "+",
+        "－": "-",
+        "（": "(",
+        "）": ")",
+        "\u3000": " ",
+    }
+)
+_SEP = r"[ \-—.]?"
+_NUMBER_SHAPES = re.compile(
+    "|".join(
+        (
+            # Resident ID: 18 characters (6-8-4 groups may be spaced), or the old 15 digits.
+            rf"\d{{6}}{_SEP}\d{{8}}{_SEP}\d{{3}}[\dXx]",
+            r"\d{15}",
+            # Mobile, optionally +86 / 0086 / 86, written whole or as 3-4-4.
+            rf"(?:(?:\+|00)?86{_SEP})?1[3-9]\d{_SEP}\d{{4}}{_SEP}\d{{4}}",
+            # Landline: area code (bracketed or not), 7–8 digit subscriber number, optional extension.
+            rf"(?:\(0\d{{2,3}}\)|0\d{{2,3}}){_SEP}\d{{3,4}}{_SEP}\d{{4}}(?:\s*(?:-|转|ext\.?|x)\s*\d{{1,6}})?",
+            # A bare subscriber number (the area code left out).
+            rf"\d{{3,4}}{_SEP}\d{{4}}",
+        )
+    )
+)
+# A digit right before or after a match (or one across a dash: 400-820-5555) means it is part of a longer
+# number, a waybill or a service number: no match there.
+_BOUNDED = re.compile(rf"(?<![0-9])(?<![0-9][-—.])(?:{_NUMBER_SHAPES.pattern})(?![0-9])(?![-—.][0-9])")
+REMOVED = "[号码已隐去]"
+
+
+def remove_numbers_in(text: str, replacement: str = REMOVED) -> str:
+    """``text`` with every phone and resident-ID number replaced by ``replacement`` (full-width digits count).
+
+    Longer numbers that are neither (a 13-digit waybill, a case number like 410106-2018-00095) stay: they
+    name a parcel or a case, not a person. A 7–8 digit run is taken for a phone number whatever it is.
+    """
+    return _BOUNDED.sub(replacement, text.translate(_WIDE))

@@ -45,6 +45,7 @@ from logistics.console import actions as console_actions
 from logistics.console import create as console_create
 from logistics.console import handover as console_handover
 from logistics.console import printing as console_printing
+from logistics.console import follow_ups as console_follow_ups
 from logistics.console import views as console
 from logistics.domain import ids
 from logistics.domain.halls import load_delivery_days, load_halls
@@ -319,6 +320,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     console_create.setup(app)  # create by hand, /console/new, and the label to print
     console_printing.setup(app)  # batch labels of a selection
     console_handover.setup(app)  # the courier's hand-over manifest, /m/{code}
+    console_follow_ups.setup(app)  # 好差评: closing a bad rating's follow-up
     app.cleanup_ctx.append(_revocations)  # after the pages' context: it needs both credential caches
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

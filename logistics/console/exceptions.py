@@ -21,10 +21,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, exists, select
 
+from logistics.api.follow_ups import open_dues
 from logistics.console.queries import LIST_COLUMNS, annotate, complaint_counts
 from logistics.domain.deadlines import beijing_today
 from logistics.domain.statuses import FINAL
-from logistics.domain.tables import complaints, shipment_events, shipments
+from logistics.domain.tables import complaints, follow_ups, shipment_events, shipments
 from logistics.storage.db import Database
 
 RULES_FILE = Path(__file__).with_name("exceptions.csv")
@@ -94,10 +95,19 @@ def _finders(now: datetime, today: date, limits: Limits) -> dict[str, ColumnElem
         "label_not_printed": (shipments.c.status == "ordered")
         & shipments.c.waybill_no.is_not(None)
         & shipments.c.label_printed_at.is_(None),
+        # 好差评: a bad rating's follow-up still open, past its due date or not.
+        "follow_up_overdue": _open_follow_up(follow_ups.c.due_by < today),
+        "follow_up": _open_follow_up(follow_ups.c.due_by >= today),
     }
 
 
-def _why(rule: Rule, row: dict[str, Any], limits: Limits, complaint_count: int) -> str:
+def _open_follow_up(due: ColumnElement[bool]) -> ColumnElement[bool]:
+    return shipments.c.id.in_(
+        select(follow_ups.c.shipment_id).where(follow_ups.c.closed_at.is_(None), due).scalar_subquery()
+    )
+
+
+def _why(rule: Rule, row: dict[str, Any], limits: Limits, complaint_count: int, follow_up_due: date | None) -> str:
     due = row.get("due_by")
     return rule.why.format(
         due_by=due.isoformat() if due else "—",
@@ -106,6 +116,7 @@ def _why(rule: Rule, row: dict[str, Any], limits: Limits, complaint_count: int) 
         days=limits.warn_days if rule.code == "due_soon" else f"{limits.awaiting_days:g}",
         hours=f"{limits.pickup_hours:g}",
         count=complaint_count,
+        follow_up_due=follow_up_due.isoformat() if follow_up_due else "—",
     )
 
 
@@ -129,6 +140,7 @@ async def to_chase(db: Database, departments: Sequence[str], now: datetime, limi
                 rows.setdefault(r.id, dict(r._mapping))
                 caught.setdefault(r.id, []).append(code)
         counts = await complaint_counts(conn, list(caught))
+        dues = await open_dues(conn, list(caught))
         await annotate(conn, list(rows.values()))
     out = []
     for sid, codes in caught.items():
@@ -138,9 +150,9 @@ async def to_chase(db: Database, departments: Sequence[str], now: datetime, limi
         out.append(
             Chase(
                 first,
-                _why(first, row, limits, counts.get(sid, 0)),
+                _why(first, row, limits, counts.get(sid, 0), dues.get(sid)),
                 row,
-                [_why(table[c], row, limits, counts.get(sid, 0)) for c in ordered[1:]],
+                [_why(table[c], row, limits, counts.get(sid, 0), dues.get(sid)) for c in ordered[1:]],
             )
         )
     return sorted(out, key=_urgency)

@@ -412,6 +412,42 @@ class ManifestItem(SQLModel, table=True):
     shipment_id: str = Field(primary_key=True, foreign_key="shipments.id", index=True, max_length=40)
     position: int
     outcome: str | None = Field(default=None, max_length=24)
+# 好差评 (issue 19): one rating per shipment; a bad one (1–2) opens a follow-up due in five working days.
+class Rating(SQLModel, table=True):
+    """The applicant's rating of a delivered shipment, from the tracking page. One per shipment (unique)."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (
+        UniqueConstraint("shipment_id", name="uq_ratings_shipment"),  # one rating per shipment, even in a race
+        Index("ix_ratings_client_id_id", "client_id", "id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)  # rat_…
+    shipment_id: str = Field(foreign_key="shipments.id", max_length=40)
+    client_id: str = Field(foreign_key="clients.id", max_length=40)
+    level: int  # 5 = 非常满意 … 1 = 非常不满意
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # phone/ID numbers removed
+    created_at: datetime = _ts()
+
+
+class FollowUp(SQLModel, table=True):
+    """The department's follow-up (回访) of a bad rating; closed with the action taken by the client or a clerk."""
+
+    __tablename__ = "follow_ups"
+    __table_args__ = (
+        UniqueConstraint("rating_id", name="uq_follow_ups_rating"),
+        Index("ix_follow_ups_client_id_id", "client_id", "id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)  # fu_…
+    rating_id: str = Field(foreign_key="ratings.id", max_length=40)
+    shipment_id: str = Field(foreign_key="shipments.id", index=True, max_length=40)
+    client_id: str = Field(max_length=40)
+    opened_at: datetime = _ts()
+    due_by: date = Field(sa_column=Column(Date, nullable=False))  # Beijing date
+    closed_at: datetime | None = _ts(nullable=True)
+    action: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    closed_by: str | None = Field(default=None, max_length=40)  # client id or staff id
 
 
 clients = Client.__table__
@@ -430,6 +466,8 @@ verification_guards = VerificationGuard.__table__
 complaints = Complaint.__table__
 console_sessions = ConsoleSession.__table__
 personal_data_access = PersonalDataAccess.__table__
+ratings = Rating.__table__
+follow_ups = FollowUp.__table__
 metadata = SQLModel.metadata
 manifests = Manifest.__table__
 manifest_items = ManifestItem.__table__

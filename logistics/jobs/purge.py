@@ -19,7 +19,16 @@ from sqlalchemy import case, delete, select, update
 
 from labels.privacy import mask_address, mask_name, mask_phone, mask_text
 from logistics.domain import proof
-from logistics.domain.tables import complaints, idempotency_records, label_renders, shipment_events, shipments, utcnow
+from logistics.domain.tables import (
+    complaints,
+    follow_ups,
+    idempotency_records,
+    label_renders,
+    ratings,
+    shipment_events,
+    shipments,
+    utcnow,
+)
 from logistics.storage.db import Database
 
 PURGED_TEXT = "[已按隐私规定清除]"
@@ -85,6 +94,17 @@ async def purge_finished(db: Database, *, after: timedelta, now: datetime | None
             answer = case((complaints.c.answer.is_(None), None), else_=PURGED_TEXT)
             await conn.execute(
                 update(complaints).where(complaints.c.shipment_id.in_(ids)).values(text=PURGED_TEXT, answer=answer)
+            )
+            # A rating's comment and a follow-up's action are free text about a person too; levels and dates stay.
+            await conn.execute(
+                update(ratings)
+                .where(ratings.c.shipment_id.in_(ids), ratings.c.comment.is_not(None))
+                .values(comment=PURGED_TEXT)
+            )
+            await conn.execute(
+                update(follow_ups)
+                .where(follow_ups.c.shipment_id.in_(ids), follow_ups.c.action.is_not(None))
+                .values(action=PURGED_TEXT)
             )
             events = await conn.execute(
                 select(shipment_events.c.id, shipment_events.c.shipment_id, shipment_events.c.carrier_text).where(

@@ -26,13 +26,14 @@ from yarl import URL
 
 from logistics.accounts import applicant
 from logistics.accounts.staff import staff_cache
-from logistics.api import applicant_links, complaints, scans
+from logistics.api import applicant_links, complaints, follow_ups, ratings, scans
 from logistics.api.appkeys import DB, RATE_LIMITER, REDIS, REQUEST_ID, SETTINGS, SIGNAL, STAFF_CACHE
 from logistics.api.errors import Problem
 from logistics.api.present import iso
 from logistics.api.schemas import BEIJING, PartyForm, PickupWindow
 from logistics.api.shipments import json_response
 from logistics.domain.tables import complaints as complaints_table
+from logistics.domain.tables import ratings as ratings_table
 from logistics.domain.tables import shipment_cases, shipment_events, shipments, utcnow
 from logistics.domain.wording import (
     KIND_TEXT,
@@ -215,8 +216,11 @@ async def _tracking_data(request: web.Request, code: str) -> tuple[dict[str, Any
                 .order_by(complaints_table.c.answered_at)
             )
         )
+        # The level given, never the comment (the applicant's typed text).
+        level = (await conn.execute(select(ratings_table.c.level).where(ratings_table.c.shipment_id == sid))).scalar()
     if row is not None:
         row["answers"] = answers
+        row["rating_level"] = level
     return row, events, cases
 
 
@@ -265,7 +269,14 @@ def public_view(row: Mapping[str, Any], events: list[Any], cases: list[Any]) -> 
             {"answered_at": iso(a.answered_at), "text": public_masked(a.answer, applicant)}
             for a in row.get("answers", ())
         ],
+        # 好差评: the level given (never the comment), and whether a rating may be given now.
+        "rating": _rating_view(row.get("rating_level")),
+        "can_rate": row["status"] in ratings.RATABLE and row.get("rating_level") is None,
     }
+
+
+def _rating_view(level: int | None) -> dict[str, Any] | None:
+    return None if level is None else {"level": level, "level_text": ratings.LEVELS[level]}
 
 
 def _party_text(party: Mapping[str, str] | None) -> str:
@@ -305,8 +316,43 @@ def _answers(view: Mapping[str, Any]) -> str:
     return f'<h3>办件部门的答复</h3><ul class="answers" id="answers">{items}</ul>'
 
 
+def _rating_section(view: Mapping[str, Any], notice: str, level: int | None, comment: str) -> str:
+    """The 好差评 card: the form while the shipment may be rated, the level given once it was; nothing before
+    it is delivered."""
+    if view["rating"] is not None:
+        given = f'<p class="rated" id="rating-given">您已评价：{esc(view["rating"]["level_text"])}</p>'
+        return f'<section class="card" id="rating"><h2>服务评价</h2>{notice}{given}</section>'
+    if not view["can_rate"]:
+        return f'<section class="card" id="rating"><h2>服务评价</h2>{notice}</section>' if notice else ""
+    choices = "".join(
+        f'<label><input type="radio" name="level" value="{n}" id="level-{n}"{" checked" if n == level else ""}>'
+        f'{esc(text)}<span class="stars" aria-hidden="true">{"★" * n}{"☆" * (5 - n)}</span></label>'
+        for n, text in ratings.LEVELS.items()
+    )
+    return f"""<section class="card" id="rating">
+  <h2>服务评价</h2>
+  {notice}
+  <form method="post" action="/t/{esc(view["tracking_code"])}/rating" id="rating-form">
+    <fieldset class="levels"><legend>您对这次寄递服务满意吗？</legend>{choices}</fieldset>
+    <label for="rating-comment">意见或建议（选填）</label>
+    <textarea id="rating-comment" name="comment" maxlength="{ratings.COMMENT_MAX}"
+      placeholder="最多{ratings.COMMENT_MAX}字。电话号码、身份证号会被自动隐去。">{esc(comment)}</textarea>
+    <button type="submit">提交评价</button>
+  </form>
+  <p class="muted">每件邮件可评价一次。评价内容只转交办件部门，不会公开。</p>
+</section>"""
+
+
 def tracking_page(
-    view: Mapping[str, Any], *, notice: str = "", category: str = "", text: str = "", status: int = 200
+    view: Mapping[str, Any],
+    *,
+    notice: str = "",
+    category: str = "",
+    text: str = "",
+    status: int = 200,
+    rating_notice: str = "",
+    level: int | None = None,
+    comment: str = "",
 ) -> web.Response:
     options = "".join(
         f'<option value="{esc(k)}"{" selected" if k == category else ""}>{esc(v)}</option>'
@@ -326,6 +372,7 @@ def tracking_page(
         pickup_window=_window_fact(view["pickup_window"]),
         timeline=_timeline(view),
         answers=_answers(view),
+        rating=_rating_section(view, rating_notice, level, comment),
         complaint_notice=notice,
         categories=options,
         complaint_text=esc(text),
@@ -355,7 +402,10 @@ async def track(request: web.Request) -> web.Response:
     notice = ""
     if request.query.get("complaint") == "sent":
         notice = '<div class="notice ok" id="complaint-sent">投诉已收到，办件部门会尽快处理。</div>'
-    return tracking_page(view, notice=notice)
+    rating_notice = ""
+    if request.query.get("rating") == "sent" and view["rating"] is not None:
+        rating_notice = '<div class="notice ok" id="rating-sent">感谢您的评价，已转交办件部门。</div>'
+    return tracking_page(view, notice=notice, rating_notice=rating_notice)
 
 
 @routes.post("/t/{code}/complaints")
@@ -395,6 +445,60 @@ async def complain(request: web.Request) -> web.Response:
     if as_json:
         return json_response({"id": complaint_id, "status": "received"}, status=201)
     raise web.HTTPSeeOther(f"/t/{row['tracking_code']}?complaint=sent#complaint")
+
+
+async def _posted(request: web.Request) -> tuple[dict[str, Any], bool]:
+    """The posted fields (a form, or a JSON object) and whether JSON was posted."""
+    if request.content_type != "application/json":
+        return dict(await request.post()), False
+    try:
+        data = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise Problem(400, "malformed-json", "Malformed JSON", "The body is not valid JSON.") from None
+    return (data if isinstance(data, dict) else {}), True
+
+
+@routes.post("/t/{code}/rating")
+async def rate(request: web.Request) -> web.Response:
+    """好差评 from the tracking page: who may rate is who may complain (whoever holds the tracking code, from
+    this site, within the per-IP limit); once, and only once the shipment was delivered."""
+    refused = refuse_cross_origin(request)
+    if refused is not None:
+        return refused
+    blocked = await limited(request, "rating", request.app[SETTINGS].complaint_rate_per_hour, 3600)
+    if blocked is not None:
+        return blocked
+    code = request.match_info["code"].strip().upper()
+    data, as_json = await _posted(request)
+    level = ratings.parse_level(data.get("level"))
+    comment = ratings.clean_comment(str(data.get("comment") or "")[: ratings.COMMENT_MAX * 4])
+    error = ratings.check(level, comment)
+    row, events, cases = await _tracking_data(request, code)
+    if row is None:
+        return _not_found(request)
+
+    def refuse(status: int, slug: str, message: str) -> web.Response:
+        if as_json:
+            raise Problem(status, slug, "Rating refused", message, errors=[{"field": "level", "message": message}])
+        notice = f'<div class="notice error" id="rating-error">{esc(message)}</div>'
+        view = public_view(row, events, cases)
+        return tracking_page(view, rating_notice=notice, level=level, comment=comment, status=status)
+
+    if error is not None:
+        return refuse(422, "validation", error[1])
+    try:
+        done = await ratings.rate(request.app[DB], row["id"], level or 0, comment)
+    except ratings.NotRatable:
+        return refuse(409, "not-delivered", "邮件送达后才能评价，请在签收后再来。")
+    except ratings.AlreadyRated as exc:
+        row["rating_level"] = exc.level
+        given = ratings.LEVELS[exc.level]
+        return refuse(409, "already-rated", f"这件邮件已经评价过了（{given}），每件邮件只能评价一次。")
+    request.app[SIGNAL].poke()
+    if as_json:
+        answer = {"id": done.id, "level": done.level, "follow_up_opened": done.follow_up_id is not None}
+        return json_response(answer, status=201)
+    raise web.HTTPSeeOther(f"/t/{row['tracking_code']}?rating=sent#rating")
 
 
 # Applicant choice
@@ -668,5 +772,7 @@ def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(resources)
     app.router.add_routes(scans.routes)
     app.router.add_routes(complaints.routes)
+    app.router.add_routes(ratings.routes)  # 好差评: GET /v1/ratings
+    app.router.add_routes(follow_ups.routes)  # its follow-ups: GET /v1/follow-ups, POST …/close
     app.router.add_routes(applicant_links.routes)
     app.router.add_routes(routes)
