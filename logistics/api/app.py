@@ -44,7 +44,7 @@ from logistics.config import Settings
 from logistics.console import actions as console_actions
 from logistics.console import views as console
 from logistics.domain import ids
-from logistics.domain.halls import load_delivery_days, load_halls
+from logistics.domain.halls import load_delivery_days, load_halls, load_payment_modes
 from logistics.pages import views as people_pages
 from logistics.redis.queue import WorkSignal, connect
 from logistics.redis.ratelimit import client_ip
@@ -274,7 +274,8 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     # What validating a create needs beyond its body: the halls' addresses, when the operator configured them.
     halls = load_halls(settings.halls_file)
     days = load_delivery_days(settings.halls_file)  # the statutory deadline of each department, in working days
-    app[CREATE_CONTEXT] = {"halls": halls, "delivery_days": days} if halls else None
+    modes = load_payment_modes(settings.halls_file)  # who pays EMS, by department (default monthly)
+    app[CREATE_CONTEXT] = {"halls": halls, "delivery_days": days, "payment_modes": modes} if halls else None
     # One access line per request (errors ≥ 500 are logged whatever the setting).
     app[ACCESS_LOG] = settings.access_log
 
