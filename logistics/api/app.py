@@ -19,6 +19,7 @@ from logistics.accounts.revocation import RevocationListener, redis_url
 from logistics.api import carrier_push, docs, returns, shipments, webhooks
 from logistics.api import labels as label_api
 from logistics.api import proof as proof_api
+from logistics.api import statements as statements_api
 from logistics.api.appkeys import (
     ACCESS_LOG,
     CARRIER,
@@ -42,6 +43,7 @@ from logistics.api.errors import Problem, validation_problem
 from logistics.carrier import create_carrier
 from logistics.config import Settings
 from logistics.console import actions as console_actions
+from logistics.console import statements as console_statements
 from logistics.console import views as console
 from logistics.domain import ids
 from logistics.domain.halls import load_delivery_days, load_halls, load_payment_modes
@@ -311,9 +313,11 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     app.router.add_routes(webhooks.routes)
     app.router.add_routes(label_api.routes)
     app.router.add_routes(proof_api.routes)
+    app.router.add_routes(statements_api.routes)  # /v1/statements
     people_pages.setup(app)  # scans, tracking, applicant, complaints, staff page
     console.setup(app)  # the hall's console, /console
     console_actions.setup(app)  # its actions on a shipment
+    console_statements.setup(app)  # its monthly statement download
     app.cleanup_ctx.append(_revocations)  # after the pages' context: it needs both credential caches
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -21,8 +21,8 @@ from logistics.api.paging import ListQuery, if_given
 from logistics.api.present import iso, shipment_json
 from logistics.api.schemas import ShipmentCreate
 from logistics.domain import ids
-from logistics.domain.payment import RECIPIENT_PAYS
 from logistics.domain.events import apply_event, lock_shipment
+from logistics.domain.payment import RECIPIENT_PAYS
 from logistics.domain.statuses import CANCELLABLE, STATUSES
 from logistics.domain.tables import shipment_cases, shipment_events, shipments, utcnow
 from logistics.storage.group_commit import IdempotencyClaim, NewShipment, Outcome, ShipmentRow, StoredRecord
