@@ -20,6 +20,9 @@ TrackingStatus = Literal[
 ]
 # A failed attempt: at the recipient's door (delivery) or at the sender's, collecting (pickup).
 Attempt = Literal["delivery", "pickup"]
+# Who pays the carrier: the sender (on its account, or on the spot), the recipient at delivery, or the recipient
+# on its account, settled centrally (monthly). EMS paymentMode 1, 2 and 4.
+Payer = Literal["sender", "recipient", "recipient_monthly"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class OrderRequest:
     safety_code: str | None = None  # 取件验证码, delivery only
     notes: str = ""
     weight_grams: int = 200
+    payer: Payer | None = None  # None: the carrier's usual payer for the kind (the receiving hall for an intake)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import aiohttp
 
 import carriers.ems  # noqa: F401 - registers "ems"
 from carriers import registry
-from carriers.base import Carrier, Item, OrderRequest, Party, TrackingEvent
+from carriers.base import Carrier, Item, OrderRequest, Party, Payer, TrackingEvent
 from logistics.config import Settings
 
 # Concurrent carrier calls per process. aiohttp's default pool of 100 connections would cap a worker's orders
@@ -57,6 +57,20 @@ def _party(data: dict[str, Any]) -> Party:
     )
 
 
+def payer(kind: str, payment_mode: str | None) -> Payer | None:
+    """Who pays the carrier, in its terms, for a shipment's ``payment_mode`` (logistics.domain.payment).
+
+    monthly: the hall pays on its contract account — as the sender of a delivery, as the recipient of an
+    intake (settled centrally). sender_pays: whoever hands the parcel over — the hall for a delivery (so the wire
+    is the same as monthly: EMS bills its sender, and the two differ only in the hall's books), the applicant
+    for an intake. Null (a shipment from before payment modes were kept) leaves the carrier's default."""
+    if payment_mode == "monthly":
+        return "recipient_monthly" if kind == "intake" else "sender"
+    if payment_mode == "sender_pays":
+        return "sender"
+    return None
+
+
 def order_request(row: dict[str, Any]) -> OrderRequest:
     cases = row.get("_cases") or []
     notes = "政务寄递 " + " ".join(c["case_no"] for c in cases) if cases else "政务寄递"
@@ -71,6 +85,7 @@ def order_request(row: dict[str, Any]) -> OrderRequest:
         pickup_end=row["pickup_end"],
         safety_code=row["verification_code"],
         notes=notes[:100],
+        payer=payer(row["kind"], row.get("payment_mode")),
     )
 
 

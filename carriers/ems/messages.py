@@ -54,6 +54,7 @@ _PICKUP_AT_DOOR = "1"
 _DELIVER_TO_DOOR = "2"
 _PAY_SENDER = "1"
 _PAY_RECIPIENT_CENTRALLY = "4"
+PAYMENT_MODES = {"sender": _PAY_SENDER, "recipient": "2", "recipient_monthly": _PAY_RECIPIENT_CENTRALLY}
 
 _MAX_MESSAGE = 300
 
@@ -144,15 +145,15 @@ def build_order_body(
         "cargos": cargos,
     }
     if req.kind == "intake":
-        # The hall is the contract customer and the recipient of intake parcels: it pays, not the applicant.
-        order["paymentMode"] = _PAY_RECIPIENT_CENTRALLY
+        # Unless told otherwise, the hall pays: the contract customer, and the recipient of intake parcels.
+        order["paymentMode"] = _PAY_RECIPIENT_CENTRALLY if req.payer is None else PAYMENT_MODES[req.payer]
         order["pickupType"] = _PICKUP_AT_DOOR
         if req.pickup_start is not None:
             order["pickupPreBeginTime"] = beijing_time(req.pickup_start)
         if req.pickup_end is not None:
             order["pickupPreEndTime"] = beijing_time(req.pickup_end)
     else:
-        order["paymentMode"] = _PAY_SENDER
+        order["paymentMode"] = _PAY_SENDER if req.payer is None else PAYMENT_MODES[req.payer]
         order["pickupType"] = _PICKUP_DROP_OFF
         order["deliverType"] = _DELIVER_TO_DOOR
         if req.safety_code:

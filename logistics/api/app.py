@@ -19,6 +19,7 @@ from logistics.accounts.revocation import RevocationListener, redis_url
 from logistics.api import carrier_push, docs, returns, shipments, webhooks
 from logistics.api import labels as label_api
 from logistics.api import proof as proof_api
+from logistics.api import statements as statements_api
 from logistics.api.appkeys import (
     ACCESS_LOG,
     CARRIER,
@@ -46,9 +47,10 @@ from logistics.console import create as console_create
 from logistics.console import handover as console_handover
 from logistics.console import printing as console_printing
 from logistics.console import follow_ups as console_follow_ups
+from logistics.console import statements as console_statements
 from logistics.console import views as console
 from logistics.domain import ids
-from logistics.domain.halls import load_delivery_days, load_halls
+from logistics.domain.halls import load_delivery_days, load_halls, load_payment_modes
 from logistics.pages import views as people_pages
 from logistics.redis.queue import WorkSignal, connect
 from logistics.redis.ratelimit import client_ip
@@ -278,7 +280,8 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     # What validating a create needs beyond its body: the halls' addresses, when the operator configured them.
     halls = load_halls(settings.halls_file)
     days = load_delivery_days(settings.halls_file)  # the statutory deadline of each department, in working days
-    app[CREATE_CONTEXT] = {"halls": halls, "delivery_days": days} if halls else None
+    modes = load_payment_modes(settings.halls_file)  # who pays EMS, by department (default monthly)
+    app[CREATE_CONTEXT] = {"halls": halls, "delivery_days": days, "payment_modes": modes} if halls else None
     # One access line per request (errors ≥ 500 are logged whatever the setting).
     app[ACCESS_LOG] = settings.access_log
 
@@ -314,6 +317,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     app.router.add_routes(webhooks.routes)
     app.router.add_routes(label_api.routes)
     app.router.add_routes(proof_api.routes)
+    app.router.add_routes(statements_api.routes)  # /v1/statements
     people_pages.setup(app)  # scans, tracking, applicant, complaints, staff page
     console.setup(app)  # the hall's console, /console
     console_actions.setup(app)  # its actions on a shipment
@@ -321,6 +325,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     console_printing.setup(app)  # batch labels of a selection
     console_handover.setup(app)  # the courier's hand-over manifest, /m/{code}
     console_follow_ups.setup(app)  # 好差评: closing a bad rating's follow-up
+    console_statements.setup(app)  # its monthly statement download
     app.cleanup_ctx.append(_revocations)  # after the pages' context: it needs both credential caches
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

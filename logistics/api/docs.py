@@ -206,6 +206,45 @@ WEBHOOK_PATHS: dict[str, Any] = {
     },
 }
 
+STATEMENT_PATHS: dict[str, Any] = {
+    "/v1/statements": {
+        "get": {
+            "operationId": "getStatement",
+            "summary": "A department's monthly statement (月结对账单) for the EMS settlement, as CSV",
+            "description": "One row per shipment of yours and of the department handed to the post (its first "
+            "`picked_up` event) in the Beijing calendar month, ordered by that date then waybill: 运单号, "
+            "交寄日期 (Beijing date), 类型 (寄件 intake / 送达 delivery), 付款方式 (月结 monthly / 寄付 "
+            "sender_pays), 办件编号 (case numbers joined with `;`), 寄递编号 (the shipment id). UTF-8 with a "
+            "byte-order mark so Excel reads the Chinese; a cell starting with = + - @ gets a leading `'`. A "
+            "month without shipments is the header alone. See docs/statements.md.",
+            "parameters": [
+                {
+                    "name": "department",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "example": "上街区市场监督管理局",
+                },
+                {
+                    "name": "month",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"},
+                    "example": "2026-11",
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "The statement (streamed); `X-Statement-Rows` counts its rows",
+                    "content": {"text/csv": {"schema": {"type": "string"}}},
+                },
+                **COMMON,
+                "400": problem("department or month missing or malformed; `errors` names them"),
+            },
+        }
+    },
+}
+
 
 @cache
 def openapi_document() -> dict[str, Any]:
@@ -303,6 +342,7 @@ def openapi_document() -> dict[str, Any]:
             **LABEL_PATHS,
             **PROOF_PATHS,
             **WEBHOOK_PATHS,
+            **STATEMENT_PATHS,
             **people_docs.PATHS,
             **ratings_docs.PATHS,
         },

@@ -54,6 +54,7 @@ def shipment_json(
         "updated_at": iso(row["updated_at"]),
         "due_by": row["due_by"].isoformat() if row["due_by"] is not None else None,
         "overdue_at": iso(row["overdue_at"]),
+        "payment_mode": row.get("payment_mode"),
     }
     if events is not None:
         body["events"] = [event_json(e) for e in events]

@@ -136,6 +136,7 @@ def resend_spec(
         "contents": [{"name": c["name"], "count": c["count"]} for c in row["contents"] or []],
         "verification_code": bool(row["verification_code"]),
         "metadata": row["extra"] or {},
+        "payment_mode": row.get("payment_mode"),  # who pays stays as it was (null: the department's default)
     }
     if change.pickup_window is not None:
         payload["pickup_window"] = {"start": change.pickup_window.start, "end": change.pickup_window.end}

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from logistics.domain import deadlines
+from logistics.domain.payment import DEFAULT_PAYMENT_MODE, RECIPIENT_PAYS, RECIPIENT_PAYS_REFUSAL
 from logistics.domain.statuses import STATUSES
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -320,6 +321,13 @@ class ShipmentCreate(Strict):
     due_by: date | None = Field(
         None, description="delivery: the statutory delivery deadline (Beijing date), when the client knows it"
     )
+    payment_mode: Literal["monthly", "sender_pays", "recipient_pays"] | None = Field(
+        None,
+        description="who pays EMS: monthly (月结, the hall's contract account) or sender_pays (寄付: the hall for a "
+        "delivery, the applicant at an intake's door pickup); default: the department's payment_mode in the halls "
+        "file, else monthly. recipient_pays is refused (a 422): a delivery's result travels at the hall's cost, and "
+        "the recipient of an intake is the hall, which pays monthly",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -359,6 +367,11 @@ class ShipmentCreate(Strict):
             raise _field_error("metadata", "is larger than 4000 characters")
         if self.decision_date is not None or self.due_by is not None:
             self._deadline(info)
+        if self.payment_mode is None:
+            modes = (info.context or {}).get("payment_modes") or {}
+            self.payment_mode = modes.get(self.department, DEFAULT_PAYMENT_MODE)
+        elif self.payment_mode == RECIPIENT_PAYS:
+            raise _field_error("payment_mode", RECIPIENT_PAYS_REFUSAL[self.kind])
         return self
 
     def _deadline(self, info: ValidationInfo) -> None:
@@ -528,6 +541,9 @@ class ShipmentOut(BaseModel):
     updated_at: datetime
     due_by: date | None = Field(description="the statutory delivery deadline (Beijing date), or null")
     overdue_at: datetime | None = Field(description="when the shipment was found not delivered by due_by")
+    payment_mode: Literal["monthly", "sender_pays"] | None = Field(
+        description="who pays EMS (monthly 月结 or sender_pays 寄付); null for shipments created before it was kept"
+    )
     events: list[EventOut] | None = Field(None, description="single reads only")
 
 

@@ -16,12 +16,13 @@ from sqlalchemy import select
 from logistics.accounts import applicant
 from logistics.api.appkeys import COMMITTER, CREATE_CONTEXT, DB, REQUEST_ID, SETTINGS, SHIPMENT_ID, SIGNAL
 from logistics.api.auth import authenticate
-from logistics.api.errors import Problem, from_validation_error, not_found, validation_problem
+from logistics.api.errors import Problem, field_errors, not_found, validation_problem
 from logistics.api.paging import ListQuery, if_given
 from logistics.api.present import iso, shipment_json
 from logistics.api.schemas import ShipmentCreate
 from logistics.domain import ids
 from logistics.domain.events import apply_event, lock_shipment
+from logistics.domain.payment import RECIPIENT_PAYS
 from logistics.domain.statuses import CANCELLABLE, STATUSES
 from logistics.domain.tables import shipment_cases, shipment_events, shipments, utcnow
 from logistics.storage.group_commit import IdempotencyClaim, NewShipment, Outcome, ShipmentRow, StoredRecord
@@ -91,8 +92,18 @@ async def read_create(request: web.Request) -> CreateRequest:
     try:
         spec = ShipmentCreate.model_validate(payload, context=request.app[CREATE_CONTEXT])
     except ValidationError as exc:
-        raise from_validation_error(exc) from None
+        raise create_problem(exc) from None
     return CreateRequest(client_id, key, payload, spec)
+
+
+def create_problem(exc: ValidationError) -> Problem:
+    """The 422 of a refused create. Asking the recipient to pay is a rule of the service, not a typing slip:
+    the problem's detail then says why in words, not only the field's entry in ``errors``."""
+    errors = field_errors(exc)
+    for error in errors:
+        if error["field"] == "payment_mode" and error["message"].startswith(RECIPIENT_PAYS):
+            return Problem(422, "validation", "Invalid request", error["message"], errors=errors)
+    return validation_problem(errors)
 
 
 def shipment_row(
@@ -129,6 +140,7 @@ def shipment_row(
         applicant_token_hash=link["applicant_token_hash"],
         applicant_expires_at=link["applicant_expires_at"],
         due_by=spec.due_by,
+        payment_mode=spec.payment_mode,
     )
 
 
@@ -170,6 +182,7 @@ def shipment_answer(row: ShipmentRow, cases: list[tuple[str, str]], base_url: st
         "updated_at": created,
         "due_by": row.due_by.isoformat() if row.due_by is not None else None,
         "overdue_at": None,
+        "payment_mode": row.payment_mode,
     }
 
 

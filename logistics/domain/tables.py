@@ -152,6 +152,8 @@ class Shipment(SQLModel, table=True):
     # The statutory deadline (a Beijing date, inclusive) and when the overdue check found it missed (0010).
     due_by: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     overdue_at: datetime | None = _ts(nullable=True)
+    # Who pays EMS: monthly | sender_pays (logistics.domain.payment), fixed at create; null before 0014.
+    payment_mode: str | None = Field(default=None, max_length=16)
 
 
 class ShipmentCase(SQLModel, table=True):

@@ -67,6 +67,7 @@ class ShipmentRow(NamedTuple):
     applicant_token_hash: str | None
     applicant_expires_at: datetime | None
     due_by: date | None = None  # a Beijing date (0010)
+    payment_mode: str | None = None  # monthly | sender_pays (0014)
 
 
 class IdempotencyClaim(NamedTuple):
