@@ -44,9 +44,9 @@ from logistics.carrier import create_carrier
 from logistics.config import Settings
 from logistics.console import actions as console_actions
 from logistics.console import create as console_create
+from logistics.console import follow_ups as console_follow_ups
 from logistics.console import handover as console_handover
 from logistics.console import printing as console_printing
-from logistics.console import follow_ups as console_follow_ups
 from logistics.console import statements as console_statements
 from logistics.console import views as console
 from logistics.domain import ids
