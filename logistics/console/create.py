@@ -36,7 +36,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from labels import DEFAULT_DPI, DEFAULT_SIZE
 from logistics.accounts.clients import new_webhook_secret
-from logistics.api.appkeys import CREATE_CONTEXT, DB, REQUEST_ID, SETTINGS
+from logistics.api.appkeys import CREATE_CONTEXT, DB, REQUEST_ID, SETTINGS, SHIPMENT_ID
 from logistics.api.errors import field_errors
 from logistics.api.schemas import ShipmentCreate
 from logistics.api.shipments import CreateRequest, create_new
@@ -397,6 +397,7 @@ async def create_by_hand(request: web.Request, session: Session) -> web.Response
     create = CreateRequest(client_id, idempotency_key(session, nonce), done.payload, spec)
     made = await create_new(request.app, create, request_id=request[REQUEST_ID])
     if made.existing is None:
+        request[SHIPMENT_ID] = made.row.id
         await _by_clerk(db, made.row.id, session.member.id)
         log.info("console_created", extra={"staff_id": session.member.id, "shipment_id": made.row.id})
         return await created_page(request, session, orjson.loads(made.body), status=201)

@@ -442,3 +442,17 @@ async def test_a_failed_intake_pickup_is_booked_again_from_the_console(
         new = (await conn.execute(select(shipments).where(shipments.c.id == old.resent_as))).one()
     assert new.kind == "intake" and new.resend_of == made["id"] and new.client_id == hall.id
     assert beijing_local(new.pickup_start) == window["pickup_start"]
+
+
+async def test_the_create_pages_send_the_strict_policy_and_only_our_own_script(
+    api: TestClient, clerk: staff.NewStaff
+) -> None:
+    csrf, nonce, _ = await open_form(api, clerk.token)
+    form = await api.get("/console/new")
+    assert "unsafe-inline" not in form.headers["Content-Security-Policy"] and "<script" not in await form.text()
+    done = await api.post("/console/new", data=delivery_form(csrf, nonce))
+    assert done.headers["Cache-Control"] == "no-store"  # the 取件验证码 is on it
+    assert "script-src 'self'" in done.headers["Content-Security-Policy"]
+    scripts = re.findall(r"<script[^>]*>", await done.text())
+    assert scripts == ['<script src="/static/console-create.js" defer>']
+    assert (await api.get("/static/console-create.js")).status == 200
