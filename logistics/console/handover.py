@@ -61,18 +61,10 @@ async def waiting(db: Any, department: str) -> list[dict[str, Any]]:
 
 
 async def recent(db: Any, department: str) -> list[dict[str, Any]]:
-    counts = (
-        select(manifest_items.c.manifest_id, func.count().label("n")).group_by(manifest_items.c.manifest_id).subquery()
-    )
+    """The department's latest manifests (by its index on department, created_at), each with its parcel count."""
     creator, taker = staff.alias("creator"), staff.alias("taker")
     query = (
-        select(
-            manifest_table,
-            counts.c.n,
-            creator.c.name.label("created_by_name"),
-            taker.c.name.label("taken_over_by_name"),
-        )
-        .join(counts, counts.c.manifest_id == manifest_table.c.id)
+        select(manifest_table, creator.c.name.label("created_by_name"), taker.c.name.label("taken_over_by_name"))
         .join(creator, creator.c.id == manifest_table.c.created_by)
         .outerjoin(taker, taker.c.id == manifest_table.c.taken_over_by)
         .where(manifest_table.c.department == department)
@@ -80,7 +72,19 @@ async def recent(db: Any, department: str) -> list[dict[str, Any]]:
         .limit(RECENT_MANIFESTS)
     )
     async with db.read() as conn:
-        return [dict(r._mapping) for r in await conn.execute(query)]
+        found = [dict(r._mapping) for r in await conn.execute(query)]
+        ids = [m["id"] for m in found]
+        counts = {
+            r[0]: int(r[1])
+            for r in await conn.execute(
+                select(manifest_items.c.manifest_id, func.count())
+                .where(manifest_items.c.manifest_id.in_(ids))
+                .group_by(manifest_items.c.manifest_id)
+            )
+        }
+    for m in found:
+        m["n"] = counts.get(m["id"], 0)
+    return found
 
 
 def _taken(m: dict[str, Any]) -> str:

@@ -203,6 +203,8 @@ async def test_a_manifest_is_stored_in_order_without_the_parcels_left_behind(
     assert stored.department == MARKET and stored.created_by == clerk.member.id and stored.taken_over_at is None
     assert len(stored.code) >= 22  # 128 random bits
     assert items == [(ids[2], 1), (ids[0], 2)]
+    listed = await (await api.get("/console/handover", params={"department": MARKET})).text()
+    assert f"/console/manifests/{manifest_id}/pdf" in listed and "<td class=num>2</td>" in listed and "未交接" in listed
 
 
 async def test_a_manifest_of_another_department_or_of_a_parcel_that_moved_is_refused(
@@ -334,6 +336,8 @@ async def test_a_second_scan_of_the_manifest_changes_nothing_and_answers_the_sam
         assert len((await conn.execute(select(shipment_events))).all()) == len(before)
     page = await (await api.get(f"/console/manifests/{manifest_id}")).text()
     assert "王建国 于" in page and page.count("扫码揽收") == 2
+    listed = await (await api.get("/console/handover", params={"department": MARKET})).text()
+    assert "王建国 · " in listed and "未交接" not in listed
 
 
 async def test_a_parcel_that_moved_on_before_the_scan_is_listed_not_refused(
