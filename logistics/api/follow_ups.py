@@ -25,7 +25,7 @@ from logistics.api.complaints import clean
 from logistics.api.errors import CONTENT_TYPE, PROBLEM_TYPE_BASE, Problem, not_found
 from logistics.api.paging import ListQuery, if_given
 from logistics.api.present import iso
-from logistics.api.shipments import json_response
+from logistics.api.shipments import json_response, read_json
 from logistics.domain import ids
 from logistics.domain.deadlines import beijing_today, due_by
 from logistics.domain.events import emit, lock_shipment
@@ -181,10 +181,7 @@ def _already_closed(request: web.Request, record: dict[str, Any]) -> web.Respons
 
 
 async def _read_action(request: web.Request) -> str:
-    try:
-        data = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        raise Problem(400, "malformed-json", "Malformed JSON", "The body is not valid JSON.") from None
+    data = await read_json(request)
     raw = data.get("action") if isinstance(data, dict) else None
     if not isinstance(raw, str):
         raise Problem(
