@@ -42,7 +42,6 @@ from logistics.api.errors import Problem, validation_problem
 from logistics.carrier import create_carrier
 from logistics.config import Settings
 from logistics.console import actions as console_actions
-from logistics.console import ratings as console_ratings
 from logistics.console import views as console
 from logistics.domain import ids
 from logistics.domain.halls import load_delivery_days, load_halls
@@ -314,7 +313,6 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     people_pages.setup(app)  # scans, tracking, applicant, complaints, staff page
     console.setup(app)  # the hall's console, /console
     console_actions.setup(app)  # its actions on a shipment
-    console_ratings.setup(app)  # 好差评: closing a bad rating's follow-up
     app.cleanup_ctx.append(_revocations)  # after the pages' context: it needs both credential caches
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -1,31 +1,20 @@
-"""好差评 on the console: the shipment page's card (the rating given, its comment — numbers already removed — and
-its follow-up: open with the close form, or closed with who and when), and closing a bad rating's follow-up.
-
-The close follows the API's rules (logistics/api/ratings.py close_locked, under the shipment's row lock): the
-clerk's departments only (another's is the 404 of an unknown shipment), CSRF, once — a second close is refused
-with the first one's text — and ``closed_by`` is the clerk's staff id.
-"""
+"""好差评 on the console's shipment page: the rating given, its comment (numbers already removed) and its
+follow-up — open with the close form, or closed with who and when. Read and render only: the close is an action
+(logistics/console/actions.py ``close_follow_up``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from aiohttp import web
 from sqlalchemy import select
 
 from logistics.api import ratings
-from logistics.console.actions import Refused, act, notice
-from logistics.console.sessions import Session
-from logistics.console.views import signed_in
 from logistics.domain.deadlines import beijing_today
-from logistics.domain.tables import follow_ups as follow_ups_table
 from logistics.domain.tables import ratings as ratings_table
-from logistics.domain.tables import staff, utcnow
+from logistics.domain.tables import staff
 from logistics.pages.views import beijing, esc
 from logistics.storage.db import Database
-
-routes = web.RouteTableDef()
 
 
 async def card_data(db: Database, shipment_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -74,30 +63,3 @@ def render(rating: dict[str, Any] | None, follow_up: dict[str, Any] | None, csrf
         f'<p><span{bad} id="rating-level">{esc(level)}</span> {esc(beijing(rating["created_at"]))}</p>'
         f"{comment}{extra}</section>"
     )
-
-
-@routes.post("/console/shipments/{id}/follow-up/close")
-@signed_in
-async def close_follow_up(request: web.Request, session: Session) -> web.Response:
-    async def action(conn: Any, row: dict[str, Any], form: dict[str, str]) -> str:
-        text = ratings.clean_action(form.get("action", "")[: ratings.ACTION_MAX * 4])
-        problem = ratings.check_action(text)
-        if problem is not None:
-            raise Refused(problem, status=422)
-        found = (
-            await conn.execute(select(follow_ups_table).where(follow_ups_table.c.shipment_id == row["id"]))
-        ).first()
-        if found is None:
-            raise Refused("这件邮件没有待回访的差评。", status=404)
-        closing = ratings.Closing(text, session.member.id, utcnow())
-        try:
-            await ratings.close_locked(conn, row, dict(found._mapping), closing)
-        except ratings.AlreadyClosed as exc:
-            raise Refused(f"这条差评已经登记过回访结果：{exc.record['action']}") from None
-        return notice("回访结果已登记，并已通知办件系统。", ok=True)
-
-    return await act(request, session, "close_follow_up", action)
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_routes(routes)
