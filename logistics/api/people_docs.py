@@ -105,7 +105,7 @@ class FollowUpOut(BaseModel):
     opened_at: datetime
     due_by: date = Field(description="Beijing date: the fifth working day after opened_at")
     closed_at: datetime | None
-    closed_by: str | None = Field(description="the client's id, or the staff id of the clerk who closed it")
+    closed_by: str | None = Field(description="your client id when you closed it; `hall` when a clerk did")
     action: str | None = Field(description="the action taken")
     late: bool = Field(description="closed after due_by, or still open past it (Beijing dates)")
 

@@ -296,8 +296,10 @@ def follow_up_summary(f: Any) -> dict[str, Any]:
 
 
 def follow_up_json(f: Any, now: datetime) -> dict[str, Any]:
+    """A follow-up as the client reads it. ``closed_by`` is the client's id when it closed it, ``hall`` when a
+    clerk did: which clerk stays with the hall, as for a complaint's answer."""
     get = f.get if isinstance(f, dict) else lambda k: getattr(f, k, None)
-    closed_at = get("closed_at")
+    closed_at, closer = get("closed_at"), get("closed_by")
     return {
         "id": get("id"),
         "rating_id": get("rating_id"),
@@ -306,7 +308,7 @@ def follow_up_json(f: Any, now: datetime) -> dict[str, Any]:
         "opened_at": iso(get("opened_at")),
         "due_by": get("due_by").isoformat(),
         "closed_at": iso(closed_at),
-        "closed_by": get("closed_by"),
+        "closed_by": None if closer is None else closer if closer == get("client_id") else "hall",
         "action": get("action"),
         "late": is_late(get("due_by"), closed_at, now),
     }
