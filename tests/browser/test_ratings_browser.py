@@ -62,3 +62,32 @@ async def test_a_bad_rating_with_a_phone_number_on_a_phone(
         opened = (await conn.execute(select(follow_ups))).one()
     assert stored.level == 2 and "13803712345" not in stored.comment and "[号码已隐去]" in stored.comment
     assert opened.rating_id == stored.id
+
+
+async def test_a_clerk_sees_the_follow_up_in_the_queue_and_closes_it_on_a_desktop(
+    desktop_page: Any, api: TestClient, db: Database, hall: clients.Credentials
+) -> None:
+    from logistics.accounts import staff
+
+    page = desktop_page
+    clerk = await staff.create(db, "李秀英", "clerk", ["上街区市场监督管理局"])
+    shipment = await delivered(api, db, hall)
+    rated = await api.post(f"/t/{shipment['tracking_code']}/rating", json={"level": 1, "comment": COMMENT})
+    assert rated.status == 201
+    await page.goto(url(api, "/console"))
+    await page.fill("#token", clerk.token)
+    await page.click("#sign-in")
+    await page.wait_for_selector("#count-created")
+    await page.goto(url(api, "/console/exceptions"))
+    row = page.locator("#chases tr", has_text="差评待回访")
+    assert await row.count() == 1
+    await page.screenshot(path=shot("rating-console-exceptions"), full_page=True)
+    await row.locator("a").click()
+    await page.wait_for_selector("#follow-up-form")
+    assert await page.inner_text("#rating-level") == "非常不满意"
+    await page.fill("#follow-up-action", "已电话回访申请人，说明原因并致歉；已督促揽投部按约投递。")
+    await page.click("#follow-up-form button[type=submit]")
+    await page.wait_for_selector("#action-ok")
+    await page.locator("#rating").scroll_into_view_if_needed()
+    await page.screenshot(path=shot("rating-console-closed"), full_page=True)
+    assert "李秀英 登记于" in await page.inner_text("#rating")
