@@ -44,7 +44,6 @@ from logistics.carrier import create_carrier
 from logistics.config import Settings
 from logistics.console import actions as console_actions
 from logistics.console import create as console_create
-from logistics.console import follow_ups as console_follow_ups
 from logistics.console import handover as console_handover
 from logistics.console import printing as console_printing
 from logistics.console import statements as console_statements
@@ -324,7 +323,6 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     console_create.setup(app)  # create by hand, /console/new, and the label to print
     console_printing.setup(app)  # batch labels of a selection
     console_handover.setup(app)  # the courier's hand-over manifest, /m/{code}
-    console_follow_ups.setup(app)  # 好差评: closing a bad rating's follow-up
     console_statements.setup(app)  # its monthly statement download
     app.cleanup_ctx.append(_revocations)  # after the pages' context: it needs both credential caches
     app.router.add_get("/healthz", healthz)

@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
 from labels import DEFAULT_DPI, DEFAULT_SIZE, FORMATS, SIZES, SUPPORTED_DPI
-from logistics.api import people_docs, ratings_docs, schemas
+from logistics.api import people_docs, schemas
 from logistics.api.openapi import REF, common_refusals, id_param, json_answer, list_operation, problem, ref
 from logistics.api.webhooks import DELIVERY_STATUSES
 from logistics.label_store import BATCH_FORMATS
@@ -258,9 +258,7 @@ def openapi_document() -> dict[str, Any]:
             for m in (schemas.WebhookDeliveryOut, schemas.WebhookDeliveryPage, schemas.WebhookEndpointOut)
         ]
         + [(m, "validation") for m in people_docs.VALIDATION_MODELS]
-        + [(m, "serialization") for m in people_docs.SERIALIZATION_MODELS]
-        + [(m, "validation") for m in ratings_docs.VALIDATION_MODELS]
-        + [(m, "serialization") for m in ratings_docs.SERIALIZATION_MODELS],
+        + [(m, "serialization") for m in people_docs.SERIALIZATION_MODELS],
         ref_template=REF,
     )
     components = defs.get("$defs", {})
@@ -344,7 +342,6 @@ def openapi_document() -> dict[str, Any]:
             **WEBHOOK_PATHS,
             **STATEMENT_PATHS,
             **people_docs.PATHS,
-            **ratings_docs.PATHS,
         },
     }
 

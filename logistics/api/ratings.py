@@ -1,34 +1,44 @@
 """好差评: the applicant's rating of a delivered shipment, given once on the public tracking page.
 
 Five levels, best first (国办发〔2019〕51号): 5 非常满意 … 1 非常不满意; 1 and 2 are 差评 and open a follow-up for
-the department in the same transaction (logistics/api/follow_ups.py). The optional comment is bounded and has
+the department in the same transaction (below). The optional comment is bounded and has
 every phone and resident-ID number removed before it is stored (labels.privacy.remove_numbers_in); it goes to
 the client (``shipment.rated`` webhook, ``GET /v1/ratings``), never onto a public page: the tracking page shows
 only the level given. One rating per shipment: checked under the shipment's lock and enforced by a unique
 constraint, so two posts at once still store one.
+
+Follow-ups (差评回访): opened in the rating's transaction, due on the fifth working day after the Beijing date it
+was opened (logistics/domain/deadlines.py: the opening day is not counted, 调休 and holidays are). Closed once,
+with the action taken, by the client over the API or by a clerk of the department on the console (``closed_by``
+is the client id or the staff id); one closed after its ``due_by`` is late. Each close is also sent to the
+client as a ``shipment.follow_up_closed`` webhook.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
+import orjson
 from aiohttp import web
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from labels.privacy import remove_numbers_in
-from logistics.api import follow_ups
-from logistics.api.appkeys import DB
+from logistics.api.appkeys import DB, REQUEST_ID, SIGNAL
 from logistics.api.auth import authenticate
 from logistics.api.complaints import clean
-from logistics.api.paging import ListQuery
+from logistics.api.errors import CONTENT_TYPE, PROBLEM_TYPE_BASE, Problem, not_found
+from logistics.api.paging import ListQuery, if_given
 from logistics.api.present import iso
-from logistics.api.shipments import json_response
+from logistics.api.shipments import json_response, read_json
 from logistics.domain import ids
+from logistics.domain.deadlines import beijing_today, due_by
 from logistics.domain.events import emit, lock_shipment
+from logistics.domain.tables import follow_ups as follow_ups_table
 from logistics.domain.tables import ratings, shipments, utcnow
 from logistics.storage.db import Database
 
@@ -110,7 +120,7 @@ async def rate(db: Database, shipment_id: str, level: int, comment: str, *, now:
                 "created_at": now,
             }
             await conn.execute(insert(ratings).values(**record))
-            follow_up = await follow_ups.open_for(conn, record, now) if level in BAD else None
+            follow_up = await open_follow_up(conn, record, now) if level in BAD else None
             await emit(conn, row, RATED, None, extra={"rating": rating_json(record, follow_up)})
     except IntegrityError:
         # Two posts raced past the check (the lock is PostgreSQL's): the unique constraint kept the first.
@@ -140,7 +150,7 @@ def rating_json(r: Any, follow_up: Any = None) -> dict[str, Any]:
         "comment": get("comment"),
         "created_at": iso(get("created_at")),
         "follow_up_opened": follow_up is not None,
-        "follow_up": None if follow_up is None else follow_ups.summary_json(follow_up),
+        "follow_up": None if follow_up is None else follow_up_summary(follow_up),
     }
 
 
@@ -166,9 +176,9 @@ async def list_ratings(request: web.Request) -> web.Response:
     since = since_param(q)
     q.cursor("rat_")
     query = (
-        select(ratings, shipments.c.tracking_code, follow_ups.table.c.id.label("fu_id"), follow_ups.table.c.due_by)
+        select(ratings, shipments.c.tracking_code, follow_ups_table.c.id.label("fu_id"), follow_ups_table.c.due_by)
         .join(shipments, shipments.c.id == ratings.c.shipment_id)
-        .outerjoin(follow_ups.table, follow_ups.table.c.rating_id == ratings.c.id)
+        .outerjoin(follow_ups_table, follow_ups_table.c.rating_id == ratings.c.id)
         .where(ratings.c.client_id == client_id)
     )
     if since is not None:
@@ -183,3 +193,220 @@ async def list_ratings(request: web.Request) -> web.Response:
         for r in page.rows
     ]
     return json_response(page.answer(data))
+
+
+# Follow-ups (差评回访)
+CLOSED = "shipment.follow_up_closed"
+WORKING_DAYS = 5
+ACTION_MIN, ACTION_MAX = 5, 500
+FOLLOW_UP_STATUSES = ("open", "closed")
+
+
+def due_date(opened_at: datetime) -> date:
+    return due_by(beijing_today(opened_at), WORKING_DAYS).due_by
+
+
+def is_late(due: date, closed_at: datetime | None, now: datetime) -> bool:
+    """Closed after its due date (Beijing), or still open past it."""
+    return beijing_today(closed_at or now) > due
+
+
+async def open_follow_up(conn: AsyncConnection, rating: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """Open the follow-up of a bad ``rating`` in the caller's transaction."""
+    record = {
+        "id": "fu_" + ids.ulid(),
+        "rating_id": rating["id"],
+        "shipment_id": rating["shipment_id"],
+        "client_id": rating["client_id"],
+        "opened_at": now,
+        "due_by": due_date(now),
+        "closed_at": None,
+        "action": None,
+        "closed_by": None,
+    }
+    await conn.execute(insert(follow_ups_table).values(**record))
+    log.info("follow_up_opened", extra={"follow_up_id": record["id"], "shipment_id": rating["shipment_id"]})
+    return record
+
+
+def clean_action(text: str) -> str:
+    return clean(text)
+
+
+def check_action(text: str) -> str | None:
+    """The Chinese message for an action that cannot be recorded, or None."""
+    if len(text) < ACTION_MIN:
+        return f"请写清楚回访和处理情况（至少{ACTION_MIN}个字）"
+    if len(text) > ACTION_MAX:
+        return f"处理情况太长了（最多{ACTION_MAX}个字）"
+    return None
+
+
+class AlreadyClosed(Exception):
+    """A follow-up is closed once; ``record`` is the first close."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        super().__init__(record["id"])
+        self.record = record
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    action: str
+    closed_by: str
+    now: datetime
+
+
+async def close_locked(
+    conn: AsyncConnection, shipment: dict[str, Any], follow_up: dict[str, Any], closing: Closing
+) -> dict[str, Any]:
+    """Close ``follow_up`` of ``shipment`` (locked by the caller with ``lock_shipment``, which also serialises two
+    closes) and owe the client its webhook. AlreadyClosed when it was closed before."""
+    if follow_up["closed_at"] is not None:
+        raise AlreadyClosed(follow_up)
+    values = {"closed_at": closing.now, "action": closing.action, "closed_by": closing.closed_by}
+    await conn.execute(
+        update(follow_ups_table)
+        .where(follow_ups_table.c.id == follow_up["id"], follow_ups_table.c.closed_at.is_(None))
+        .values(**values)
+    )
+    record = {**follow_up, **values}
+    await emit(conn, shipment, CLOSED, None, extra={"follow_up": follow_up_json(record, closing.now)})
+    log.info("follow_up_closed", extra={"follow_up_id": follow_up["id"], "shipment_id": shipment["id"]})
+    return record
+
+
+async def follow_up_of(conn: AsyncConnection, shipment_id: str) -> dict[str, Any] | None:
+    """The shipment's follow-up with its rating's level (at most one: one rating per shipment)."""
+    row = (
+        await conn.execute(
+            select(follow_ups_table, ratings.c.level)
+            .join(ratings, ratings.c.id == follow_ups_table.c.rating_id)
+            .where(follow_ups_table.c.shipment_id == shipment_id)
+        )
+    ).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def follow_up_summary(f: Any) -> dict[str, Any]:
+    """What a rating's answer says of the follow-up it opened."""
+    get = f.get if isinstance(f, dict) else lambda k: getattr(f, k, None)
+    due = get("due_by")
+    return {"id": get("id"), "due_by": due.isoformat() if due else None}
+
+
+def follow_up_json(f: Any, now: datetime) -> dict[str, Any]:
+    """A follow-up as the client reads it. ``closed_by`` is the client's id when it closed it, ``hall`` when a
+    clerk did: which clerk stays with the hall, as for a complaint's answer."""
+    get = f.get if isinstance(f, dict) else lambda k: getattr(f, k, None)
+    closed_at, closer = get("closed_at"), get("closed_by")
+    return {
+        "id": get("id"),
+        "rating_id": get("rating_id"),
+        "shipment_id": get("shipment_id"),
+        "status": "open" if closed_at is None else "closed",
+        "opened_at": iso(get("opened_at")),
+        "due_by": get("due_by").isoformat(),
+        "closed_at": iso(closed_at),
+        "closed_by": None if closer is None else closer if closer == get("client_id") else "hall",
+        "action": get("action"),
+        "late": is_late(get("due_by"), closed_at, now),
+    }
+
+
+@routes.get("/v1/follow-ups")
+async def list_follow_ups(request: web.Request) -> web.Response:
+    client_id = await authenticate(request)
+    q = ListQuery.of(request)
+    status = q.choice("status", FOLLOW_UP_STATUSES)
+    q.cursor("fu_")
+    closed = {"open": follow_ups_table.c.closed_at.is_(None), "closed": follow_ups_table.c.closed_at.is_not(None)}.get(
+        status or ""
+    )
+    query = (
+        select(follow_ups_table, shipments.c.tracking_code, ratings.c.level)
+        .join(shipments, shipments.c.id == follow_ups_table.c.shipment_id)
+        .join(ratings, ratings.c.id == follow_ups_table.c.rating_id)
+        .where(follow_ups_table.c.client_id == client_id, if_given(closed, closed))  # type: ignore[arg-type]
+    )
+    async with request.app[DB].read() as conn:
+        page = await q.fetch(conn, query, follow_ups_table.c.id)
+    now = utcnow()
+    data = [{**follow_up_json(r, now), "tracking_code": r.tracking_code, "level": r.level} for r in page.rows]
+    return json_response(page.answer(data))
+
+
+def _already_closed(request: web.Request, record: dict[str, Any]) -> web.Response:
+    """409 problem+json carrying the first close, so a client that retried learns what was recorded."""
+    body = {
+        "type": PROBLEM_TYPE_BASE + "already-closed",
+        "title": "Already closed",
+        "status": 409,
+        "detail": "This follow-up was closed before; follow_up is that close.",
+        "instance": request.path,
+        "request_id": request.get(REQUEST_ID),
+        "follow_up": follow_up_json(record, utcnow()),
+    }
+    return web.Response(status=409, body=orjson.dumps(body), content_type=CONTENT_TYPE)
+
+
+async def _read_action(request: web.Request) -> str:
+    data = await read_json(request)
+    raw = data.get("action") if isinstance(data, dict) else None
+    if not isinstance(raw, str):
+        raise Problem(
+            422,
+            "validation",
+            "Invalid request",
+            "Some fields are invalid; see errors.",
+            errors=[{"field": "action", "message": "is required: the action taken, as text"}],
+        )
+    action = clean_action(raw[: ACTION_MAX * 4])
+    problem = check_action(action)
+    if problem is not None:
+        raise Problem(
+            422,
+            "validation",
+            "Invalid request",
+            problem,
+            errors=[{"field": "action", "message": f"must be {ACTION_MIN} to {ACTION_MAX} characters"}],
+        )
+    return action
+
+
+@routes.post("/v1/follow-ups/{id}/close")
+async def close_follow_up(request: web.Request) -> web.Response:
+    client_id = await authenticate(request)
+    action = await _read_action(request)
+    fid = request.match_info["id"][:40]
+    now = utcnow()
+    async with request.app[DB].write() as conn:
+        owner = (
+            await conn.execute(
+                select(follow_ups_table.c.shipment_id).where(
+                    follow_ups_table.c.id == fid, follow_ups_table.c.client_id == client_id
+                )
+            )
+        ).scalar()
+        shipment = await lock_shipment(conn, owner) if owner is not None else None
+        if shipment is None:
+            raise not_found("follow-up")
+        found = (await conn.execute(select(follow_ups_table).where(follow_ups_table.c.id == fid))).one()
+        try:
+            record = await close_locked(conn, shipment, dict(found._mapping), Closing(action, client_id, now))
+        except AlreadyClosed as exc:
+            return _already_closed(request, exc.record)
+    request.app[SIGNAL].poke()
+    return json_response(follow_up_json(record, now))
+
+
+async def open_dues(conn: AsyncConnection, shipment_ids: list[str]) -> dict[str, date]:
+    """The due date of each of these shipments' open follow-ups (for the console's queue)."""
+    if not shipment_ids:
+        return {}
+    rows = await conn.execute(
+        select(follow_ups_table.c.shipment_id, follow_ups_table.c.due_by).where(
+            follow_ups_table.c.shipment_id.in_(shipment_ids), follow_ups_table.c.closed_at.is_(None)
+        )
+    )
+    return {r.shipment_id: r.due_by for r in rows}

@@ -1,12 +1,13 @@
 """Actions on a shipment from the console: cancel before pickup, re-issue the applicant's link, the hall's
 decision on a parcel that came back (collect at the window, close, or resend: a delivery to a corrected
-address, an intake whose door pickup failed with a new pickup window), and the
-answer to a complaint.
+address, an intake whose door pickup failed with a new pickup window), the answer to a complaint, and the
+close of a bad rating's follow-up (好差评) with the action taken.
 
 Each is a POST form with the session's CSRF token, reaches only the clerk's departments (another department's
 shipment is the same 404 as an unknown one), and runs the same code as the API (shipments.cancel,
-applicant.reissue_locked, returns.record_resolution and resend_locked, complaints.answer) under the shipment's
-row lock. What the clerk did is written in the shipment's history, or on the complaint, with their staff id.
+applicant.reissue_locked, returns.record_resolution and resend_locked, complaints.answer, ratings.close_locked)
+under the shipment's row lock. What the clerk did is written in the shipment's history, or on the complaint or
+follow-up, with their staff id.
 The answer is the shipment page again with a Chinese notice: 200 when done, 409 when the action does not apply
 (any more), 422 when the form is incomplete.
 """
@@ -19,9 +20,10 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from logistics.accounts import applicant
-from logistics.api import complaints
+from logistics.api import complaints, ratings
 from logistics.api.appkeys import CREATE_CONTEXT, DB, REQUEST_ID, SETTINGS, SIGNAL
 from logistics.api.errors import Problem, field_errors
 from logistics.api.returns import record_resolution, resend_locked
@@ -32,7 +34,7 @@ from logistics.console.create import pickup_window
 from logistics.console.sessions import Session
 from logistics.console.views import not_found, posted_form, shipment_response, signed_in
 from logistics.domain.events import lock_shipment
-from logistics.domain.tables import utcnow
+from logistics.domain.tables import follow_ups, utcnow
 from logistics.domain.wording import status_text
 from logistics.pages.views import esc
 
@@ -227,6 +229,27 @@ async def answer_complaint(request: web.Request, session: Session) -> web.Respon
         return notice("答复已发送：已显示在邮件跟踪页面，并已通知办件系统。", ok=True)
 
     return await act(request, session, "answer_complaint", action)
+
+
+@routes.post("/console/shipments/{id}/follow-up/close")
+@signed_in
+async def close_follow_up(request: web.Request, session: Session) -> web.Response:
+    async def action(conn: Any, row: dict[str, Any], form: dict[str, str]) -> str:
+        text = ratings.clean_action(form.get("action", "")[: ratings.ACTION_MAX * 4])
+        problem = ratings.check_action(text)
+        if problem is not None:
+            raise Refused(problem, status=422)
+        found = (await conn.execute(select(follow_ups).where(follow_ups.c.shipment_id == row["id"]))).first()
+        if found is None:
+            raise Refused("这件邮件没有待回访的差评。", status=404)
+        closing = ratings.Closing(text, session.member.id, utcnow())
+        try:
+            await ratings.close_locked(conn, row, dict(found._mapping), closing)
+        except ratings.AlreadyClosed as exc:
+            raise Refused(f"这条差评已经登记过回访结果：{exc.record['action']}") from None
+        return notice("回访结果已登记，并已通知办件系统。", ok=True)
+
+    return await act(request, session, "close_follow_up", action)
 
 
 def setup(app: web.Application) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, exists, select
 
-from logistics.api.follow_ups import open_dues
+from logistics.api.ratings import open_dues
 from logistics.console.queries import LIST_COLUMNS, annotate, complaint_counts
 from logistics.domain.deadlines import beijing_today
 from logistics.domain.statuses import FINAL

@@ -23,7 +23,7 @@ from aiohttp import web
 from logistics.api.appkeys import DB, SETTINGS
 from logistics.api.complaints import CATEGORIES
 from logistics.api.returns import pickup_failed
-from logistics.console import exceptions, queries, rating_card, sessions
+from logistics.console import exceptions, queries, ratings, sessions
 from logistics.console.sessions import Session
 from logistics.domain.deadlines import beijing_today
 from logistics.domain.statuses import CANCELLABLE, RETURN_STATUSES
@@ -471,7 +471,7 @@ async def shipment_response(
     cases = "".join(f"<li>{esc(c['case_no'])} {esc(c['item_name'])}</li>" for c in row["cases"])
     purged = '<div class="notice warn">个人信息已按保存期限删除。</div>' if row["purged_at"] else ""
     handed = _handed_to_post(row["events"])
-    rating = rating_card.render(*await rating_card.card_data(request.app[DB], row["id"]), session.csrf_token, utcnow())
+    rating = ratings.render(*await ratings.card_data(request.app[DB], row["id"]), session.csrf_token, utcnow())
     body = f"""
 <h1>{esc(row["cases"][0]["case_no"] if row["cases"] else row["tracking_code"])} {_status_badge(row)}</h1>
 {notice}{purged}

@@ -26,7 +26,7 @@ from yarl import URL
 
 from logistics.accounts import applicant
 from logistics.accounts.staff import staff_cache
-from logistics.api import applicant_links, complaints, follow_ups, ratings, scans
+from logistics.api import applicant_links, complaints, ratings, scans
 from logistics.api.appkeys import DB, RATE_LIMITER, REDIS, REQUEST_ID, SETTINGS, SIGNAL, STAFF_CACHE
 from logistics.api.errors import Problem
 from logistics.api.present import iso
@@ -772,7 +772,6 @@ def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(resources)
     app.router.add_routes(scans.routes)
     app.router.add_routes(complaints.routes)
-    app.router.add_routes(ratings.routes)  # 好差评: GET /v1/ratings
-    app.router.add_routes(follow_ups.routes)  # its follow-ups: GET /v1/follow-ups, POST …/close
+    app.router.add_routes(ratings.routes)  # 好差评: /v1/ratings, /v1/follow-ups
     app.router.add_routes(applicant_links.routes)
     app.router.add_routes(routes)

@@ -12,7 +12,7 @@ from ratings_support import delivered, rate, stored_follow_ups, stored_ratings
 from sqlalchemy import select, update
 
 from logistics.accounts import clients
-from logistics.api import follow_ups, ratings
+from logistics.api import ratings
 from logistics.domain.tables import follow_ups as follow_ups_table
 from logistics.domain.tables import webhook_deliveries
 from logistics.storage.db import Database
@@ -128,7 +128,7 @@ async def test_another_clients_follow_up_is_a_404_and_stays_open(
     assert (await (await api.get("/v1/follow-ups", headers=auth(other_hall))).json())["data"] == []
 
 
-@pytest.mark.parametrize("action", [None, "", "好", 42, ["已回访"], "办" * (follow_ups.ACTION_MAX + 1)])
+@pytest.mark.parametrize("action", [None, "", "好", 42, ["已回访"], "办" * (ratings.ACTION_MAX + 1)])
 async def test_the_action_is_required_and_bounded(api: TestClient, db: Database, hall: Any, action: Any) -> None:
     follow_up = await bad_rating(api, db, hall)
     resp = await close(api, hall, follow_up["id"], action)
@@ -137,7 +137,8 @@ async def test_the_action_is_required_and_bounded(api: TestClient, db: Database,
 
 async def test_a_malformed_body_is_a_400(api: TestClient, db: Database, hall: Any) -> None:
     follow_up = await bad_rating(api, db, hall)
-    resp = await api.post(f"/v1/follow-ups/{follow_up['id']}/close", data=b"{", headers=auth(hall))
+    headers = {**auth(hall), "Content-Type": "application/json"}
+    resp = await api.post(f"/v1/follow-ups/{follow_up['id']}/close", data=b"{", headers=headers)
     assert resp.status == 400 and resp.content_type == "application/problem+json"
 
 
@@ -157,9 +158,9 @@ async def test_closed_after_the_due_date_is_late(api: TestClient, db: Database, 
 
 def test_lateness_is_decided_on_beijing_dates() -> None:
     due = date(2026, 12, 11)
-    assert follow_ups.is_late(due, datetime(2026, 12, 11, 15, 59, tzinfo=UTC), datetime.now(UTC)) is False
-    assert follow_ups.is_late(due, datetime(2026, 12, 11, 16, 0, tzinfo=UTC), datetime.now(UTC)) is True
-    assert follow_ups.is_late(due, None, datetime(2026, 12, 11, 15, 0, tzinfo=UTC)) is False
+    assert ratings.is_late(due, datetime(2026, 12, 11, 15, 59, tzinfo=UTC), datetime.now(UTC)) is False
+    assert ratings.is_late(due, datetime(2026, 12, 11, 16, 0, tzinfo=UTC), datetime.now(UTC)) is True
+    assert ratings.is_late(due, None, datetime(2026, 12, 11, 15, 0, tzinfo=UTC)) is False
 
 
 async def test_closing_is_sent_to_the_client_as_a_webhook(api: TestClient, db: Database) -> None:

@@ -96,6 +96,11 @@ CALLS: dict[tuple[str, str], Callable[[World], Call]] = {
     ("GET", "/v1/webhook-endpoint"): lambda w: Call("/v1/webhook-endpoint"),
     ("POST", "/v1/webhook-endpoint/enable"): lambda w: Call("/v1/webhook-endpoint/enable"),
     ("GET", "/v1/complaints"): lambda w: Call("/v1/complaints", query={"shipment_id": w.shipment["id"]}),
+    ("GET", "/v1/ratings"): lambda w: Call("/v1/ratings"),
+    ("GET", "/v1/follow-ups"): lambda w: Call("/v1/follow-ups", query={"status": "open"}),
+    ("POST", "/v1/follow-ups/{id}/close"): lambda w: Call(
+        f"/v1/follow-ups/{w.follow_up_id}/close", json={"action": "已电话回访申请人并致歉"}
+    ),
     ("POST", "/v1/scans"): _scan,
     ("GET", "/v1/scans/lookup"): lambda w: Call("/v1/scans/lookup", query={"code": w.shipment["waybill_no"]}),
     ("GET", "/v1/staff/me"): lambda w: Call("/v1/staff/me"),
@@ -133,6 +138,9 @@ ANOTHER_CLIENT: dict[tuple[str, str], tuple[int, Callable[[dict[str, Any], World
     ("GET", "/v1/webhook-endpoint"): (200, _no_endpoint),
     ("POST", "/v1/webhook-endpoint/enable"): (409, None),  # it has no URL of its own; the hall's is untouched
     ("GET", "/v1/complaints"): (200, _empty_list),
+    ("GET", "/v1/ratings"): (200, _empty_list),
+    ("GET", "/v1/follow-ups"): (200, _empty_list),
+    ("POST", "/v1/follow-ups/{id}/close"): (404, None),
 }
 
 # What a courier of another hall gets from the staff endpoints.

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 
 from logistics.accounts import clients, staff
 from logistics.domain.events import apply_event, lock_shipment
-from logistics.domain.tables import shipments, webhook_deliveries
+from logistics.domain.tables import follow_ups, shipments, webhook_deliveries
 from logistics.storage.db import Database
 
 from support import auth, delivery_body
@@ -93,6 +93,7 @@ class World:
     complaint_text: str
     returned: dict[str, Any] = field(default_factory=dict)  # refused and back at the hall: resend/resolve it
     delivered: dict[str, Any] = field(default_factory=dict)  # signed for: it has a proof of service
+    follow_up_id: str = ""  # the delivered shipment was rated 非常不满意: its open follow-up
 
     def secrets(self) -> tuple[str, ...]:
         """The hall's data that another client, or a staff member out of scope, must never see."""
@@ -105,6 +106,7 @@ class World:
             self.delivery_id,
             HALL_WEBHOOK,
             self.complaint_text,
+            self.follow_up_id,
             *PERSONAL_DATA,
         )
 
@@ -154,6 +156,10 @@ async def build_world(api: TestClient, db: Database, hall: clients.Credentials, 
         ).scalar_one()
     delivered = await create(api, hall, delivery_body(recipient=dict(LICENCE_HOLDER)))
     await advance(db, delivered["id"], "ordered", "picked_up", "delivered", waybill_no="1295780519880")
+    rated = await api.post(f"/t/{delivered['tracking_code']}/rating", json={"level": 1, "comment": "等了一周"})
+    assert rated.status == 201, await rated.text()
+    async with db.read() as conn:
+        follow_up_id = (await conn.execute(select(follow_ups.c.id))).scalar_one()
     courier = await staff.create(db, "王建国", "courier", [MARKET_BUREAU])
     outsider = await staff.create(db, "赵磊", "courier", ["二七区税务局"])
     returned = await create(
@@ -171,6 +177,7 @@ async def build_world(api: TestClient, db: Database, hall: clients.Credentials, 
         complaint_text,
         returned=returned,
         delivered=delivered,
+        follow_up_id=follow_up_id,
     )
 
 

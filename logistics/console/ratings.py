@@ -1,6 +1,6 @@
-"""The 好差评 card of the console's shipment page: the rating given, its comment (numbers already removed) and
-its follow-up — open with the close form (the clerk writes the action taken), or closed with who and when.
-Read and render only; the close itself is logistics/console/follow_ups.py."""
+"""好差评 on the console's shipment page: the rating given, its comment (numbers already removed) and its
+follow-up — open with the close form, or closed with who and when. Read and render only: the close is an action
+(logistics/console/actions.py ``close_follow_up``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from logistics.api import follow_ups, ratings
+from logistics.api import ratings
 from logistics.domain.deadlines import beijing_today
 from logistics.domain.tables import ratings as ratings_table
 from logistics.domain.tables import staff
@@ -21,7 +21,7 @@ async def card_data(db: Database, shipment_id: str) -> tuple[dict[str, Any] | No
     """(rating, follow-up with the closing clerk's name) of a shipment; None where there is none."""
     async with db.read() as conn:
         found = (await conn.execute(select(ratings_table).where(ratings_table.c.shipment_id == shipment_id))).first()
-        follow_up = await follow_ups.of_shipment(conn, shipment_id)
+        follow_up = await ratings.follow_up_of(conn, shipment_id)
         if follow_up is not None and follow_up["closed_by"]:
             name = (await conn.execute(select(staff.c.name).where(staff.c.id == follow_up["closed_by"]))).scalar()
             follow_up["closed_by_name"] = name  # None when the client closed it over the API
@@ -38,11 +38,11 @@ def _follow_up_html(f: dict[str, Any], csrf: str, shipment_id: str, now: datetim
             f'<form method="post" action="/console/shipments/{esc(shipment_id)}/follow-up/close" class="action"'
             f' id="follow-up-form"><input type="hidden" name="csrf" value="{esc(csrf)}">'
             '<label for="follow-up-action">回访和处理情况</label>'
-            f'<textarea id="follow-up-action" name="action" maxlength="{follow_ups.ACTION_MAX}" required'
+            f'<textarea id="follow-up-action" name="action" maxlength="{ratings.ACTION_MAX}" required'
             ' placeholder="如：已电话回访申请人，说明延误原因并致歉；已督促揽投部改进。"></textarea>'
             '<button type="submit">登记回访结果</button></form>'
         )
-    late = ' <span class="badge bad">超期办结</span>' if follow_ups.is_late(f["due_by"], f["closed_at"], now) else ""
+    late = ' <span class="badge bad">超期办结</span>' if ratings.is_late(f["due_by"], f["closed_at"], now) else ""
     who = f.get("closed_by_name") or "办件系统"
     return (
         f'<p id="follow-up">差评回访 <span class="badge">已办结</span>{late}（期限 {esc(due)}）</p>'
