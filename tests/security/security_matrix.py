@@ -16,6 +16,9 @@ from security_support import World
 from logistics.api.app import create_app
 from logistics.api.docs import openapi_document
 from logistics.config import Settings
+from logistics.domain.deadlines import beijing_today
+from logistics.domain.tables import utcnow
+from logistics.statement import HEADER
 
 from support import delivery_body
 
@@ -104,6 +107,9 @@ CALLS: dict[tuple[str, str], Callable[[World], Call]] = {
     ("POST", "/v1/scans"): _scan,
     ("GET", "/v1/scans/lookup"): lambda w: Call("/v1/scans/lookup", query={"code": w.shipment["waybill_no"]}),
     ("GET", "/v1/staff/me"): lambda w: Call("/v1/staff/me"),
+    ("GET", "/v1/statements"): lambda w: Call(
+        "/v1/statements", query={"department": w.delivered["department"], "month": f"{beijing_today(utcnow()):%Y-%m}"}
+    ),
 }
 
 
@@ -115,13 +121,17 @@ def _no_endpoint(body: dict[str, Any], _: World) -> None:
     assert body["url"] is None
 
 
+def _header_only(body: str, _: World) -> None:
+    assert body == "\ufeff" + ",".join(HEADER) + "\r\n"
+
+
 def _a_new_shipment(body: dict[str, Any], w: World) -> None:
     # Idempotency keys belong to a client: the hall's key gives another client a shipment of its own.
     assert body["id"] != w.shipment["id"]
 
 
 # What another client gets instead of the hall's data: the status, and for 2xx answers a check of the body.
-ANOTHER_CLIENT: dict[tuple[str, str], tuple[int, Callable[[dict[str, Any], World], None] | None]] = {
+ANOTHER_CLIENT: dict[tuple[str, str], tuple[int, Callable[[Any, World], None] | None]] = {
     ("POST", "/v1/shipments"): (201, _a_new_shipment),
     ("GET", "/v1/shipments"): (200, _empty_list),
     ("GET", "/v1/shipments/{id}"): (404, None),
@@ -141,6 +151,7 @@ ANOTHER_CLIENT: dict[tuple[str, str], tuple[int, Callable[[dict[str, Any], World
     ("GET", "/v1/ratings"): (200, _empty_list),
     ("GET", "/v1/follow-ups"): (200, _empty_list),
     ("POST", "/v1/follow-ups/{id}/close"): (404, None),
+    ("GET", "/v1/statements"): (200, _header_only),  # its own statement of the department: no rows
 }
 
 # What a courier of another hall gets from the staff endpoints.
