@@ -23,12 +23,13 @@ from sqlalchemy import ColumnElement, exists, select
 
 from logistics.console.queries import LIST_COLUMNS, annotate, complaint_counts
 from logistics.domain.deadlines import beijing_today
-from logistics.domain.statuses import FINAL
+from logistics.domain.statuses import FINAL, STATUSES
 from logistics.domain.tables import complaints, shipment_events, shipments
 from logistics.storage.db import Database
 
 RULES_FILE = Path(__file__).with_name("exceptions.csv")
-OPEN = shipments.c.status.not_in(sorted(FINAL))
+# Named status by status (not "not final"), so each is a lookup of ix_shipments_status_department.
+OPEN = shipments.c.status.in_(sorted(set(STATUSES) - FINAL))
 # A parcel that came back (or a voided pickup) leaves the queue once the hall resent it or resolved it.
 UNDECIDED = shipments.c.resent_as.is_(None) & shipments.c.resolution.is_(None)
 CHASE_LIMIT = 500
