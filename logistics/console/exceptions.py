@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, exists, literal_column, select, union_all
 
 from logistics.console.queries import LIST_COLUMNS, annotate, complaint_counts
 from logistics.domain.deadlines import beijing_today
@@ -117,18 +117,22 @@ async def to_chase(db: Database, departments: Sequence[str], now: datetime, limi
     scope = shipments.c.department.in_(list(departments))
     caught: dict[str, list[str]] = {}
     rows: dict[str, dict[str, Any]] = {}
+    columns = (*LIST_COLUMNS, shipments.c.failure_reason, shipments.c.finished_at, shipments.c.last_failure)
+    # One round trip: each finder's (ordered, bounded) rows as a part of one UNION ALL, tagged with its code.
+    parts = [
+        select(literal_column(f"'{code}'").label("code"), *columns, shipments.c.attempts)
+        .where(scope, condition)
+        .order_by(shipments.c.created_at)
+        .limit(CHASE_LIMIT)
+        .subquery(f"find_{code}")
+        for code, condition in finders.items()
+    ]
     async with db.read() as conn:
-        for code, condition in finders.items():
-            query = select(
-                *LIST_COLUMNS,
-                shipments.c.failure_reason,
-                shipments.c.finished_at,
-                shipments.c.last_failure,
-                shipments.c.attempts,
-            ).where(scope, condition)
-            for r in await conn.execute(query.order_by(shipments.c.created_at).limit(CHASE_LIMIT)):
-                rows.setdefault(r.id, dict(r._mapping))
-                caught.setdefault(r.id, []).append(code)
+        for r in await conn.execute(union_all(*(select(part) for part in parts))) if parts else []:
+            found = dict(r._mapping)
+            code = found.pop("code")
+            rows.setdefault(r.id, found)
+            caught.setdefault(r.id, []).append(code)
         counts = await complaint_counts(conn, list(caught))
         await annotate(conn, list(rows.values()))
     out = []
