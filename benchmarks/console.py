@@ -20,7 +20,6 @@ import contextlib
 import os
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ sys.path[:1] = [str(ROOT), str(ROOT / "tests")]  # the script folder's labels.py
 import aiohttp  # noqa: E402
 from sqlalchemy import event, select, text  # noqa: E402
 
-from benchmarks.api import free_port, wait_ready  # noqa: E402
+from benchmarks.api import free_port, start_logistics  # noqa: E402
 from benchmarks.scratch_db import scratch_database  # noqa: E402
 from benchmarks.seed import seed  # noqa: E402
 from logistics.accounts import staff  # noqa: E402
@@ -60,8 +59,9 @@ async def seeded(args: argparse.Namespace, folder: Path) -> AsyncIterator[str]:
     async with scratch_database(args.postgres, folder, "bench_console") as url:
         db = Database(url)
         try:
-            summary = await seed(db, shipments=args.shipments, months=args.months, departments=30, seed=1,
-                                 now=datetime.now(UTC))  # fmt: skip
+            summary = await seed(
+                db, shipments=args.shipments, months=args.months, departments=30, seed=1, now=datetime.now(UTC)
+            )
         finally:
             await db.dispose()
         print(f"seeded {summary.shipments:,} shipments in {summary.seconds:.0f} s; load {_load()}")
@@ -78,10 +78,14 @@ async def samples(db: Database, department: str, n: int) -> dict[str, list[str]]
     async with db.read() as conn:
         rows = (
             await conn.execute(
-                select(shipments.c.id, shipments.c.waybill_no, shipments.c.kind, shipments.c.sender,
-                       shipments.c.recipient)  # fmt: skip
-                .where(shipments.c.department == department, shipments.c.purged_at.is_(None),
-                       shipments.c.waybill_no.is_not(None))  # fmt: skip
+                select(
+                    shipments.c.id, shipments.c.waybill_no, shipments.c.kind, shipments.c.sender, shipments.c.recipient
+                )
+                .where(
+                    shipments.c.department == department,
+                    shipments.c.purged_at.is_(None),
+                    shipments.c.waybill_no.is_not(None),
+                )
                 .order_by(shipments.c.created_at.desc())
                 .limit(5000)
             )
@@ -115,8 +119,9 @@ async def sign_in(session: aiohttp.ClientSession, base: str, token: str) -> None
     assert resp.status == 200 and resp.url.path == "/console/today", resp.status
 
 
-async def load(base: str, token: str, pages: dict[str, list[tuple[str, dict[str, str]]]], *, connections: int,
-               seconds: float) -> dict[str, list[float]]:  # fmt: skip
+async def load(
+    base: str, token: str, pages: dict[str, list[tuple[str, dict[str, str]]]], *, connections: int, seconds: float
+) -> dict[str, list[float]]:
     """``connections`` clients on one signed-in session, each taking the page kinds in turn for ``seconds``."""
     latencies: dict[str, list[float]] = {kind: [] for kind in pages}
     errors: list[str] = []
@@ -198,16 +203,18 @@ async def run(args: argparse.Namespace) -> None:
                 explained = await plans(db, department, found)
             finally:
                 await db.dispose()
-            env = {**os.environ, "LOGISTICS_DATA_DIR": tmp, "LOGISTICS_DATABASE_URL": url,
-                   "LOGISTICS_LOG_LEVEL": "WARNING", "LOGISTICS_ACCESS_LOG": "false", **fresh_carrier_secrets()}  # fmt: skip
+            env = {
+                **os.environ,
+                "LOGISTICS_DATA_DIR": tmp,
+                "LOGISTICS_DATABASE_URL": url,
+                "LOGISTICS_LOG_LEVEL": "WARNING",
+                "LOGISTICS_ACCESS_LOG": "false",
+                **fresh_carrier_secrets(),
+            }
             env.pop("LOGISTICS_REDIS_URL", None)  # a private Redis of its own
             port = free_port()
-            with open(Path(tmp) / "api.log", "ab") as log:
-                proc = subprocess.Popen([sys.executable, "-m", "logistics", "api"],
-                                        env={**env, "LOGISTICS_PORT": str(port)}, stdout=subprocess.DEVNULL,
-                                        stderr=log)  # fmt: skip
+            proc = await asyncio.to_thread(start_logistics, env, port)
             try:
-                wait_ready(port, timeout=60)
                 base = f"http://127.0.0.1:{port}"
                 pages = urls(department, found)
                 await load(base, clerk.token, pages, connections=args.connections, seconds=3)  # warm-up
@@ -219,8 +226,10 @@ async def run(args: argparse.Namespace) -> None:
                 proc.wait()
     backend = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
     goal = 100 if backend == "SQLite" else 50
-    print(f"\n{backend}, {total:,} shipments; department {department}; {args.connections} connections, "
-          f"{args.seconds:.0f} s, one API process; load {load_before} → {load_after}\n")  # fmt: skip
+    print(
+        f"\n{backend}, {total:,} shipments; department {department}; {args.connections} connections, "
+        f"{args.seconds:.0f} s, one API process; load {load_before} → {load_after}\n"
+    )
     print(f"{'page':<18}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}  goal p99 ≤ {goal} ms")
     for kind, values in latencies.items():
         p99 = quantile(values, 0.99)
@@ -234,7 +243,11 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--postgres", help="server URL: seed a scratch database there (default: SQLite)")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("LOGISTICS_TEST_POSTGRES_URL"),
+        help="server URL: seed a scratch database there (default: SQLite)",
+    )
     parser.add_argument("--database-url", help="a database seeded before (kept)")
     parser.add_argument("--shipments", type=int, help="default 1,000,000 on PostgreSQL, 200,000 on SQLite")
     parser.add_argument("--months", type=int, default=12)
