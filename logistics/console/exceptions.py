@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, exists, literal_column, select, union_all
 
-from logistics.console.queries import LIST_COLUMNS, annotate, complaint_counts
+from logistics.console.queries import LIST_COLUMNS, annotate, by_created, complaint_counts
 from logistics.domain.deadlines import beijing_today
 from logistics.domain.statuses import FINAL, STATUSES
 from logistics.domain.tables import complaints, shipment_events, shipments
@@ -122,7 +122,7 @@ async def to_chase(db: Database, departments: Sequence[str], now: datetime, limi
     parts = [
         select(literal_column(f"'{code}'").label("code"), *columns, shipments.c.attempts)
         .where(scope, condition)
-        .order_by(shipments.c.created_at)
+        .order_by(by_created(db.dialect))
         .limit(CHASE_LIMIT)
         .subquery(f"find_{code}")
         for code, condition in finders.items()
