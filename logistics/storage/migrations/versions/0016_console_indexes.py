@@ -1,6 +1,6 @@
 """The console's reads as index lookups: the status index extended by department (replacing ix_shipments_status),
 what moved per department (partial: creates do not pay for it), and the applicant's phone and name (expression
-indexes, filled from the rows already there as they are built)
+indexes, filled from the rows already there as they are built), and the complaints still unanswered
 
 Revision ID: 0016
 Revises: 0011
@@ -32,6 +32,10 @@ def upgrade() -> None:
         postgresql_where=moved,
         sqlite_where=moved,
     )
+    unanswered = sa.text("answered_at IS NULL")
+    op.create_index(
+        "ix_complaints_unanswered", "complaints", ["shipment_id"], postgresql_where=unanswered, sqlite_where=unanswered
+    )
     for key in ("phone", "name"):
         op.create_index(
             f"ix_shipments_applicant_{key}", "shipments", [sa.text(APPLICANT_FIELD_SQL[dialect].format(key=key))]
@@ -39,6 +43,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_complaints_unanswered", table_name="complaints")
     op.drop_index("ix_shipments_applicant_name", table_name="shipments")
     op.drop_index("ix_shipments_applicant_phone", table_name="shipments")
     op.drop_index("ix_shipments_department_moved", table_name="shipments")
