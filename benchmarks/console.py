@@ -158,6 +158,35 @@ async def load(
     return latencies
 
 
+async def functions(
+    url: str, department: str, found: dict[str, list[str]], *, connections: int, seconds: float
+) -> dict[str, list[float]]:
+    """The query functions alone, ``connections`` tasks on a pool of as many connections (no HTTP, no page)."""
+    db = Database(url, pool_size=connections)
+    calls = {
+        "today": lambda: queries.today(db, department, beijing_today(datetime.now(UTC))),
+        "exceptions": lambda: exceptions.to_chase(db, [department], datetime.now(UTC), LIMITS),
+        **{f"find by {k}": (lambda v=v: queries.find(db, [department], random.choice(v))) for k, v in found.items()},
+    }
+    latencies: dict[str, list[float]] = {kind: [] for kind in calls}
+    deadline = time.monotonic() + seconds
+
+    async def worker(n: int) -> None:
+        kinds = list(calls)
+        while time.monotonic() < deadline:
+            kind = kinds[n % len(kinds)]
+            n += 1
+            started = time.perf_counter()
+            await calls[kind]()
+            latencies[kind].append((time.perf_counter() - started) * 1000)
+
+    try:
+        await asyncio.gather(*(worker(n) for n in range(connections)))
+    finally:
+        await db.dispose()
+    return latencies
+
+
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -230,6 +259,8 @@ async def run(args: argparse.Namespace) -> None:
             finally:
                 proc.terminate()
                 proc.wait()
+            load_functions = _load()
+            direct = await functions(url, department, found, connections=args.connections, seconds=args.seconds / 2)
     backend = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
     goal = 100 if backend == "SQLite" else 50
     print(
@@ -243,6 +274,15 @@ async def run(args: argparse.Namespace) -> None:
         p99 = quantile(values, 0.99)
         verdict = "met" if p99 <= goal else "NOT met"
         print(f"{kind:<18}{len(values):>9}{quantile(values, 0.5):>9.1f}{p99:>9.1f}{max(values):>9.1f}  {verdict}")
+    print(
+        f"\nthe query functions alone, {args.connections} tasks on a {args.connections}-connection pool in this "
+        f"process, {args.seconds / 2:.0f} s; load {load_functions}\n"
+    )
+    print(f"{'function':<18}{'calls':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for kind, values in direct.items():
+        print(
+            f"{kind:<18}{len(values):>9}{quantile(values, 0.5):>9.1f}{quantile(values, 0.99):>9.1f}{max(values):>9.1f}"
+        )
     print("\nquery plans (one call of each page's query function):")
     for page, statement, plan in explained:
         print(f"\n[{page}] {statement[:160]}{'…' if len(statement) > 160 else ''}")
