@@ -163,6 +163,21 @@ async def count_rows(url: str) -> tuple[int, int]:
     return shipments, tasks
 
 
+# The indexes the console reads by (0010, 0016); --index-cost also creates on a database without them, where the
+# plain status index they replace is back: the same run, with and without (issue 18: ≤ 5 % of the create path).
+CONSOLE_INDEXES = ("ix_shipments_department_created", "ix_shipments_status_department",
+                   "ix_shipments_department_moved", "ix_shipments_applicant_phone", "ix_shipments_applicant_name")
+
+
+async def without_console_indexes(url: str) -> None:
+    engine = create_async_engine(normalise_database_url(url))
+    async with engine.begin() as conn:
+        for name in CONSOLE_INDEXES:
+            await conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+        await conn.execute(text("CREATE INDEX IF NOT EXISTS ix_shipments_status ON shipments (status)"))
+    await engine.dispose()
+
+
 def merge(windows: list[dict[str, Any]]) -> dict[str, Any]:
     """One target's windows as one figure: requests over seconds, percentiles over all their requests."""
     seconds = sum(w["seconds"] for w in windows)
@@ -183,13 +198,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=4, help="length of one window")
     parser.add_argument("--rounds", type=int, default=3, help="windows per endpoint, taken in turn")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--index-cost", action="store_true",
+                        help="also create on a database without the console's indexes (same run)")
     parser.add_argument("--log-level", default="WARNING",
                         help="the API's LOGISTICS_LOG_LEVEL; INFO includes its access line per request")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("benchmarks/api.py needs wrk: apt-get install wrk")
 
-    targets = [("sqlite", None)] + ([("postgresql", args.postgres)] if args.postgres else [])
+    targets = [("sqlite", None, False)] + ([("postgresql", args.postgres, False)] if args.postgres else [])
+    if args.index_cost:
+        targets = [t for name, url, _ in targets for t in ((name, url, False), (f"{name} -idx", url, True))]
     with contextlib.ExitStack() as stack:
         servers: dict[str, tuple[int, str]] = {}  # name → (port, api key)
         port = free_port()
@@ -198,15 +217,17 @@ def main() -> None:
         wait_ready(port)
         servers["bare aiohttp"] = (port, "-")
         stores: dict[str, str] = {}
-        for name, url in targets:
+        for name, url, bare_indexes in targets:
             tmp = stack.enter_context(tempfile.TemporaryDirectory())
             env = {**os.environ, "LOGISTICS_DATA_DIR": tmp, "LOGISTICS_REDIS_URL": args.redis,
                    "LOGISTICS_QUEUE_NAME": f"bench:{os.getpid()}:{name}", "LOGISTICS_LOG_LEVEL": args.log_level,
                    **fresh_carrier_secrets()}
             if url:
-                url = asyncio.run(fresh_database(url, "logistics_bench_api"))
+                url = asyncio.run(fresh_database(url, "logistics_bench_api" + ("_idx" if bare_indexes else "")))
                 env["LOGISTICS_DATABASE_URL"] = url
             key = prepare(env)
+            if bare_indexes:
+                asyncio.run(without_console_indexes(url or f"sqlite+aiosqlite:///{tmp}/logistics.db"))
             port = free_port()
             stack.callback(_stop, start_logistics(env, port))
             servers[f"create on {name}"] = (port, key)
@@ -235,6 +256,11 @@ def main() -> None:
         print(f"{name:<22}{figures}  {durable}")
         if r["socket_errors"]:
             print(f"    socket errors: {r['socket_errors']}")
+    for name, r in results.items():
+        if name.endswith(" -idx"):
+            with_indexes = results[name.removesuffix(" -idx")]["rps"]
+            print(f"console indexes cost {name.removesuffix(' -idx')}: {1 - with_indexes / r['rps']:+.1%} of its "
+                  f"creates/s ({with_indexes:.0f} with, {r['rps']:.0f} without; goal ≤ 5 %)")
     print("\nper window, req/s (p99 ms):")
     for name, ws in windows.items():
         print(f"  {name:<20}" + "  ".join(f"{w['rps']:.0f} ({w['p99']:.1f})" for w in ws))

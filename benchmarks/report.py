@@ -27,7 +27,7 @@ BENCHMARKS = [
     (
         "Dispatch API: create shipment",
         "≥ 40 % of bare aiohttp on PostgreSQL (p99 ≤ 30 ms at 64 connections); ≥ 30 % on SQLite, zero errors",
-        ["benchmarks/api.py", "--rounds", "5"],
+        ["benchmarks/api.py", "--rounds", "5", "--index-cost"],
     ),
     (
         "Pipeline: API accept → ordered",
@@ -47,6 +47,12 @@ BENCHMARKS = [
     ),
     ("Webhooks (library sender)", "≥ 50 % of a bare aiohttp POST loop", ["benchmarks/webhooks.py"]),
     ("Webhooks through the app", "≥ 50 % of a bare aiohttp POST loop", ["benchmarks/webhooks_app.py"]),
+    (
+        "Console on a big database",
+        "today, exceptions, find by case/waybill/phone: p99 ≤ 50 ms at 16 connections on PostgreSQL with "
+        "1,000,000 shipments, ≤ 100 ms on SQLite with 200,000; query plans shown (issue 18)",
+        ["benchmarks/console.py"],
+    ),
     (
         "Scale-out: workers and API processes on PostgreSQL",
         "CPU per shipment of each process kind, and how the rate moves with 1/2/4 workers × 1/2 API processes "

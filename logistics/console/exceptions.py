@@ -19,17 +19,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, exists, literal_column, select, union_all
 
 from logistics.api.ratings import open_dues
-from logistics.console.queries import LIST_COLUMNS, annotate, complaint_counts
+from logistics.console.queries import LIST_COLUMNS, annotate, by_created, complaint_counts
 from logistics.domain.deadlines import beijing_today
-from logistics.domain.statuses import FINAL
+from logistics.domain.statuses import FINAL, STATUSES
 from logistics.domain.tables import complaints, follow_ups, shipment_events, shipments
 from logistics.storage.db import Database
 
 RULES_FILE = Path(__file__).with_name("exceptions.csv")
-OPEN = shipments.c.status.not_in(sorted(FINAL))
+# Named status by status (not "not final"), so each is a lookup of ix_shipments_status_department.
+OPEN = shipments.c.status.in_(sorted(set(STATUSES) - FINAL))
 # A parcel that came back (or a voided pickup) leaves the queue once the hall resent it or resolved it.
 UNDECIDED = shipments.c.resent_as.is_(None) & shipments.c.resolution.is_(None)
 CHASE_LIMIT = 500
@@ -127,18 +128,22 @@ async def to_chase(db: Database, departments: Sequence[str], now: datetime, limi
     scope = shipments.c.department.in_(list(departments))
     caught: dict[str, list[str]] = {}
     rows: dict[str, dict[str, Any]] = {}
+    columns = (*LIST_COLUMNS, shipments.c.failure_reason, shipments.c.finished_at, shipments.c.last_failure)
+    # One round trip: each finder's (ordered, bounded) rows as a part of one UNION ALL, tagged with its code.
+    parts = [
+        select(literal_column(f"'{code}'").label("code"), *columns, shipments.c.attempts)
+        .where(scope, condition)
+        .order_by(by_created(db.dialect))
+        .limit(CHASE_LIMIT)
+        .subquery(f"find_{code}")
+        for code, condition in finders.items()
+    ]
     async with db.read() as conn:
-        for code, condition in finders.items():
-            query = select(
-                *LIST_COLUMNS,
-                shipments.c.failure_reason,
-                shipments.c.finished_at,
-                shipments.c.last_failure,
-                shipments.c.attempts,
-            ).where(scope, condition)
-            for r in await conn.execute(query.order_by(shipments.c.created_at).limit(CHASE_LIMIT)):
-                rows.setdefault(r.id, dict(r._mapping))
-                caught.setdefault(r.id, []).append(code)
+        for r in await conn.execute(union_all(*(select(part) for part in parts))) if parts else []:
+            found = dict(r._mapping)
+            code = found.pop("code")
+            rows.setdefault(r.id, found)
+            caught.setdefault(r.id, []).append(code)
         counts = await complaint_counts(conn, list(caught))
         dues = await open_dues(conn, list(caught))
         await annotate(conn, list(rows.values()))

@@ -10,20 +10,24 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, or_, select, union_all
+from sqlalchemy import and_, exists, func, insert, literal_column, select, union_all
 
 from logistics.api.schemas import BEIJING
 from logistics.domain.tables import (
+    APPLICANT_FIELD_SQL,
+    MOVED_STATUSES,
     complaints,
     personal_data_access,
     shipment_cases,
     shipment_events,
     shipments,
     staff,
+    status_in_sql,
 )
 from logistics.storage.db import Database
 
 WAITING_FOR_COURIER = ("pending", "ordered")
+
 TODAY_SECTIONS = ("created", "waiting", "picked_up", "delivered")
 LIST_LIMIT = 200
 FIND_LIMIT = 50
@@ -43,6 +47,13 @@ LIST_COLUMNS = (
     shipments.c.overdue_at,
     shipments.c.label_printed_at,
 )
+
+
+def by_created(dialect: str) -> Any:
+    """created_at to order a list by. On SQLite as ``+created_at``: its planner knows only the average number of
+    rows per status, and would read a department's whole history in ix_shipments_department_created's order rather
+    than look up the few rows of a status and sort them; the unary plus takes that index out of the ordering."""
+    return literal_column("+shipments.created_at") if dialect == "sqlite" else shipments.c.created_at
 
 
 def beijing_day(day: date) -> tuple[datetime, datetime]:
@@ -103,14 +114,18 @@ async def today(db: Database, department: str, day: date) -> dict[str, WindowDay
             shipment_events.c.occurred_at >= start,
             shipment_events.c.occurred_at < end,
         )
-        # updated_at is when the shipment last changed, so one that moved today has updated_at today or later:
-        # only those rows of the department are probed for the event (by the events' shipment_id index).
-        queries[section] = select(*LIST_COLUMNS).where(mine, shipments.c.updated_at >= start, moved)
+        # updated_at is when the shipment last changed, so one that moved today has updated_at today or later, and
+        # a parcel picked up or delivered is in one of MOVED_STATUSES: the partial index ix_shipments_department_moved
+        # (whose condition is repeated word for word) yields those rows, each probed for the event.
+        queries[section] = select(*LIST_COLUMNS).where(
+            mine, literal_column(status_in_sql(MOVED_STATUSES)), shipments.c.updated_at >= start, moved
+        )
     windows: dict[str, WindowDay] = {}
     async with db.read() as conn:
         found: dict[str, list[dict[str, Any]]] = {}
         for section, query in queries.items():
-            rows = await conn.execute(query.order_by(shipments.c.created_at.desc()).limit(LIST_LIMIT))
+            order = shipments.c.created_at if section == "created" else by_created(db.dialect)
+            rows = await conn.execute(query.order_by(order.desc()).limit(LIST_LIMIT))
             found[section] = [dict(r._mapping) for r in rows]
         await annotate(conn, [r for rows in found.values() for r in rows])
     for section, rows in found.items():
@@ -119,22 +134,23 @@ async def today(db: Database, department: str, day: date) -> dict[str, WindowDay
     return dict(sorted(windows.items()))
 
 
-def _party_field(column: Any, key: str) -> Any:
-    return column[key].as_string()
+def applicant_field(dialect: str, key: str) -> Any:
+    """The applicant's ``phone`` or ``name``, spelt as its index is (ix_shipments_applicant_*)."""
+    return literal_column(APPLICANT_FIELD_SQL[dialect].format(key=key))
 
 
 PHONE = re.compile(r"1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(-\d{1,6})?")
 
 
 def looks_personal(query: str) -> bool:
-    """A mobile or landline number, or a name (not ASCII): only these are matched against the parties, which
-    reads every row of the clerk's departments; codes never take that path."""
+    """A mobile or landline number, or a name (not ASCII): only these are matched against the applicant (and
+    each hit is then a view of personal data to record); codes never take that path."""
     return bool(PHONE.fullmatch(query)) or not query.isascii()
 
 
 async def find(db: Database, departments: Sequence[str], query: str) -> tuple[list[dict[str, Any]], bool]:
-    """Shipments of these departments whose case number, waybill, tracking code, or a party's phone or name is
-    exactly ``query``; and whether the match went by personal data (then each hit is a view to record)."""
+    """Shipments of these departments whose case number, waybill, tracking code, or the applicant's phone or name
+    is exactly ``query``; and whether the match went by personal data (then each hit is a view to record)."""
     q = query.strip()
     if not q or not departments:
         return [], False
@@ -147,12 +163,9 @@ async def find(db: Database, departments: Sequence[str], query: str) -> tuple[li
             select(shipments.c.id).where(shipments.c.id == q),
         )
     )
-    by_person = or_(
-        *(
-            _party_field(party, key) == q
-            for party in (shipments.c.recipient, shipments.c.sender)
-            for key in ("phone", "name")
-        )
+    # The applicant (an intake's sender, a delivery's recipient) by phone or name: two expression index lookups.
+    by_person = shipments.c.id.in_(
+        union_all(*(select(shipments.c.id).where(applicant_field(db.dialect, key) == q) for key in ("phone", "name")))
     )
     scope = shipments.c.department.in_(list(departments))
     async with db.read() as conn:

@@ -86,6 +86,54 @@ class ApiKey(SQLModel, table=True):
     revoked_at: datetime | None = _ts(nullable=True)
 
 
+# The console's reads (0016; figures in benchmarks/REPORT.md, "Console"). Statuses are written as SQL literals so
+# a query can repeat a partial index's condition word for word (SQLite uses a partial index only then).
+MOVED_STATUSES = (
+    "picked_up",
+    "in_transit",
+    "out_for_delivery",
+    "delivery_failed",
+    "returning",
+    "delivered",
+    "returned",
+)
+
+
+def status_in_sql(statuses: tuple[str, ...]) -> str:
+    return "status IN (" + ", ".join(f"'{s}'" for s in statuses) + ")"
+
+
+# The applicant is the sender of an intake and the recipient of a delivery; the console finds them by phone or
+# name through these expressions (a query must spell the same expression to use the index). After the purge the
+# party holds masked values, so a search by the real phone or name finds nothing. PostgreSQL's is written as
+# PostgreSQL prints it back, so the migration test can compare it; SQLite's is created by the migration only.
+APPLICANT_FIELD_SQL: dict[str, str] = {
+    "postgresql": "(\nCASE\n    WHEN kind::text = 'intake'::text THEN sender\n    ELSE recipient\n"
+    "END ->> '{key}'::text)",
+    "sqlite": "json_extract(CASE WHEN kind = 'intake' THEN sender ELSE recipient END, '$.{key}')",
+}
+CONSOLE_INDEXES = (
+    # Replaces ix_shipments_status: lookups by status alone still lead with it; the console's by status within a
+    # department (waiting for the courier, each exception) no longer read the department's whole history.
+    Index("ix_shipments_status_department", "status", "department", "created_at"),
+    # Today's picked-up and delivered lists: what moved since a time, per department. Partial, so a create (still
+    # pending or awaiting the applicant) pays nothing for it.
+    Index(
+        "ix_shipments_department_moved",
+        "department",
+        "updated_at",
+        postgresql_where=text(status_in_sql(MOVED_STATUSES)),
+        sqlite_where=text(status_in_sql(MOVED_STATUSES)),
+    ),
+    *(
+        Index(f"ix_shipments_applicant_{key}", text(APPLICANT_FIELD_SQL["postgresql"].format(key=key))).ddl_if(
+            dialect="postgresql"
+        )
+        for key in ("phone", "name")
+    ),
+)
+
+
 class Shipment(SQLModel, table=True):
     __tablename__ = "shipments"
     __table_args__ = (
@@ -100,12 +148,13 @@ class Shipment(SQLModel, table=True):
             postgresql_where=text("applicant_token_hash IS NOT NULL"),
             sqlite_where=text("applicant_token_hash IS NOT NULL"),
         ),
+        *CONSOLE_INDEXES,
     )
 
     id: str = Field(primary_key=True, max_length=40)  # also the carrier's logisticsOrderNo
     client_id: str = Field(foreign_key="clients.id", max_length=40)
     kind: str = Field(max_length=16)
-    status: str = Field(max_length=32, index=True)
+    status: str = Field(max_length=32)  # indexed by ix_shipments_status_department (0016)
     department: str = Field(max_length=100)
     window: str = Field(max_length=100)
     sender: dict[str, Any] | None = _json()
@@ -345,7 +394,16 @@ class Complaint(SQLModel, table=True):
     """投诉 from the public tracking page, listed to the shipment's client."""
 
     __tablename__ = "complaints"
-    __table_args__ = (Index("ix_complaints_client_id_id", "client_id", "id"),)
+    __table_args__ = (
+        Index("ix_complaints_client_id_id", "client_id", "id"),
+        # The console's exception queue: complaints still waiting for an answer (0016; few, and never a create's).
+        Index(
+            "ix_complaints_unanswered",
+            "shipment_id",
+            postgresql_where=text("answered_at IS NULL"),
+            sqlite_where=text("answered_at IS NULL"),
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=40)
     shipment_id: str = Field(foreign_key="shipments.id", index=True, max_length=40)
