@@ -16,16 +16,6 @@ from logistics.storage.db import Database
 
 NOW = datetime(2026, 12, 4, 6, 30, tzinfo=UTC)  # 14:30 in Beijing, a Friday
 
-CONTRACT_TABLES = (
-    "CREATE TABLE ratings (id VARCHAR(40) PRIMARY KEY, shipment_id VARCHAR(40) NOT NULL UNIQUE, "
-    "client_id VARCHAR(40) NOT NULL, level INTEGER NOT NULL, comment TEXT, "
-    "created_at TIMESTAMP WITH TIME ZONE NOT NULL)",
-    "CREATE TABLE follow_ups (id VARCHAR(40) PRIMARY KEY, rating_id VARCHAR(40) NOT NULL UNIQUE, "
-    "shipment_id VARCHAR(40) NOT NULL, client_id VARCHAR(40) NOT NULL, opened_at TIMESTAMP WITH TIME ZONE NOT NULL, "
-    "due_by DATE NOT NULL, closed_at TIMESTAMP WITH TIME ZONE, action TEXT, closed_by VARCHAR(40))",
-)
-
-
 def _generator(seed_value: int) -> Generator:
     return Generator(seed=seed_value, now=NOW, months=24, department_count=30, clients=["cli_a"], clerks={})
 
@@ -61,10 +51,7 @@ async def test_histories_are_consistent_and_delivered_shipments_carry_their_proo
     assert complaint_count > 0
 
 
-async def test_ratings_and_follow_ups_are_written_when_their_tables_exist(db: Database) -> None:
-    async with db.write() as conn:
-        for ddl in CONTRACT_TABLES:
-            await conn.execute(text(ddl))
+async def test_ratings_open_a_follow_up_for_every_bad_rating(db: Database) -> None:
     summary = await seed(db, shipments=600, months=24, departments=30, seed=3, now=NOW, jobs=1)
     assert "ratings" not in summary.skipped and summary.rows["ratings"] > 100
     async with db.read() as conn:
