@@ -99,7 +99,8 @@ def csv_lines(rows: Iterable[Sequence[str]]) -> bytes:
 
 def cells(row: StatementRow, case_numbers: Sequence[str]) -> tuple[str, ...]:
     # A shipment from before payment modes were kept went out as monthly sends it (the hall paying).
-    mode = PAYMENT_TEXT[row.payment_mode or DEFAULT_PAYMENT_MODE]
+    mode = row.payment_mode or DEFAULT_PAYMENT_MODE
+    mode = PAYMENT_TEXT.get(mode, mode)
     return (
         row.waybill_no or "",
         row.day.isoformat(),

@@ -4,9 +4,11 @@ shipments of the department handed to the post (first non-refused ``picked_up``)
 from __future__ import annotations
 
 from aiohttp.test_utils import TestClient
+from sqlalchemy import update
 from statement_support import MARKET, Make, beijing, ids_of, problem, read_csv, refused_pickup, statement
 
 from logistics.accounts.clients import Credentials
+from logistics.domain.tables import shipments
 from logistics.statement import HEADER
 from logistics.storage.db import Database
 
@@ -126,3 +128,14 @@ async def test_a_missing_or_malformed_month_or_department_is_a_400_naming_it(
 async def test_a_statement_needs_the_clients_key(api: TestClient) -> None:
     resp = await api.get("/v1/statements", params={"department": MARKET, "month": "2026-11"})
     await problem(resp, 401)
+
+
+async def test_a_carrier_clock_a_little_ahead_of_ours_does_not_lose_a_row(
+    api: TestClient, hall: Credentials, db: Database, make: Make
+) -> None:
+    # EMS stamped the collection 00:00:30 on 1 November; we recorded it (updated_at) 10 seconds before midnight.
+    sid = await make("1295780512499", "2026-11-01 00:00:30")
+    async with db.write() as conn:
+        recorded = beijing("2026-10-31 23:59:50")
+        await conn.execute(update(shipments).where(shipments.c.id == sid).values(updated_at=recorded))
+    assert ids_of(await statement(api, hall, "2026-11")) == [sid]
