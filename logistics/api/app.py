@@ -45,6 +45,7 @@ from logistics.console import actions as console_actions
 from logistics.console import views as console
 from logistics.domain import ids
 from logistics.domain.halls import load_delivery_days, load_halls
+from logistics.gongshi import views as gongshi
 from logistics.pages import views as people_pages
 from logistics.redis.queue import WorkSignal, connect
 from logistics.redis.ratelimit import client_ip
@@ -313,6 +314,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     people_pages.setup(app)  # scans, tracking, applicant, complaints, staff page
     console.setup(app)  # the hall's console, /console
     console_actions.setup(app)  # its actions on a shipment
+    gongshi.setup(app)  # the public 公示 figures, /gongshi
     app.cleanup_ctx.append(_revocations)  # after the pages' context: it needs both credential caches
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

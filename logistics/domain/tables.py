@@ -386,6 +386,48 @@ class PersonalDataAccess(SQLModel, table=True):
     view: str = Field(max_length=32)  # shipment | find | list
 
 
+# --- The public 公示 figures (logistics/gongshi, migration 0015) ---------------------------------------------
+# Rows the figures' refresh finds changed since its last run, and the months it must compute, are found through
+# partial indexes: only a shipment's first event and its picked_up/ending events pay for them on insert.
+GONGSHI_RECORDED_WHERE = "sequence = 1 OR status IN ('picked_up', 'delivered', 'failed', 'returned')"
+GONGSHI_ENDED_WHERE = "status IN ('delivered', 'failed', 'returned')"
+Index(
+    "ix_shipment_events_gongshi_recorded",
+    ShipmentEvent.__table__.c.recorded_at,
+    postgresql_where=text(GONGSHI_RECORDED_WHERE),
+    sqlite_where=text(GONGSHI_RECORDED_WHERE),
+)
+Index(
+    "ix_shipment_events_gongshi_ended",
+    ShipmentEvent.__table__.c.occurred_at,
+    postgresql_where=text(GONGSHI_ENDED_WHERE),
+    sqlite_where=text(GONGSHI_ENDED_WHERE),
+)
+Index("ix_shipments_created_at", Shipment.__table__.c.created_at)
+
+
+class GongshiCell(SQLModel, table=True):
+    """One department's raw figures of one Beijing month (department "" is the district total); shown only
+    through small-cell suppression (logistics/gongshi/suppress.py)."""
+
+    __tablename__ = "gongshi_cells"
+
+    month: str = Field(primary_key=True, max_length=7)  # YYYY-MM, Beijing
+    department: str = Field(primary_key=True, max_length=100)
+    figures: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+    computed_at: datetime = _ts()
+
+
+class GongshiState(SQLModel, table=True):
+    """The refresh's single row: when the figures were computed, and the recorded_at watermark it reads from."""
+
+    __tablename__ = "gongshi_state"
+
+    id: int = Field(primary_key=True)
+    watermark: datetime | None = _ts(nullable=True)
+    refreshed_at: datetime | None = _ts(nullable=True)
+
+
 clients = Client.__table__
 api_keys = ApiKey.__table__
 shipments = Shipment.__table__
@@ -402,4 +444,6 @@ verification_guards = VerificationGuard.__table__
 complaints = Complaint.__table__
 console_sessions = ConsoleSession.__table__
 personal_data_access = PersonalDataAccess.__table__
+gongshi_cells = GongshiCell.__table__
+gongshi_state = GongshiState.__table__
 metadata = SQLModel.metadata
