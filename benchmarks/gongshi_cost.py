@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/gongshi_cost.py [--postgres postgresql://postgres@127.0.0.1:5432/test]
         [--seconds 10] [--rounds 3] [--refresh-every 10]
 
-"without": the schema minus migration 0015's three indexes, no refresh. "with": the indexes, and a process
+"without": the schema minus migration 0015's three indexes, no refresh; "indexes": with them, no refresh;
+"with": the indexes, and a process
 running ``logistics.gongshi.refresh`` every ``--refresh-every`` seconds (the worker's default is 30, so the
 default 10 overstates the refresh's share threefold). The two servers take turns, a window each (benchmarks/api.py's
 load generator and figures), so the shared machine's slow spells fall on both alike. Goal (issue 19): keeping the
@@ -36,6 +37,8 @@ assert _spec is not None and _spec.loader is not None
 api = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(api)
 
+# without: no 0015 indexes, no refresh; indexes: the indexes only; with: the indexes and a refresh running.
+VARIANTS = ("without", "indexes", "with")
 INDEXES = ("ix_shipments_created_at", "ix_shipment_events_gongshi_recorded", "ix_shipment_events_gongshi_ended")
 
 REFRESHER = """
@@ -72,13 +75,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--refresh-every", type=float, default=10.0)
+    parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
-    targets = [("sqlite", None)] + ([("postgresql", args.postgres)] if args.postgres else [])
+    targets = [] if args.skip_sqlite else [("sqlite", None)]
+    targets += [("postgresql", args.postgres)] if args.postgres else []
     for name, server_url in targets:
         with contextlib.ExitStack() as stack:
             servers: dict[str, tuple[int, str]] = {}
             refreshers: list[tuple[subprocess.Popen[str], Path]] = []
-            for variant in ("without", "with"):
+            for variant in VARIANTS:
                 tmp = stack.enter_context(tempfile.TemporaryDirectory())
                 env = {
                     **os.environ,
@@ -95,7 +100,7 @@ def main() -> None:
                 key = api.prepare(env)
                 if variant == "without":
                     asyncio.run(drop_indexes(url))
-                else:
+                elif variant == "with":
                     log = Path(tmp) / "refresh.log"
                     out = stack.enter_context(log.open("w"))
                     proc = subprocess.Popen(

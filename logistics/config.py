@@ -95,10 +95,6 @@ class Settings(BaseSettings):
     console_pickup_hours: float = Field(24.0, gt=0)  # ordered but not picked up within this is to chase
     console_deadline_warn_days: int = Field(2, ge=0)  # warn this many days before due_by
 
-    # The public 公示 figures (logistics/gongshi): the worker recomputes what changed this often; ≤ 60 keeps the
-    # page's promise that its figures are at most 60 seconds old.
-    gongshi_refresh_seconds: int = Field(30, ge=1, le=60)
-
     @field_validator("metrics_allow")
     @classmethod
     def _networks(cls, value: str) -> str:

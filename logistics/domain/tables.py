@@ -388,8 +388,8 @@ class PersonalDataAccess(SQLModel, table=True):
 
 # --- The public 公示 figures (logistics/gongshi, migration 0015) ---------------------------------------------
 # Rows the figures' refresh finds changed since its last run, and the months it must compute, are found through
-# partial indexes: only a shipment's first event and its picked_up/ending events pay for them on insert.
-GONGSHI_RECORDED_WHERE = "sequence = 1 OR status IN ('picked_up', 'delivered', 'failed', 'returned')"
+# partial indexes: only a shipment's picked_up and ending events pay for them on insert, not its creation.
+GONGSHI_RECORDED_WHERE = "status IN ('picked_up', 'delivered', 'failed', 'returned')"
 GONGSHI_ENDED_WHERE = "status IN ('delivered', 'failed', 'returned')"
 Index(
     "ix_shipment_events_gongshi_recorded",

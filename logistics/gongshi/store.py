@@ -1,6 +1,6 @@
 """Keeping the 公示 figures: read a month's facts, compute them (figures.py), store the cells. Thin I/O.
 
-The worker calls ``refresh`` every ``GONGSHI_REFRESH_SECONDS`` (≤ 60). A refresh recomputes whole months, all
+The worker calls ``refresh`` every ``REFRESH_SECONDS`` (30). A refresh recomputes whole months, all
 departments at once: always the current and the previous Beijing month (creations, complaints and ratings happen
 now; a follow-up becomes late when its day passes), and any earlier month whose figures rows recorded since the
 last refresh may change (an ending event pushed late, a late ``picked_up``, a complaint answered, a follow-up
@@ -30,11 +30,23 @@ from logistics.domain.tables import (
     gongshi_state,
     shipments,
 )
-from logistics.gongshi import figures
-from logistics.gongshi.figures import ComplaintFact, Ended, FollowUpFact, MonthFacts
+from logistics.gongshi.figures import (
+    KINDS,
+    ComplaintFact,
+    Ended,
+    FollowUpFact,
+    MonthFacts,
+    compute_month,
+    month_bounds,
+    month_of,
+    months_shown,
+)
 from logistics.storage.db import Database
 
 log = logging.getLogger("logistics.gongshi")
+# The worker's schedule (logistics/jobs/worker.py): with the page's cache (max-age 15 s) the figures anyone sees
+# are under 60 seconds old, as the page promises.
+REFRESH_SECONDS = 30
 OVERLAP = timedelta(minutes=3)  # longer than any write transaction (a job is bounded by JOB_TIMEOUT_SECONDS)
 STATE_ID = 1
 
@@ -65,7 +77,7 @@ _ENDED = text(
 _TOUCHED_ENDED = text(
     f"""
     SELECT min(e.occurred_at) AS first, max(e.occurred_at) AS last FROM shipment_events e
-    WHERE ({GONGSHI_RECORDED_WHERE.replace("sequence", "e.sequence").replace("status", "e.status")})
+    WHERE ({GONGSHI_RECORDED_WHERE.replace("status", "e.status")})
       AND e.recorded_at >= :since AND e.status IN ('delivered', 'failed', 'returned')
     """
 ).columns(first=UTCDateTime(), last=UTCDateTime())
@@ -73,7 +85,7 @@ _TOUCHED_LATE_PICKUP = text(
     f"""
     SELECT min(t.occurred_at) AS first, max(t.occurred_at) AS last FROM shipment_events e
     JOIN shipment_events t ON t.shipment_id = e.shipment_id
-    WHERE ({GONGSHI_RECORDED_WHERE.replace("sequence", "e.sequence").replace("status", "e.status")})
+    WHERE ({GONGSHI_RECORDED_WHERE.replace("status", "e.status")})
       AND e.recorded_at >= :since AND e.status = 'picked_up'
       AND t.status IN ('delivered', 'failed', 'returned') AND t.refused = false
     """
@@ -127,7 +139,7 @@ async def rating_facts(conn: AsyncConnection, start: datetime, end: datetime) ->
 
 
 async def month_facts(conn: AsyncConnection, month: str, *, with_ratings: bool) -> MonthFacts:
-    start, end = figures.month_bounds(month)
+    start, end = month_bounds(month)
     facts = MonthFacts()
     created = (
         select(shipments.c.department, shipments.c.kind, shipments.c.id)
@@ -137,7 +149,7 @@ async def month_facts(conn: AsyncConnection, month: str, *, with_ratings: bool) 
     rows = await conn.execute(
         select(created.c.department, created.c.kind, func.count()).group_by(created.c.department, created.c.kind)
     )
-    facts.created = [(r[0], r[1], int(r[2])) for r in rows if r[1] in figures.KINDS]
+    facts.created = [(r[0], r[1], int(r[2])) for r in rows if r[1] in KINDS]
     for r in await conn.execute(_typed(_ENDED, "start", "end"), _bounds(start, end)):
         facts.ended.append(Ended(r.department, r.kind, r.status, r.occurred_at, r.handed_at, r.due_by))
     for r in await conn.execute(
@@ -154,7 +166,7 @@ async def month_facts(conn: AsyncConnection, month: str, *, with_ratings: bool) 
 def _months_between(first: datetime | None, last: datetime | None, shown: set[str]) -> set[str]:
     if first is None or last is None:
         return set()
-    low, high = figures.month_of(first), figures.month_of(last)
+    low, high = month_of(first), month_of(last)
     return {m for m in shown if low <= m <= high}
 
 
@@ -177,7 +189,7 @@ class Refreshed:
 
 async def refresh(db: Database, now: datetime, *, full: bool = False) -> Refreshed:
     """Bring the stored figures up to date at ``now``. Safe to run twice, and from several workers."""
-    shown = figures.months_shown(now)
+    shown = months_shown(now)
     today = beijing_today(now)
     async with db.read() as conn:
         state = (await conn.execute(select(gongshi_state).where(gongshi_state.c.id == STATE_ID))).first()
@@ -187,9 +199,7 @@ async def refresh(db: Database, now: datetime, *, full: bool = False) -> Refresh
             months = set(shown)
         else:
             months |= await touched_months(conn, state.watermark - OVERLAP, set(shown), with_ratings=with_ratings)
-        computed = {
-            m: figures.compute_month(await month_facts(conn, m, with_ratings=with_ratings), today) for m in months
-        }
+        computed = {m: compute_month(await month_facts(conn, m, with_ratings=with_ratings), today) for m in months}
     count = sum(len(c) for c in computed.values())
     async with db.write() as conn:
         # The state row first, locked: concurrent refreshes write one after the other.

@@ -13,6 +13,7 @@ from arq.worker import Worker, func
 
 from logistics.config import Settings
 from logistics.gongshi import refresh as refresh_gongshi
+from logistics.gongshi.store import REFRESH_SECONDS
 from logistics.jobs import carrier as handlers
 from logistics.jobs import labels as _label  # noqa: F401  (registers the label task and its ordered hook)
 from logistics.jobs import runner, webhook_delivery
@@ -68,11 +69,11 @@ def create_worker(settings: Settings, rt: runner.Runtime | None = None, **overri
             cron(purge, name="purge", minute=17, second=0, max_tries=1, unique=True),
             # Deadlines are whole Beijing days: a check every 10 minutes marks a shipment soon after midnight.
             cron(overdue, name="overdue", minute=set(range(3, 60, 10)), second=0, max_tries=1, unique=True),
-            # The public 公示 figures: what changed since the last run, every GONGSHI_REFRESH_SECONDS (≤ 60).
+            # The public 公示 figures: what changed since the last run, every REFRESH_SECONDS (≤ 60).
             cron(
                 gongshi_refresh,
                 name="gongshi",
-                second=gongshi_seconds(settings),
+                second=gongshi_seconds(),
                 run_at_startup=True,
                 max_tries=1,
                 unique=True,
@@ -92,9 +93,9 @@ def create_worker(settings: Settings, rt: runner.Runtime | None = None, **overri
     return Worker(**options)
 
 
-def gongshi_seconds(settings: Settings) -> set[int]:
-    """The seconds of each minute the figures' refresh runs at: never more than the setting (≤ 60 s) apart."""
-    return set(range(0, 60, settings.gongshi_refresh_seconds))
+def gongshi_seconds(step: int = REFRESH_SECONDS) -> set[int]:
+    """The seconds of each minute the figures' refresh runs at: never more than ``step`` (≤ 60) apart."""
+    return set(range(0, 60, max(1, min(step, 60))))
 
 
 async def handlers_close(rt: runner.Runtime) -> None:

@@ -1,5 +1,5 @@
 """The public 公示 figures: their store (gongshi_cells, gongshi_state) and the indexes the refresh reads by
-(new shipments by creation time; a shipment's first, picked_up and ending events by when they were recorded;
+(shipments by creation time; picked_up and ending events by when they were recorded;
 ending events by when they happened)
 
 Revision ID: 0015
