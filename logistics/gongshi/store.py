@@ -1,13 +1,13 @@
 """Keeping the 公示 figures: read a month's facts, compute them (figures.py), store the cells. Thin I/O.
 
 The worker calls ``refresh`` every ``REFRESH_SECONDS`` (30). A refresh recomputes whole months, all
-departments at once: always the current and the previous Beijing month (creations, complaints and ratings happen
-now; a follow-up becomes late when its day passes), and any earlier month whose figures rows recorded since the
-last refresh may change (an ending event pushed late, a late ``picked_up``, a complaint answered, a follow-up
-closed). The watermark is the previous refresh's ``now`` minus ``OVERLAP``, so a transaction that stamped its
-rows before that refresh but committed after it is still read. The first refresh computes every month shown.
-Recomputing is deterministic from the stored rows, so a refresh run twice, or by two workers, stores the same
-cells (the state row's lock orders concurrent writers).
+departments at once: always the current Beijing month (creations, complaints and ratings happen now), the
+previous one at the first refresh of a day (a follow-up becomes late when its day passes), and any earlier month
+whose figures rows recorded since the last refresh may change (an ending event pushed late, a late
+``picked_up``, a complaint answered, a follow-up closed). The watermark is the previous refresh's ``now``
+minus ``OVERLAP``, so a transaction that stamped its rows before that refresh but committed after it is still
+read. The first refresh computes every month shown. Recomputing is deterministic from the stored rows, so a
+refresh run twice, or by two workers, stores the same cells (the state row's lock orders concurrent writers).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Integer, String, bindparam, delete, func, insert, inspect, select, text, update
+from sqlalchemy import ARRAY, Date, Integer, String, bindparam, delete, func, insert, inspect, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from logistics.domain.deadlines import beijing_today
@@ -50,40 +50,52 @@ REFRESH_SECONDS = 30
 OVERLAP = timedelta(minutes=3)  # longer than any write transaction (a job is bounded by JOB_TIMEOUT_SECONDS)
 STATE_ID = 1
 
+# Each ending event of the month with, per row, its shipment's handed-to-post time and the number of earlier
+# endings (a row counts only when that is 0: the shipment's first ending). Scalar subqueries, so that each is an
+# index probe by shipment_id (uq_shipment_events_sequence) rather than a join over all events; the shipments'
+# department, kind and due_by are then read by primary key (a join would scan every shipment).
+SHIPMENT_BATCH = 500
+_SHIPMENTS_BY_ID = (
+    text("SELECT id, department, kind, due_by FROM shipments WHERE id = ANY(:ids)")
+    .bindparams(bindparam("ids", type_=ARRAY(String())))
+    .columns(id=String(), department=String(), kind=String(), due_by=Date())
+)
 _ENDED = text(
     f"""
-    SELECT s.department, s.kind, s.due_by, e.status, e.occurred_at,
+    SELECT e.shipment_id, e.status, e.occurred_at,
         (SELECT min(p.occurred_at) FROM shipment_events p
-          WHERE p.shipment_id = e.shipment_id AND p.status = 'picked_up' AND p.refused = false) AS handed_at
-    FROM shipment_events e JOIN shipments s ON s.id = e.shipment_id
-    WHERE ({GONGSHI_ENDED_WHERE.replace("status", "e.status")}) AND e.refused = false
-      AND e.occurred_at >= :start AND e.occurred_at < :end
-      AND NOT EXISTS (SELECT 1 FROM shipment_events x
+          WHERE p.shipment_id = e.shipment_id AND p.status = 'picked_up' AND p.refused = false) AS handed_at,
+        (SELECT count(*) FROM shipment_events x
           WHERE x.shipment_id = e.shipment_id AND x.status IN ('delivered', 'failed', 'returned')
             AND x.refused = false
-            AND (x.occurred_at < e.occurred_at OR (x.occurred_at = e.occurred_at AND x.sequence < e.sequence)))
+            AND (x.occurred_at < e.occurred_at OR (x.occurred_at = e.occurred_at AND x.sequence < e.sequence))
+        ) AS earlier
+    FROM shipment_events e
+    WHERE ({GONGSHI_ENDED_WHERE.replace("status", "e.status")}) AND e.refused = false
+      AND e.occurred_at >= :start AND e.occurred_at < :end
     """
 ).columns(
-    department=String(),
-    kind=String(),
-    due_by=Date(),
+    shipment_id=String(),
     status=String(),
     occurred_at=UTCDateTime(),
     handed_at=UTCDateTime(),
+    earlier=Integer(),
 )
 
 # Months whose figures rows recorded since the watermark may change: ending events (their own time), and the
 # ending of a shipment whose picked_up arrived late (the transit time of the month it was delivered in).
 _TOUCHED_ENDED = text(
     f"""
-    SELECT min(e.occurred_at) AS first, max(e.occurred_at) AS last FROM shipment_events e
+    SELECT min(COALESCE(e.occurred_at, e.occurred_at)) AS first, max(COALESCE(e.occurred_at, e.occurred_at)) AS last
+    FROM shipment_events e
     WHERE ({GONGSHI_RECORDED_WHERE.replace("status", "e.status")})
       AND e.recorded_at >= :since AND e.status IN ('delivered', 'failed', 'returned')
     """
 ).columns(first=UTCDateTime(), last=UTCDateTime())
 _TOUCHED_LATE_PICKUP = text(
     f"""
-    SELECT min(t.occurred_at) AS first, max(t.occurred_at) AS last FROM shipment_events e
+    SELECT min(COALESCE(t.occurred_at, t.occurred_at)) AS first, max(COALESCE(t.occurred_at, t.occurred_at)) AS last
+    FROM shipment_events e
     JOIN shipment_events t ON t.shipment_id = e.shipment_id
     WHERE ({GONGSHI_RECORDED_WHERE.replace("status", "e.status")})
       AND e.recorded_at >= :since AND e.status = 'picked_up'
@@ -150,8 +162,20 @@ async def month_facts(conn: AsyncConnection, month: str, *, with_ratings: bool) 
         select(created.c.department, created.c.kind, func.count()).group_by(created.c.department, created.c.kind)
     )
     facts.created = [(r[0], r[1], int(r[2])) for r in rows if r[1] in KINDS]
-    for r in await conn.execute(_typed(_ENDED, "start", "end"), _bounds(start, end)):
-        facts.ended.append(Ended(r.department, r.kind, r.status, r.occurred_at, r.handed_at, r.due_by))
+    ended = [r for r in await conn.execute(_typed(_ENDED, "start", "end"), _bounds(start, end)) if r.earlier == 0]
+    ids = sorted({r.shipment_id for r in ended})
+    about: dict[str, Any] = {}
+    if conn.dialect.name == "postgresql":  # one array parameter: no statement with thousands of placeholders
+        about.update({row.id: row for row in await conn.execute(_SHIPMENTS_BY_ID, {"ids": ids})})
+    else:
+        for i in range(0, len(ids), SHIPMENT_BATCH):
+            query = select(shipments.c.id, shipments.c.department, shipments.c.kind, shipments.c.due_by).where(
+                shipments.c.id.in_(ids[i : i + SHIPMENT_BATCH])
+            )
+            about.update({row.id: row for row in await conn.execute(query)})
+    for r in ended:
+        s = about[r.shipment_id]
+        facts.ended.append(Ended(s.department, s.kind, r.status, r.occurred_at, r.handed_at, s.due_by))
     for r in await conn.execute(
         select(shipments.c.department, complaints.c.created_at, complaints.c.answered_at)
         .join(shipments, shipments.c.id == complaints.c.shipment_id)
@@ -192,13 +216,21 @@ async def refresh(db: Database, now: datetime, *, full: bool = False) -> Refresh
     shown = months_shown(now)
     today = beijing_today(now)
     async with db.read() as conn:
+        if not db.is_sqlite:
+            # Short, index-driven queries: compiling them (JIT) would cost more than running them.
+            await conn.execute(text("SET LOCAL jit = off"))
+            await conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
         state = (await conn.execute(select(gongshi_state).where(gongshi_state.c.id == STATE_ID))).first()
         with_ratings = await ratings_tables_exist(conn)
-        months = set(shown[:2])
+        months = {shown[0]}
         if full or state is None or state.watermark is None:
             months = set(shown)
         else:
             months |= await touched_months(conn, state.watermark - OVERLAP, set(shown), with_ratings=with_ratings)
+            # Once a Beijing day (and for OVERLAP after midnight, for creations committed late): the previous
+            # month too, whose follow-ups turn late as days pass without any row changing.
+            if beijing_today(state.watermark) != today or beijing_today(now - OVERLAP) != today:
+                months.add(shown[1])
         computed = {m: compute_month(await month_facts(conn, m, with_ratings=with_ratings), today) for m in months}
     count = sum(len(c) for c in computed.values())
     async with db.write() as conn:
