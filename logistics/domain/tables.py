@@ -403,7 +403,6 @@ Index(
     postgresql_where=text(GONGSHI_ENDED_WHERE),
     sqlite_where=text(GONGSHI_ENDED_WHERE),
 )
-Index("ix_shipments_created_at", Shipment.__table__.c.created_at)
 
 
 class GongshiCell(SQLModel, table=True):

@@ -1,5 +1,5 @@
 """The public 公示 figures: their store (gongshi_cells, gongshi_state) and the indexes the refresh reads by
-(shipments by creation time; picked_up and ending events by when they were recorded;
+(picked_up and ending events by when they were recorded;
 ending events by when they happened)
 
 Revision ID: 0015
@@ -37,7 +37,6 @@ def upgrade() -> None:
         sa.Column("refreshed_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index("ix_shipments_created_at", "shipments", ["created_at"])
     op.create_index(
         "ix_shipment_events_gongshi_recorded",
         "shipment_events",
@@ -57,6 +56,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_shipment_events_gongshi_ended", table_name="shipment_events")
     op.drop_index("ix_shipment_events_gongshi_recorded", table_name="shipment_events")
-    op.drop_index("ix_shipments_created_at", table_name="shipments")
     op.drop_table("gongshi_state")
     op.drop_table("gongshi_cells")
