@@ -118,8 +118,11 @@ def main() -> None:
             for port, key in servers.values():
                 api.run_wrk(port, key, 2, args.connections)
             windows: dict[str, list[dict[str, Any]]] = {v: [] for v in servers}
-            for _ in range(args.rounds):
-                for variant, (port, key) in servers.items():
+            order = list(servers)
+            for round_no in range(args.rounds):
+                # Each round starts with another variant: the first window of a round runs on a quieter machine.
+                for variant in order[round_no % len(order) :] + order[: round_no % len(order)]:
+                    port, key = servers[variant]
                     windows[variant].append(
                         {**api.run_wrk(port, key, args.seconds, args.connections), "seconds": args.seconds}
                     )
