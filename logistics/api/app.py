@@ -50,6 +50,7 @@ from logistics.console import statements as console_statements
 from logistics.console import views as console
 from logistics.domain import ids
 from logistics.domain.halls import load_delivery_days, load_halls, load_payment_modes
+from logistics.gongshi import views as gongshi
 from logistics.pages import views as people_pages
 from logistics.redis.queue import WorkSignal, connect
 from logistics.redis.ratelimit import client_ip
@@ -324,6 +325,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     console_printing.setup(app)  # batch labels of a selection
     console_handover.setup(app)  # the courier's hand-over manifest, /m/{code}
     console_statements.setup(app)  # its monthly statement download
+    gongshi.setup(app)  # the public 公示 figures, /gongshi
     app.cleanup_ctx.append(_revocations)  # after the pages' context: it needs both credential caches
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

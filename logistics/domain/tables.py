@@ -508,6 +508,45 @@ class FollowUp(SQLModel, table=True):
     closed_at: datetime | None = _ts(nullable=True)
     action: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     closed_by: str | None = Field(default=None, max_length=40)  # client id or staff id
+# --- The public 公示 figures (logistics/gongshi, migration 0015) ---------------------------------------------
+# Rows the figures' refresh finds changed since its last run, and the months it must compute, are found through
+# partial indexes: only a shipment's picked_up and ending events pay for them on insert, not its creation.
+GONGSHI_RECORDED_WHERE = "status IN ('picked_up', 'delivered', 'failed', 'returned')"
+GONGSHI_ENDED_WHERE = "status IN ('delivered', 'failed', 'returned')"
+Index(
+    "ix_shipment_events_gongshi_recorded",
+    ShipmentEvent.__table__.c.recorded_at,
+    postgresql_where=text(GONGSHI_RECORDED_WHERE),
+    sqlite_where=text(GONGSHI_RECORDED_WHERE),
+)
+Index(
+    "ix_shipment_events_gongshi_ended",
+    ShipmentEvent.__table__.c.occurred_at,
+    postgresql_where=text(GONGSHI_ENDED_WHERE),
+    sqlite_where=text(GONGSHI_ENDED_WHERE),
+)
+
+
+class GongshiCell(SQLModel, table=True):
+    """One department's raw figures of one Beijing month (department "" is the district total); shown only
+    through small-cell suppression (logistics/gongshi/suppress.py)."""
+
+    __tablename__ = "gongshi_cells"
+
+    month: str = Field(primary_key=True, max_length=7)  # YYYY-MM, Beijing
+    department: str = Field(primary_key=True, max_length=100)
+    figures: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+    computed_at: datetime = _ts()
+
+
+class GongshiState(SQLModel, table=True):
+    """The refresh's single row: when the figures were computed, and the recorded_at watermark it reads from."""
+
+    __tablename__ = "gongshi_state"
+
+    id: int = Field(primary_key=True)
+    watermark: datetime | None = _ts(nullable=True)
+    refreshed_at: datetime | None = _ts(nullable=True)
 
 
 clients = Client.__table__
@@ -528,6 +567,8 @@ console_sessions = ConsoleSession.__table__
 personal_data_access = PersonalDataAccess.__table__
 ratings = Rating.__table__
 follow_ups = FollowUp.__table__
+gongshi_cells = GongshiCell.__table__
+gongshi_state = GongshiState.__table__
 metadata = SQLModel.metadata
 manifests = Manifest.__table__
 manifest_items = ManifestItem.__table__

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq import cron
 from arq.worker import Worker, func
 
 from logistics.config import Settings
+from logistics.gongshi import refresh as refresh_gongshi
+from logistics.gongshi.store import REFRESH_SECONDS
 from logistics.jobs import carrier as handlers
 from logistics.jobs import labels as _label  # noqa: F401  (registers the label task and its ordered hook)
 from logistics.jobs import runner, webhook_delivery
@@ -50,6 +52,9 @@ def create_worker(settings: Settings, rt: runner.Runtime | None = None, **overri
     async def overdue(_ctx: dict[str, Any]) -> int:
         return await mark_overdue(runtime.db)
 
+    async def gongshi_refresh(_ctx: dict[str, Any]) -> int:
+        return (await refresh_gongshi(runtime.db, datetime.now(UTC))).cells
+
     async def shutdown(_ctx: dict[str, Any]) -> None:
         if rt is None:
             await handlers_close(runtime)
@@ -64,6 +69,15 @@ def create_worker(settings: Settings, rt: runner.Runtime | None = None, **overri
             cron(purge, name="purge", minute=17, second=0, max_tries=1, unique=True),
             # Deadlines are whole Beijing days: a check every 10 minutes marks a shipment soon after midnight.
             cron(overdue, name="overdue", minute=set(range(3, 60, 10)), second=0, max_tries=1, unique=True),
+            # The public 公示 figures: what changed since the last run, every REFRESH_SECONDS (≤ 60).
+            cron(
+                gongshi_refresh,
+                name="gongshi",
+                second=gongshi_seconds(),
+                run_at_startup=True,
+                max_tries=1,
+                unique=True,
+            ),
         ],
         "redis_settings": redis_settings(settings.redis_url or "redis://127.0.0.1:6379"),
         "queue_name": settings.queue_name,
@@ -77,6 +91,11 @@ def create_worker(settings: Settings, rt: runner.Runtime | None = None, **overri
     }
     options.update(overrides)
     return Worker(**options)
+
+
+def gongshi_seconds(step: int = REFRESH_SECONDS) -> set[int]:
+    """The seconds of each minute the figures' refresh runs at: never more than ``step`` (≤ 60) apart."""
+    return set(range(0, 60, max(1, min(step, 60))))
 
 
 async def handlers_close(rt: runner.Runtime) -> None:

@@ -3,7 +3,7 @@ what moved per department (partial: creates do not pay for it), and the applican
 indexes, filled from the rows already there as they are built), and the complaints still unanswered
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-04
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from logistics.domain.tables import APPLICANT_FIELD_SQL, MOVED_STATUSES, status_in_sql
 
 revision: str = "0016"
-down_revision: str | None = "0014"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
