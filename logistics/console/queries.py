@@ -8,9 +8,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, literal_column, select, union_all
+from sqlalchemy import String, and_, bindparam, exists, func, insert, literal_column, select, union_all
 
 from logistics.api.schemas import BEIJING
 from logistics.domain.tables import (
@@ -68,6 +69,25 @@ class WindowDay:
     sections: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {s: [] for s in TODAY_SECTIONS})
 
 
+# The console's statements are built once, with bound parameters: building a select costs a page more CPU than
+# the database spends answering it (benchmarks/console.py).
+_IDS = bindparam("ids", expanding=True)
+_FIRST_CASES = (
+    select(shipment_cases.c.shipment_id, shipment_cases.c.case_no, shipment_cases.c.item_name)
+    .where(shipment_cases.c.shipment_id.in_(_IDS))
+    .order_by(shipment_cases.c.shipment_id, shipment_cases.c.position)
+)
+_HANDED = (
+    select(shipment_events.c.shipment_id, func.min(shipment_events.c.occurred_at))
+    .where(
+        shipment_events.c.shipment_id.in_(_IDS),
+        shipment_events.c.status == "picked_up",
+        shipment_events.c.refused.is_(False),
+    )
+    .group_by(shipment_events.c.shipment_id)
+)
+
+
 async def annotate(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Add to list rows their first case (number, item) and when the parcel was handed to the post (its first
     ``picked_up`` event; once the proof of service exists this is its ``handed_to_post_at``)."""
@@ -75,21 +95,9 @@ async def annotate(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]
     cases: dict[str, tuple[str, str]] = {}
     handed: dict[str, datetime] = {}
     if ids:
-        for r in await conn.execute(
-            select(shipment_cases.c.shipment_id, shipment_cases.c.case_no, shipment_cases.c.item_name)
-            .where(shipment_cases.c.shipment_id.in_(ids))
-            .order_by(shipment_cases.c.shipment_id, shipment_cases.c.position)
-        ):
+        for r in await conn.execute(_FIRST_CASES, {"ids": ids}):
             cases.setdefault(r.shipment_id, (r.case_no, r.item_name))
-        for r in await conn.execute(
-            select(shipment_events.c.shipment_id, func.min(shipment_events.c.occurred_at))
-            .where(
-                shipment_events.c.shipment_id.in_(ids),
-                shipment_events.c.status == "picked_up",
-                shipment_events.c.refused.is_(False),
-            )
-            .group_by(shipment_events.c.shipment_id)
-        ):
+        for r in await conn.execute(_HANDED, {"ids": ids}):
             handed[r[0]] = r[1]
     for row in rows:
         row["case_no"], row["item_name"] = cases.get(row["id"], ("—", "—"))
@@ -97,11 +105,13 @@ async def annotate(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]
     return rows
 
 
-async def today(db: Database, department: str, day: date) -> dict[str, WindowDay]:
-    """One department's day by window: created that day, waiting for the courier now, picked up and delivered
-    that day (by the event's own time)."""
-    start, end = beijing_day(day)
-    mine = shipments.c.department == department
+@cache
+def _today_queries(dialect: str) -> dict[str, Any]:
+    mine = shipments.c.department == bindparam("department")
+    start, end = (
+        bindparam("start", type_=shipments.c.created_at.type),
+        bindparam("end", type_=shipments.c.created_at.type),
+    )
     queries = {
         "created": select(*LIST_COLUMNS).where(mine, shipments.c.created_at >= start, shipments.c.created_at < end),
         "waiting": select(*LIST_COLUMNS).where(mine, shipments.c.status.in_(WAITING_FOR_COURIER)),
@@ -120,12 +130,23 @@ async def today(db: Database, department: str, day: date) -> dict[str, WindowDay
         queries[section] = select(*LIST_COLUMNS).where(
             mine, literal_column(status_in_sql(MOVED_STATUSES)), shipments.c.updated_at >= start, moved
         )
+    return {
+        section: query.order_by((shipments.c.created_at if section == "created" else by_created(dialect)).desc()).limit(
+            LIST_LIMIT
+        )
+        for section, query in queries.items()
+    }
+
+
+async def today(db: Database, department: str, day: date) -> dict[str, WindowDay]:
+    """One department's day by window: created that day, waiting for the courier now, picked up and delivered
+    that day (by the event's own time)."""
+    start, end = beijing_day(day)
     windows: dict[str, WindowDay] = {}
     async with db.read() as conn:
         found: dict[str, list[dict[str, Any]]] = {}
-        for section, query in queries.items():
-            order = shipments.c.created_at if section == "created" else by_created(db.dialect)
-            rows = await conn.execute(query.order_by(order.desc()).limit(LIST_LIMIT))
+        for section, query in _today_queries(db.dialect).items():
+            rows = await conn.execute(query, {"department": department, "start": start, "end": end})
             found[section] = [dict(r._mapping) for r in rows]
         await annotate(conn, [r for rows in found.values() for r in rows])
     for section, rows in found.items():
@@ -148,45 +169,44 @@ def looks_personal(query: str) -> bool:
     return bool(PHONE.fullmatch(query)) or not query.isascii()
 
 
+@cache
+def _find_queries(dialect: str) -> tuple[Any, Any]:
+    """By a code, and by the applicant; parameters q, code (q in capitals) and departments."""
+    q = bindparam("q", type_=String())
+    # Each way in is its own indexed lookup (an OR of them would make the database scan the department).
+    by_code = shipments.c.id.in_(
+        union_all(
+            select(shipment_cases.c.shipment_id).where(shipment_cases.c.case_no == q),
+            select(shipments.c.id).where(shipments.c.waybill_no == q),
+            select(shipments.c.id).where(shipments.c.tracking_code == bindparam("code", type_=String())),
+            select(shipments.c.id).where(shipments.c.id == q),
+        )
+    )
+    # The applicant (an intake's sender, a delivery's recipient) by phone or name: two expression index lookups.
+    by_person = shipments.c.id.in_(
+        union_all(*(select(shipments.c.id).where(applicant_field(dialect, key) == q) for key in ("phone", "name")))
+    )
+    scope = shipments.c.department.in_(bindparam("departments", expanding=True))
+    return tuple(  # type: ignore[return-value]
+        select(*LIST_COLUMNS).where(scope, way).order_by(shipments.c.created_at.desc()).limit(FIND_LIMIT)
+        for way in (by_code, by_person)
+    )
+
+
 async def find(db: Database, departments: Sequence[str], query: str) -> tuple[list[dict[str, Any]], bool]:
     """Shipments of these departments whose case number, waybill, tracking code, or the applicant's phone or name
     is exactly ``query``; and whether the match went by personal data (then each hit is a view to record)."""
     q = query.strip()
     if not q or not departments:
         return [], False
-    # Each way in is its own indexed lookup (an OR of them would make the database scan the department).
-    by_code = shipments.c.id.in_(
-        union_all(
-            select(shipment_cases.c.shipment_id).where(shipment_cases.c.case_no == q),
-            select(shipments.c.id).where(shipments.c.waybill_no == q),
-            select(shipments.c.id).where(shipments.c.tracking_code == q.upper()),
-            select(shipments.c.id).where(shipments.c.id == q),
-        )
-    )
-    # The applicant (an intake's sender, a delivery's recipient) by phone or name: two expression index lookups.
-    by_person = shipments.c.id.in_(
-        union_all(*(select(shipments.c.id).where(applicant_field(db.dialect, key) == q) for key in ("phone", "name")))
-    )
-    scope = shipments.c.department.in_(list(departments))
+    by_code, by_person = _find_queries(db.dialect)
+    params = {"q": q, "code": q.upper(), "departments": list(departments)}
     async with db.read() as conn:
-        rows = [
-            dict(r._mapping)
-            for r in await conn.execute(
-                select(*LIST_COLUMNS).where(scope, by_code).order_by(shipments.c.created_at.desc()).limit(FIND_LIMIT)
-            )
-        ]
+        rows = [dict(r._mapping) for r in await conn.execute(by_code, params)]
         personal = False
         if not rows and looks_personal(q):
             personal = True
-            rows = [
-                dict(r._mapping)
-                for r in await conn.execute(
-                    select(*LIST_COLUMNS)
-                    .where(scope, by_person)
-                    .order_by(shipments.c.created_at.desc())
-                    .limit(FIND_LIMIT)
-                )
-            ]
+            rows = [dict(r._mapping) for r in await conn.execute(by_person, params)]
         await annotate(conn, rows)
     return rows, personal
 
