@@ -144,6 +144,12 @@ def _queue(dialect: str, codes: tuple[str, ...]) -> Any:
 
 
 async def to_chase(db: Database, departments: Sequence[str], now: datetime, limits: Limits) -> list[Chase]:
+    async with db.read() as conn:
+        return await chase_on(conn, departments, now, limits)
+
+
+async def chase_on(conn: Any, departments: Sequence[str], now: datetime, limits: Limits) -> list[Chase]:
+    """``to_chase`` on an open connection (the console's page shares it with its session lookup)."""
     today = beijing_today(now)
     table = rules()
     caught: dict[str, list[str]] = {}
@@ -155,16 +161,15 @@ async def to_chase(db: Database, departments: Sequence[str], now: datetime, limi
         "ordered_before": now - timedelta(hours=limits.pickup_hours),
         "created_before": now - timedelta(days=limits.awaiting_days),
     }
-    statement = _queue(db.dialect, tuple(table))
-    async with db.read() as conn:
-        for r in await conn.execute(statement, params) if statement is not None else []:
-            found = dict(r._mapping)
-            code = found.pop("code")
-            rows.setdefault(r.id, found)
-            caught.setdefault(r.id, []).append(code)
-        counts = await complaint_counts(conn, list(caught))
-        dues = await open_dues(conn, list(caught))
-        await annotate(conn, list(rows.values()))
+    statement = _queue(conn.dialect.name, tuple(table))
+    for r in await conn.execute(statement, params) if statement is not None else []:
+        found = dict(r._mapping)
+        code = found.pop("code")
+        rows.setdefault(r.id, found)
+        caught.setdefault(r.id, []).append(code)
+    counts = await complaint_counts(conn, list(caught))
+    dues = await open_dues(conn, list(caught))
+    await annotate(conn, list(rows.values()))
     out = []
     for sid, codes in caught.items():
         ordered = sorted(codes, key=lambda c: table[c].urgency)

@@ -141,14 +141,19 @@ def _today_queries(dialect: str) -> dict[str, Any]:
 async def today(db: Database, department: str, day: date) -> dict[str, WindowDay]:
     """One department's day by window: created that day, waiting for the courier now, picked up and delivered
     that day (by the event's own time)."""
+    async with db.read() as conn:
+        return await today_on(conn, department, day)
+
+
+async def today_on(conn: Any, department: str, day: date) -> dict[str, WindowDay]:
+    """``today`` on an open connection (the console's page shares it with its session lookup)."""
     start, end = beijing_day(day)
     windows: dict[str, WindowDay] = {}
-    async with db.read() as conn:
-        found: dict[str, list[dict[str, Any]]] = {}
-        for section, query in _today_queries(db.dialect).items():
-            rows = await conn.execute(query, {"department": department, "start": start, "end": end})
-            found[section] = [dict(r._mapping) for r in rows]
-        await annotate(conn, [r for rows in found.values() for r in rows])
+    found: dict[str, list[dict[str, Any]]] = {}
+    for section, query in _today_queries(conn.dialect.name).items():
+        rows = await conn.execute(query, {"department": department, "start": start, "end": end})
+        found[section] = [dict(r._mapping) for r in rows]
+    await annotate(conn, [r for rows in found.values() for r in rows])
     for section, rows in found.items():
         for row in rows:
             windows.setdefault(row["window"], WindowDay(row["window"])).sections[section].append(row)
@@ -196,18 +201,23 @@ def _find_queries(dialect: str) -> tuple[Any, Any]:
 async def find(db: Database, departments: Sequence[str], query: str) -> tuple[list[dict[str, Any]], bool]:
     """Shipments of these departments whose case number, waybill, tracking code, or the applicant's phone or name
     is exactly ``query``; and whether the match went by personal data (then each hit is a view to record)."""
+    async with db.read() as conn:
+        return await find_on(conn, departments, query)
+
+
+async def find_on(conn: Any, departments: Sequence[str], query: str) -> tuple[list[dict[str, Any]], bool]:
+    """``find`` on an open connection."""
     q = query.strip()
     if not q or not departments:
         return [], False
-    by_code, by_person = _find_queries(db.dialect)
+    by_code, by_person = _find_queries(conn.dialect.name)
     params = {"q": q, "code": q.upper(), "departments": list(departments)}
-    async with db.read() as conn:
-        rows = [dict(r._mapping) for r in await conn.execute(by_code, params)]
-        personal = False
-        if not rows and looks_personal(q):
-            personal = True
-            rows = [dict(r._mapping) for r in await conn.execute(by_person, params)]
-        await annotate(conn, rows)
+    rows = [dict(r._mapping) for r in await conn.execute(by_code, params)]
+    personal = False
+    if not rows and looks_personal(q):
+        personal = True
+        rows = [dict(r._mapping) for r in await conn.execute(by_person, params)]
+    await annotate(conn, rows)
     return rows, personal
 
 
