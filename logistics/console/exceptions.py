@@ -22,7 +22,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, exists, literal_column, select, union_all
 
 from logistics.api.ratings import open_dues
-from logistics.console.queries import LIST_COLUMNS, annotate, by_created, complaint_counts
+from logistics.console.queries import (
+    LIST_COLUMNS,
+    among,
+    annotate,
+    by_created,
+    complaint_counts,
+    department_params,
+    in_departments,
+)
 from logistics.domain.deadlines import beijing_today
 from logistics.domain.statuses import FINAL, STATUSES
 from logistics.domain.tables import complaints, follow_ups, shipment_events, shipments
@@ -30,7 +38,7 @@ from logistics.storage.db import Database
 
 RULES_FILE = Path(__file__).with_name("exceptions.csv")
 # Named status by status (not "not final"), so each is a lookup of ix_shipments_status_department.
-OPEN = shipments.c.status.in_(sorted(set(STATUSES) - FINAL))
+OPEN = among(shipments.c.status, sorted(set(STATUSES) - FINAL))
 # A parcel that came back (or a voided pickup) leaves the queue once the hall resent it or resolved it.
 UNDECIDED = shipments.c.resent_as.is_(None) & shipments.c.resolution.is_(None)
 CHASE_LIMIT = 500
@@ -127,9 +135,9 @@ def _why(rule: Rule, row: dict[str, Any], limits: Limits, complaint_count: int, 
 
 
 @cache
-def _queue(dialect: str, codes: tuple[str, ...]) -> Any:
+def _queue(dialect: str, codes: tuple[str, ...], n_departments: int) -> Any:
     """One round trip: each finder's (ordered, bounded) rows as a part of one UNION ALL, tagged with its code."""
-    scope = shipments.c.department.in_(bindparam("departments", expanding=True))
+    scope = in_departments(n_departments)
     columns = (*LIST_COLUMNS, shipments.c.failure_reason, shipments.c.finished_at, shipments.c.last_failure)
     parts = [
         select(literal_column(f"'{code}'").label("code"), *columns, shipments.c.attempts)
@@ -155,13 +163,13 @@ async def chase_on(conn: Any, departments: Sequence[str], now: datetime, limits:
     caught: dict[str, list[str]] = {}
     rows: dict[str, dict[str, Any]] = {}
     params = {
-        "departments": list(departments),
+        **department_params(departments),
         "today": today,
         "warn_until": today + timedelta(days=limits.warn_days),
         "ordered_before": now - timedelta(hours=limits.pickup_hours),
         "created_before": now - timedelta(days=limits.awaiting_days),
     }
-    statement = _queue(conn.dialect.name, tuple(table))
+    statement = _queue(conn.dialect.name, tuple(table), len(departments))
     for r in await conn.execute(statement, params) if statement is not None else []:
         found = dict(r._mapping)
         code = found.pop("code")

@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, exists, func, insert, literal_column, select, union_all
+from sqlalchemy import String, and_, bindparam, exists, func, insert, literal, literal_column, select, union_all
 
 from logistics.api.schemas import BEIJING
 from logistics.domain.tables import (
@@ -48,6 +48,22 @@ LIST_COLUMNS = (
     shipments.c.overdue_at,
     shipments.c.label_printed_at,
 )
+
+
+def among(column: Any, values: Sequence[str]) -> Any:
+    """``column IN (...)`` of fixed values as parameters of their own. ``in_`` of a plain list is an "expanding"
+    parameter, whose list is written into the statement's text again at every execution: a cost that adds up in a
+    statement built once and run on every page view."""
+    return column.in_([literal(v) for v in values])
+
+
+def in_departments(n: int) -> Any:
+    """The scope of a clerk's ``n`` departments, bound as department_0 … (see ``department_params``)."""
+    return shipments.c.department.in_([bindparam(f"department_{i}") for i in range(n)])
+
+
+def department_params(departments: Sequence[str]) -> dict[str, str]:
+    return {f"department_{i}": d for i, d in enumerate(departments)}
 
 
 def by_created(dialect: str) -> Any:
@@ -106,15 +122,16 @@ async def annotate(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]
 
 
 @cache
-def _today_queries(dialect: str) -> dict[str, Any]:
+def _today_query(dialect: str) -> Any:
+    """The four sections in one statement; parameters department, start and end (the day's UTC bounds)."""
     mine = shipments.c.department == bindparam("department")
     start, end = (
         bindparam("start", type_=shipments.c.created_at.type),
         bindparam("end", type_=shipments.c.created_at.type),
     )
-    queries = {
-        "created": select(*LIST_COLUMNS).where(mine, shipments.c.created_at >= start, shipments.c.created_at < end),
-        "waiting": select(*LIST_COLUMNS).where(mine, shipments.c.status.in_(WAITING_FOR_COURIER)),
+    conditions: dict[str, tuple[Any, ...]] = {
+        "created": (mine, shipments.c.created_at >= start, shipments.c.created_at < end),
+        "waiting": (mine, among(shipments.c.status, WAITING_FOR_COURIER)),
     }
     for section in ("picked_up", "delivered"):
         moved = exists().where(
@@ -127,15 +144,22 @@ def _today_queries(dialect: str) -> dict[str, Any]:
         # updated_at is when the shipment last changed, so one that moved today has updated_at today or later, and
         # a parcel picked up or delivered is in one of MOVED_STATUSES: the partial index ix_shipments_department_moved
         # (whose condition is repeated word for word) yields those rows, each probed for the event.
-        queries[section] = select(*LIST_COLUMNS).where(
-            mine, literal_column(status_in_sql(MOVED_STATUSES)), shipments.c.updated_at >= start, moved
+        conditions[section] = (
+            mine,
+            literal_column(status_in_sql(MOVED_STATUSES)),
+            shipments.c.updated_at >= start,
+            moved,
         )
-    return {
-        section: query.order_by((shipments.c.created_at if section == "created" else by_created(dialect)).desc()).limit(
-            LIST_LIMIT
-        )
-        for section, query in queries.items()
-    }
+    # One round trip: each section's (ordered, bounded) rows as a part of one UNION ALL, tagged with its name.
+    parts = [
+        select(literal_column(f"'{section}'").label("section"), *LIST_COLUMNS)
+        .where(*where)
+        .order_by((shipments.c.created_at if section == "created" else by_created(dialect)).desc())
+        .limit(LIST_LIMIT)
+        .subquery(f"today_{section}")
+        for section, where in conditions.items()
+    ]
+    return union_all(*(select(part) for part in parts))
 
 
 async def today(db: Database, department: str, day: date) -> dict[str, WindowDay]:
@@ -149,10 +173,14 @@ async def today_on(conn: Any, department: str, day: date) -> dict[str, WindowDay
     """``today`` on an open connection (the console's page shares it with its session lookup)."""
     start, end = beijing_day(day)
     windows: dict[str, WindowDay] = {}
-    found: dict[str, list[dict[str, Any]]] = {}
-    for section, query in _today_queries(conn.dialect.name).items():
-        rows = await conn.execute(query, {"department": department, "start": start, "end": end})
-        found[section] = [dict(r._mapping) for r in rows]
+    found: dict[str, list[dict[str, Any]]] = {s: [] for s in TODAY_SECTIONS}
+    for r in await conn.execute(
+        _today_query(conn.dialect.name), {"department": department, "start": start, "end": end}
+    ):
+        row = dict(r._mapping)
+        found[row.pop("section")].append(row)
+    for rows in found.values():  # each part came ordered, but a UNION ALL promises no order: sorting again is cheap
+        rows.sort(key=lambda row: row["created_at"], reverse=True)
     await annotate(conn, [r for rows in found.values() for r in rows])
     for section, rows in found.items():
         for row in rows:
@@ -175,8 +203,8 @@ def looks_personal(query: str) -> bool:
 
 
 @cache
-def _find_queries(dialect: str) -> tuple[Any, Any]:
-    """By a code, and by the applicant; parameters q, code (q in capitals) and departments."""
+def _find_queries(dialect: str, n_departments: int) -> tuple[Any, Any]:
+    """By a code, and by the applicant; parameters q, code (q in capitals) and the departments'."""
     q = bindparam("q", type_=String())
     # Each way in is its own indexed lookup (an OR of them would make the database scan the department).
     by_code = shipments.c.id.in_(
@@ -191,7 +219,7 @@ def _find_queries(dialect: str) -> tuple[Any, Any]:
     by_person = shipments.c.id.in_(
         union_all(*(select(shipments.c.id).where(applicant_field(dialect, key) == q) for key in ("phone", "name")))
     )
-    scope = shipments.c.department.in_(bindparam("departments", expanding=True))
+    scope = in_departments(n_departments)
     return tuple(  # type: ignore[return-value]
         select(*LIST_COLUMNS).where(scope, way).order_by(shipments.c.created_at.desc()).limit(FIND_LIMIT)
         for way in (by_code, by_person)
@@ -205,19 +233,23 @@ async def find(db: Database, departments: Sequence[str], query: str) -> tuple[li
         return await find_on(conn, departments, query)
 
 
-async def find_on(conn: Any, departments: Sequence[str], query: str) -> tuple[list[dict[str, Any]], bool]:
-    """``find`` on an open connection."""
+async def find_on(
+    conn: Any, departments: Sequence[str], query: str, *, annotated: bool = True
+) -> tuple[list[dict[str, Any]], bool]:
+    """``find`` on an open connection; ``annotated=False`` leaves out the first case and the hand-over time, for a
+    caller that may not list the rows (see ``annotate``)."""
     q = query.strip()
     if not q or not departments:
         return [], False
-    by_code, by_person = _find_queries(conn.dialect.name)
-    params = {"q": q, "code": q.upper(), "departments": list(departments)}
+    by_code, by_person = _find_queries(conn.dialect.name, len(departments))
+    params = {"q": q, "code": q.upper(), **department_params(departments)}
     rows = [dict(r._mapping) for r in await conn.execute(by_code, params)]
     personal = False
     if not rows and looks_personal(q):
         personal = True
         rows = [dict(r._mapping) for r in await conn.execute(by_person, params)]
-    await annotate(conn, rows)
+    if annotated:
+        await annotate(conn, rows)
     return rows, personal
 
 

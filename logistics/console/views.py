@@ -300,7 +300,9 @@ async def find_page(request: web.Request) -> web.Response:
     query = request.query.get("q", "").strip()[:100]
     async with request.app[DB].read() as conn:
         session = await session_on(request, conn)
-        rows, personal = await queries.find_on(conn, session.member.departments, query)
+        rows, personal = await queries.find_on(conn, session.member.departments, query, annotated=False)
+        if len(rows) > 1:  # a single hit goes straight to its own page: its list row is never shown
+            await queries.annotate(conn, rows)
     if personal and rows:
         # Matching by a phone or name tells the clerk whose parcels these are: a view of personal data.
         await queries.record_views(
