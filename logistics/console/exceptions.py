@@ -19,10 +19,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, literal_column, select, union_all
+from sqlalchemy import ColumnElement, bindparam, exists, literal_column, select, union_all
 
 from logistics.api.ratings import open_dues
-from logistics.console.queries import LIST_COLUMNS, annotate, by_created, complaint_counts
+from logistics.console.queries import (
+    LIST_COLUMNS,
+    among,
+    annotate,
+    by_created,
+    complaint_counts,
+    department_params,
+    in_departments,
+)
 from logistics.domain.deadlines import beijing_today
 from logistics.domain.statuses import FINAL, STATUSES
 from logistics.domain.tables import complaints, follow_ups, shipment_events, shipments
@@ -30,7 +38,7 @@ from logistics.storage.db import Database
 
 RULES_FILE = Path(__file__).with_name("exceptions.csv")
 # Named status by status (not "not final"), so each is a lookup of ix_shipments_status_department.
-OPEN = shipments.c.status.in_(sorted(set(STATUSES) - FINAL))
+OPEN = among(shipments.c.status, sorted(set(STATUSES) - FINAL))
 # A parcel that came back (or a voided pickup) leaves the queue once the hall resent it or resolved it.
 UNDECIDED = shipments.c.resent_as.is_(None) & shipments.c.resolution.is_(None)
 CHASE_LIMIT = 500
@@ -68,31 +76,36 @@ def rules() -> dict[str, Rule]:
     return {r["code"]: Rule(r["code"], int(r["urgency"]), r["why"], r["next_step"]) for r in rows}
 
 
-def _finders(now: datetime, today: date, limits: Limits) -> dict[str, ColumnElement[bool]]:
+# The finders' moments, bound when the queue is read (its statement is built once per dialect and rule set).
+TODAY = bindparam("today", type_=shipments.c.due_by.type)
+WARN_UNTIL = bindparam("warn_until", type_=shipments.c.due_by.type)  # today + warn_days
+ORDERED_BEFORE = bindparam("ordered_before", type_=shipment_events.c.occurred_at.type)  # now - pickup_hours
+CREATED_BEFORE = bindparam("created_before", type_=shipments.c.created_at.type)  # now - awaiting_days
+
+
+def _finders() -> dict[str, ColumnElement[bool]]:
     """For each rule code: which open shipments it catches."""
+    today = TODAY
     return {
         "overdue": (shipments.c.due_by < today) & OPEN,
         "delivery_failed": shipments.c.status == "delivery_failed",
         "returning": (shipments.c.status == "returning") & UNDECIDED,
         "returned": (shipments.c.status == "returned") & UNDECIDED,
         "failed": (shipments.c.status == "failed") & shipments.c.finished_at.is_not(None) & UNDECIDED,
-        "due_soon": (shipments.c.due_by >= today)
-        & (shipments.c.due_by <= today + timedelta(days=limits.warn_days))
-        & OPEN,
+        "due_soon": (shipments.c.due_by >= today) & (shipments.c.due_by <= WARN_UNTIL) & OPEN,
         # Timed from the order itself (updated_at also moves when, say, a label is stored).
         "not_picked_up": (shipments.c.status == "ordered")
         & exists().where(
             shipment_events.c.shipment_id == shipments.c.id,
             shipment_events.c.status == "ordered",
-            shipment_events.c.occurred_at < now - timedelta(hours=limits.pickup_hours),
+            shipment_events.c.occurred_at < ORDERED_BEFORE,
         ),
         # Only complaints still waiting for the hall's answer (answered on the shipment page).
         "complaint": shipments.c.id.in_(
             select(complaints.c.shipment_id).where(complaints.c.answered_at.is_(None)).scalar_subquery()
         )
         & shipments.c.purged_at.is_(None),
-        "awaiting_applicant": (shipments.c.status == "awaiting_applicant")
-        & (shipments.c.created_at < now - timedelta(days=limits.awaiting_days)),
+        "awaiting_applicant": (shipments.c.status == "awaiting_applicant") & (shipments.c.created_at < CREATED_BEFORE),
         "label_not_printed": (shipments.c.status == "ordered")
         & shipments.c.waybill_no.is_not(None)
         & shipments.c.label_printed_at.is_(None),
@@ -121,32 +134,50 @@ def _why(rule: Rule, row: dict[str, Any], limits: Limits, complaint_count: int, 
     )
 
 
-async def to_chase(db: Database, departments: Sequence[str], now: datetime, limits: Limits) -> list[Chase]:
-    today = beijing_today(now)
-    table = rules()
-    finders = {code: cond for code, cond in _finders(now, today, limits).items() if code in table}
-    scope = shipments.c.department.in_(list(departments))
-    caught: dict[str, list[str]] = {}
-    rows: dict[str, dict[str, Any]] = {}
+@cache
+def _queue(dialect: str, codes: tuple[str, ...], n_departments: int) -> Any:
+    """One round trip: each finder's (ordered, bounded) rows as a part of one UNION ALL, tagged with its code."""
+    scope = in_departments(n_departments)
     columns = (*LIST_COLUMNS, shipments.c.failure_reason, shipments.c.finished_at, shipments.c.last_failure)
-    # One round trip: each finder's (ordered, bounded) rows as a part of one UNION ALL, tagged with its code.
     parts = [
         select(literal_column(f"'{code}'").label("code"), *columns, shipments.c.attempts)
         .where(scope, condition)
-        .order_by(by_created(db.dialect))
+        .order_by(by_created(dialect))
         .limit(CHASE_LIMIT)
         .subquery(f"find_{code}")
-        for code, condition in finders.items()
+        for code, condition in _finders().items()
+        if code in codes
     ]
+    return union_all(*(select(part) for part in parts)) if parts else None
+
+
+async def to_chase(db: Database, departments: Sequence[str], now: datetime, limits: Limits) -> list[Chase]:
     async with db.read() as conn:
-        for r in await conn.execute(union_all(*(select(part) for part in parts))) if parts else []:
-            found = dict(r._mapping)
-            code = found.pop("code")
-            rows.setdefault(r.id, found)
-            caught.setdefault(r.id, []).append(code)
-        counts = await complaint_counts(conn, list(caught))
-        dues = await open_dues(conn, list(caught))
-        await annotate(conn, list(rows.values()))
+        return await chase_on(conn, departments, now, limits)
+
+
+async def chase_on(conn: Any, departments: Sequence[str], now: datetime, limits: Limits) -> list[Chase]:
+    """``to_chase`` on an open connection (the console's page shares it with its session lookup)."""
+    today = beijing_today(now)
+    table = rules()
+    caught: dict[str, list[str]] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    params = {
+        **department_params(departments),
+        "today": today,
+        "warn_until": today + timedelta(days=limits.warn_days),
+        "ordered_before": now - timedelta(hours=limits.pickup_hours),
+        "created_before": now - timedelta(days=limits.awaiting_days),
+    }
+    statement = _queue(conn.dialect.name, tuple(table), len(departments))
+    for r in await conn.execute(statement, params) if statement is not None else []:
+        found = dict(r._mapping)
+        code = found.pop("code")
+        rows.setdefault(r.id, found)
+        caught.setdefault(r.id, []).append(code)
+    counts = await complaint_counts(conn, list(caught))
+    dues = await open_dues(conn, list(caught))
+    await annotate(conn, list(rows.values()))
     out = []
     for sid, codes in caught.items():
         ordered = sorted(codes, key=lambda c: table[c].urgency)

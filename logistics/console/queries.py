@@ -8,9 +8,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, literal_column, select, union_all
+from sqlalchemy import String, and_, bindparam, exists, func, insert, literal, literal_column, select, union_all
 
 from logistics.api.schemas import BEIJING
 from logistics.domain.tables import (
@@ -49,6 +50,22 @@ LIST_COLUMNS = (
 )
 
 
+def among(column: Any, values: Sequence[str]) -> Any:
+    """``column IN (...)`` of fixed values as parameters of their own. ``in_`` of a plain list is an "expanding"
+    parameter, whose list is written into the statement's text again at every execution: a cost that adds up in a
+    statement built once and run on every page view."""
+    return column.in_([literal(v) for v in values])
+
+
+def in_departments(n: int) -> Any:
+    """The scope of a clerk's ``n`` departments, bound as department_0 … (see ``department_params``)."""
+    return shipments.c.department.in_([bindparam(f"department_{i}") for i in range(n)])
+
+
+def department_params(departments: Sequence[str]) -> dict[str, str]:
+    return {f"department_{i}": d for i, d in enumerate(departments)}
+
+
 def by_created(dialect: str) -> Any:
     """created_at to order a list by. On SQLite as ``+created_at``: its planner knows only the average number of
     rows per status, and would read a department's whole history in ix_shipments_department_created's order rather
@@ -68,6 +85,25 @@ class WindowDay:
     sections: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {s: [] for s in TODAY_SECTIONS})
 
 
+# The console's statements are built once, with bound parameters: building a select costs a page more CPU than
+# the database spends answering it (benchmarks/console.py).
+_IDS = bindparam("ids", expanding=True)
+_FIRST_CASES = (
+    select(shipment_cases.c.shipment_id, shipment_cases.c.case_no, shipment_cases.c.item_name)
+    .where(shipment_cases.c.shipment_id.in_(_IDS))
+    .order_by(shipment_cases.c.shipment_id, shipment_cases.c.position)
+)
+_HANDED = (
+    select(shipment_events.c.shipment_id, func.min(shipment_events.c.occurred_at))
+    .where(
+        shipment_events.c.shipment_id.in_(_IDS),
+        shipment_events.c.status == "picked_up",
+        shipment_events.c.refused.is_(False),
+    )
+    .group_by(shipment_events.c.shipment_id)
+)
+
+
 async def annotate(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Add to list rows their first case (number, item) and when the parcel was handed to the post (its first
     ``picked_up`` event; once the proof of service exists this is its ``handed_to_post_at``)."""
@@ -75,21 +111,9 @@ async def annotate(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]
     cases: dict[str, tuple[str, str]] = {}
     handed: dict[str, datetime] = {}
     if ids:
-        for r in await conn.execute(
-            select(shipment_cases.c.shipment_id, shipment_cases.c.case_no, shipment_cases.c.item_name)
-            .where(shipment_cases.c.shipment_id.in_(ids))
-            .order_by(shipment_cases.c.shipment_id, shipment_cases.c.position)
-        ):
+        for r in await conn.execute(_FIRST_CASES, {"ids": ids}):
             cases.setdefault(r.shipment_id, (r.case_no, r.item_name))
-        for r in await conn.execute(
-            select(shipment_events.c.shipment_id, func.min(shipment_events.c.occurred_at))
-            .where(
-                shipment_events.c.shipment_id.in_(ids),
-                shipment_events.c.status == "picked_up",
-                shipment_events.c.refused.is_(False),
-            )
-            .group_by(shipment_events.c.shipment_id)
-        ):
+        for r in await conn.execute(_HANDED, {"ids": ids}):
             handed[r[0]] = r[1]
     for row in rows:
         row["case_no"], row["item_name"] = cases.get(row["id"], ("—", "—"))
@@ -97,14 +121,17 @@ async def annotate(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]
     return rows
 
 
-async def today(db: Database, department: str, day: date) -> dict[str, WindowDay]:
-    """One department's day by window: created that day, waiting for the courier now, picked up and delivered
-    that day (by the event's own time)."""
-    start, end = beijing_day(day)
-    mine = shipments.c.department == department
-    queries = {
-        "created": select(*LIST_COLUMNS).where(mine, shipments.c.created_at >= start, shipments.c.created_at < end),
-        "waiting": select(*LIST_COLUMNS).where(mine, shipments.c.status.in_(WAITING_FOR_COURIER)),
+@cache
+def _today_query(dialect: str) -> Any:
+    """The four sections in one statement; parameters department, start and end (the day's UTC bounds)."""
+    mine = shipments.c.department == bindparam("department")
+    start, end = (
+        bindparam("start", type_=shipments.c.created_at.type),
+        bindparam("end", type_=shipments.c.created_at.type),
+    )
+    conditions: dict[str, tuple[Any, ...]] = {
+        "created": (mine, shipments.c.created_at >= start, shipments.c.created_at < end),
+        "waiting": (mine, among(shipments.c.status, WAITING_FOR_COURIER)),
     }
     for section in ("picked_up", "delivered"):
         moved = exists().where(
@@ -117,17 +144,44 @@ async def today(db: Database, department: str, day: date) -> dict[str, WindowDay
         # updated_at is when the shipment last changed, so one that moved today has updated_at today or later, and
         # a parcel picked up or delivered is in one of MOVED_STATUSES: the partial index ix_shipments_department_moved
         # (whose condition is repeated word for word) yields those rows, each probed for the event.
-        queries[section] = select(*LIST_COLUMNS).where(
-            mine, literal_column(status_in_sql(MOVED_STATUSES)), shipments.c.updated_at >= start, moved
+        conditions[section] = (
+            mine,
+            literal_column(status_in_sql(MOVED_STATUSES)),
+            shipments.c.updated_at >= start,
+            moved,
         )
-    windows: dict[str, WindowDay] = {}
+    # One round trip: each section's (ordered, bounded) rows as a part of one UNION ALL, tagged with its name.
+    parts = [
+        select(literal_column(f"'{section}'").label("section"), *LIST_COLUMNS)
+        .where(*where)
+        .order_by((shipments.c.created_at if section == "created" else by_created(dialect)).desc())
+        .limit(LIST_LIMIT)
+        .subquery(f"today_{section}")
+        for section, where in conditions.items()
+    ]
+    return union_all(*(select(part) for part in parts))
+
+
+async def today(db: Database, department: str, day: date) -> dict[str, WindowDay]:
+    """One department's day by window: created that day, waiting for the courier now, picked up and delivered
+    that day (by the event's own time)."""
     async with db.read() as conn:
-        found: dict[str, list[dict[str, Any]]] = {}
-        for section, query in queries.items():
-            order = shipments.c.created_at if section == "created" else by_created(db.dialect)
-            rows = await conn.execute(query.order_by(order.desc()).limit(LIST_LIMIT))
-            found[section] = [dict(r._mapping) for r in rows]
-        await annotate(conn, [r for rows in found.values() for r in rows])
+        return await today_on(conn, department, day)
+
+
+async def today_on(conn: Any, department: str, day: date) -> dict[str, WindowDay]:
+    """``today`` on an open connection (the console's page shares it with its session lookup)."""
+    start, end = beijing_day(day)
+    windows: dict[str, WindowDay] = {}
+    found: dict[str, list[dict[str, Any]]] = {s: [] for s in TODAY_SECTIONS}
+    for r in await conn.execute(
+        _today_query(conn.dialect.name), {"department": department, "start": start, "end": end}
+    ):
+        row = dict(r._mapping)
+        found[row.pop("section")].append(row)
+    for rows in found.values():  # each part came ordered, but a UNION ALL promises no order: sorting again is cheap
+        rows.sort(key=lambda row: row["created_at"], reverse=True)
+    await annotate(conn, [r for rows in found.values() for r in rows])
     for section, rows in found.items():
         for row in rows:
             windows.setdefault(row["window"], WindowDay(row["window"])).sections[section].append(row)
@@ -148,45 +202,53 @@ def looks_personal(query: str) -> bool:
     return bool(PHONE.fullmatch(query)) or not query.isascii()
 
 
-async def find(db: Database, departments: Sequence[str], query: str) -> tuple[list[dict[str, Any]], bool]:
-    """Shipments of these departments whose case number, waybill, tracking code, or the applicant's phone or name
-    is exactly ``query``; and whether the match went by personal data (then each hit is a view to record)."""
-    q = query.strip()
-    if not q or not departments:
-        return [], False
+@cache
+def _find_queries(dialect: str, n_departments: int) -> tuple[Any, Any]:
+    """By a code, and by the applicant; parameters q, code (q in capitals) and the departments'."""
+    q = bindparam("q", type_=String())
     # Each way in is its own indexed lookup (an OR of them would make the database scan the department).
     by_code = shipments.c.id.in_(
         union_all(
             select(shipment_cases.c.shipment_id).where(shipment_cases.c.case_no == q),
             select(shipments.c.id).where(shipments.c.waybill_no == q),
-            select(shipments.c.id).where(shipments.c.tracking_code == q.upper()),
+            select(shipments.c.id).where(shipments.c.tracking_code == bindparam("code", type_=String())),
             select(shipments.c.id).where(shipments.c.id == q),
         )
     )
     # The applicant (an intake's sender, a delivery's recipient) by phone or name: two expression index lookups.
     by_person = shipments.c.id.in_(
-        union_all(*(select(shipments.c.id).where(applicant_field(db.dialect, key) == q) for key in ("phone", "name")))
+        union_all(*(select(shipments.c.id).where(applicant_field(dialect, key) == q) for key in ("phone", "name")))
     )
-    scope = shipments.c.department.in_(list(departments))
+    scope = in_departments(n_departments)
+    return tuple(  # type: ignore[return-value]
+        select(*LIST_COLUMNS).where(scope, way).order_by(shipments.c.created_at.desc()).limit(FIND_LIMIT)
+        for way in (by_code, by_person)
+    )
+
+
+async def find(db: Database, departments: Sequence[str], query: str) -> tuple[list[dict[str, Any]], bool]:
+    """Shipments of these departments whose case number, waybill, tracking code, or the applicant's phone or name
+    is exactly ``query``; and whether the match went by personal data (then each hit is a view to record)."""
     async with db.read() as conn:
-        rows = [
-            dict(r._mapping)
-            for r in await conn.execute(
-                select(*LIST_COLUMNS).where(scope, by_code).order_by(shipments.c.created_at.desc()).limit(FIND_LIMIT)
-            )
-        ]
-        personal = False
-        if not rows and looks_personal(q):
-            personal = True
-            rows = [
-                dict(r._mapping)
-                for r in await conn.execute(
-                    select(*LIST_COLUMNS)
-                    .where(scope, by_person)
-                    .order_by(shipments.c.created_at.desc())
-                    .limit(FIND_LIMIT)
-                )
-            ]
+        return await find_on(conn, departments, query)
+
+
+async def find_on(
+    conn: Any, departments: Sequence[str], query: str, *, annotated: bool = True
+) -> tuple[list[dict[str, Any]], bool]:
+    """``find`` on an open connection; ``annotated=False`` leaves out the first case and the hand-over time, for a
+    caller that may not list the rows (see ``annotate``)."""
+    q = query.strip()
+    if not q or not departments:
+        return [], False
+    by_code, by_person = _find_queries(conn.dialect.name, len(departments))
+    params = {"q": q, "code": q.upper(), **department_params(departments)}
+    rows = [dict(r._mapping) for r in await conn.execute(by_code, params)]
+    personal = False
+    if not rows and looks_personal(q):
+        personal = True
+        rows = [dict(r._mapping) for r in await conn.execute(by_person, params)]
+    if annotated:
         await annotate(conn, rows)
     return rows, personal
 

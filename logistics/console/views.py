@@ -19,6 +19,7 @@ from string import Template
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from logistics.api.appkeys import DB, SETTINGS
 from logistics.api.complaints import CATEGORIES
@@ -94,13 +95,26 @@ def signed_in(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamR
     async def wrapper(request: web.Request) -> web.StreamResponse:
         session = await current_session(request)
         if session is None:
-            response = web.HTTPSeeOther("/console/sign-in")
-            if COOKIE in request.cookies:
-                response.del_cookie(COOKIE, path="/console")
-            raise response
+            raise _to_sign_in(request)
         return await handler(request, session)
 
     return wrapper
+
+
+def _to_sign_in(request: web.Request) -> web.HTTPSeeOther:
+    response = web.HTTPSeeOther("/console/sign-in")
+    if COOKIE in request.cookies:
+        response.del_cookie(COOKIE, path="/console")
+    return response
+
+
+async def session_on(request: web.Request, conn: AsyncConnection) -> Session:
+    """The signed-in clerk, looked up on the connection the page then reads with (each connection taken from the
+    pool costs round trips of its own: PostgreSQL's pre-ping, BEGIN, ROLLBACK); anyone else is sent to sign in."""
+    session = await sessions.current_on(conn, request.cookies.get(COOKIE, ""), now=utcnow())
+    if session is None:
+        raise _to_sign_in(request)
+    return session
 
 
 async def posted_form(request: web.Request, expected_csrf: str) -> dict[str, str] | web.Response:
@@ -246,14 +260,14 @@ def _department_tabs(session: Session, chosen: str, path: str) -> str:
 
 
 @routes.get("/console/today")
-@signed_in
-async def today_page(request: web.Request, session: Session) -> web.Response:
-    department = request.query.get("department") or session.member.departments[0]
-    if not session.member.serves(department):
-        return not_found(session)
-    now = utcnow()
-    day = beijing_today(now)
-    windows = await queries.today(request.app[DB], department, day)
+async def today_page(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as conn:
+        session = await session_on(request, conn)
+        department = request.query.get("department") or session.member.departments[0]
+        if not session.member.serves(department):
+            return not_found(session)
+        day = beijing_today(utcnow())
+        windows = await queries.today_on(conn, department, day)
     totals = {s: sum(len(w.sections[s]) for w in windows.values()) for s in queries.TODAY_SECTIONS}
     counts = "".join(
         f'<div class="count" id="count-{s}">{esc(SECTION_TEXT[s])}<b>{totals[s]}</b></div>'
@@ -282,10 +296,13 @@ async def today_page(request: web.Request, session: Session) -> web.Response:
 
 
 @routes.get("/console/find")
-@signed_in
-async def find_page(request: web.Request, session: Session) -> web.Response:
+async def find_page(request: web.Request) -> web.Response:
     query = request.query.get("q", "").strip()[:100]
-    rows, personal = await queries.find(request.app[DB], session.member.departments, query)
+    async with request.app[DB].read() as conn:
+        session = await session_on(request, conn)
+        rows, personal = await queries.find_on(conn, session.member.departments, query, annotated=False)
+        if len(rows) > 1:  # a single hit goes straight to its own page: its list row is never shown
+            await queries.annotate(conn, rows)
     if personal and rows:
         # Matching by a phone or name tells the clerk whose parcels these are: a view of personal data.
         await queries.record_views(
@@ -511,13 +528,14 @@ async def shipment_page(request: web.Request, session: Session) -> web.Response:
 
 
 @routes.get("/console/exceptions")
-@signed_in
-async def exceptions_page(request: web.Request, session: Session) -> web.Response:
+async def exceptions_page(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     limits = exceptions.Limits(
         settings.console_awaiting_days, settings.console_pickup_hours, settings.console_deadline_warn_days
     )
-    chases = await exceptions.to_chase(request.app[DB], session.member.departments, utcnow(), limits)
+    async with request.app[DB].read() as conn:
+        session = await session_on(request, conn)
+        chases = await exceptions.chase_on(conn, session.member.departments, utcnow(), limits)
     rows = "".join(
         f'<tr class="{"urgent" if c.rule.urgency <= 30 else "soon" if c.rule.urgency <= 50 else ""}">'
         f'<td><a href="/console/shipments/{esc(c.shipment["id"])}">{esc(c.shipment["case_no"])}</a><br>'
