@@ -203,9 +203,7 @@ def render_html(stored: store.Stored, month: str, shown: list[str]) -> bytes:
         parts.append('<p class="empty">本月无案件：—</p></section>')
     else:
         parts.append("</section>")
-        for title, all_columns in TABLES:
-            # Figures not kept at all (no ratings tables yet) leave the table rather than fill it with blanks.
-            columns = [c for c in all_columns if any(rows[d][c] is not None for d in rows)]
+        for title, columns in TABLES:
             head = "".join(f'<th scope="col">{esc(LABELS[c])}</th>' for c in columns)
             body = []
             for d in [*departments, TOTAL]:
