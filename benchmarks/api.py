@@ -47,25 +47,33 @@ async def handle(request):
     return web.Response(body=orjson.dumps({"id": "shp_x", "status": "pending", **body}), status=201,
                         content_type="application/json")
 
+# GET /gongshi.json: the bytes of the file named second, as they are (benchmarks/gongshi.py)
+SERVED = open(sys.argv[2], "rb").read() if len(sys.argv) > 2 else b"{}"
+
+async def served(request):
+    return web.Response(body=SERVED, content_type="application/json")
+
 app = web.Application()
 app.router.add_post("/v1/shipments", handle)
+app.router.add_get("/gongshi.json", served)
 app.router.add_get("/healthz", lambda r: web.json_response({"status": "ok"}))
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
 
-LUA = """
+QUANTILES_LUA = """
+function done(summary, latency, requests)
+  -- latency quantiles (microseconds), so that windows can be merged into one distribution
+  for _, p in ipairs({50, 75, 90, 95, 97, 98, 98.5, 99, 99.25, 99.5, 99.75, 99.9}) do
+    io.write(string.format("QUANTILE %g %d\\n", p, latency:percentile(p)))
+  end
+  io.write(string.format("QUANTILE 100 %d\\n", latency.max))  -- percentile(100) answers 0
+end
+"""
+POST_LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer %s"
 wrk.body = [[%s]]
-
-function done(summary, latency, requests)
-  -- latency quantiles (microseconds), so that windows can be merged into one distribution
-  for _, p in ipairs({50, 75, 90, 95, 97, 98, 98.5, 99, 99.25, 99.5, 99.75, 99.9}) do
-    io.write(string.format("QUANTILE %%g %%d\\n", p, latency:percentile(p)))
-  end
-  io.write(string.format("QUANTILE 100 %%d\\n", latency.max))  -- percentile(100) answers 0
-end
 """
 
 
@@ -86,13 +94,16 @@ def wait_ready(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"server on port {port} did not start")
 
 
-def run_wrk(port: int, key: str, seconds: int, connections: int) -> dict[str, Any]:
+def run_wrk(port: int, key: str, seconds: int, connections: int, get: str | None = None) -> dict[str, Any]:
+    """Creates with ``key``'s credentials; or, with ``get`` (a path), GETs of that path."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(LUA % (key, json.dumps(delivery_body(), ensure_ascii=False)))
+        if get is None:
+            f.write(POST_LUA % (key, json.dumps(delivery_body(), ensure_ascii=False)))
+        f.write(QUANTILES_LUA)
         script = f.name
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
-         f"http://127.0.0.1:{port}/v1/shipments"],
+         f"http://127.0.0.1:{port}{get or '/v1/shipments'}"],
         capture_output=True, text=True, check=True,
     ).stdout
     os.unlink(script)

@@ -5,9 +5,7 @@ benchmarks share it).
 
 The rows come from benchmarks/seed_rows.py (deterministic for a seed). PostgreSQL gets them by COPY (asyncpg's
 binary copy, foreign-key triggers off for the load: the rows are generated consistent); SQLite by executemany in
-one transaction per chunk. Chunks of a few thousand shipments keep memory flat. Tables of other branches
-(ratings, follow_ups) and the ``payment_mode`` column are written when the schema has them, found with the
-inspector, and left alone otherwise.
+one transaction per chunk. Chunks of a few thousand shipments keep memory flat.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
 from benchmarks.seed_rows import Generator, Seeded, departments
@@ -37,7 +34,6 @@ from logistics.storage.db import Database, sqlite_timestamp
 
 BLOCK = 5000  # shipments per generator (and per transaction)
 NULL = r"\N"
-TABLES = ("shipments", "shipment_cases", "shipment_events", "complaints", "ratings", "follow_ups")
 CLIENT_NAMES = ("郑州市一体化政务服务平台", "郑州市工程建设项目审批管理系统", "河南省人社一体化平台")
 
 
@@ -47,7 +43,6 @@ class SeedSummary:
     rows: dict[str, int] = field(default_factory=dict)
     departments: list[str] = field(default_factory=list)
     clients: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # tables or columns this schema does not have
     seconds: float = 0.0
 
 
@@ -66,22 +61,6 @@ def _sqlite(value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)
     return _plain(value)
-
-
-async def _schema(db: Database) -> dict[str, list[str]]:
-    def read(conn: Any) -> dict[str, list[str]]:
-        found = inspect(conn)
-        return {t: [c["name"] for c in found.get_columns(t)] for t in found.get_table_names()}
-
-    async with db.read() as conn:
-        return await conn.run_sync(read)
-
-
-def _columns(schema: dict[str, list[str]], table: str, sample: dict[str, Any], summary: SeedSummary) -> list[str]:
-    have = schema.get(table, [])
-    missing = [c for c in sample if c not in have]
-    summary.skipped += [f"{table}.{c}" for c in missing if have]
-    return [c for c in sample if c in have]
 
 
 def _batches(chunk: list[Seeded]) -> dict[str, list[dict[str, Any]]]:
@@ -143,40 +122,36 @@ async def seed(
         departments=departments,
         clients=[c["id"] for c in client_rows],
         clerks={c["departments"][0]: c["id"] for c in clerk_rows},
-        schema=await _schema(db),
         url=make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
         if not db.is_sqlite
         else make_url(db.url).database or "",
     )
     summary = SeedSummary(departments=dept_names, clients=plan.clients)
-    summary.skipped += [t for t in TABLES if t not in plan.schema]
     blocks = [(b, min(BLOCK, shipments - b * BLOCK)) for b in range(-(-shipments // BLOCK))]
     if db.is_sqlite:
         conn = sqlite3.connect(plan.url, isolation_level=None, check_same_thread=False)
         try:
-            _sqlite_write(conn, {"clients": client_rows, "staff": clerk_rows}, plan.schema, summary)
+            _sqlite_write(conn, {"clients": client_rows, "staff": clerk_rows}, summary)
             for block, size in blocks:
                 batches = _batches(_generate(plan, block, size))
-                await asyncio.to_thread(_sqlite_write, conn, batches, plan.schema, summary)
+                await asyncio.to_thread(_sqlite_write, conn, batches, summary)
             await asyncio.to_thread(conn.execute, "ANALYZE")
         finally:
             conn.close()
     else:
-        await _pg_copy(plan.url, {"clients": client_rows, "staff": clerk_rows}, plan.schema, summary)
+        await _pg_copy(plan.url, {"clients": client_rows, "staff": clerk_rows}, summary)
         loop = asyncio.get_running_loop()
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             done = await asyncio.gather(*(loop.run_in_executor(pool, _pg_block, plan, b, n) for b, n in blocks))
         for part in done:
             for table, count in part.rows.items():
                 summary.rows[table] = summary.rows.get(table, 0) + count
-            summary.skipped += part.skipped
         conn = await asyncpg.connect(plan.url)
         try:
             await conn.execute("ANALYZE")
         finally:
             await conn.close()
     summary.shipments = shipments
-    summary.skipped = sorted(set(summary.skipped))
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -193,7 +168,6 @@ class _Plan:
     departments: int
     clients: list[str]
     clerks: dict[str, str]
-    schema: dict[str, list[str]]
     url: str  # a plain postgresql:// URL for asyncpg, or the SQLite file
 
 
@@ -213,7 +187,7 @@ def _generate(plan: _Plan, block: int, size: int) -> list[Seeded]:
 def _pg_block(plan: _Plan, block: int, size: int) -> SeedSummary:
     """In a worker process: one block generated and copied in."""
     part = SeedSummary()
-    asyncio.run(_pg_copy(plan.url, _batches(_generate(plan, block, size)), plan.schema, part))
+    asyncio.run(_pg_copy(plan.url, _batches(_generate(plan, block, size)), part))
     return part
 
 
@@ -225,9 +199,7 @@ def _csv_value(value: Any) -> Any:
     return _plain(value)
 
 
-async def _pg_copy(
-    url: str, batches: dict[str, list[dict[str, Any]]], schema: dict[str, list[str]], summary: SeedSummary
-) -> None:
+async def _pg_copy(url: str, batches: dict[str, list[dict[str, Any]]], summary: SeedSummary) -> None:
     """One transaction of COPYs in CSV (parsed by the server in C; nothing to encode per field here)."""
     conn = await asyncpg.connect(url)
     try:
@@ -235,9 +207,9 @@ async def _pg_copy(
         await conn.execute("SET session_replication_role = replica")
         async with conn.transaction():
             for table, rows in batches.items():
-                if not rows or table not in schema:
+                if not rows:
                     continue
-                columns = _columns(schema, table, rows[0], summary)
+                columns = list(rows[0])
                 out = io.StringIO()
                 writer = csv.writer(out)
                 writer.writerows([_csv_value(r[c]) for c in columns] for r in rows)
@@ -249,17 +221,12 @@ async def _pg_copy(
         await conn.close()
 
 
-def _sqlite_write(
-    conn: sqlite3.Connection,
-    batches: dict[str, list[dict[str, Any]]],
-    schema: dict[str, list[str]],
-    summary: SeedSummary,
-) -> None:
+def _sqlite_write(conn: sqlite3.Connection, batches: dict[str, list[dict[str, Any]]], summary: SeedSummary) -> None:
     conn.execute("BEGIN")
     for table, rows in batches.items():
-        if not rows or table not in schema:
+        if not rows:
             continue
-        columns = _columns(schema, table, rows[0], summary)
+        columns = list(rows[0])
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         conn.executemany(sql, [tuple(_sqlite(r[c]) for c in columns) for r in rows])
         summary.rows[table] = summary.rows.get(table, 0) + len(rows)
@@ -301,7 +268,7 @@ def main() -> None:
     rate = summary.shipments / summary.seconds if summary.seconds else 0.0
     print(
         f"seeded {summary.shipments:,} shipments in {summary.seconds:.1f} s ({rate:,.0f}/s); rows {summary.rows}; "
-        f"skipped {summary.skipped or 'nothing'}; load {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
 
 

@@ -480,6 +480,7 @@ class Rating(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("shipment_id", name="uq_ratings_shipment"),  # one rating per shipment, even in a race
         Index("ix_ratings_client_id_id", "client_id", "id"),
+        Index("ix_ratings_created_at", "created_at"),  # the 公示 refresh reads a month's ratings (0017)
     )
 
     id: str = Field(primary_key=True, max_length=40)  # rat_…

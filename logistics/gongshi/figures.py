@@ -107,13 +107,13 @@ class FollowUpFact:
 
 @dataclass
 class MonthFacts:
-    """What one month's figures are computed from; ``ratings``/``follow_ups`` None when those tables are absent."""
+    """What one month's figures are computed from."""
 
     created: list[tuple[str, str, int]] = field(default_factory=list)  # (department, kind, count)
     ended: list[Ended] = field(default_factory=list)
     complaints: list[ComplaintFact] = field(default_factory=list)
-    ratings: list[tuple[str, int]] | None = None  # (department, level)
-    follow_ups: list[FollowUpFact] | None = None
+    ratings: list[tuple[str, int]] = field(default_factory=list)  # (department, level)
+    follow_ups: list[FollowUpFact] = field(default_factory=list)
 
 
 COUNT_KEYS = (
@@ -129,29 +129,26 @@ COUNT_KEYS = (
     "complaints",
     "complaints_in_time",
 )
-OPTIONAL_KEYS = ("ratings", "satisfied", "follow_ups", "follow_ups_late")
+RATING_KEYS = ("ratings", "satisfied", "follow_ups", "follow_ups_late")
 
 
-def empty_cell(optional: bool) -> dict[str, Any]:
-    cell: dict[str, Any] = dict.fromkeys(COUNT_KEYS, 0)
+def empty_cell() -> dict[str, Any]:
+    cell: dict[str, Any] = dict.fromkeys((*COUNT_KEYS, *RATING_KEYS), 0)
     cell["transit_median_s"] = None
     cell["transit_p90_s"] = None
-    for key in OPTIONAL_KEYS:
-        cell[key] = 0 if optional else None
     return cell
 
 
 def compute_month(facts: MonthFacts, today: date) -> dict[str, dict[str, Any]]:
     """Cells per department and the district total (key ``TOTAL``) for one month. ``today`` is the Beijing date
     of the computation (a follow-up still open after its due date is late)."""
-    optional = facts.ratings is not None and facts.follow_ups is not None
     cells: dict[str, dict[str, Any]] = {}
     transit: dict[str, list[int]] = {}
 
     def cell(department: str) -> list[dict[str, Any]]:
         for key in (department, TOTAL):
             if key not in cells:
-                cells[key] = empty_cell(optional)
+                cells[key] = empty_cell()
         return [cells[department], cells[TOTAL]]
 
     for department, kind, count in facts.created:
@@ -179,17 +176,15 @@ def compute_month(facts: MonthFacts, today: date) -> dict[str, dict[str, Any]]:
         for c in cell(complaint.department):
             c["complaints"] += 1
             c["complaints_in_time"] += in_time
-    if optional:
-        assert facts.ratings is not None and facts.follow_ups is not None
-        for department, level in facts.ratings:
-            for c in cell(department):
-                c["ratings"] += 1
-                c["satisfied"] += level in SATISFIED_LEVELS
-        for fu in facts.follow_ups:
-            late = (beijing_today(fu.closed_at) > fu.due_by) if fu.closed_at is not None else today > fu.due_by
-            for c in cell(fu.department):
-                c["follow_ups"] += 1
-                c["follow_ups_late"] += late
+    for department, level in facts.ratings:
+        for c in cell(department):
+            c["ratings"] += 1
+            c["satisfied"] += level in SATISFIED_LEVELS
+    for fu in facts.follow_ups:
+        late = (beijing_today(fu.closed_at) > fu.due_by) if fu.closed_at is not None else today > fu.due_by
+        for c in cell(fu.department):
+            c["follow_ups"] += 1
+            c["follow_ups_late"] += late
     for key, seconds_list in transit.items():
         ordered = sorted(seconds_list)
         cells[key]["transit_n"] = len(ordered)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, Date, Integer, String, bindparam, delete, func, insert, inspect, select, text, update
+from sqlalchemy import ARRAY, Date, Integer, String, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from logistics.domain.deadlines import beijing_today
@@ -26,8 +26,10 @@ from logistics.domain.tables import (
     GONGSHI_RECORDED_WHERE,
     UTCDateTime,
     complaints,
+    follow_ups,
     gongshi_cells,
     gongshi_state,
+    ratings,
     shipments,
 )
 from logistics.gongshi.figures import (
@@ -120,21 +122,10 @@ _TOUCHED_COMPLAINTS = text(
 ).columns(first=UTCDateTime(), last=UTCDateTime())
 
 
-# --- ratings and follow-ups (tables of migration 0013, contract.md) -------------------------------------------
-# Written against the contract's shapes; the figures are None (shown as not kept) while the tables are absent.
-RATINGS_TABLES = ("ratings", "follow_ups")
-_RATINGS = text(
-    "SELECT s.department, r.level FROM ratings r JOIN shipments s ON s.id = r.shipment_id "
-    "WHERE r.created_at >= :start AND r.created_at < :end"
-).columns(department=String(), level=Integer())
-_FOLLOW_UPS = text(
-    "SELECT s.department, f.due_by, f.closed_at FROM follow_ups f JOIN shipments s ON s.id = f.shipment_id "
-    "WHERE f.opened_at >= :start AND f.opened_at < :end"
-).columns(department=String(), due_by=Date(), closed_at=UTCDateTime())
-_TOUCHED_FOLLOW_UPS = text(
-    "SELECT min(opened_at) AS first, max(opened_at) AS last FROM follow_ups "
-    "WHERE opened_at >= :since OR closed_at >= :since"
-).columns(first=UTCDateTime(), last=UTCDateTime())
+_SINCE = bindparam("since", type_=UTCDateTime())
+_TOUCHED_FOLLOW_UPS = select(
+    func.min(follow_ups.c.opened_at).label("first"), func.max(follow_ups.c.opened_at).label("last")
+).where(or_(follow_ups.c.opened_at >= _SINCE, follow_ups.c.closed_at >= _SINCE))
 
 
 def _bounds(start: datetime, end: datetime) -> dict[str, Any]:
@@ -145,24 +136,23 @@ def _typed(clause: Any, *names: str) -> Any:
     return clause.bindparams(*(bindparam(n, type_=UTCDateTime()) for n in names))
 
 
-async def ratings_tables_exist(conn: AsyncConnection) -> bool:
-    names = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
-    return all(t in names for t in RATINGS_TABLES)
-
-
 async def rating_facts(conn: AsyncConnection, start: datetime, end: datetime) -> tuple[list[Any], list[Any]]:
-    """The month's ratings (department, level) and follow-ups, from the ratings branch's tables."""
-    ratings = [
-        (r.department, r.level) for r in await conn.execute(_typed(_RATINGS, "start", "end"), _bounds(start, end))
-    ]
-    follow_ups = [
-        FollowUpFact(r.department, r.due_by, r.closed_at)
-        for r in await conn.execute(_typed(_FOLLOW_UPS, "start", "end"), _bounds(start, end))
-    ]
-    return ratings, follow_ups
+    """The month's ratings (department, level) and follow-ups (opened in the month)."""
+    rated = await conn.execute(
+        select(shipments.c.department, ratings.c.level)
+        .join(shipments, shipments.c.id == ratings.c.shipment_id)
+        .where(ratings.c.created_at >= start, ratings.c.created_at < end)
+    )
+    followed = await conn.execute(
+        select(shipments.c.department, follow_ups.c.due_by, follow_ups.c.closed_at)
+        .join(shipments, shipments.c.id == follow_ups.c.shipment_id)
+        .where(follow_ups.c.opened_at >= start, follow_ups.c.opened_at < end)
+    )
+    levels = [(r.department, r.level) for r in rated]
+    return levels, [FollowUpFact(r.department, r.due_by, r.closed_at) for r in followed]
 
 
-async def month_facts(conn: AsyncConnection, month: str, *, with_ratings: bool) -> MonthFacts:
+async def month_facts(conn: AsyncConnection, month: str) -> MonthFacts:
     start, end = month_bounds(month)
     facts = MonthFacts()
     # By department through ix_shipments_department_created (no index on created_at alone: every create would
@@ -199,8 +189,7 @@ async def month_facts(conn: AsyncConnection, month: str, *, with_ratings: bool) 
         .where(complaints.c.created_at >= start, complaints.c.created_at < end)
     ):
         facts.complaints.append(ComplaintFact(r.department, r.created_at, r.answered_at))
-    if with_ratings:
-        facts.ratings, facts.follow_ups = await rating_facts(conn, start, end)
+    facts.ratings, facts.follow_ups = await rating_facts(conn, start, end)
     return facts
 
 
@@ -211,13 +200,11 @@ def _months_between(first: datetime | None, last: datetime | None, shown: set[st
     return {m for m in shown if low <= m <= high}
 
 
-async def touched_months(conn: AsyncConnection, since: datetime, shown: set[str], *, with_ratings: bool) -> set[str]:
-    queries = [_TOUCHED_ENDED, _TOUCHED_LATE_PICKUP, _TOUCHED_COMPLAINTS]
-    if with_ratings:
-        queries.append(_TOUCHED_FOLLOW_UPS)
+async def touched_months(conn: AsyncConnection, since: datetime, shown: set[str]) -> set[str]:
     months: set[str] = set()
-    for query in queries:
-        row = (await conn.execute(_typed(query, "since"), {"since": since})).one()
+    texts = (_TOUCHED_ENDED, _TOUCHED_LATE_PICKUP, _TOUCHED_COMPLAINTS)
+    for query in (*(_typed(q, "since") for q in texts), _TOUCHED_FOLLOW_UPS):
+        row = (await conn.execute(query, {"since": since})).one()
         months |= _months_between(row.first, row.last, shown)
     return months
 
@@ -238,17 +225,16 @@ async def refresh(db: Database, now: datetime, *, full: bool = False) -> Refresh
             await conn.execute(text("SET LOCAL jit = off"))
             await conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
         state = (await conn.execute(select(gongshi_state).where(gongshi_state.c.id == STATE_ID))).first()
-        with_ratings = await ratings_tables_exist(conn)
         months = {shown[0]}
         if full or state is None or state.watermark is None:
             months = set(shown)
         else:
-            months |= await touched_months(conn, state.watermark - OVERLAP, set(shown), with_ratings=with_ratings)
+            months |= await touched_months(conn, state.watermark - OVERLAP, set(shown))
             # Once a Beijing day (and for OVERLAP after midnight, for creations committed late): the previous
             # month too, whose follow-ups turn late as days pass without any row changing.
             if beijing_today(state.watermark) != today or beijing_today(now - OVERLAP) != today:
                 months.add(shown[1])
-        computed = {m: compute_month(await month_facts(conn, m, with_ratings=with_ratings), today) for m in months}
+        computed = {m: compute_month(await month_facts(conn, m), today) for m in months}
     count = sum(len(c) for c in computed.values())
     async with db.write() as conn:
         # The state row first, locked: concurrent refreshes write one after the other.

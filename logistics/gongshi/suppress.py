@@ -111,12 +111,7 @@ def protect_month(cells: dict[str, dict[str, Any]]) -> dict[str, dict[str, Shown
     departments = [d for d in cells if d != TOTAL]
     rows: dict[str, dict[str, Shown]] = {d: {} for d in cells}
     for column in COUNT_COLUMNS:
-        total = cells[TOTAL][column] if TOTAL in cells else None
-        if total is None:  # not kept (the ratings tables are absent)
-            for d in cells:
-                rows[d][column] = None
-            continue
-        shown, total_shown = protect_counts({d: cells[d][column] for d in departments}, total)
+        shown, total_shown = protect_counts({d: cells[d][column] for d in departments}, cells[TOTAL][column])
         for d in departments:
             rows[d][column] = shown[d]
         rows[TOTAL][column] = total_shown

@@ -1,16 +1,21 @@
 """/gongshi, /gongshi.json, /gongshi.csv: the stored figures, suppressed, for anyone. No personal data exists in
 the cells (counts, shares and times per department); department names are public.
 
-Served from the stored cells: each process keeps the cells and its rendered answers until the state row says
-the figures were refreshed (checked at most once a second), so an answer costs no query most of the time.
+Served from memory: a background task of each process asks the state row once a second whether the figures
+were refreshed (or the Beijing month turned); when so it loads the cells and encodes every answer once (HTML,
+JSON and CSV for each month shown, each with its ETag). A request is a dictionary lookup, never a query, and
+answers ``If-None-Match`` with a 304.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
+import hashlib
 import io
-import time
+import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,9 +29,10 @@ from logistics.gongshi import figures, store, suppress
 from logistics.gongshi.figures import TOTAL
 from logistics.pages.views import SECURITY_HEADERS, esc, fill
 
+log = logging.getLogger("logistics.gongshi")
 routes = web.RouteTableDef()
 CURRENT = ' aria-current="page"'
-CHECK_SECONDS = 1.0  # how often a process asks whether the figures were refreshed
+CHECK_SECONDS = 1.0  # how often each process asks whether the figures were refreshed (in the background)
 MAX_AGE_SECONDS = 15  # the figures are refreshed every ≤ 30 s, so what a cache holds is under 60 s old
 HEADERS = {**SECURITY_HEADERS, "Cache-Control": f"public, max-age={MAX_AGE_SECONDS}", "X-Robots-Tag": "noindex"}
 
@@ -73,30 +79,79 @@ DEFINITIONS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """One answer, encoded once per refresh."""
+
+    body: bytes
+    headers: dict[str, str]  # with its ETag and Content-Type
+    etag: str
+
+
 @dataclass
 class Published:
-    stored: store.Stored | None = None
-    checked: float = 0.0
-    rendered: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    refreshed_at: datetime | None = None
+    shown: list[str] = field(default_factory=list)
+    answers: dict[tuple[str, str], Encoded] = field(default_factory=dict)  # (format, month) → answer
+    loaded: bool = False
 
 
 PUBLISHED = web.AppKey("gongshi_published", Published)
 
 
-async def current(app: web.Application) -> store.Stored:
+def encode(fmt: str, month: str, body: bytes) -> Encoded:
+    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    headers = {**HEADERS, "ETag": etag, "Content-Type": f"{CONTENT_TYPES[fmt]}; charset=utf-8"}
+    if fmt == "csv":
+        headers["Content-Disposition"] = f'attachment; filename="gongshi-{month}.csv"'
+    return Encoded(body, headers, etag)
+
+
+async def build(stored: store.Stored, shown: list[str]) -> dict[tuple[str, str], Encoded]:
+    answers = {}
+    for month in shown:
+        answers[("html", month)] = encode("html", month, render_html(stored, month, shown))
+        answers[("json", month)] = encode("json", month, render_json(stored, month, shown))
+        answers[("csv", month)] = encode("csv", month, render_csv(stored, month))
+        await asyncio.sleep(0)  # one month at a time: requests are answered in between
+    return answers
+
+
+async def reload(app: web.Application) -> None:
+    """Re-encode every answer when the figures were refreshed or the month turned; otherwise one small query."""
     published = app[PUBLISHED]
-    if published.stored is not None and time.monotonic() - published.checked < CHECK_SECONDS:
-        return published.stored
-    async with published.lock:
-        if published.stored is None or time.monotonic() - published.checked >= CHECK_SECONDS:
-            at = await store.refreshed_at(app[DB])
-            if published.stored is None or at != published.stored.refreshed_at:
-                published.stored = await store.load(app[DB])
-                published.rendered.clear()
-            published.checked = time.monotonic()
-    assert published.stored is not None
-    return published.stored
+    shown = figures.months_shown(datetime.now(UTC))
+    at = await store.refreshed_at(app[DB])
+    if published.loaded and at == published.refreshed_at and shown == published.shown:
+        return
+    stored = await store.load(app[DB])
+    answers = await build(stored, shown)
+    # Swapped together, between two requests: an answer never mixes two refreshes.
+    published.refreshed_at, published.shown, published.answers = stored.refreshed_at, shown, answers
+    published.loaded = True
+
+
+async def keep_fresh(app: web.Application) -> None:
+    while True:
+        await asyncio.sleep(CHECK_SECONDS)
+        try:
+            await reload(app)
+        except Exception:  # the database away for a moment: keep serving what was loaded, try again
+            log.warning("gongshi_reload_failed", exc_info=True)
+
+
+async def published_context(app: web.Application) -> AsyncIterator[None]:
+    try:
+        await reload(app)  # before the first request
+    except Exception:
+        log.warning("gongshi_reload_failed", exc_info=True)
+        app[PUBLISHED].shown = figures.months_shown(datetime.now(UTC))
+        app[PUBLISHED].answers = await build(store.Stored(None, {}), app[PUBLISHED].shown)
+    task = asyncio.create_task(keep_fresh(app))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def chosen_month(request: web.Request, shown: list[str]) -> str:
@@ -148,9 +203,7 @@ def render_html(stored: store.Stored, month: str, shown: list[str]) -> bytes:
         parts.append('<p class="empty">本月无案件：—</p></section>')
     else:
         parts.append("</section>")
-        for title, all_columns in TABLES:
-            # Figures not kept at all (no ratings tables yet) leave the table rather than fill it with blanks.
-            columns = [c for c in all_columns if any(rows[d][c] is not None for d in rows)]
+        for title, columns in TABLES:
             head = "".join(f'<th scope="col">{esc(LABELS[c])}</th>' for c in columns)
             body = []
             for d in [*departments, TOTAL]:
@@ -212,41 +265,41 @@ def render_csv(stored: store.Stored, month: str) -> bytes:
     return ("\ufeff" + out.getvalue()).encode()  # the BOM: spreadsheet programs then read the file as UTF-8
 
 
-RENDERERS = {
-    "html": (lambda s, m, shown: render_html(s, m, shown), "text/html"),
-    "json": (lambda s, m, shown: render_json(s, m, shown), "application/json"),
-    "csv": (lambda s, m, shown: render_csv(s, m), "text/csv"),
-}
+CONTENT_TYPES = {"html": "text/html", "json": "application/json", "csv": "text/csv"}
+
+
+def not_modified(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match[:2000].split(",")]
+    return etag in tags or "*" in tags
 
 
 async def answer(request: web.Request, fmt: str) -> web.Response:
-    shown = figures.months_shown(datetime.now(UTC))
+    published = request.app[PUBLISHED]
+    found = published.answers.get((fmt, request.query.get("month", published.shown[0])))
+    if found is None:
+        return bad_month(request, fmt, published.shown)
+    if not_modified(request.headers.get("If-None-Match"), found.etag):
+        return web.Response(status=304, headers=found.headers)
+    return web.Response(body=found.body, headers=found.headers)
+
+
+def bad_month(request: web.Request, fmt: str, shown: list[str]) -> web.Response:
     try:
-        month = chosen_month(request, shown)
+        chosen_month(request, shown)
     except Problem as problem:
         if fmt != "html":
             return problem.response(request)
-        body = fill(
-            "base.html",
-            title="月份无效",
-            subtitle="",
-            body='<section class="card"><h1>月份无效</h1>'
-            '<p>请从<a href="/gongshi">本页</a>的月份列表中选择。</p></section>',
-            scripts="",
-        )
-        return web.Response(text=body, status=400, content_type="text/html", charset="utf-8", headers=HEADERS)
-    stored = await current(request.app)
-    key = (fmt, month, shown[0])
-    published = request.app[PUBLISHED]
-    body = published.rendered.get(key)
-    render, content_type = RENDERERS[fmt]
-    if body is None:
-        body = render(stored, month, shown)
-        published.rendered[key] = body
-    headers = dict(HEADERS)
-    if fmt == "csv":
-        headers["Content-Disposition"] = f'attachment; filename="gongshi-{month}.csv"'
-    return web.Response(body=body, content_type=content_type, charset="utf-8", headers=headers)
+    body = fill(
+        "base.html",
+        title="月份无效",
+        subtitle="",
+        body='<section class="card"><h1>月份无效</h1>'
+        '<p>请从<a href="/gongshi">本页</a>的月份列表中选择。</p></section>',
+        scripts="",
+    )
+    return web.Response(text=body, status=400, content_type="text/html", charset="utf-8", headers=HEADERS)
 
 
 @routes.get("/gongshi")
@@ -266,4 +319,5 @@ async def gongshi_csv(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app[PUBLISHED] = Published()
+    app.cleanup_ctx.append(published_context)
     app.router.add_routes(routes)

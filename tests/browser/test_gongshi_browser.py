@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from browser_support import shot, url
 
 from logistics.accounts import clients
-from logistics.gongshi import figures, refresh
+from logistics.gongshi import figures, refresh, views
 from logistics.storage.db import Database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gongshi"))
@@ -50,6 +50,7 @@ async def test_the_gongshi_page_reads_well_on_a_phone(page: Any, api: TestClient
     ]
     await write(db, client.id, hs)
     await refresh(db, now)
+    await views.reload(api.app)  # what the background task does within a second
     month = figures.shift_month(figures.month_of(now), -1)
     scripts: list[str] = []
     page.on("request", lambda r: scripts.append(r.url) if r.resource_type == "script" else None)

@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Date, ForeignKey, Integer, MetaData, String, Table, Text, delete, insert, select, text
+from sqlalchemy import delete, insert, select
 
 from logistics.domain import deadlines
 from logistics.domain.tables import (
-    UTCDateTime,
     complaints,
+    follow_ups,
     gongshi_cells,
     gongshi_state,
+    ratings,
     shipment_events,
     shipments,
 )
@@ -59,65 +60,13 @@ class History:
 
 async def clear(db: Database) -> None:
     async with db.write() as conn:
-        for table in ("follow_ups", "ratings"):
-            if await conn.run_sync(lambda sync, t=table: sync.dialect.has_table(sync, t)):
-                await conn.execute(delete(Table(table, MetaData())))
-        for table in (gongshi_cells, gongshi_state, complaints, shipment_events, shipments):
+        for table in (follow_ups, ratings, gongshi_cells, gongshi_state, complaints, shipment_events, shipments):
             await conn.execute(delete(table))
-
-
-def rating_tables(metadata: MetaData) -> tuple[Table, Table]:
-    """The ratings branch's tables in the contract's shapes (notes/contract.md), for tests in this branch."""
-    ratings = Table(
-        "ratings",
-        metadata,
-        Column("id", String(40), primary_key=True),
-        Column("shipment_id", String(40), ForeignKey("shipments.id"), unique=True, nullable=False),
-        Column("client_id", String(40), ForeignKey("clients.id"), nullable=False),
-        Column("level", Integer, nullable=False),
-        Column("comment", Text, nullable=True),
-        Column("created_at", UTCDateTime(), nullable=False),
-    )
-    follow_ups = Table(
-        "follow_ups",
-        metadata,
-        Column("id", String(40), primary_key=True),
-        Column("rating_id", String(40), ForeignKey("ratings.id"), unique=True, nullable=False),
-        Column("shipment_id", String(40), ForeignKey("shipments.id"), nullable=False),
-        Column("client_id", String(40), nullable=False),
-        Column("opened_at", UTCDateTime(), nullable=False),
-        Column("due_by", Date, nullable=False),
-        Column("closed_at", UTCDateTime(), nullable=True),
-        Column("action", Text, nullable=True),
-        Column("closed_by", String(40), nullable=True),
-    )
-    return ratings, follow_ups
-
-
-async def create_rating_tables(db: Database) -> tuple[Table, Table]:
-    metadata = MetaData()
-    # The referenced tables, by name only, so the foreign keys resolve.
-    Table("shipments", metadata, Column("id", String(40), primary_key=True))
-    Table("clients", metadata, Column("id", String(40), primary_key=True))
-    ratings, follow_ups = rating_tables(metadata)
-    async with db.write() as conn:
-        await conn.run_sync(lambda sync: metadata.create_all(sync, tables=[ratings, follow_ups]))
-    return ratings, follow_ups
-
-
-async def drop_rating_tables(db: Database) -> None:
-    async with db.write() as conn:
-        for table in ("follow_ups", "ratings"):
-            await conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
 
 
 async def write(db: Database, client_id: str, histories: list[History], *, start: int = 0) -> list[str]:
     ids = []
-    rating_t = follow_t = None
     async with db.write() as conn:
-        has_ratings = await conn.run_sync(lambda sync: sync.dialect.has_table(sync, "ratings"))
-        if has_ratings:
-            rating_t, follow_t = rating_tables(MetaData())
         for n, h in enumerate(histories, start):
             shipment_id = f"shp_gs{n:020d}"
             ids.append(shipment_id)
@@ -170,10 +119,10 @@ async def write(db: Database, client_id: str, histories: list[History], *, start
                         answered_at=answered,
                     )
                 )
-            if rating_t is not None and follow_t is not None and h.rating is not None:
+            if h.rating is not None:
                 rated_at = h.follow_up[0] if h.follow_up else h.created_at + timedelta(days=3)
                 await conn.execute(
-                    insert(rating_t).values(
+                    insert(ratings).values(
                         id=f"rat_gs{n:020d}",
                         shipment_id=shipment_id,
                         client_id=client_id,
@@ -185,7 +134,7 @@ async def write(db: Database, client_id: str, histories: list[History], *, start
                 if h.follow_up is not None:
                     opened, due, closed = h.follow_up
                     await conn.execute(
-                        insert(follow_t).values(
+                        insert(follow_ups).values(
                             id=f"fu_gs{n:020d}",
                             rating_id=f"rat_gs{n:020d}",
                             shipment_id=shipment_id,
@@ -231,13 +180,8 @@ async def recount(db: Database, now: datetime) -> dict[tuple[str, str], dict[str
         ships = [dict(r._mapping) for r in await conn.execute(select(shipments))]
         events = [dict(r._mapping) for r in await conn.execute(select(shipment_events))]
         comps = [dict(r._mapping) for r in await conn.execute(select(complaints))]
-        has_ratings = await conn.run_sync(lambda sync: sync.dialect.has_table(sync, "ratings"))
-        rates: list[dict[str, Any]] = []
-        fus: list[dict[str, Any]] = []
-        if has_ratings:
-            rating_t, follow_t = rating_tables(MetaData())
-            rates = [dict(r._mapping) for r in await conn.execute(select(rating_t))]
-            fus = [dict(r._mapping) for r in await conn.execute(select(follow_t))]
+        rates = [dict(r._mapping) for r in await conn.execute(select(ratings))]
+        fus = [dict(r._mapping) for r in await conn.execute(select(follow_ups))]
     current = month(now)
     first_shown = f"{int(current[:4]) - 2}-{current[5:]}"
     by_id = {s["id"]: s for s in ships}
@@ -248,7 +192,7 @@ async def recount(db: Database, now: datetime) -> dict[tuple[str, str], dict[str
         if not (first_shown <= m <= current):
             return
         for d in (department, ""):
-            cell = out.setdefault((m, d), blank(has_ratings))
+            cell = out.setdefault((m, d), blank())
             cell[key] += amount
 
     for s in ships:
@@ -300,7 +244,7 @@ async def recount(db: Database, now: datetime) -> dict[tuple[str, str], dict[str
     return out
 
 
-def blank(has_ratings: bool) -> dict[str, Any]:
+def blank() -> dict[str, Any]:
     keys = (
         "created_intake",
         "created_delivery",
@@ -316,8 +260,7 @@ def blank(has_ratings: bool) -> dict[str, Any]:
     )
     cell: dict[str, Any] = dict.fromkeys(keys, 0)
     cell |= {"transit_median_s": None, "transit_p90_s": None}
-    for key in ("ratings", "satisfied", "follow_ups", "follow_ups_late"):
-        cell[key] = 0 if has_ratings else None
+    cell |= dict.fromkeys(("ratings", "satisfied", "follow_ups", "follow_ups_late"), 0)
     return cell
 
 

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from gongshi_support import CIVIL, MARKET, PEOPLE, History, Step, write
 
 from logistics.accounts import clients
-from logistics.gongshi import figures, refresh
+from logistics.gongshi import figures, refresh, views
 from logistics.storage.db import Database
 
 THIS_MONTH = figures.month_of(datetime.now(UTC))
@@ -35,7 +35,7 @@ def delivered(department: str, created: datetime, hours: float, kind: str = "del
 
 
 @pytest.fixture
-async def seeded(db: Database) -> list[str]:
+async def seeded(db: Database, api: TestClient) -> list[str]:
     """This month: eight deliveries of the market department, two of civil affairs (a small cell)."""
     client = await clients.create(db, "上街区行政审批系统")
     now = datetime.now(UTC)
@@ -49,6 +49,7 @@ async def seeded(db: Database) -> list[str]:
     ]
     ids = await write(db, client.id, hs)
     await refresh(db, now)
+    await views.reload(api.app)  # what the background task does within a second
     return ids
 
 
@@ -142,6 +143,7 @@ async def test_the_csv_is_utf8_and_a_department_name_cannot_become_a_formula(db:
     hostile = '=HYPERLINK("http://evil.example","点我")'
     await write(db, client.id, [History(hostile, "intake", created, None, []) for _ in range(6)])
     await refresh(db, datetime.now(UTC))
+    await views.reload(api.app)
     resp = await api.get("/gongshi.csv")
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("text/csv") and "charset=utf-8" in resp.headers["Content-Type"]
@@ -159,3 +161,27 @@ async def test_the_csv_is_utf8_and_a_department_name_cannot_become_a_formula(db:
 async def test_before_the_first_refresh_the_page_says_so(api: TestClient) -> None:
     html = await (await api.get("/gongshi")).text()
     assert "尚未计算" in html
+
+
+async def test_an_unchanged_answer_is_a_304_to_its_etag(api: TestClient, seeded: list[str]) -> None:
+    first = await api.get("/gongshi.json")
+    etag = first.headers["ETag"]
+    again = await api.get("/gongshi.json", headers={"If-None-Match": f'W/"other", {etag}'})
+    assert again.status == 304 and again.headers["ETag"] == etag
+    assert "max-age" in again.headers["Cache-Control"]
+    other_month = await api.get(f"/gongshi.json?month={figures.shift_month(THIS_MONTH, -1)}")
+    assert other_month.headers["ETag"] != etag
+    stale = await api.get("/gongshi.csv", headers={"If-None-Match": '"0123456789abcdef01234567"'})
+    assert stale.status == 200
+
+
+async def test_a_refresh_reaches_the_answers_by_the_background_reload(
+    api: TestClient, seeded: list[str], db: Database
+) -> None:
+    before = (await (await api.get("/gongshi.json")).json())["computed_at"]
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    await refresh(db, later)
+    assert (await (await api.get("/gongshi.json")).json())["computed_at"] == before  # served from memory
+    await views.reload(api.app)
+    after = (await (await api.get("/gongshi.json")).json())["computed_at"]
+    assert after != before

@@ -14,8 +14,6 @@ from gongshi_support import (
     History,
     Step,
     clear,
-    create_rating_tables,
-    drop_rating_tables,
     recount,
     stored,
     write,
@@ -205,36 +203,20 @@ async def test_a_later_refresh_reads_what_was_recorded_since_and_a_second_run_ch
 async def test_ratings_and_late_follow_ups_equal_a_recount(
     db: Database, client_id: str, cases: list[tuple[History, int, int, int | None]]
 ) -> None:
-    """Against tables of the contract's shapes (the ratings branch owns them): satisfied = levels 3–5; a
-    follow-up is late when closed after its due date or still open after it."""
-    await drop_rating_tables(db)
-    await create_rating_tables(db)
-    try:
-        await clear(db)
-        hs = []
-        for h, level, opened_days, closed_days in cases:
-            h.rating = level
-            opened = h.created_at + timedelta(days=1)
-            if level <= 2:
-                due = (opened + timedelta(hours=8)).date() + timedelta(days=7)
-                closed = None if closed_days is None else opened + timedelta(days=closed_days)
-                h.follow_up = (opened + timedelta(days=opened_days % 3), due, closed)
-            hs.append(h)
-        await write(db, client_id, hs)
-        await refresh(db, NOW)
-        assert await stored(db) == await recount(db, NOW)
-    finally:
-        await clear(db)
-        await drop_rating_tables(db)
-
-
-async def test_without_the_ratings_tables_those_figures_are_not_kept(db: Database, client_id: str) -> None:
-    created = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
-    await write(db, client_id, [History(DEPARTMENTS[0], "delivery", created, None, [Step("cancelled", created)])])
+    """Satisfied = levels 3–5; a follow-up is late when closed after its due date or still open after it."""
+    await clear(db)
+    hs = []
+    for h, level, opened_days, closed_days in cases:
+        h.rating = level
+        opened = h.created_at + timedelta(days=1)
+        if level <= 2:
+            due = (opened + timedelta(hours=8)).date() + timedelta(days=7)
+            closed = None if closed_days is None else opened + timedelta(days=closed_days)
+            h.follow_up = (opened + timedelta(days=opened_days % 3), due, closed)
+        hs.append(h)
+    await write(db, client_id, hs)
     await refresh(db, NOW)
-    cells = await stored(db)
-    assert cells[("2026-11", DEPARTMENTS[0])]["ratings"] is None
-    assert cells[("2026-11", DEPARTMENTS[0])]["created_delivery"] == 1
+    assert await stored(db) == await recount(db, NOW)
 
 
 async def test_an_event_at_1630z_on_october_31_counts_in_november(db: Database, client_id: str) -> None:

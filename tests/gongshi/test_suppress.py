@@ -15,7 +15,7 @@ MARKET, CIVIL, TAX, PUBLIC_SECURITY = "上街区市场监督管理局", "上街�
 
 
 def cell(**values: int | None) -> dict[str, int | None]:
-    return {**empty_cell(True), **values}
+    return {**empty_cell(), **values}
 
 
 def test_a_count_of_one_to_four_reads_fewer_than_five_and_zero_reads_zero() -> None:
@@ -65,12 +65,6 @@ def test_a_median_of_fewer_than_five_transit_times_is_hidden() -> None:
     assert rows[MARKET]["transit_median_h"] == SMALL
     assert rows[TOTAL]["transit_median_h"] == 10.0
     assert rows[TOTAL]["transit_p90_h"] == 25.0
-
-
-def test_figures_not_kept_are_shown_as_such_not_as_zero() -> None:
-    rows = protect_month({MARKET: empty_cell(False), TOTAL: empty_cell(False)})
-    assert rows[MARKET]["ratings"] is None
-    assert rows[TOTAL]["satisfied_share"] is None
 
 
 def possible_values(shown: dict[str, object], total_shown: object, truth: dict[str, int]) -> dict[str, set[int]]:
