@@ -199,9 +199,15 @@ class Pipeline:
     """Simulator, API and one worker as separate processes on one database."""
 
     def __init__(
-        self, database_url: str, redis_url: str, data_dir: Path, max_jobs: int, *, labels: bool = True
+        self,
+        database_url: str,
+        redis_url: str,
+        data_dir: Path,
+        max_jobs: int,
+        *,
+        worker: tuple[str, ...] = ("-m", "logistics", "worker"),
     ) -> None:
-        self.labels = labels
+        self.worker = worker  # the worker process's Python arguments: the service's own worker unless told
         self.api_port, self.sim_port = free_port(), free_port()
         self.env = {
             **os.environ,
@@ -238,10 +244,7 @@ class Pipeline:
         await asyncio.to_thread(self.prepare)
         running.append(logistics(["ems-sim", "--step-seconds", "0"], self.env, self.log))
         running.append(logistics(["api"], self.env, self.log))
-        if self.labels:
-            running.append(logistics(["worker"], self.env, self.log))
-        else:
-            running.append(python(["-c", ORDERS_ONLY_WORKER], self.env, self.log))
+        running.append(python(list(self.worker), self.env, self.log))
         self.roles = {name: proc.pid for name, proc in zip(("simulator", "api", "worker"), running[-3:], strict=True)}
         await wait_http(f"http://127.0.0.1:{self.sim_port}/healthz")
         await wait_http(f"http://127.0.0.1:{self.api_port}/healthz")
@@ -305,7 +308,8 @@ class Pipeline:
 async def measure(
     label: str, database_url: str, args: argparse.Namespace, data_dir: Path, *, labels: bool
 ) -> tuple[dict[str, float], dict[str, float]]:
-    pipe = Pipeline(database_url, args.redis, data_dir, args.max_jobs, labels=labels)
+    worker = ("-m", "logistics", "worker") if labels else ("-c", ORDERS_ONLY_WORKER)
+    pipe = Pipeline(database_url, args.redis, data_dir, args.max_jobs, worker=worker)
     try:
         with processes() as running:
             await pipe.start(running)
