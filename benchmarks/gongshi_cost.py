@@ -75,9 +75,8 @@ async def main(url, every):
 asyncio.run(main(sys.argv[1], float(sys.argv[2])))
 """
 
-# The service's worker with its 公示 refresh behind a switch (a file). arq's cron jobs wait behind a busy queue
-# (a dry run saw no refresh start during its windows), so a loop of its own in the worker process runs it: at
-# once when the switch appears, then every EVERY seconds while it is there, whatever the queue holds.
+# The service's worker with its own 公示 loop made a no-op, and the refresh run instead behind a switch (a file):
+# at once when the switch appears, then every EVERY seconds while it is there, whatever the queue holds.
 GATED_WORKER = """
 import asyncio, sys, time
 from datetime import UTC, datetime
@@ -106,10 +105,10 @@ async def with_refresh(settings):
     finally:
         task.cancel()
 
-async def no_cron_refresh(db, now):
+async def no_refresh(db, now):
     return SimpleNamespace(cells=0)
 
-worker.refresh_gongshi, worker.run_forever = no_cron_refresh, with_refresh
+worker.refresh_gongshi, worker.run_forever = no_refresh, with_refresh
 sys.exit(main(["worker"]))
 """
 

@@ -132,19 +132,26 @@ async def reload(app: web.Application) -> None:
 
 
 async def keep_fresh(app: web.Application) -> None:
+    failing = False
     while True:
         await asyncio.sleep(CHECK_SECONDS)
         try:
             await reload(app)
-        except Exception:  # the database away for a moment: keep serving what was loaded, try again
-            log.warning("gongshi_reload_failed", exc_info=True)
+        except Exception as exc:  # the database away: keep serving what was loaded, try again
+            if not failing:  # once per outage, not once a second for as long as it lasts
+                log.warning("gongshi_reload_failed", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
+            failing = True
+        else:
+            if failing:
+                log.info("gongshi_reload_recovered")
+            failing = False
 
 
 async def published_context(app: web.Application) -> AsyncIterator[None]:
     try:
         await reload(app)  # before the first request
-    except Exception:
-        log.warning("gongshi_reload_failed", exc_info=True)
+    except Exception as exc:
+        log.warning("gongshi_reload_failed", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
         app[PUBLISHED].shown = figures.months_shown(datetime.now(UTC))
         app[PUBLISHED].answers = await build(store.Stored(None, {}), app[PUBLISHED].shown)
     task = asyncio.create_task(keep_fresh(app))
