@@ -623,6 +623,7 @@ class Generator:
                     {
                         "id": "cmp_" + self.ulid(at),
                         "shipment_id": row["id"],
+                        "department": row["department"],
                         "client_id": row["client_id"],
                         "category": category,
                         "text": COMPLAINT_TEXTS[category],
@@ -656,6 +657,7 @@ class Generator:
                     "id": "fu_" + self.ulid(at),
                     "rating_id": rating["id"],
                     "shipment_id": row["id"],
+                    "department": row["department"],
                     "client_id": row["client_id"],
                     "opened_at": at,
                     "due_by": due,

@@ -76,7 +76,7 @@ async def store(db: Database, shipment_id: str, category: str, text: str) -> str
             "text": text,
             "created_at": now,
         }
-        await conn.execute(insert(complaints).values(**record))
+        await conn.execute(insert(complaints).values(**record, department=row["department"]))
         await emit(conn, row, COMPLAINT, None, extra={"complaint": complaint_json(record)})
     # Ids only: the text may hold personal data and goes to the client, not to the logs.
     log.info("complaint", extra={"complaint_id": cid, "shipment_id": shipment_id, "category": category})

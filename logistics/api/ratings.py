@@ -120,7 +120,7 @@ async def rate(db: Database, shipment_id: str, level: int, comment: str, *, now:
                 "created_at": now,
             }
             await conn.execute(insert(ratings).values(**record))
-            follow_up = await open_follow_up(conn, record, now) if level in BAD else None
+            follow_up = await open_follow_up(conn, record, row["department"], now) if level in BAD else None
             await emit(conn, row, RATED, None, extra={"rating": rating_json(record, follow_up)})
     except IntegrityError:
         # Two posts raced past the check (the lock is PostgreSQL's): the unique constraint kept the first.
@@ -211,12 +211,15 @@ def is_late(due: date, closed_at: datetime | None, now: datetime) -> bool:
     return beijing_today(closed_at or now) > due
 
 
-async def open_follow_up(conn: AsyncConnection, rating: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """Open the follow-up of a bad ``rating`` in the caller's transaction."""
+async def open_follow_up(
+    conn: AsyncConnection, rating: dict[str, Any], department: str, now: datetime
+) -> dict[str, Any]:
+    """Open the follow-up of a bad ``rating`` (of a shipment of ``department``) in the caller's transaction."""
     record = {
         "id": "fu_" + ids.ulid(),
         "rating_id": rating["id"],
         "shipment_id": rating["shipment_id"],
+        "department": department,
         "client_id": rating["client_id"],
         "opened_at": now,
         "due_by": due_date(now),
@@ -398,15 +401,3 @@ async def close_follow_up(request: web.Request) -> web.Response:
             return _already_closed(request, exc.record)
     request.app[SIGNAL].poke()
     return json_response(follow_up_json(record, now))
-
-
-async def open_dues(conn: AsyncConnection, shipment_ids: list[str]) -> dict[str, date]:
-    """The due date of each of these shipments' open follow-ups (for the console's queue)."""
-    if not shipment_ids:
-        return {}
-    rows = await conn.execute(
-        select(follow_ups_table.c.shipment_id, follow_ups_table.c.due_by).where(
-            follow_ups_table.c.shipment_id.in_(shipment_ids), follow_ups_table.c.closed_at.is_(None)
-        )
-    )
-    return {r.shipment_id: r.due_by for r in rows}

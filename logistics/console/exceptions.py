@@ -21,7 +21,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, exists, literal_column, select, union_all
 
-from logistics.api.ratings import open_dues
 from logistics.console.queries import (
     LIST_COLUMNS,
     among,
@@ -29,6 +28,7 @@ from logistics.console.queries import (
     by_created,
     complaint_counts,
     department_params,
+    follow_up_dues,
     in_departments,
 )
 from logistics.domain.deadlines import beijing_today
@@ -83,8 +83,10 @@ ORDERED_BEFORE = bindparam("ordered_before", type_=shipment_events.c.occurred_at
 CREATED_BEFORE = bindparam("created_before", type_=shipments.c.created_at.type)  # now - awaiting_days
 
 
-def _finders() -> dict[str, ColumnElement[bool]]:
-    """For each rule code: which open shipments it catches."""
+def _finders(n_departments: int) -> dict[str, ColumnElement[bool]]:
+    """For each rule code: which open shipments of the clerk's ``n_departments`` it catches. Complaints and
+    follow-ups are scoped by their own department column first: a department's few open ones, not every
+    department's, through their partial indexes."""
     today = TODAY
     return {
         "overdue": (shipments.c.due_by < today) & OPEN,
@@ -102,7 +104,9 @@ def _finders() -> dict[str, ColumnElement[bool]]:
         ),
         # Only complaints still waiting for the hall's answer (answered on the shipment page).
         "complaint": shipments.c.id.in_(
-            select(complaints.c.shipment_id).where(complaints.c.answered_at.is_(None)).scalar_subquery()
+            select(complaints.c.shipment_id)
+            .where(in_departments(n_departments, complaints.c.department), complaints.c.answered_at.is_(None))
+            .scalar_subquery()
         )
         & shipments.c.purged_at.is_(None),
         "awaiting_applicant": (shipments.c.status == "awaiting_applicant") & (shipments.c.created_at < CREATED_BEFORE),
@@ -110,14 +114,15 @@ def _finders() -> dict[str, ColumnElement[bool]]:
         & shipments.c.waybill_no.is_not(None)
         & shipments.c.label_printed_at.is_(None),
         # 好差评: a bad rating's follow-up still open, past its due date or not.
-        "follow_up_overdue": _open_follow_up(follow_ups.c.due_by < today),
-        "follow_up": _open_follow_up(follow_ups.c.due_by >= today),
+        "follow_up_overdue": _open_follow_up(n_departments, follow_ups.c.due_by < today),
+        "follow_up": _open_follow_up(n_departments, follow_ups.c.due_by >= today),
     }
 
 
-def _open_follow_up(due: ColumnElement[bool]) -> ColumnElement[bool]:
+def _open_follow_up(n_departments: int, due: ColumnElement[bool]) -> ColumnElement[bool]:
+    mine = in_departments(n_departments, follow_ups.c.department)
     return shipments.c.id.in_(
-        select(follow_ups.c.shipment_id).where(follow_ups.c.closed_at.is_(None), due).scalar_subquery()
+        select(follow_ups.c.shipment_id).where(mine, follow_ups.c.closed_at.is_(None), due).scalar_subquery()
     )
 
 
@@ -145,7 +150,7 @@ def _queue(dialect: str, codes: tuple[str, ...], n_departments: int) -> Any:
         .order_by(by_created(dialect))
         .limit(CHASE_LIMIT)
         .subquery(f"find_{code}")
-        for code, condition in _finders().items()
+        for code, condition in _finders(n_departments).items()
         if code in codes
     ]
     return union_all(*(select(part) for part in parts)) if parts else None
@@ -176,7 +181,7 @@ async def chase_on(conn: Any, departments: Sequence[str], now: datetime, limits:
         rows.setdefault(r.id, found)
         caught.setdefault(r.id, []).append(code)
     counts = await complaint_counts(conn, list(caught))
-    dues = await open_dues(conn, list(caught))
+    dues = await follow_up_dues(conn, list(caught))
     await annotate(conn, list(rows.values()))
     out = []
     for sid, codes in caught.items():

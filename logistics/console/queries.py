@@ -11,13 +11,27 @@ from datetime import date, datetime, time, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, exists, func, insert, literal, literal_column, select, union_all
+from sqlalchemy import (
+    ARRAY,
+    String,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    union_all,
+)
 
 from logistics.api.schemas import BEIJING
 from logistics.domain.tables import (
     APPLICANT_FIELD_SQL,
     MOVED_STATUSES,
     complaints,
+    follow_ups,
     personal_data_access,
     shipment_cases,
     shipment_events,
@@ -57,9 +71,9 @@ def among(column: Any, values: Sequence[str]) -> Any:
     return column.in_([literal(v) for v in values])
 
 
-def in_departments(n: int) -> Any:
+def in_departments(n: int, column: Any = shipments.c.department) -> Any:
     """The scope of a clerk's ``n`` departments, bound as department_0 … (see ``department_params``)."""
-    return shipments.c.department.in_([bindparam(f"department_{i}") for i in range(n)])
+    return column.in_([bindparam(f"department_{i}") for i in range(n)])
 
 
 def department_params(departments: Sequence[str]) -> dict[str, str]:
@@ -87,21 +101,36 @@ class WindowDay:
 
 # The console's statements are built once, with bound parameters: building a select costs a page more CPU than
 # the database spends answering it (benchmarks/console.py).
-_IDS = bindparam("ids", expanding=True)
-_FIRST_CASES = (
-    select(shipment_cases.c.shipment_id, shipment_cases.c.case_no, shipment_cases.c.item_name)
-    .where(shipment_cases.c.shipment_id.in_(_IDS))
-    .order_by(shipment_cases.c.shipment_id, shipment_cases.c.position)
-)
-_HANDED = (
-    select(shipment_events.c.shipment_id, func.min(shipment_events.c.occurred_at))
-    .where(
-        shipment_events.c.shipment_id.in_(_IDS),
-        shipment_events.c.status == "picked_up",
-        shipment_events.c.refused.is_(False),
-    )
-    .group_by(shipment_events.c.shipment_id)
-)
+def ids_in(column: Any, dialect: str) -> Any:
+    """``column`` among the bound list ``ids``. On PostgreSQL one array parameter (``= ANY``), so the statement's
+    text is the same whatever the list's length and the driver's prepared statement serves them all; an expanding
+    ``IN`` would be written out again, and prepared anew, for every length. SQLite has no arrays."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", type_=ARRAY(String())))
+    return column.in_(bindparam("ids", expanding=True))
+
+
+@cache
+def by_ids(dialect: str) -> dict[str, Any]:
+    """What the lists add to their rows, each for a bound list of shipment ids."""
+    return {
+        "cases": select(shipment_cases.c.shipment_id, shipment_cases.c.case_no, shipment_cases.c.item_name)
+        .where(ids_in(shipment_cases.c.shipment_id, dialect))
+        .order_by(shipment_cases.c.shipment_id, shipment_cases.c.position),
+        "handed": select(shipment_events.c.shipment_id, func.min(shipment_events.c.occurred_at))
+        .where(
+            ids_in(shipment_events.c.shipment_id, dialect),
+            shipment_events.c.status == "picked_up",
+            shipment_events.c.refused.is_(False),
+        )
+        .group_by(shipment_events.c.shipment_id),
+        "complaints": select(complaints.c.shipment_id, func.count())
+        .where(ids_in(complaints.c.shipment_id, dialect), complaints.c.answered_at.is_(None))
+        .group_by(complaints.c.shipment_id),
+        "follow_ups": select(follow_ups.c.shipment_id, follow_ups.c.due_by).where(
+            ids_in(follow_ups.c.shipment_id, dialect), follow_ups.c.closed_at.is_(None)
+        ),
+    }
 
 
 async def annotate(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -111,9 +140,10 @@ async def annotate(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]
     cases: dict[str, tuple[str, str]] = {}
     handed: dict[str, datetime] = {}
     if ids:
-        for r in await conn.execute(_FIRST_CASES, {"ids": ids}):
+        statements = by_ids(conn.dialect.name)
+        for r in await conn.execute(statements["cases"], {"ids": ids}):
             cases.setdefault(r.shipment_id, (r.case_no, r.item_name))
-        for r in await conn.execute(_HANDED, {"ids": ids}):
+        for r in await conn.execute(statements["handed"], {"ids": ids}):
             handed[r[0]] = r[1]
     for row in rows:
         row["case_no"], row["item_name"] = cases.get(row["id"], ("—", "—"))
@@ -341,9 +371,13 @@ async def complaint_counts(conn: Any, ids: Sequence[str]) -> dict[str, int]:
     """Unanswered complaints per shipment."""
     if not ids:
         return {}
-    rows = await conn.execute(
-        select(complaints.c.shipment_id, func.count())
-        .where(complaints.c.shipment_id.in_(list(ids)), complaints.c.answered_at.is_(None))
-        .group_by(complaints.c.shipment_id)
-    )
+    rows = await conn.execute(by_ids(conn.dialect.name)["complaints"], {"ids": list(ids)})
     return {r[0]: int(r[1]) for r in rows}
+
+
+async def follow_up_dues(conn: Any, ids: Sequence[str]) -> dict[str, date]:
+    """The due date of each of these shipments' open follow-up."""
+    if not ids:
+        return {}
+    rows = await conn.execute(by_ids(conn.dialect.name)["follow_ups"], {"ids": list(ids)})
+    return {r.shipment_id: r.due_by for r in rows}

@@ -396,9 +396,11 @@ class Complaint(SQLModel, table=True):
     __tablename__ = "complaints"
     __table_args__ = (
         Index("ix_complaints_client_id_id", "client_id", "id"),
-        # The console's exception queue: complaints still waiting for an answer (0016; few, and never a create's).
+        # The console's exception queue: a department's complaints still waiting for an answer (0018; few, and
+        # never a create's).
         Index(
             "ix_complaints_unanswered",
+            "department",
             "shipment_id",
             postgresql_where=text("answered_at IS NULL"),
             sqlite_where=text("answered_at IS NULL"),
@@ -407,6 +409,7 @@ class Complaint(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=40)
     shipment_id: str = Field(foreign_key="shipments.id", index=True, max_length=40)
+    department: str = Field(max_length=100)  # the shipment's, for the console's queue (0018)
     client_id: str = Field(foreign_key="clients.id", max_length=40)
     category: str = Field(max_length=32)
     text: str = Field(sa_column=Column(Text, nullable=False))
@@ -498,11 +501,20 @@ class FollowUp(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("rating_id", name="uq_follow_ups_rating"),
         Index("ix_follow_ups_client_id_id", "client_id", "id"),
+        # The console's exception queue: a department's open follow-ups by due date (0018).
+        Index(
+            "ix_follow_ups_open",
+            "department",
+            "due_by",
+            postgresql_where=text("closed_at IS NULL"),
+            sqlite_where=text("closed_at IS NULL"),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=40)  # fu_…
     rating_id: str = Field(foreign_key="ratings.id", max_length=40)
     shipment_id: str = Field(foreign_key="shipments.id", index=True, max_length=40)
+    department: str = Field(max_length=100)  # the shipment's, for the console's queue (0018)
     client_id: str = Field(max_length=40)
     opened_at: datetime = _ts()
     due_by: date = Field(sa_column=Column(Date, nullable=False))  # Beijing date

@@ -219,7 +219,7 @@ async def refresh(db: Database, now: datetime, *, full: bool = False) -> Refresh
     """Bring the stored figures up to date at ``now``. Safe to run twice, and from several workers."""
     shown = months_shown(now)
     today = beijing_today(now)
-    async with db.read() as conn:
+    async with db.read(snapshot=True) as conn:  # every month's facts from one snapshot
         if not db.is_sqlite:
             # Short, index-driven queries: compiling them (JIT) would cost more than running them.
             await conn.execute(text("SET LOCAL jit = off"))

@@ -40,6 +40,9 @@ SQLITE_PRAGMAS = (
 )
 
 
+WRITE_ISOLATION = "READ COMMITTED"
+
+
 class DatabaseUnavailable(RuntimeError):
     pass
 
@@ -147,11 +150,15 @@ class Database:
             self._write_engine = _sqlite_engine(url, immediate=True, pool_size=1)
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
         else:
+            # Connections rest in autocommit, so a read is its statements alone: no BEGIN, no ROLLBACK on
+            # return, and a one-round-trip pre-ping (in a transaction the driver's ping is three). A write
+            # turns its connection to READ COMMITTED and runs in a transaction (``write``).
             self.engine = create_async_engine(
                 url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 pool_pre_ping=True,
+                isolation_level="AUTOCOMMIT",
                 json_serializer=json_text,
                 hide_parameters=True,  # errors are logged; the rows they were writing hold personal data
             )
@@ -162,15 +169,25 @@ class Database:
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction: committed on success, rolled back on any exception."""
         if self._write_lock is None:
-            async with self._write_engine.begin() as conn:
-                yield conn
+            async with self._write_engine.connect() as conn:
+                await conn.execution_options(isolation_level=WRITE_ISOLATION)
+                async with conn.begin():
+                    yield conn
             return
         async with self._write_lock, self._write_engine.begin() as conn:
             yield conn
 
     @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    async def read(self, *, snapshot: bool = False) -> AsyncIterator[AsyncConnection]:
+        """Reads only. On PostgreSQL each statement is its own snapshot, as it is in a READ COMMITTED
+        transaction, unless ``snapshot``: then all of them read one (REPEATABLE READ), and ``SET LOCAL`` holds.
+        A SQLite read is always one snapshot. A write here would commit at once: writes go through ``write``."""
         async with self.engine.connect() as conn:
+            if snapshot and not self.is_sqlite:
+                await conn.execution_options(isolation_level="REPEATABLE READ")
+                async with conn.begin():
+                    yield conn
+                return
             yield conn
 
     async def ping(self, timeout: float = 2.0) -> None:

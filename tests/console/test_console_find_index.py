@@ -33,7 +33,7 @@ async def _plan(db: Database, key: str, value: str) -> str:
     """The database's own account of how it finds shipments by the applicant's ``key`` (on PostgreSQL with
     sequential scans priced out: a test's few rows are cheaper to read whole, a real department's are not)."""
     query = select(shipments.c.id).where(applicant_field(db.dialect, key) == value)
-    async with db.read() as conn:
+    async with db.read(snapshot=True) as conn:
         if not db.is_sqlite:
             await conn.execute(text("SET LOCAL enable_seqscan = off"))
         compiled = query.compile(conn.sync_connection, compile_kwargs={"literal_binds": True})

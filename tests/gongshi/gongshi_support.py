@@ -111,6 +111,7 @@ async def write(db: Database, client_id: str, histories: list[History], *, start
                     insert(complaints).values(
                         id=f"cmp_gs{n:012d}{i:03d}",
                         shipment_id=shipment_id,
+                        department=h.department,
                         client_id=client_id,
                         category="delay",
                         text=f"我是{name}，电话{phone}，住{address}，快递太慢",
@@ -138,6 +139,7 @@ async def write(db: Database, client_id: str, histories: list[History], *, start
                             id=f"fu_gs{n:020d}",
                             rating_id=f"rat_gs{n:020d}",
                             shipment_id=shipment_id,
+                            department=h.department,
                             client_id=client_id,
                             opened_at=opened,
                             due_by=due,

@@ -1,0 +1,89 @@
+"""What a read and a write are, on each database: a write is one transaction, whole or not at all; on
+PostgreSQL a plain read holds no transaction (its statements are each their own, so a page pays no BEGIN and
+no ROLLBACK), and a snapshot read is one transaction from first statement to last."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+
+from logistics.storage.db import Database
+
+
+@pytest.fixture
+async def counter(db: Database) -> AsyncIterator[str]:
+    table = f"tx_probe_{uuid.uuid4().hex[:8]}"
+    async with db.write() as conn:
+        await conn.execute(text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"))
+        await conn.execute(text(f"INSERT INTO {table} (id, n) VALUES (1, 0)"))
+    yield table
+    async with db.write() as conn:
+        await conn.execute(text(f"DROP TABLE {table}"))
+
+
+async def _count(db: Database, table: str) -> int:
+    async with db.read() as conn:
+        return int((await conn.execute(text(f"SELECT n FROM {table} WHERE id = 1"))).scalar_one())
+
+
+async def test_a_write_that_fails_half_way_leaves_nothing_behind(db: Database, counter: str) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.write() as conn:
+            await conn.execute(text(f"UPDATE {counter} SET n = n + 1 WHERE id = 1"))
+            raise RuntimeError("the second half of the work failed")
+    assert await _count(db, counter) == 0
+
+
+async def test_a_write_is_seen_whole_once_it_returns(db: Database, counter: str) -> None:
+    async with db.write() as conn:
+        await conn.execute(text(f"UPDATE {counter} SET n = n + 1 WHERE id = 1"))
+        await conn.execute(text(f"UPDATE {counter} SET n = n + 1 WHERE id = 1"))
+    assert await _count(db, counter) == 2
+
+
+async def test_a_write_on_postgresql_runs_in_a_read_committed_transaction(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("SQLite writes are BEGIN IMMEDIATE transactions (test_sqlite_driver.py)")
+    async with db.write() as conn:
+        level = (await conn.execute(text("SHOW transaction_isolation"))).scalar_one()
+        first = (await conn.execute(text("SELECT now()"))).scalar_one()
+        second = (await conn.execute(text("SELECT now()"))).scalar_one()
+    assert level == "read committed"
+    assert first == second  # now() is the transaction's start: one transaction
+
+
+async def test_a_plain_read_on_postgresql_holds_no_transaction_between_statements(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("a SQLite read is one deferred transaction, which costs no round trip")
+    async with db.read() as conn:
+        first = (await conn.execute(text("SELECT now()"))).scalar_one()
+        await conn.execute(text("SELECT pg_sleep(0.01)"))
+        second = (await conn.execute(text("SELECT now()"))).scalar_one()
+    assert second > first
+
+
+async def test_a_snapshot_read_on_postgresql_is_one_repeatable_read_transaction(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("a SQLite read is always one snapshot")
+    async with db.read(snapshot=True) as conn:
+        level = (await conn.execute(text("SHOW transaction_isolation"))).scalar_one()
+        first = (await conn.execute(text("SELECT now()"))).scalar_one()
+        await conn.execute(text("SELECT pg_sleep(0.01)"))
+        second = (await conn.execute(text("SELECT now()"))).scalar_one()
+    assert level == "repeatable read" and first == second
+
+
+async def test_a_connection_back_from_a_write_reads_without_a_transaction_again(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL's isolation settings")
+    for _ in range(3):  # the pool hands the same connections round
+        async with db.write() as conn:
+            await conn.execute(text("SELECT 1"))
+    async with db.read() as conn:
+        first = (await conn.execute(text("SELECT now()"))).scalar_one()
+        await conn.execute(text("SELECT pg_sleep(0.01)"))
+        second = (await conn.execute(text("SELECT now()"))).scalar_one()
+    assert second > first
