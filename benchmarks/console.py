@@ -5,7 +5,8 @@
     .venv/bin/python benchmarks/console.py --database-url URL   # a database seeded before (benchmarks/seed.py)
 
 A scratch database is seeded (benchmarks/seed.py: 12+ months, 30 departments) unless one is given, and migrated
-to the head. A clerk of one department signs in on a real API process; 16 clients then GET the pages with the
+to the head. A clerk of one department signs in on a real API process (or --api-processes N, the clients shared
+out among them); 16 clients then GET the pages with the
 session cookie, the kinds in turn, and each answer's latency is kept. Then each page's queries are captured and
 explained (EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY PLAN on SQLite).
 Goals (issue 18): p99 ≤ 50 ms at 16 connections on PostgreSQL with 1,000,000 shipments; ≤ 100 ms on SQLite
@@ -126,19 +127,26 @@ async def sign_in(session: aiohttp.ClientSession, base: str, token: str) -> None
 
 
 async def load(
-    base: str, token: str, pages: dict[str, list[tuple[str, dict[str, str]]]], *, connections: int, seconds: float
+    bases: list[str],
+    token: str,
+    pages: dict[str, list[tuple[str, dict[str, str]]]],
+    *,
+    connections: int,
+    seconds: float,
 ) -> dict[str, list[float]]:
-    """``connections`` clients on one signed-in session, each taking the page kinds in turn for ``seconds``."""
+    """``connections`` clients on one signed-in session, each taking the page kinds in turn for ``seconds``; with
+    several API processes the clients are shared out among them, as a load balancer would."""
     latencies: dict[str, list[float]] = {kind: [] for kind in pages}
     errors: list[str] = []
     jar = aiohttp.CookieJar(unsafe=True)
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(cookie_jar=jar, connector=connector) as session:
-        await sign_in(session, base, token)
+        await sign_in(session, bases[0], token)
         deadline = time.monotonic() + seconds
 
         async def client(n: int) -> None:
             rng = random.Random(n)
+            base = bases[n % len(bases)]
             kinds = list(pages)
             i = n
             while time.monotonic() < deadline:
@@ -247,28 +255,30 @@ async def run(args: argparse.Namespace) -> None:
                 **fresh_carrier_secrets(),
             }
             env.pop("LOGISTICS_REDIS_URL", None)  # a private Redis of its own
-            port = free_port()
-            proc = await asyncio.to_thread(start_logistics, env, port)
+            ports = [free_port() for _ in range(args.api_processes)]
+            procs = [await asyncio.to_thread(start_logistics, env, port) for port in ports]
             try:
-                base = f"http://127.0.0.1:{port}"
+                bases = [f"http://127.0.0.1:{port}" for port in ports]
                 pages = urls(department, found)
-                await load(base, clerk.token, pages, connections=args.connections, seconds=3)  # warm-up
-                load_before, cpu_before = _load(), cpu_seconds(proc.pid)
-                latencies = await load(base, clerk.token, pages, connections=args.connections, seconds=args.seconds)
-                load_after, cpu = _load(), cpu_seconds(proc.pid) - cpu_before
+                await load(bases, clerk.token, pages, connections=args.connections, seconds=3)  # warm-up
+                load_before, cpu_before = _load(), sum(cpu_seconds(p.pid) for p in procs)
+                latencies = await load(bases, clerk.token, pages, connections=args.connections, seconds=args.seconds)
+                load_after, cpu = _load(), sum(cpu_seconds(p.pid) for p in procs) - cpu_before
             finally:
-                proc.terminate()
-                proc.wait()
+                for proc in procs:
+                    proc.terminate()
+                for proc in procs:
+                    proc.wait()
             load_functions = _load()
             direct = await functions(url, department, found, connections=args.connections, seconds=args.seconds / 2)
     backend = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
     goal = 100 if backend == "SQLite" else 50
     print(
         f"\n{backend}, {total:,} shipments; department {department}; {args.connections} connections, "
-        f"{args.seconds:.0f} s, one API process; load {load_before} → {load_after}\n"
+        f"{args.seconds:.0f} s, {args.api_processes} API process(es); load {load_before} → {load_after}\n"
     )
     requests = sum(len(v) for v in latencies.values())
-    print(f"API process CPU: {cpu / requests * 1000:.1f} ms per page over {requests} pages (all kinds)\n")
+    print(f"API CPU: {cpu / requests * 1000:.1f} ms per page over {requests} pages (all kinds)\n")
     print(f"{'page':<18}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}  goal p99 ≤ {goal} ms")
     for kind, values in latencies.items():
         p99 = quantile(values, 0.99)
@@ -301,6 +311,7 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--api-processes", type=int, default=1, help="API processes sharing the clients")
     args = parser.parse_args()
     if args.shipments is None:
         args.shipments = 1_000_000 if args.postgres else 200_000

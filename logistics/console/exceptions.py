@@ -19,16 +19,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, exists, literal_column, select, union_all
+from sqlalchemy import ColumnElement, bindparam, exists, func, literal_column, select, union_all
 
 from logistics.console.queries import (
     LIST_COLUMNS,
     among,
-    annotate,
+    annotated_row,
+    annotations,
     by_created,
-    complaint_counts,
     department_params,
-    follow_up_dues,
     in_departments,
 )
 from logistics.domain.deadlines import beijing_today
@@ -153,7 +152,25 @@ def _queue(dialect: str, codes: tuple[str, ...], n_departments: int) -> Any:
         for code, condition in _finders(n_departments).items()
         if code in codes
     ]
-    return union_all(*(select(part) for part in parts)) if parts else None
+    if not parts:
+        return None
+    found = union_all(*(select(part) for part in parts)).subquery("chase")
+    open_complaints = (
+        select(func.count())
+        .where(complaints.c.shipment_id == found.c.id, complaints.c.answered_at.is_(None))
+        .scalar_subquery()
+    )
+    follow_up_due = (
+        select(func.min(follow_ups.c.due_by))
+        .where(follow_ups.c.shipment_id == found.c.id, follow_ups.c.closed_at.is_(None))
+        .scalar_subquery()
+    )
+    return select(
+        found,
+        *annotations(found.c.id),
+        open_complaints.label("open_complaints"),
+        follow_up_due.label("follow_up_due"),
+    )
 
 
 async def to_chase(db: Database, departments: Sequence[str], now: datetime, limits: Limits) -> list[Chase]:
@@ -175,14 +192,14 @@ async def chase_on(conn: Any, departments: Sequence[str], now: datetime, limits:
         "created_before": now - timedelta(days=limits.awaiting_days),
     }
     statement = _queue(conn.dialect.name, tuple(table), len(departments))
+    counts: dict[str, int] = {}
+    dues: dict[str, date | None] = {}
     for r in await conn.execute(statement, params) if statement is not None else []:
-        found = dict(r._mapping)
+        found = annotated_row(dict(r._mapping))
         code = found.pop("code")
+        counts[r.id], dues[r.id] = int(found.pop("open_complaints")), found.pop("follow_up_due")
         rows.setdefault(r.id, found)
         caught.setdefault(r.id, []).append(code)
-    counts = await complaint_counts(conn, list(caught))
-    dues = await follow_up_dues(conn, list(caught))
-    await annotate(conn, list(rows.values()))
     out = []
     for sid, codes in caught.items():
         ordered = sorted(codes, key=lambda c: table[c].urgency)

@@ -31,7 +31,6 @@ from logistics.domain.tables import (
     APPLICANT_FIELD_SQL,
     MOVED_STATUSES,
     complaints,
-    follow_ups,
     personal_data_access,
     shipment_cases,
     shipment_events,
@@ -124,13 +123,35 @@ def by_ids(dialect: str) -> dict[str, Any]:
             shipment_events.c.refused.is_(False),
         )
         .group_by(shipment_events.c.shipment_id),
-        "complaints": select(complaints.c.shipment_id, func.count())
-        .where(ids_in(complaints.c.shipment_id, dialect), complaints.c.answered_at.is_(None))
-        .group_by(complaints.c.shipment_id),
-        "follow_ups": select(follow_ups.c.shipment_id, follow_ups.c.due_by).where(
-            ids_in(follow_ups.c.shipment_id, dialect), follow_ups.c.closed_at.is_(None)
-        ),
     }
+
+
+def annotations(sid: Any) -> tuple[Any, ...]:
+    """The columns ``annotate`` adds, as correlated subqueries on a list statement's shipment id ``sid``: a page's
+    rows come annotated in its one round trip (each an index probe per row listed)."""
+    first_case = (
+        select(shipment_cases.c.case_no)
+        .where(shipment_cases.c.shipment_id == sid)
+        .order_by(shipment_cases.c.position)
+        .limit(1)
+    )
+    handed = select(func.min(shipment_events.c.occurred_at)).where(
+        shipment_events.c.shipment_id == sid,
+        shipment_events.c.status == "picked_up",
+        shipment_events.c.refused.is_(False),
+    )
+    return (
+        first_case.scalar_subquery().label("case_no"),
+        first_case.with_only_columns(shipment_cases.c.item_name).scalar_subquery().label("item_name"),
+        handed.scalar_subquery().label("handed_at"),
+    )
+
+
+def annotated_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row read with ``annotations``, as ``annotate`` leaves one (a shipment without cases shows "—")."""
+    row["case_no"] = row["case_no"] or "—"
+    row["item_name"] = row["item_name"] or "—"
+    return row
 
 
 async def annotate(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -189,7 +210,8 @@ def _today_query(dialect: str) -> Any:
         .subquery(f"today_{section}")
         for section, where in conditions.items()
     ]
-    return union_all(*(select(part) for part in parts))
+    listed = union_all(*(select(part) for part in parts)).subquery("today")
+    return select(listed, *annotations(listed.c.id))
 
 
 async def today(db: Database, department: str, day: date) -> dict[str, WindowDay]:
@@ -207,11 +229,10 @@ async def today_on(conn: Any, department: str, day: date) -> dict[str, WindowDay
     for r in await conn.execute(
         _today_query(conn.dialect.name), {"department": department, "start": start, "end": end}
     ):
-        row = dict(r._mapping)
+        row = annotated_row(dict(r._mapping))
         found[row.pop("section")].append(row)
     for rows in found.values():  # each part came ordered, but a UNION ALL promises no order: sorting again is cheap
         rows.sort(key=lambda row: row["created_at"], reverse=True)
-    await annotate(conn, [r for rows in found.values() for r in rows])
     for section, rows in found.items():
         for row in rows:
             windows.setdefault(row["window"], WindowDay(row["window"])).sections[section].append(row)
@@ -366,18 +387,3 @@ async def access_log(
         )
         return [dict(r._mapping) for r in rows]
 
-
-async def complaint_counts(conn: Any, ids: Sequence[str]) -> dict[str, int]:
-    """Unanswered complaints per shipment."""
-    if not ids:
-        return {}
-    rows = await conn.execute(by_ids(conn.dialect.name)["complaints"], {"ids": list(ids)})
-    return {r[0]: int(r[1]) for r in rows}
-
-
-async def follow_up_dues(conn: Any, ids: Sequence[str]) -> dict[str, date]:
-    """The due date of each of these shipments' open follow-up."""
-    if not ids:
-        return {}
-    rows = await conn.execute(by_ids(conn.dialect.name)["follow_ups"], {"ids": list(ids)})
-    return {r.shipment_id: r.due_by for r in rows}
