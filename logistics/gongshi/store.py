@@ -221,8 +221,7 @@ async def refresh(db: Database, now: datetime, *, full: bool = False) -> Refresh
     today = beijing_today(now)
     async with db.read(snapshot=True) as conn:  # every month's facts from one snapshot
         if not db.is_sqlite:
-            # Short, index-driven queries: compiling them (JIT) would cost more than running them.
-            await conn.execute(text("SET LOCAL jit = off"))
+            # Short, index-driven queries (and JIT is off for every connection, storage/db.py).
             await conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
         state = (await conn.execute(select(gongshi_state).where(gongshi_state.c.id == STATE_ID))).first()
         months = {shown[0]}
