@@ -19,7 +19,6 @@ from sqlalchemy import (
     bindparam,
     exists,
     func,
-    insert,
     literal,
     literal_column,
     select,
@@ -27,6 +26,7 @@ from sqlalchemy import (
 )
 
 from logistics.api.schemas import BEIJING
+from logistics.console.access_log import writer_for
 from logistics.domain.tables import (
     APPLICANT_FIELD_SQL,
     MOVED_STATUSES,
@@ -353,14 +353,12 @@ async def record_views(
     """The access log: one row per shipment whose personal data was shown (or matched) to this clerk."""
     if not shipment_ids:
         return
-    async with db.write() as conn:
-        await conn.execute(
-            insert(personal_data_access),
-            [
-                {"staff_id": staff_id, "shipment_id": sid, "viewed_at": now, "address": address[:64], "view": view}
-                for sid in shipment_ids
-            ],
-        )
+    await writer_for(db).record(
+        [
+            {"staff_id": staff_id, "shipment_id": sid, "viewed_at": now, "address": address[:64], "view": view}
+            for sid in shipment_ids
+        ]
+    )
 
 
 async def access_log(

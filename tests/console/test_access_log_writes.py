@@ -1,0 +1,82 @@
+"""The access log's rows are written together: pages that show personal data at the same moment share one
+write, and each page goes on only once its own row is stored."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from console_support import create
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
+
+from logistics.accounts import clients, staff
+from logistics.console import queries
+from logistics.domain.tables import personal_data_access, utcnow
+from logistics.storage.db import Database
+
+
+def _commits(db: Database) -> list[int]:
+    counted: list[int] = []
+
+    def count(_conn: Any) -> None:
+        counted.append(1)
+
+    event.listen(db._write_engine.sync_engine, "commit", count)
+    return counted
+
+
+async def _logged(db: Database) -> list[tuple[str, str]]:
+    async with db.read() as conn:
+        rows = await conn.execute(select(personal_data_access.c.shipment_id, personal_data_access.c.address))
+        return sorted((r.shipment_id, r.address) for r in rows)
+
+
+async def test_views_at_the_same_moment_are_stored_in_one_write(
+    api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
+) -> None:
+    shipments = [await create(api, hall) for _ in range(3)]
+    commits = _commits(db)
+    desks = [f"10.20.30.{n}" for n in range(1, 9)]
+    await asyncio.gather(
+        *(
+            queries.record_views(
+                db, clerk.member.id, [s["id"] for s in shipments], address=desk, view="find", now=utcnow()
+            )
+            for desk in desks
+        )
+    )
+    assert await _logged(db) == sorted((s["id"], desk) for s in shipments for desk in desks)
+    assert len(commits) == 1
+
+
+async def test_each_page_goes_on_only_once_its_own_view_is_stored(
+    api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
+) -> None:
+    shipment = await create(api, hall)
+
+    async def view_then_count(desk: str) -> int:
+        await queries.record_views(db, clerk.member.id, [shipment["id"]], address=desk, view="shipment", now=utcnow())
+        async with db.read() as conn:
+            query = select(func.count()).where(personal_data_access.c.address == desk)
+            return int((await conn.execute(query.select_from(personal_data_access))).scalar_one())
+
+    assert await asyncio.gather(*(view_then_count(f"10.20.31.{n}") for n in range(1, 6))) == [1] * 5
+
+
+async def test_a_write_that_fails_fails_every_view_waiting_on_it_and_the_next_view_is_stored(
+    api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
+) -> None:
+    shipment = await create(api, hall)
+    ids = [shipment["id"]]
+    outcomes = await asyncio.gather(
+        queries.record_views(db, clerk.member.id, ids, address="10.20.32.1", view="find", now=utcnow()),
+        queries.record_views(db, "stf_no_such_clerk", ids, address="10.20.32.2", view="find", now=utcnow()),
+        return_exceptions=True,
+    )
+    assert all(isinstance(o, IntegrityError) for o in outcomes)  # one transaction: neither row was stored
+    assert await _logged(db) == []
+    await queries.record_views(db, clerk.member.id, [shipment["id"]], address="10.20.32.3", view="find", now=utcnow())
+    assert await _logged(db) == [(shipment["id"], "10.20.32.3")]
+
