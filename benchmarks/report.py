@@ -19,8 +19,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-# The report's hand-kept tail (earlier runs, measurements behind design choices): carried over on every rewrite.
+# The report's hand-kept parts, carried over on every rewrite: sections whose heading says "(hand-run" (runs on
+# data seeded beforehand, with a profiler, …) and the tail from HISTORY_HEADING (earlier runs, measurements behind
+# design choices).
 HISTORY_HEADING = "## History"
+HAND_RUN = "(hand-run"
 
 # (title, goal, command): the goals are the issues' own words.
 BENCHMARKS = [
@@ -54,6 +57,16 @@ BENCHMARKS = [
         ["benchmarks/console.py"],
     ),
     (
+        "公示: what keeping the figures costs",
+        "≤ 5 % of create throughput and of the pipeline's rate, same run with and without (issue 19)",
+        ["benchmarks/gongshi_cost.py", "--rounds", "4"],
+    ),
+    (
+        "公示: freshness while the order queue is busy",
+        "the figures served are under 60 s old (45 s + the 15 s cache) through a burst (issue 19)",
+        ["benchmarks/gongshi_fresh.py", "-n", "12000"],
+    ),
+    (
         "Scale-out: workers and API processes on PostgreSQL",
         "CPU per shipment of each process kind, and how the rate moves with 1/2/4 workers × 1/2 API processes "
         "(bounded by the cores; issue 20)",
@@ -84,13 +97,19 @@ def machine_facts() -> list[str]:
     ]
 
 
-def kept_history(report: Path) -> list[str]:
-    """The history section of an existing report, from its heading to the end; empty when there is none."""
+def kept_parts(report: Path) -> list[str]:
+    """The hand-run sections of an existing report, then its history (from its heading to the end)."""
     if not report.exists():
         return []
     text = report.read_text()
     start = text.find("\n" + HISTORY_HEADING + "\n")
-    return [text[start + 1 :].rstrip("\n"), ""] if start >= 0 else []
+    body, history = (text[:start], text[start + 1 :]) if start >= 0 else (text, "")
+    hand_run = [
+        "## " + section.rstrip("\n")
+        for section in body.split("\n## ")[1:]
+        if HAND_RUN in section.split("\n", 1)[0]
+    ]
+    return [part for section in hand_run for part in (section, "")] + ([history.rstrip("\n"), ""] if history else [])
 
 
 def main() -> None:
@@ -126,7 +145,7 @@ def main() -> None:
             "```",
             "",
         ]
-    lines += kept_history(args.output)
+    lines += kept_parts(args.output)
     args.output.write_text("\n".join(lines) + "\n")
     print(f"report written to {args.output}", file=sys.stderr)
 

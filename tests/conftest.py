@@ -94,6 +94,18 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
+async def probe(db: Database) -> AsyncIterator[str]:
+    """A table of one row, counter 0 (for tests of transactions themselves)."""
+    table = f"probe_{uuid.uuid4().hex[:8]}"
+    async with db.write() as conn:
+        await conn.execute(text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"))
+        await conn.execute(text(f"INSERT INTO {table} (id, n) VALUES (1, 0)"))
+    yield table
+    async with db.write() as conn:
+        await conn.execute(text(f"DROP TABLE {table}"))
+
+
+@pytest.fixture
 def settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
     return Settings(
         data_dir=tmp_path,

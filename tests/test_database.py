@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -40,18 +39,6 @@ def no_gc() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-@pytest.fixture
-async def probe(db: Database) -> AsyncIterator[str]:
-    """A table of one row, counter 0."""
-    table = f"cancel_probe_{uuid.uuid4().hex[:8]}"
-    async with db.write() as conn:
-        await conn.execute(text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"))
-        await conn.execute(text(f"INSERT INTO {table} (id, n) VALUES (1, 0)"))
-    yield table
-    async with db.write() as conn:
-        await conn.execute(text(f"DROP TABLE {table}"))
 
 
 async def _cancelled_update(db: Database, table: str) -> None:
