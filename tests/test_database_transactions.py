@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from logistics.storage.db import Database
 
@@ -78,3 +79,15 @@ async def test_postgresql_connections_never_compile_statements_with_jit(db: Data
         pytest.skip("PostgreSQL's JIT")
     async with db.read() as conn:
         assert (await conn.execute(text("SHOW jit"))).scalar_one() == "off"
+
+
+async def test_a_statement_written_alone_is_whole_or_not_at_all(db: Database, probe: str) -> None:
+    # One multi-row INSERT: on PostgreSQL it runs in autocommit, with no BEGIN or COMMIT round trip.
+    rows = text(f"INSERT INTO {probe} (id, n) VALUES (2, 1), (3, 1), (1, 1)")  # id 1 is taken
+    with pytest.raises(IntegrityError):
+        await db.write_alone(rows)
+    async with db.read() as conn:
+        assert (await conn.execute(text(f"SELECT count(*) FROM {probe}"))).scalar_one() == 1
+    await db.write_alone(text(f"INSERT INTO {probe} (id, n) VALUES (2, 1), (3, 1)"))
+    async with db.read() as conn:
+        assert (await conn.execute(text(f"SELECT count(*) FROM {probe}"))).scalar_one() == 3

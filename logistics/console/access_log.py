@@ -41,8 +41,7 @@ class AccessLog:
             rows, waiting = self._rows, self._waiting
             self._rows, self._waiting = [], []
             try:
-                async with self._db.write() as conn:
-                    await conn.execute(insert(personal_data_access), rows)
+                await self._db.write_alone(insert(personal_data_access).values(rows))
             except Exception as exc:  # each waiting view fails as its own write would have
                 for stored in waiting:
                     if not stored.done():

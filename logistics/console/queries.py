@@ -255,7 +255,8 @@ def looks_personal(query: str) -> bool:
 
 @cache
 def _find_queries(dialect: str, n_departments: int) -> tuple[Any, Any]:
-    """By a code, and by the applicant; parameters q, code (q in capitals) and the departments'."""
+    """By a code; and by a code or the applicant, tagged with the way; parameters q, code (q in capitals) and the
+    departments'."""
     q = bindparam("q", type_=String())
     # Each way in is its own indexed lookup (an OR of them would make the database scan the department).
     by_code = shipments.c.id.in_(
@@ -271,10 +272,18 @@ def _find_queries(dialect: str, n_departments: int) -> tuple[Any, Any]:
         union_all(*(select(shipments.c.id).where(applicant_field(dialect, key) == q) for key in ("phone", "name")))
     )
     scope = in_departments(n_departments)
-    return tuple(  # type: ignore[return-value]
+    code, person = (
         select(*LIST_COLUMNS).where(scope, way).order_by(shipments.c.created_at.desc()).limit(FIND_LIMIT)
         for way in (by_code, by_person)
     )
+    # What may be a phone or a name is looked up both ways in one round trip; a code match wins (find_on).
+    either = union_all(
+        *(
+            select(literal_column(f"'{way}'").label("way"), part.subquery())
+            for way, part in (("code", code), ("person", person))
+        )
+    )
+    return code, either
 
 
 async def find(db: Database, departments: Sequence[str], query: str) -> tuple[list[dict[str, Any]], bool]:
@@ -292,13 +301,17 @@ async def find_on(
     q = query.strip()
     if not q or not departments:
         return [], False
-    by_code, by_person = _find_queries(conn.dialect.name, len(departments))
+    by_code, either = _find_queries(conn.dialect.name, len(departments))
     params = {"q": q, "code": q.upper(), **department_params(departments)}
-    rows = [dict(r._mapping) for r in await conn.execute(by_code, params)]
-    personal = False
-    if not rows and looks_personal(q):
-        personal = True
-        rows = [dict(r._mapping) for r in await conn.execute(by_person, params)]
+    if looks_personal(q):
+        found: dict[str, list[dict[str, Any]]] = {"code": [], "person": []}
+        for r in await conn.execute(either, params):
+            row = dict(r._mapping)
+            found[row.pop("way")].append(row)
+        personal = not found["code"]
+        rows = sorted(found["person"] if personal else found["code"], key=lambda r: r["created_at"], reverse=True)
+    else:
+        rows, personal = [dict(r._mapping) for r in await conn.execute(by_code, params)], False
     if annotated:
         await annotate(conn, rows)
     return rows, personal
@@ -384,4 +397,3 @@ async def access_log(
             .limit(limit)
         )
         return [dict(r._mapping) for r in rows]
-

@@ -193,6 +193,16 @@ class Database:
                 return
             yield conn
 
+    async def write_alone(self, statement: Any) -> None:
+        """One statement, atomic by itself (one multi-row INSERT, say): on PostgreSQL in autocommit, so it costs
+        one round trip rather than BEGIN, the statement and COMMIT; on SQLite an ordinary write."""
+        if self._write_lock is not None:
+            async with self.write() as conn:
+                await conn.execute(statement)
+            return
+        async with self.engine.connect() as conn:
+            await conn.execute(statement)
+
     async def ping(self, timeout: float = 2.0) -> None:
         try:
             async with asyncio.timeout(timeout), self.engine.connect() as conn:
