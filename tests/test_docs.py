@@ -109,15 +109,21 @@ def test_configuration_table_lists_every_setting() -> None:
     assert unknown == [], f"the README's configuration table names settings that do not exist: {unknown}"
 
 
-def test_benchmark_report_keeps_its_history_section_when_rewritten(tmp_path: Path) -> None:
+def test_benchmark_report_keeps_its_hand_run_sections_and_history_when_rewritten(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("benchmark_report", ROOT / "benchmarks" / "report.py")
     assert spec is not None and spec.loader is not None
     report = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(report)
     old = tmp_path / "REPORT.md"
     old.write_text(
-        "# Benchmark report\n\n## Webhooks\n\n```\n8710/s\n```\n\n## History\n\n"
+        "# Benchmark report\n\n## Webhooks\n\n```\n8710/s\n```\n\n"
+        "## Console on a big database (hand-run, 2026-12-04)\n\np99 37 ms on SQLite 200,000\n\n## History\n\n"
         "- stop 13: create on PostgreSQL 36–39 % of bare aiohttp\n"
     )
-    assert report.kept_history(old) == ["## History\n\n- stop 13: create on PostgreSQL 36–39 % of bare aiohttp", ""]
-    assert report.kept_history(tmp_path / "absent.md") == []
+    assert report.kept_parts(old) == [
+        "## Console on a big database (hand-run, 2026-12-04)\n\np99 37 ms on SQLite 200,000",
+        "",
+        "## History\n\n- stop 13: create on PostgreSQL 36–39 % of bare aiohttp",
+        "",
+    ]
+    assert report.kept_parts(tmp_path / "absent.md") == []
