@@ -96,17 +96,21 @@ def wait_ready(port: int, timeout: float = 30) -> None:
 
 def run_wrk(port: int, key: str, seconds: int, connections: int, get: str | None = None) -> dict[str, Any]:
     """Creates with ``key``'s credentials; or, with ``get`` (a path), GETs of that path."""
+    script = "" if get is not None else POST_LUA % (key, json.dumps(delivery_body(), ensure_ascii=False))
+    return run_wrk_script(f"http://127.0.0.1:{port}{get or '/v1/shipments'}", script + QUANTILES_LUA,
+                          connections=connections, seconds=seconds)
+
+
+def run_wrk_script(url: str, script: str, *, connections: int, seconds: float) -> dict[str, Any]:
+    """wrk against ``url`` with a Lua ``script`` (ending with QUANTILES_LUA); its figures."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        if get is None:
-            f.write(POST_LUA % (key, json.dumps(delivery_body(), ensure_ascii=False)))
-        f.write(QUANTILES_LUA)
-        script = f.name
+        f.write(script)
+        path = f.name
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
-         f"http://127.0.0.1:{port}{get or '/v1/shipments'}"],
+        ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", path, url],
         capture_output=True, text=True, check=True,
     ).stdout
-    os.unlink(script)
+    os.unlink(path)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

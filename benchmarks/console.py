@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:1] = [str(ROOT), str(ROOT / "tests")]  # the script folder's labels.py would shadow the package
@@ -35,12 +36,13 @@ sys.path[:1] = [str(ROOT), str(ROOT / "tests")]  # the script folder's labels.py
 import aiohttp  # noqa: E402
 from sqlalchemy import event, select, text  # noqa: E402
 
-from benchmarks.api import free_port, start_logistics  # noqa: E402
+from benchmarks.api import QUANTILES_LUA, free_port, run_wrk_script, start_logistics  # noqa: E402
 from benchmarks.scratch_db import scratch_database  # noqa: E402
 from benchmarks.seed import seed  # noqa: E402
 from logistics.accounts import staff  # noqa: E402
 from logistics.config import fresh_carrier_secrets, normalise_database_url  # noqa: E402
 from logistics.console import exceptions, queries  # noqa: E402
+from logistics.console.views import COOKIE  # noqa: E402
 from logistics.domain.deadlines import beijing_today  # noqa: E402
 from logistics.domain.tables import shipment_cases, shipments  # noqa: E402
 from logistics.storage import migrate  # noqa: E402
@@ -166,6 +168,35 @@ async def load(
     return latencies
 
 
+async def session_cookie(base: str, token: str) -> str:
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as session:
+        await sign_in(session, base, token)
+    return next(c.value for c in jar if c.key == COOKIE)
+
+
+WRK_PAGES_LUA = """
+wrk.headers["Cookie"] = "%s=%s"
+paths = {%s}
+request = function()
+  return wrk.format("GET", paths[math.random(#paths)])
+end
+"""
+
+
+def wrk_pages(
+    base: str, cookie: str, pages: dict[str, list[tuple[str, dict[str, str]]]], *, connections: int, seconds: float
+) -> dict[str, dict[str, Any]]:
+    """Each page kind on its own, ``connections`` wrk connections for ``seconds``: a load generator in C takes a
+    small share of the machine the server runs on, where the Python clients of ``load`` take a large one."""
+    out = {}
+    for kind, choices in pages.items():
+        paths = ", ".join(f'"{path}?{urlencode(params)}"' for path, params in choices)
+        script = WRK_PAGES_LUA % (COOKIE, cookie, paths) + QUANTILES_LUA
+        out[kind] = run_wrk_script(base, script, connections=connections, seconds=seconds)
+    return out
+
+
 async def functions(
     url: str, department: str, found: dict[str, list[str]], *, connections: int, seconds: float
 ) -> dict[str, list[float]]:
@@ -264,6 +295,13 @@ async def run(args: argparse.Namespace) -> None:
                 load_before, cpu_before = _load(), sum(cpu_seconds(p.pid) for p in procs)
                 latencies = await load(bases, clerk.token, pages, connections=args.connections, seconds=args.seconds)
                 load_after, cpu = _load(), sum(cpu_seconds(p.pid) for p in procs) - cpu_before
+                by_wrk: dict[str, dict[str, Any]] = {}
+                if args.wrk:
+                    load_wrk = _load()
+                    cookie = await session_cookie(bases[0], clerk.token)
+                    by_wrk = await asyncio.to_thread(
+                        wrk_pages, bases[0], cookie, pages, connections=args.connections, seconds=args.seconds / 4
+                    )
             finally:
                 for proc in procs:
                     proc.terminate()
@@ -284,6 +322,15 @@ async def run(args: argparse.Namespace) -> None:
         p99 = quantile(values, 0.99)
         verdict = "met" if p99 <= goal else "NOT met"
         print(f"{kind:<18}{len(values):>9}{quantile(values, 0.5):>9.1f}{p99:>9.1f}{max(values):>9.1f}  {verdict}")
+    if by_wrk:
+        print(
+            f"\nwrk, each page kind on its own: {args.connections} connections, {args.seconds / 4:.0f} s each, "
+            f"{len(bases)} API process(es); load {load_wrk} → {_load()}\n"
+        )
+        print(f"{'page':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}  goal p99 ≤ {goal} ms")
+        for kind, r in by_wrk.items():
+            verdict = "met" if r["p99"] <= goal else "NOT met"
+            print(f"{kind:<18}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['non2xx']:>9}  {verdict}")
     print(
         f"\nthe query functions alone, {args.connections} tasks on a {args.connections}-connection pool in this "
         f"process, {args.seconds / 2:.0f} s; load {load_functions}\n"
@@ -312,6 +359,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--api-processes", type=int, default=1, help="API processes sharing the clients")
+    parser.add_argument("--wrk", action="store_true", help="also load each page kind with wrk (C), one at a time")
     args = parser.parse_args()
     if args.shipments is None:
         args.shipments = 1_000_000 if args.postgres else 200_000
