@@ -384,6 +384,9 @@ _PG_CONNECTION_ERRORS = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
+    # The connection is mid-way through another exchange: the server's FATAL "terminating connection" at a
+    # shutdown, read while the connection sat idle here, leaves it consuming that error (seen in the chaos run).
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
 )

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
@@ -292,6 +293,25 @@ async def test_the_committer_takes_a_new_connection_after_its_own_was_killed(
     await eventually(gone)
     statuses = [(await api.post("/v1/shipments", json=delivery_body(), headers=auth(hall))).status for _ in range(3)]
     assert statuses == [201, 201, 201]
+
+
+async def test_a_connection_caught_mid_exchange_is_dropped_and_the_batch_is_a_503(db: Database) -> None:
+    # Found by the chaos run: at a PostgreSQL shutdown an idle connection read the server's FATAL and was still
+    # consuming it when the next batch used it; asyncpg's InternalClientError came out as a 500.
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL connections only")
+    writer = db.batch_writer()
+    first = await writer.run(lambda conn: conn.fetchval("SELECT pg_backend_pid()"))
+
+    async def caught_mid_exchange(_conn: Any) -> None:
+        raise asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress")
+
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            await writer.run(caught_mid_exchange)
+        assert await writer.run(lambda conn: conn.fetchval("SELECT pg_backend_pid()")) != first
+    finally:
+        await writer.close()
 
 
 async def test_a_nul_character_is_a_422_on_every_database(api: TestClient, hall: Credentials) -> None:

@@ -8,13 +8,14 @@ never by fixed sleeps.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from pipeline_support import Stack, StackFactory, free_port
+from pipeline_support import Stack, StackFactory
 
 from carriers.simulator.config import SimConfig
 from carriers.simulator.server import create_app as create_sim_app
@@ -31,7 +32,11 @@ async def make_stack(settings: Settings, db: Database, tmp_path: Path) -> AsyncI
 
     async def make(*, sim: dict[str, Any] | None = None, worker: bool = True, **overrides: Any) -> Stack:
         assert not made, "one stack per test"
-        api_port = free_port()
+        # The API's port stays bound until the simulator has its own: else the OS may hand the simulator the
+        # very port just chosen, and the API cannot bind it (seen in CI: "Address already in use").
+        reserved = socket.socket()
+        reserved.bind(("127.0.0.1", 0))
+        api_port = int(reserved.getsockname()[1])
         sim_config: dict[str, Any] = {
             "sender_no": settings.ems_sender_no,
             "authorization": settings.ems_authorization,
@@ -45,7 +50,10 @@ async def make_stack(settings: Settings, db: Database, tmp_path: Path) -> AsyncI
         sim_config.update(sim or {})
         sim_app = create_sim_app(SimConfig(**sim_config))
         sim_client = TestClient(TestServer(sim_app, host="127.0.0.1"))
-        await sim_client.start_server()
+        try:
+            await sim_client.start_server()
+        finally:
+            reserved.close()
         # Quick enough for tests; every value is an ordinary setting an operator could choose.
         values: dict[str, Any] = {
             "ems_base_url": str(sim_client.make_url("")).rstrip("/"),
