@@ -152,6 +152,21 @@ def start_logistics(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     return proc
 
 
+def read_only_env(data_dir: str, database_url: str) -> dict[str, str]:
+    """An API process's environment for a benchmark of pages on a seeded database: quiet logs, no access log,
+    a private Redis of its own."""
+    env = {
+        **os.environ,
+        "LOGISTICS_DATA_DIR": data_dir,
+        "LOGISTICS_DATABASE_URL": database_url,
+        "LOGISTICS_LOG_LEVEL": "WARNING",
+        "LOGISTICS_ACCESS_LOG": "false",
+        **fresh_carrier_secrets(),
+    }
+    env.pop("LOGISTICS_REDIS_URL", None)
+    return env
+
+
 def prepare(env: dict[str, str]) -> str:
     subprocess.run([sys.executable, "-m", "logistics", "migrate"], env=env, check=True, capture_output=True)
     out = subprocess.run([sys.executable, "-m", "logistics", "clients", "create", "--name", "压测审批系统", "--json"],

@@ -36,11 +36,11 @@ sys.path[:1] = [str(ROOT), str(ROOT / "tests")]  # the script folder's labels.py
 import aiohttp  # noqa: E402
 from sqlalchemy import event, select, text  # noqa: E402
 
-from benchmarks.api import QUANTILES_LUA, free_port, run_wrk_script, start_logistics  # noqa: E402
+from benchmarks.api import QUANTILES_LUA, free_port, read_only_env, run_wrk_script, start_logistics  # noqa: E402
 from benchmarks.scratch_db import scratch_database  # noqa: E402
 from benchmarks.seed import seed  # noqa: E402
 from logistics.accounts import staff  # noqa: E402
-from logistics.config import fresh_carrier_secrets, normalise_database_url  # noqa: E402
+from logistics.config import normalise_database_url  # noqa: E402
 from logistics.console import exceptions, queries  # noqa: E402
 from logistics.console.views import COOKIE  # noqa: E402
 from logistics.domain.deadlines import beijing_today  # noqa: E402
@@ -277,15 +277,7 @@ async def run(args: argparse.Namespace) -> None:
                 explained = await plans(db, department, found)
             finally:
                 await db.dispose()
-            env = {
-                **os.environ,
-                "LOGISTICS_DATA_DIR": tmp,
-                "LOGISTICS_DATABASE_URL": url,
-                "LOGISTICS_LOG_LEVEL": "WARNING",
-                "LOGISTICS_ACCESS_LOG": "false",
-                **fresh_carrier_secrets(),
-            }
-            env.pop("LOGISTICS_REDIS_URL", None)  # a private Redis of its own
+            env = read_only_env(tmp, url)
             ports = [free_port() for _ in range(args.api_processes)]
             procs = [await asyncio.to_thread(start_logistics, env, port) for port in ports]
             try:

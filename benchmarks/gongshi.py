@@ -30,8 +30,16 @@ sys.path[:1] = [str(ROOT), str(ROOT / "tests")]  # the script folder's labels.py
 
 from sqlalchemy import func, select  # noqa: E402
 
-from benchmarks.api import BARE_SERVER, free_port, merge, run_wrk, start_logistics, wait_ready  # noqa: E402
-from logistics.config import fresh_carrier_secrets, normalise_database_url  # noqa: E402
+from benchmarks.api import (  # noqa: E402
+    BARE_SERVER,
+    free_port,
+    merge,
+    read_only_env,
+    run_wrk,
+    start_logistics,
+    wait_ready,
+)
+from logistics.config import normalise_database_url  # noqa: E402
 from logistics.domain.tables import shipments  # noqa: E402
 from logistics.gongshi import refresh  # noqa: E402
 from logistics.storage import migrate  # noqa: E402
@@ -79,15 +87,7 @@ def main() -> None:
     print(f"{backend}, {total:,} shipments")
     print("\n".join(refreshed))
     with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            **os.environ,
-            "LOGISTICS_DATA_DIR": tmp,
-            "LOGISTICS_DATABASE_URL": url,
-            "LOGISTICS_LOG_LEVEL": "WARNING",
-            "LOGISTICS_ACCESS_LOG": "false",
-            **fresh_carrier_secrets(),
-        }
-        env.pop("LOGISTICS_REDIS_URL", None)  # a private Redis of its own
+        env = read_only_env(tmp, url)
         ports = {"logistics": free_port(), "bare aiohttp": free_port()}
         api = start_logistics(env, ports["logistics"])
         bare = None

@@ -109,23 +109,6 @@ def ids_in(column: Any, dialect: str) -> Any:
     return column.in_(bindparam("ids", expanding=True))
 
 
-@cache
-def by_ids(dialect: str) -> dict[str, Any]:
-    """What the lists add to their rows, each for a bound list of shipment ids."""
-    return {
-        "cases": select(shipment_cases.c.shipment_id, shipment_cases.c.case_no, shipment_cases.c.item_name)
-        .where(ids_in(shipment_cases.c.shipment_id, dialect))
-        .order_by(shipment_cases.c.shipment_id, shipment_cases.c.position),
-        "handed": select(shipment_events.c.shipment_id, func.min(shipment_events.c.occurred_at))
-        .where(
-            ids_in(shipment_events.c.shipment_id, dialect),
-            shipment_events.c.status == "picked_up",
-            shipment_events.c.refused.is_(False),
-        )
-        .group_by(shipment_events.c.shipment_id),
-    }
-
-
 def annotations(sid: Any) -> tuple[Any, ...]:
     """The columns ``annotate`` adds, as correlated subqueries on a list statement's shipment id ``sid``: a page's
     rows come annotated in its one round trip (each an index probe per row listed)."""
@@ -154,21 +137,24 @@ def annotated_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+@cache
+def _annotations_by_id(dialect: str) -> Any:
+    """``annotations`` for a bound list of shipment ids (parameter ``ids``)."""
+    return select(shipments.c.id, *annotations(shipments.c.id)).where(ids_in(shipments.c.id, dialect))
+
+
 async def annotate(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Add to list rows their first case (number, item) and when the parcel was handed to the post (its first
-    ``picked_up`` event; once the proof of service exists this is its ``handed_to_post_at``)."""
+    ``picked_up`` event; once the proof of service exists this is its ``handed_to_post_at``): for rows read
+    without ``annotations``."""
     ids = sorted({r["id"] for r in rows})
-    cases: dict[str, tuple[str, str]] = {}
-    handed: dict[str, datetime] = {}
+    found: dict[str, dict[str, Any]] = {}
     if ids:
-        statements = by_ids(conn.dialect.name)
-        for r in await conn.execute(statements["cases"], {"ids": ids}):
-            cases.setdefault(r.shipment_id, (r.case_no, r.item_name))
-        for r in await conn.execute(statements["handed"], {"ids": ids}):
-            handed[r[0]] = r[1]
+        for r in await conn.execute(_annotations_by_id(conn.dialect.name), {"ids": ids}):
+            found[r.id] = annotated_row(dict(r._mapping))
     for row in rows:
-        row["case_no"], row["item_name"] = cases.get(row["id"], ("—", "—"))
-        row["handed_at"] = handed.get(row["id"])
+        extra = found.get(row["id"], {"case_no": "—", "item_name": "—", "handed_at": None})
+        row["case_no"], row["item_name"], row["handed_at"] = extra["case_no"], extra["item_name"], extra["handed_at"]
     return rows
 
 

@@ -127,6 +127,8 @@ def _touched_late_pickup(dialect: str) -> Any:
         t_status="+t.status" if dialect == "sqlite" else "t.status",
     )
     return text(sql).columns(first=UTCDateTime(), last=UTCDateTime())
+
+
 _TOUCHED_COMPLAINTS = text(
     "SELECT min(created_at) AS first, max(created_at) AS last FROM complaints "
     "WHERE created_at >= :since OR answered_at >= :since"
