@@ -31,6 +31,7 @@ from logistics.domain.tables import (
     APPLICANT_FIELD_SQL,
     MOVED_STATUSES,
     complaints,
+    created_between,
     personal_data_access,
     shipment_cases,
     shipment_events,
@@ -81,8 +82,8 @@ def department_params(departments: Sequence[str]) -> dict[str, str]:
 
 def by_created(dialect: str) -> Any:
     """created_at to order a list by. On SQLite as ``+created_at``: its planner knows only the average number of
-    rows per status, and would read a department's whole history in ix_shipments_department_created's order rather
-    than look up the few rows of a status and sort them; the unary plus takes that index out of the ordering."""
+    rows per status, and may read a whole status in an index's order rather than look up the few rows of a status
+    and sort them; the unary plus takes the column out of any index's ordering."""
     return literal_column("+shipments.created_at") if dialect == "sqlite" else shipments.c.created_at
 
 
@@ -167,7 +168,7 @@ def _today_query(dialect: str) -> Any:
         bindparam("end", type_=shipments.c.created_at.type),
     )
     conditions: dict[str, tuple[Any, ...]] = {
-        "created": (mine, shipments.c.created_at >= start, shipments.c.created_at < end),
+        "created": (mine, *created_between(start, end)),
         "waiting": (mine, among(shipments.c.status, WAITING_FOR_COURIER)),
     }
     for section in ("picked_up", "delivered"):

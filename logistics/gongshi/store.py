@@ -22,11 +22,13 @@ from sqlalchemy import ARRAY, Date, Integer, String, bindparam, delete, func, in
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from logistics.domain.deadlines import beijing_today
+from logistics.domain.statuses import STATUSES
 from logistics.domain.tables import (
     GONGSHI_ENDED_WHERE,
     GONGSHI_RECORDED_WHERE,
     UTCDateTime,
     complaints,
+    created_between,
     follow_ups,
     gongshi_cells,
     gongshi_state,
@@ -58,16 +60,18 @@ STATE_ID = 1
 # index probe by shipment_id (uq_shipment_events_sequence) rather than a join over all events; the shipments'
 # department, kind and due_by are then read by primary key (a join would scan every shipment).
 SHIPMENT_BATCH = 500
-# Every department that has a shipment, one index probe each (a loose index scan of
-# ix_shipments_department_created), not a scan of all shipments.
+# Every department that has a shipment, one index probe per status and department (a loose index scan of
+# ix_shipments_status_department), not a scan of all shipments.
 _DEPARTMENTS = text(
-    """
-    WITH RECURSIVE d(name) AS (
-        SELECT min(department) FROM shipments
+    f"""
+    WITH RECURSIVE d(status, name) AS (
+        SELECT s.status, (SELECT min(department) FROM shipments WHERE status = s.status)
+        FROM ({" UNION ALL ".join(f"SELECT '{s}' AS status" for s in STATUSES)}) s
         UNION ALL
-        SELECT (SELECT min(department) FROM shipments WHERE department > d.name) FROM d WHERE d.name IS NOT NULL
+        SELECT d.status, (SELECT min(department) FROM shipments WHERE status = d.status AND department > d.name)
+        FROM d WHERE d.name IS NOT NULL
     )
-    SELECT name FROM d WHERE name IS NOT NULL
+    SELECT DISTINCT name FROM d WHERE name IS NOT NULL
     """
 )
 _SHIPMENTS_BY_ID = (
@@ -168,16 +172,15 @@ async def rating_facts(conn: AsyncConnection, start: datetime, end: datetime) ->
 async def month_facts(conn: AsyncConnection, month: str) -> MonthFacts:
     start, end = month_bounds(month)
     facts = MonthFacts()
-    # By department through ix_shipments_department_created (no index on created_at alone: every create would
-    # pay for it).
+    # By department through ix_shipments_status_department (no index on created_at alone: every create would pay
+    # for it).
     departments = [r[0] for r in await conn.execute(_DEPARTMENTS)]
     for i in range(0, len(departments), SHIPMENT_BATCH):
         rows = await conn.execute(
             select(shipments.c.department, shipments.c.kind, func.count())
             .where(
                 shipments.c.department.in_(departments[i : i + SHIPMENT_BATCH]),
-                shipments.c.created_at >= start,
-                shipments.c.created_at < end,
+                *created_between(start, end),
             )
             .group_by(shipments.c.department, shipments.c.kind)
         )
