@@ -4,6 +4,8 @@ no ROLLBACK), and a snapshot read is one transaction from first statement to las
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -91,3 +93,24 @@ async def test_a_statement_written_alone_is_whole_or_not_at_all(db: Database, pr
     await db.write_alone(text(f"INSERT INTO {probe} (id, n) VALUES (2, 1), (3, 1)"))
     async with db.read() as conn:
         assert (await conn.execute(text(f"SELECT count(*) FROM {probe}"))).scalar_one() == 3
+
+
+async def test_a_load_above_the_pool_waits_for_its_connections_rather_than_opening_more(database_url: str) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's server processes")
+    db = Database(database_url, pool_size=4)
+
+    async def page() -> int:
+        async with db.read() as conn:
+            pid = int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+            await conn.execute(text("SELECT pg_sleep(0.02)"))
+            return pid
+
+    try:
+        first = await asyncio.gather(*(page() for _ in range(12)))
+        second = await asyncio.gather(*(page() for _ in range(12)))
+    finally:
+        await db.dispose()
+    # Every page of both waves was served by the pool's own four server processes: none opened (a server
+    # process forked) for one page and closed behind it.
+    assert len(set(first) | set(second)) == 4

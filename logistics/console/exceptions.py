@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, exists, func, literal_column, select, union_all
+from sqlalchemy import ColumnElement, bindparam, func, literal_column, select, union_all
 
 from logistics.console.queries import (
     LIST_COLUMNS,
@@ -27,8 +27,11 @@ from logistics.console.queries import (
     annotated_row,
     annotations,
     by_created,
+    constant,
     department_params,
+    dicts,
     in_departments,
+    probe,
 )
 from logistics.domain.deadlines import beijing_today
 from logistics.domain.statuses import FINAL, STATUSES
@@ -89,17 +92,19 @@ def _finders(n_departments: int) -> dict[str, ColumnElement[bool]]:
     today = TODAY
     return {
         "overdue": (shipments.c.due_by < today) & OPEN,
-        "delivery_failed": shipments.c.status == "delivery_failed",
-        "returning": (shipments.c.status == "returning") & UNDECIDED,
-        "returned": (shipments.c.status == "returned") & UNDECIDED,
-        "failed": (shipments.c.status == "failed") & shipments.c.finished_at.is_not(None) & UNDECIDED,
+        "delivery_failed": shipments.c.status == constant("delivery_failed"),
+        "returning": (shipments.c.status == constant("returning")) & UNDECIDED,
+        "returned": (shipments.c.status == constant("returned")) & UNDECIDED,
+        "failed": (shipments.c.status == constant("failed")) & shipments.c.finished_at.is_not(None) & UNDECIDED,
         "due_soon": (shipments.c.due_by >= today) & (shipments.c.due_by <= WARN_UNTIL) & OPEN,
         # Timed from the order itself (updated_at also moves when, say, a label is stored).
-        "not_picked_up": (shipments.c.status == "ordered")
-        & exists().where(
-            shipment_events.c.shipment_id == shipments.c.id,
-            shipment_events.c.status == "ordered",
-            shipment_events.c.occurred_at < ORDERED_BEFORE,
+        "not_picked_up": (shipments.c.status == constant("ordered"))
+        & probe(
+            select(shipment_events.c.id).where(
+                shipment_events.c.shipment_id == shipments.c.id,
+                shipment_events.c.status == constant("ordered"),
+                shipment_events.c.occurred_at < ORDERED_BEFORE,
+            )
         ),
         # Only complaints still waiting for the hall's answer (answered on the shipment page).
         "complaint": shipments.c.id.in_(
@@ -108,8 +113,9 @@ def _finders(n_departments: int) -> dict[str, ColumnElement[bool]]:
             .scalar_subquery()
         )
         & shipments.c.purged_at.is_(None),
-        "awaiting_applicant": (shipments.c.status == "awaiting_applicant") & (shipments.c.created_at < CREATED_BEFORE),
-        "label_not_printed": (shipments.c.status == "ordered")
+        "awaiting_applicant": (shipments.c.status == constant("awaiting_applicant"))
+        & (shipments.c.created_at < CREATED_BEFORE),
+        "label_not_printed": (shipments.c.status == constant("ordered"))
         & shipments.c.waybill_no.is_not(None)
         & shipments.c.label_printed_at.is_(None),
         # 好差评: a bad rating's follow-up still open, past its due date or not.
@@ -194,12 +200,12 @@ async def chase_on(conn: Any, departments: Sequence[str], now: datetime, limits:
     statement = _queue(conn.dialect.name, tuple(table), len(departments))
     counts: dict[str, int] = {}
     dues: dict[str, date | None] = {}
-    for r in await conn.execute(statement, params) if statement is not None else []:
-        found = annotated_row(dict(r._mapping))
-        code = found.pop("code")
-        counts[r.id], dues[r.id] = int(found.pop("open_complaints")), found.pop("follow_up_due")
-        rows.setdefault(r.id, found)
-        caught.setdefault(r.id, []).append(code)
+    for found in dicts(await conn.execute(statement, params)) if statement is not None else []:
+        annotated_row(found)
+        sid, code = found["id"], found.pop("code")
+        counts[sid], dues[sid] = int(found.pop("open_complaints")), found.pop("follow_up_due")
+        rows.setdefault(sid, found)
+        caught.setdefault(sid, []).append(code)
     out = []
     for sid, codes in caught.items():
         ordered = sorted(codes, key=lambda c: table[c].urgency)

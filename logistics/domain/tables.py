@@ -17,7 +17,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
-    literal,
+    literal_column,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import text
@@ -45,6 +45,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
+        if value.tzinfo is UTC:  # as asyncpg gives them
+            return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -477,6 +479,8 @@ class ManifestItem(SQLModel, table=True):
     shipment_id: str = Field(primary_key=True, foreign_key="shipments.id", index=True, max_length=40)
     position: int
     outcome: str | None = Field(default=None, max_length=24)
+
+
 # 好差评 (issue 19): one rating per shipment; a bad one (1–2) opens a follow-up due in five working days.
 class Rating(SQLModel, table=True):
     """The applicant's rating of a delivered shipment, from the tracking page. One per shipment (unique)."""
@@ -523,6 +527,8 @@ class FollowUp(SQLModel, table=True):
     closed_at: datetime | None = _ts(nullable=True)
     action: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     closed_by: str | None = Field(default=None, max_length=40)  # client id or staff id
+
+
 # --- The public 公示 figures (logistics/gongshi, migration 0015) ---------------------------------------------
 # Rows the figures' refresh finds changed since its last run, and the months it must compute, are found through
 # partial indexes: only a shipment's picked_up and ending events pay for them on insert, not its creation.
@@ -593,7 +599,7 @@ def created_between(start: Any, end: Any) -> tuple[Any, ...]:
     """Shipments created in [start, end), spelt for ix_shipments_status_department: with every status named, a
     department's (or a few departments') are one index range per status, not a scan of their history."""
     return (
-        shipments.c.status.in_([literal(s) for s in STATUSES]),
+        shipments.c.status.in_([literal_column(f"'{s}'") for s in STATUSES]),
         shipments.c.created_at >= start,
         shipments.c.created_at < end,
     )

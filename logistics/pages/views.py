@@ -150,7 +150,8 @@ def refuse_cross_origin(request: web.Request) -> web.Response | None:
 
 
 def beijing(value: datetime | None) -> str:
-    return value.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M") if value is not None else "—"
+    """``YYYY-MM-DD HH:MM`` in Beijing time (isoformat: a list page writes hundreds, strftime costs twice as much)."""
+    return value.astimezone(BEIJING).isoformat(" ", "minutes")[:16] if value is not None else "—"
 
 
 def wants_json(request: web.Request) -> bool:

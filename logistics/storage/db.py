@@ -140,7 +140,7 @@ class Database:
     """Engines with ``hide_parameters``: an error's text (logged, and kept as a task's last_error) names the
     statement but never the values it carried, which are personal data."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20) -> None:
         self.url = url
         self.dialect = make_url(url).get_backend_name()
         self.is_sqlite = self.dialect == "sqlite"
@@ -155,8 +155,11 @@ class Database:
             # turns its connection to READ COMMITTED and runs in a transaction (``write``).
             self.engine = create_async_engine(
                 url,
+                # No overflow: a connection opened beyond the pool is closed on return, so a load just above the
+                # pool's size would open a server process per page (fork and catalog warm-up included).
                 pool_size=pool_size,
-                max_overflow=pool_size,
+                max_overflow=0,
+                pool_timeout=60,
                 pool_pre_ping=True,
                 isolation_level="AUTOCOMMIT",
                 # Short, index-driven statements: compiling one (JIT, priced by estimates that correlated
