@@ -47,15 +47,20 @@ async def handle(request):
     return web.Response(body=orjson.dumps({"id": "shp_x", "status": "pending", **body}), status=201,
                         content_type="application/json")
 
-# GET /gongshi.json: the bytes of the file named second, as they are (benchmarks/gongshi.py)
+# GET /gongshi.json (benchmarks/gongshi.py) or /page (benchmarks/console.py): the bytes of the file named second,
+# as they are
 SERVED = open(sys.argv[2], "rb").read() if len(sys.argv) > 2 else b"{}"
 
 async def served(request):
     return web.Response(body=SERVED, content_type="application/json")
 
+async def page(request):
+    return web.Response(body=SERVED, content_type="text/html", charset="utf-8")
+
 app = web.Application()
 app.router.add_post("/v1/shipments", handle)
 app.router.add_get("/gongshi.json", served)
+app.router.add_get("/page", page)
 app.router.add_get("/healthz", lambda r: web.json_response({"status": "ok"}))
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """

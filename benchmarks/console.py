@@ -21,10 +21,13 @@ import contextlib
 import os
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,16 @@ sys.path[:1] = [str(ROOT), str(ROOT / "tests")]  # the script folder's labels.py
 import aiohttp  # noqa: E402
 from sqlalchemy import event, select, text  # noqa: E402
 
-from benchmarks.api import QUANTILES_LUA, free_port, read_only_env, run_wrk_script, start_logistics  # noqa: E402
+from benchmarks.api import (  # noqa: E402
+    BARE_SERVER,
+    QUANTILES_LUA,
+    free_port,
+    percentile,
+    read_only_env,
+    run_wrk_script,
+    start_logistics,
+    wait_ready,
+)
 from benchmarks.scratch_db import scratch_database  # noqa: E402
 from benchmarks.seed import seed  # noqa: E402
 from logistics.accounts import staff  # noqa: E402
@@ -75,6 +87,18 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU a process has used (Linux /proc): the cost per page, whatever the machine's load."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU used by this machine's PostgreSQL server processes (0 where it runs elsewhere)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError):
+            text_ = stat.read_text()
+            if text_.split("(", 1)[1].startswith("postgres)"):
+                fields = text_.rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _load() -> str:
@@ -185,16 +209,54 @@ end
 
 
 def wrk_pages(
-    base: str, cookie: str, pages: dict[str, list[tuple[str, dict[str, str]]]], *, connections: int, seconds: float
+    bases: list[str],
+    cookie: str,
+    pages: dict[str, list[tuple[str, dict[str, str]]]],
+    *,
+    api_pids: list[int],
+    connections: int,
+    seconds: float,
 ) -> dict[str, dict[str, Any]]:
-    """Each page kind on its own, ``connections`` wrk connections for ``seconds``: a load generator in C takes a
-    small share of the machine the server runs on, where the Python clients of ``load`` take a large one."""
-    out = {}
+    """Each page kind on its own, ``connections`` wrk connections for ``seconds``, shared out among the API
+    processes (one wrk each, all at once): a load generator in C takes a small share of the machine the server
+    runs on, where the Python clients of ``load`` take a large one. First the baseline: bare aiohttp serving the
+    bytes of the today page from memory (no session, no database)."""
+    out = {"bare aiohttp": bare_page(bases[0], cookie, connections=connections, seconds=seconds)}
     for kind, choices in pages.items():
         paths = ", ".join(f'"{path}?{urlencode(params)}"' for path, params in choices)
         script = WRK_PAGES_LUA % (COOKIE, cookie, paths) + QUANTILES_LUA
-        out[kind] = run_wrk_script(base, script, connections=connections, seconds=seconds)
+        api, database = sum(cpu_seconds(p) for p in api_pids), postgres_cpu_seconds()
+        with ThreadPoolExecutor(len(bases)) as pool:
+            shares = [connections // len(bases) + (i < connections % len(bases)) for i in range(len(bases))]
+            runs = list(
+                pool.map(lambda b, c, s=script: run_wrk_script(b, s, connections=c, seconds=seconds), bases, shares)
+            )
+        requests = sum(r["requests"] for r in runs)
+        out[kind] = {
+            "rps": sum(r["rps"] for r in runs),
+            "p50": percentile(runs, 50),
+            "p99": percentile(runs, 99),
+            "non2xx": sum(r["non2xx"] for r in runs),
+            "api_ms": (sum(cpu_seconds(p) for p in api_pids) - api) / requests * 1000,
+            "database_ms": (postgres_cpu_seconds() - database) / requests * 1000,
+        }
     return out
+
+
+def bare_page(base: str, cookie: str, *, connections: int, seconds: float) -> dict[str, Any]:
+    request = urllib.request.Request(f"{base}/console/today", headers={"Cookie": f"{COOKIE}={cookie}"})
+    with urllib.request.urlopen(request, timeout=10) as resp, tempfile.NamedTemporaryFile(delete=False) as f:
+        f.write(resp.read())
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port), f.name])
+    try:
+        wait_ready(port)
+        script = 'request = function() return wrk.format("GET", "/page") end\n' + QUANTILES_LUA
+        return run_wrk_script(f"http://127.0.0.1:{port}", script, connections=connections, seconds=seconds)
+    finally:
+        server.terminate()
+        server.wait()
+        os.unlink(f.name)
 
 
 async def functions(
@@ -292,7 +354,13 @@ async def run(args: argparse.Namespace) -> None:
                     load_wrk = _load()
                     cookie = await session_cookie(bases[0], clerk.token)
                     by_wrk = await asyncio.to_thread(
-                        wrk_pages, bases[0], cookie, pages, connections=args.connections, seconds=args.seconds / 4
+                        wrk_pages,
+                        bases,
+                        cookie,
+                        pages,
+                        api_pids=[p.pid for p in procs],
+                        connections=args.connections,
+                        seconds=args.seconds / 4,
                     )
             finally:
                 for proc in procs:
@@ -319,10 +387,14 @@ async def run(args: argparse.Namespace) -> None:
             f"\nwrk, each page kind on its own: {args.connections} connections, {args.seconds / 4:.0f} s each, "
             f"{len(bases)} API process(es); load {load_wrk} → {_load()}\n"
         )
-        print(f"{'page':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}  goal p99 ≤ {goal} ms")
+        print(
+            f"{'page':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'API CPU':>9}{'PG CPU':>9}"
+            f"  goal p99 ≤ {goal} ms   (CPU: ms per page)"
+        )
         for kind, r in by_wrk.items():
             verdict = "met" if r["p99"] <= goal else "NOT met"
-            print(f"{kind:<18}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['non2xx']:>9}  {verdict}")
+            cpu_cells = f"{r['api_ms']:>9.2f}{r['database_ms']:>9.2f}" if "api_ms" in r else f"{'—':>9}{'—':>9}"
+            print(f"{kind:<18}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['non2xx']:>9}{cpu_cells}  {verdict}")
     print(
         f"\nthe query functions alone, {args.connections} tasks on a {args.connections}-connection pool in this "
         f"process, {args.seconds / 2:.0f} s; load {load_functions}\n"

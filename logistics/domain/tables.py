@@ -213,9 +213,11 @@ class ShipmentCase(SQLModel, table=True):
     """Cases (办件) carried by a shipment; a table of their own so `?case_no=` is an index lookup."""
 
     __tablename__ = "shipment_cases"
+    # A shipment's cases in order (0020): a list's first case is the index's first entry, not a sort per row.
+    __table_args__ = (Index("ix_shipment_cases_shipment_position", "shipment_id", "position"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    shipment_id: str = Field(foreign_key="shipments.id", index=True, max_length=40)
+    shipment_id: str = Field(foreign_key="shipments.id", max_length=40)
     position: int
     case_no: str = Field(max_length=64, index=True)
     item_name: str = Field(max_length=200)
