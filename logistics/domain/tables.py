@@ -120,7 +120,7 @@ APPLICANT_FIELD_SQL: dict[str, str] = {
 CONSOLE_INDEXES = (
     # Replaces ix_shipments_status: lookups by status alone still lead with it; the console's by status within a
     # department (waiting for the courier, each exception) no longer read the department's whole history; and
-    # with every status named (ALL_STATUSES_SQL), a department's shipments created in a time range (0019).
+    # with every status named (``created_between``), a department's shipments created in a time range (0019).
     Index("ix_shipments_status_department", "status", "department", "created_at"),
     # Today's picked-up and delivered lists: what moved since a time, per department. Partial, so a create (still
     # pending or awaiting the applicant) pays nothing for it.
