@@ -18,6 +18,7 @@ import io
 import multiprocessing
 import os
 import sqlite3
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -27,10 +28,11 @@ from typing import Any
 import asyncpg
 import orjson
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from benchmarks.seed_rows import Generator, Seeded, departments
 from logistics.storage import migrate
-from logistics.storage.db import Database, sqlite_timestamp
+from logistics.storage.db import Database, DatabaseUnavailable, describe_db_error, sqlite_timestamp
 
 BLOCK = 5000  # shipments per generator (and per transaction)
 NULL = r"\N"
@@ -243,7 +245,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="processes generating rows (PostgreSQL)")
     parser.add_argument("--now", help="ISO time the history ends at (default: now)")
     args = parser.parse_args()
-    now = datetime.fromisoformat(args.now).astimezone(UTC) if args.now else datetime.now(UTC)
+    try:
+        now = datetime.fromisoformat(args.now).astimezone(UTC) if args.now else datetime.now(UTC)
+    except ValueError:
+        parser.error(f"--now: not an ISO time: {args.now!r}")
 
     async def run() -> SeedSummary:
         from logistics.config import normalise_database_url
@@ -264,7 +269,10 @@ def main() -> None:
         finally:
             await db.dispose()
 
-    summary = asyncio.run(run())
+    try:
+        summary = asyncio.run(run())
+    except (DBAPIError, DatabaseUnavailable, OSError) as exc:  # no such database, server down, unwritable file
+        sys.exit(f"seed: cannot use {make_url(args.database_url)!r}: {describe_db_error(exc)}")
     rate = summary.shipments / summary.seconds if summary.seconds else 0.0
     print(
         f"seeded {summary.shipments:,} shipments in {summary.seconds:.1f} s ({rate:,.0f}/s); rows {summary.rows}; "

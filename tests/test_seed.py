@@ -3,8 +3,11 @@ shipments, the purge applied to old ones, ratings and follow-ups; the same data 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import func, select, text
 
@@ -59,3 +62,17 @@ async def test_ratings_open_a_follow_up_for_every_bad_rating(db: Database) -> No
         bad = (await conn.execute(text("SELECT count(*) FROM ratings WHERE level <= 2"))).scalar_one()
         follow_ups = (await conn.execute(text("SELECT count(*) FROM follow_ups"))).scalar_one()
     assert follow_ups == bad
+
+
+def test_a_database_that_cannot_be_used_is_named_in_one_line_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "a file").write_text("not a folder")
+    missing = tmp_path / "a file" / "bench.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.seed", "--database-url", f"sqlite:///{missing}", "--shipments", "10"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("seed: cannot use sqlite:///") and "Traceback" not in done.stderr
