@@ -1,5 +1,6 @@
 """交接: the hand-over to the EMS courier on the console. Per department, the deliveries waiting for the courier
-(ordered, a waybill, not yet picked up), all ticked; the clerk unticks what stays behind and makes a 交接清单
+(ordered, a waybill, not yet picked up), all ticked but those a printed manifest not yet taken over already
+lists (marked with it); the clerk unticks what stays behind and makes a 交接清单
 (stored: logistics/domain/manifests.py), printed as an A4 PDF with its QR code (logistics/manifest_document.py)
 and reprinted at any time, the same bytes. The same form prints the ticked parcels' labels. The courier scans the
 manifest's QR on /staff (logistics/api/scans.py) and every parcel on it is picked up in one step.
@@ -43,7 +44,8 @@ RECENT_MANIFESTS = 20
 
 
 async def waiting(db: Any, department: str) -> list[dict[str, Any]]:
-    """The department's deliveries the courier can take now, oldest first, with a masked recipient."""
+    """The department's deliveries the courier can take now, oldest first, with a masked recipient, and the
+    manifest not yet taken over that already lists each (``on_manifest``, or None)."""
     async with db.read() as conn:
         rows = [
             dict(r._mapping)
@@ -55,9 +57,28 @@ async def waiting(db: Any, department: str) -> list[dict[str, Any]]:
             )
         ]
         await queries.annotate(conn, rows)
+        listed = await _on_open_manifests(conn, [r["id"] for r in rows])
     for row in rows:
         row["masked"] = masked_party(row.pop("recipient")) or {"name": "—", "phone": "—"}
+        row["on_manifest"] = listed.get(row["id"])
     return rows
+
+
+async def _on_open_manifests(conn: Any, ids: list[str]) -> dict[str, str]:
+    """Shipment id → the manifest not yet taken over that lists it (the latest, where several do)."""
+    if not ids:
+        return {}
+    found = await conn.execute(
+        select(manifest_items.c.shipment_id, manifest_table.c.id)
+        .join(manifest_table, manifest_table.c.id == manifest_items.c.manifest_id)
+        .where(
+            queries.ids_in(manifest_items.c.shipment_id, conn.dialect.name),
+            manifest_table.c.taken_over_at.is_(None),
+        )
+        .order_by(manifest_table.c.created_at),
+        {"ids": ids},
+    )
+    return {shipment_id: manifest_id for shipment_id, manifest_id in found}
 
 
 async def recent(db: Any, department: str) -> list[dict[str, Any]]:
@@ -85,6 +106,18 @@ async def recent(db: Any, department: str) -> list[dict[str, Any]]:
     for m in found:
         m["n"] = counts.get(m["id"], 0)
     return found
+
+
+def _ticked(row: dict[str, Any]) -> str:
+    """Ticked, unless a manifest not yet taken over lists the parcel already (printed, waiting for the courier)."""
+    return "" if row["on_manifest"] else " checked"
+
+
+def _listed(row: dict[str, Any]) -> str:
+    if not row["on_manifest"]:
+        return ""
+    link = f'<a href="/console/manifests/{esc(row["on_manifest"])}">{esc(row["on_manifest"])}</a>'
+    return f' <span class="badge warn" title="该清单尚未交接">已在清单 {link}</span>'
 
 
 def _taken(m: dict[str, Any]) -> str:
@@ -116,8 +149,8 @@ async def handover_page(request: web.Request, session: Session) -> web.Response:
     rows, made = await asyncio.gather(waiting(db, department), recent(db, department))
     if rows:
         body_rows = "".join(
-            f'<tr><td><input type="checkbox" name="id" value="{esc(r["id"])}" checked'
-            f' aria-label="选择 {esc(r["case_no"])}"></td>'
+            f'<tr><td><input type="checkbox" name="id" value="{esc(r["id"])}"{_ticked(r)}'
+            f' aria-label="选择 {esc(r["case_no"])}">{_listed(r)}</td>'
             f'<td><a href="/console/shipments/{esc(r["id"])}">{esc(r["case_no"])}</a></td>'
             f"<td>{esc(r['waybill_no'])}</td><td>{esc(r['masked']['name'])}</td>"
             f'<td class="phone">{esc(r["masked"]["phone"])}</td><td>{esc(r["window"])}</td>'

@@ -105,6 +105,14 @@ async def test_a_clerk_prints_the_ticked_labels_and_makes_the_couriers_manifest(
     (qr,) = [r.text for r in zxingcpp.read_barcodes(image.convert("L"))]
     assert "/m/" in qr
 
+    # Back on the list, the listed parcels wait unticked, each marked with its manifest; the one left behind is
+    # ticked again for the next.
+    await page.click("#nav-handover")
+    await page.wait_for_selector("#waiting")
+    assert await page.is_checked(f'input[value="{left}"]')
+    assert await page.locator("#waiting .badge.warn").count() == 2
+    await page.screenshot(path=shot("handover-list-after-manifest"), full_page=True)
+
 
 async def test_the_courier_scans_the_manifest_on_the_staff_page_and_its_parcels_are_picked_up(
     page: Any, api: TestClient, db: Database, hall: clients.Credentials

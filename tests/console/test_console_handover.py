@@ -207,6 +207,20 @@ async def test_a_manifest_is_stored_in_order_without_the_parcels_left_behind(
     assert f"/console/manifests/{manifest_id}/pdf" in listed and "<td class=num>2</td>" in listed and "未交接" in listed
 
 
+async def test_a_parcel_already_on_a_manifest_not_yet_taken_over_is_listed_unticked_with_that_manifest(
+    api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
+) -> None:
+    listed, fresh = await ordered(api, hall, db, "1295780512499"), await ordered(api, hall, db, "1295780512506")
+    csrf = await sign_in(api, clerk.token)
+    manifest_id, _ = await make_manifest(api, csrf, MARKET, [listed])
+    page = await (await api.get("/console/handover", params={"department": MARKET})).text()
+    assert f'value="{fresh}" checked' in page
+    assert f'value="{listed}" aria-label' in page and f'已在清单 <a href="/console/manifests/{manifest_id}">' in page
+    # Still the clerk's choice: a second manifest may list it (the courier's first scan takes it over).
+    again, _ = await make_manifest(api, csrf, MARKET, [listed, fresh])
+    assert again != manifest_id
+
+
 async def test_a_manifest_of_another_department_or_of_a_parcel_that_moved_is_refused(
     api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
 ) -> None:
