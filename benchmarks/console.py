@@ -92,12 +92,10 @@ def cpu_seconds(pid: int) -> float:
 def postgres_cpu_seconds() -> float:
     """CPU used by this machine's PostgreSQL server processes (0 where it runs elsewhere)."""
     total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError):
-            text_ = stat.read_text()
-            if text_.split("(", 1)[1].startswith("postgres)"):
-                fields = text_.rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError):  # a process that ended meanwhile
+            if comm.read_text().strip() == "postgres":
+                total += cpu_seconds(int(comm.parent.name))
     return total
 
 

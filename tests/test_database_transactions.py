@@ -99,18 +99,27 @@ async def test_a_load_above_the_pool_waits_for_its_connections_rather_than_openi
     if database_url.startswith("sqlite"):
         pytest.skip("PostgreSQL's server processes")
     db = Database(database_url, pool_size=4)
+    pages = 12
 
-    async def page() -> int:
-        async with db.read() as conn:
-            pid = int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
-            await conn.execute(text("SELECT pg_sleep(0.02)"))
-            return pid
+    async def wave() -> set[int]:
+        asked, everyone_asked = 0, asyncio.Event()
+
+        async def page() -> int:
+            nonlocal asked
+            asked += 1
+            if asked == pages:
+                everyone_asked.set()
+            async with db.read() as conn:
+                pid = int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+                await everyone_asked.wait()  # hold it until every page of the wave has asked for one
+                return pid
+
+        return set(await asyncio.gather(*(page() for _ in range(pages))))
 
     try:
-        first = await asyncio.gather(*(page() for _ in range(12)))
-        second = await asyncio.gather(*(page() for _ in range(12)))
+        first, second = await wave(), await wave()
     finally:
         await db.dispose()
     # Every page of both waves was served by the pool's own four server processes: none opened (a server
     # process forked) for one page and closed behind it.
-    assert len(set(first) | set(second)) == 4
+    assert len(first | second) == 4

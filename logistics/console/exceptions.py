@@ -27,7 +27,6 @@ from logistics.console.queries import (
     annotated_row,
     annotations,
     by_created,
-    constant,
     department_params,
     dicts,
     in_departments,
@@ -35,7 +34,7 @@ from logistics.console.queries import (
 )
 from logistics.domain.deadlines import beijing_today
 from logistics.domain.statuses import FINAL, STATUSES
-from logistics.domain.tables import complaints, follow_ups, shipment_events, shipments
+from logistics.domain.tables import complaints, constant, follow_ups, shipment_events, shipments
 from logistics.storage.db import Database
 
 RULES_FILE = Path(__file__).with_name("exceptions.csv")
