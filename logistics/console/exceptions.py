@@ -34,14 +34,22 @@ from logistics.console.queries import (
 )
 from logistics.domain.deadlines import beijing_today
 from logistics.domain.statuses import FINAL, STATUSES
-from logistics.domain.tables import complaints, constant, follow_ups, shipment_events, shipments
+from logistics.domain.tables import (
+    UNDECIDED_DEPARTMENT_SQL,
+    complaints,
+    constant,
+    follow_ups,
+    shipment_events,
+    shipments,
+)
 from logistics.storage.db import Database
 
 RULES_FILE = Path(__file__).with_name("exceptions.csv")
 # Named status by status (not "not final"), so each is a lookup of ix_shipments_status_department.
 OPEN = among(shipments.c.status, sorted(set(STATUSES) - FINAL))
-# A parcel that came back (or a voided pickup) leaves the queue once the hall resent it or resolved it.
-UNDECIDED = shipments.c.resent_as.is_(None) & shipments.c.resolution.is_(None)
+# A parcel that came back (or a voided pickup) leaves the queue once the hall resent it or resolved it: one of
+# the clerk's departments as the undecided one's department (NULL for the decided, read by ix_shipments_undecided).
+UNDECIDED_DEPARTMENT = literal_column(UNDECIDED_DEPARTMENT_SQL)
 CHASE_LIMIT = 500
 
 
@@ -89,12 +97,13 @@ def _finders(n_departments: int) -> dict[str, ColumnElement[bool]]:
     follow-ups are scoped by their own department column first: a department's few open ones, not every
     department's, through their partial indexes."""
     today = TODAY
+    undecided = in_departments(n_departments, UNDECIDED_DEPARTMENT)
     return {
         "overdue": (shipments.c.due_by < today) & OPEN,
         "delivery_failed": shipments.c.status == constant("delivery_failed"),
-        "returning": (shipments.c.status == constant("returning")) & UNDECIDED,
-        "returned": (shipments.c.status == constant("returned")) & UNDECIDED,
-        "failed": (shipments.c.status == constant("failed")) & shipments.c.finished_at.is_not(None) & UNDECIDED,
+        "returning": (shipments.c.status == constant("returning")) & undecided,
+        "returned": (shipments.c.status == constant("returned")) & undecided,
+        "failed": (shipments.c.status == constant("failed")) & shipments.c.finished_at.is_not(None) & undecided,
         "due_soon": (shipments.c.due_by >= today) & (shipments.c.due_by <= WARN_UNTIL) & OPEN,
         # Timed from the order itself (updated_at also moves when, say, a label is stored).
         "not_picked_up": (shipments.c.status == constant("ordered"))

@@ -176,23 +176,31 @@ async def annotate(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]
 def _today_query(dialect: str) -> Any:
     """The four sections in one statement; parameters department, start and end (the day's UTC bounds)."""
     mine = shipments.c.department == bindparam("department")
+    # On PostgreSQL the day's bounds are written into the statement (a new text once a day): bound as parameters,
+    # the server cannot know that "updated today" is a few rows, judges every execution worth a plan of its own,
+    # and plans the whole statement again at every page.
     start, end = (
-        bindparam("start", type_=shipments.c.created_at.type),
-        bindparam("end", type_=shipments.c.created_at.type),
+        bindparam(name, type_=shipments.c.created_at.type, literal_execute=dialect == "postgresql")
+        for name in ("start", "end")
     )
     conditions: dict[str, tuple[Any, ...]] = {
         "created": (mine, *created_between(start, end)),
         "waiting": (mine, among(shipments.c.status, WAITING_FOR_COURIER)),
     }
     for section in ("picked_up", "delivered"):
+        # The day of the parcel's first such event (for a pickup, its hand-over time, as the lists show it): the
+        # shipment's few events are read through its own index. Asked for an event within the day, the planner
+        # intersects them with every event of the day that ends a parcel (ix_shipment_events_gongshi_ended),
+        # a bitmap of hundreds of entries for each row probed.
+        first = func.min(shipment_events.c.occurred_at)
         moved = probe(
-            select(shipment_events.c.id).where(
+            select(first)
+            .where(
                 shipment_events.c.shipment_id == shipments.c.id,
                 shipment_events.c.status == constant(section),
                 shipment_events.c.refused.is_(False),
-                shipment_events.c.occurred_at >= start,
-                shipment_events.c.occurred_at < end,
             )
+            .having((first >= start) & (first < end))
         )
         # updated_at is when the shipment last changed, so one that moved today has updated_at today or later, and
         # a parcel picked up or delivered is in one of MOVED_STATUSES: the partial index ix_shipments_department_moved
@@ -218,7 +226,8 @@ def _today_query(dialect: str) -> Any:
 
 async def today(db: Database, department: str, day: date) -> dict[str, WindowDay]:
     """One department's day by window: created that day, waiting for the courier now, picked up and delivered
-    that day (by the event's own time)."""
+    that day (by the time of its first such event: a parcel handed over yesterday and scanned again today
+    was not picked up today)."""
     async with db.read() as conn:
         return await today_on(conn, department, day)
 

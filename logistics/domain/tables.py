@@ -127,6 +127,22 @@ APPLICANT_FIELD_SQL: dict[str, str] = {
     "END ->> '{key}'::text)",
     "sqlite": "json_extract(CASE WHEN kind = 'intake' THEN sender ELSE recipient END, '$.{key}')",
 }
+# A parcel that came back or failed and waits for the hall's decision (neither resent nor resolved) is for the
+# console to chase: this expression is its department, NULL for every other shipment. On PostgreSQL the exception
+# queue reads a department's through ix_shipments_undecided rather than every decided return of the department's
+# history; statistics on the expression (0021) tell the planner how few they are, as the condition alone cannot.
+UNDECIDED_STATUSES = ("failed", "returned", "returning")
+UNDECIDED_DEPARTMENT_SQL = (
+    f"CASE WHEN {status_in_sql(UNDECIDED_STATUSES)} AND resent_as IS NULL AND resolution IS NULL THEN department END"
+)
+# The same as PostgreSQL prints it back (the migration test compares the index's expression; 0021 creates it from
+# the plain spelling above).
+UNDECIDED_DEPARTMENT_PRINTED = (
+    "(\nCASE\n    WHEN (status::text = ANY (ARRAY["
+    + ", ".join(f"'{s}'::character varying" for s in UNDECIDED_STATUSES)
+    + "]::text[])) AND resent_as IS NULL AND resolution IS NULL THEN department\n"
+    "    ELSE NULL::character varying\nEND)"
+)
 CONSOLE_INDEXES = (
     # Replaces ix_shipments_status: lookups by status alone still lead with it; the console's by status within a
     # department (waiting for the courier, each exception) no longer read the department's whole history; and
@@ -147,6 +163,13 @@ CONSOLE_INDEXES = (
         )
         for key in ("phone", "name")
     ),
+    Index(
+        "ix_shipments_undecided",
+        text(UNDECIDED_DEPARTMENT_PRINTED),
+        "status",
+        "created_at",
+        postgresql_where=text(f"({UNDECIDED_DEPARTMENT_SQL}) IS NOT NULL"),
+    ).ddl_if(dialect="postgresql"),
 )
 
 

@@ -1,0 +1,106 @@
+"""What the console's lists count: a parcel is "picked up today" on the day it was first handed to the post, and
+a parcel that came back waits in the exception queue only until the hall decides (resent or resolved); on
+PostgreSQL the queue finds those through their own index, not through the department's decided returns."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from aiohttp.test_utils import TestClient
+from console_support import MARKET, TAX, create, move
+from sqlalchemy import event, text, update
+
+from logistics.accounts import clients
+from logistics.console import exceptions, queries
+from logistics.domain.deadlines import beijing_today
+from logistics.domain.events import apply_event, lock_shipment
+from logistics.domain.tables import shipments, utcnow
+from logistics.storage.db import Database
+
+LIMITS = exceptions.Limits(awaiting_days=3, pickup_hours=24, warn_days=2)
+
+
+async def _picked_up(db: Database, shipment_id: str, *, days_ago: int) -> None:
+    async with db.write() as conn:
+        row = await lock_shipment(conn, shipment_id)
+        assert row is not None
+        await apply_event(
+            conn,
+            row,
+            status="picked_up",
+            source="carrier_push",
+            occurred_at=utcnow() - timedelta(days=days_ago),
+            carrier_text="【郑州市】郑州市上街区揽投部已收件",
+            location="郑州市",
+        )
+
+
+async def _returned(api: TestClient, db: Database, hall: clients.Credentials, waybill: str, **body: str) -> str:
+    made = await create(api, hall, **body)
+    await move(db, made["id"], "ordered", "picked_up", "returning", "returned", waybill=waybill)
+    return str(made["id"])
+
+
+async def test_a_parcel_is_picked_up_today_only_when_it_was_first_handed_over_today(
+    api: TestClient, db: Database, hall: clients.Credentials
+) -> None:
+    yesterday = (await create(api, hall))["id"]
+    await move(db, yesterday, "ordered", waybill="1151263812345")
+    await _picked_up(db, yesterday, days_ago=1)
+    await _picked_up(db, yesterday, days_ago=0)  # scanned again at the sorting centre today
+    today = (await create(api, hall))["id"]
+    await move(db, today, "ordered", waybill="1151263812346")
+    await _picked_up(db, today, days_ago=0)
+    windows = await queries.today(db, MARKET, beijing_today(utcnow()))
+    listed = [row["id"] for day in windows.values() for row in day.sections["picked_up"]]
+    assert listed == [today]
+
+
+async def test_returns_waiting_for_a_decision_are_chased_and_decided_ones_are_not(
+    api: TestClient, db: Database, hall: clients.Credentials
+) -> None:
+    waiting = await _returned(api, db, hall, "1151263812345")
+    resolved = await _returned(api, db, hall, "1151263812346")
+    resent = await _returned(api, db, hall, "1151263812347")
+    elsewhere = await _returned(api, db, hall, "1151263812348", department=TAX)
+    async with db.write() as conn:
+        await conn.execute(
+            update(shipments).where(shipments.c.id == resolved).values(resolution={"action": "window_pickup"})
+        )
+        await conn.execute(update(shipments).where(shipments.c.id == resent).values(resent_as=waiting))
+    chased = await exceptions.to_chase(db, [MARKET], utcnow(), LIMITS)
+    assert [(c.rule.code, c.shipment["id"]) for c in chased] == [("returned", waiting)]
+    assert [c.shipment["id"] for c in await exceptions.to_chase(db, [TAX], utcnow(), LIMITS)] == [elsewhere]
+
+
+async def test_postgresql_finds_the_undecided_returns_through_their_index(
+    api: TestClient, db: Database, hall: clients.Credentials
+) -> None:
+    if db.is_sqlite:
+        pytest.skip("SQLite reads a department's returns by status: the index and its statistics are PostgreSQL's")
+    for n in range(3):
+        await _returned(api, db, hall, f"115126381230{n}")
+    decided = [await _returned(api, db, hall, f"115126381231{n}") for n in range(6)]
+    async with db.write() as conn:
+        await conn.execute(
+            update(shipments).where(shipments.c.id.in_(decided)).values(resolution={"action": "closed"})
+        )
+    captured: list[tuple[str, object]] = []
+
+    def capture(conn: object, cursor: object, statement: str, parameters: object, *args: object) -> None:
+        captured.append((statement, parameters))
+
+    async with db.write() as conn:
+        await conn.execute(text("ANALYZE shipments"))  # the statistics on the expression, as 0021 leaves them
+    event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        chased = await exceptions.to_chase(db, [MARKET], utcnow(), LIMITS)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
+    assert len(chased) == 3
+    [(statement, parameters)] = [c for c in captured if "find_returned" in c[0]]
+    async with db.write() as conn:  # sequential scans priced out: a test's few rows are cheaper to read whole
+        await conn.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(r[0] for r in await conn.exec_driver_sql(f"EXPLAIN {statement}", parameters))
+    assert "ix_shipments_undecided" in plan, plan
