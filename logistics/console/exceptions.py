@@ -181,7 +181,7 @@ def _queue(dialect: str, codes: tuple[str, ...], n_departments: int) -> Any:
     )
     return select(
         found,
-        *annotations(found.c.id),
+        *annotations(found.c.id, found.c.status),
         open_complaints.label("open_complaints"),
         follow_up_due.label("follow_up_due"),
     )

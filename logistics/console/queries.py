@@ -19,8 +19,11 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     func,
     literal_column,
+    null,
+    or_,
     select,
     union_all,
 )
@@ -30,6 +33,8 @@ from logistics.console.access_log import writer_for
 from logistics.domain.tables import (
     APPLICANT_FIELD_SQL,
     MOVED_STATUSES,
+    STARTED_SQL,
+    STARTING_STATUSES,
     complaints,
     constant,
     created_between,
@@ -117,9 +122,14 @@ def ids_in(column: Any, dialect: str) -> Any:
     return column.in_(bindparam("ids", expanding=True))
 
 
-def annotations(sid: Any) -> tuple[Any, ...]:
-    """The columns ``annotate`` adds, as correlated subqueries on a list statement's shipment id ``sid``: a page's
-    rows come annotated in its one round trip (each an index probe per row listed)."""
+# Statuses a shipment holds only before its first pickup (forward-only: once picked up it never returns to them),
+# so a row in one has no hand-over time to look up.
+NOT_YET_HANDED = ("awaiting_applicant", "pending", "ordered")
+
+
+def annotations(sid: Any, status: Any) -> tuple[Any, ...]:
+    """The columns ``annotate`` adds, as correlated subqueries on a list statement's shipment id ``sid`` (and its
+    ``status``): a page's rows come annotated in its one round trip (each an index probe per row listed)."""
     first_case = (
         select(shipment_cases.c.case_no)
         .where(shipment_cases.c.shipment_id == sid)
@@ -134,7 +144,7 @@ def annotations(sid: Any) -> tuple[Any, ...]:
     return (
         first_case.scalar_subquery().label("case_no"),
         first_case.with_only_columns(shipment_cases.c.item_name).scalar_subquery().label("item_name"),
-        handed.scalar_subquery().label("handed_at"),
+        case((among(status, NOT_YET_HANDED), null()), else_=handed.scalar_subquery()).label("handed_at"),
     )
 
 
@@ -154,7 +164,8 @@ def annotated_row(row: dict[str, Any]) -> dict[str, Any]:
 @cache
 def _annotations_by_id(dialect: str) -> Any:
     """``annotations`` for a bound list of shipment ids (parameter ``ids``)."""
-    return select(shipments.c.id, *annotations(shipments.c.id)).where(ids_in(shipments.c.id, dialect))
+    listed = annotations(shipments.c.id, shipments.c.status)
+    return select(shipments.c.id, *listed).where(ids_in(shipments.c.id, dialect))
 
 
 async def annotate(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -221,7 +232,7 @@ def _today_query(dialect: str) -> Any:
         for section, where in conditions.items()
     ]
     listed = union_all(*(select(part) for part in parts)).subquery("today")
-    return select(listed, *annotations(listed.c.id))
+    return select(listed, *annotations(listed.c.id, listed.c.status))
 
 
 async def today(db: Database, department: str, day: date) -> dict[str, WindowDay]:
@@ -277,11 +288,16 @@ def _find_queries(dialect: str, n_departments: int) -> tuple[Any, Any]:
             select(shipments.c.id).where(shipments.c.id == q),
         )
     )
-    # The applicant (an intake's sender, a delivery's recipient) by phone or name: two expression index lookups.
-    by_person = shipments.c.id.in_(
-        union_all(*(select(shipments.c.id).where(applicant_field(dialect, key) == q) for key in ("phone", "name")))
-    )
+    # The applicant (an intake's sender, a delivery's recipient) by phone or name: two expression index lookups;
+    # and the clerk's departments' shipments still starting (in neither index), read by status.
     scope = in_departments(n_departments)
+    matches = [applicant_field(dialect, key) == q for key in ("phone", "name")]
+    by_person = shipments.c.id.in_(
+        union_all(
+            *(select(shipments.c.id).where(match, literal_column(STARTED_SQL)) for match in matches),
+            select(shipments.c.id).where(among(shipments.c.status, STARTING_STATUSES), scope, or_(*matches)),
+        )
+    )
     code, person = (
         select(*LIST_COLUMNS).where(scope, way).order_by(shipments.c.created_at.desc()).limit(FIND_LIMIT)
         for way in (by_code, by_person)

@@ -1,6 +1,7 @@
-"""Finding by the applicant's phone or name is an index lookup (migration 0016), on both databases: it finds the
-applicant of either kind, never reads the department's rows, works for rows stored before the index existed, and
-finds nothing once the purge has masked the applicant."""
+"""Finding by the applicant's phone or name is an index lookup (migrations 0016, 0022), on both databases: it finds
+the applicant of either kind, never reads the department's rows, works for rows stored before the index existed, and
+finds nothing once the purge has masked the applicant. A shipment still starting (pending, awaiting the applicant)
+is in neither index, so a create pays for neither: it is found among the department's starting shipments."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from datetime import timedelta
 
 from aiohttp.test_utils import TestClient
 from console_support import CIVIL, MARKET, create, move
-from sqlalchemy import select, text
+from sqlalchemy import literal_column, select, text
 
 from logistics.accounts import clients
 from logistics.console.queries import applicant_field, find
-from logistics.domain.tables import shipments, utcnow
+from logistics.domain.tables import STARTED_SQL, shipments, utcnow
 from logistics.jobs.purge import purge_finished
 from logistics.storage import migrate
 from logistics.storage.db import Database
@@ -32,7 +33,7 @@ async def _intake(api: TestClient, hall: clients.Credentials) -> dict[str, objec
 async def _plan(db: Database, key: str, value: str) -> str:
     """The database's own account of how it finds shipments by the applicant's ``key`` (on PostgreSQL with
     sequential scans priced out: a test's few rows are cheaper to read whole, a real department's are not)."""
-    query = select(shipments.c.id).where(applicant_field(db.dialect, key) == value)
+    query = select(shipments.c.id).where(applicant_field(db.dialect, key) == value, literal_column(STARTED_SQL))
     async with db.read(snapshot=True) as conn:
         if not db.is_sqlite:
             await conn.execute(text("SET LOCAL enable_seqscan = off"))
@@ -68,6 +69,18 @@ async def test_the_halls_own_phone_is_not_an_applicant_and_finds_nothing(
         assert (await find(db, [MARKET], q))[0] == [], q
 
 
+async def test_a_shipment_still_pending_is_found_and_so_is_one_ordered(
+    api: TestClient, db: Database, hall: clients.Credentials
+) -> None:
+    pending = await create(api, hall)
+    ordered = await create(api, hall, window="综合受理5号窗口")
+    await move(db, ordered["id"], "ordered", waybill="1151263812345")
+    await create(api, hall, department=CIVIL)  # the same applicant, pending in a department the clerk is not in
+    for q in (APPLICANT["phone"], APPLICANT["name"]):
+        rows, personal = await find(db, [MARKET], q)
+        assert sorted(r["id"] for r in rows) == sorted([pending["id"], ordered["id"]]) and personal, q
+
+
 async def test_phone_and_name_lookups_use_their_indexes(db: Database) -> None:
     for key in ("phone", "name"):
         plan = await _plan(db, key, "13803712345")
@@ -78,6 +91,7 @@ async def test_shipments_stored_before_the_indexes_existed_are_found_through_the
     api: TestClient, db: Database, hall: clients.Credentials
 ) -> None:
     delivery = await create(api, hall)
+    await move(db, delivery["id"], "ordered")
     await asyncio.to_thread(migrate.downgrade, db.url, "0011")
     await migrate.upgrade_async(db.url)  # builds the indexes over the rows already there
     rows, _ = await find(db, [MARKET], APPLICANT["phone"])
