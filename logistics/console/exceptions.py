@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, literal_column, select, union_all
+from sqlalchemy import ColumnElement, bindparam, case, func, literal_column, select, union_all
 
 from logistics.console.queries import (
     LIST_COLUMNS,
@@ -143,7 +143,7 @@ def _why(rule: Rule, row: dict[str, Any], limits: Limits, complaint_count: int, 
     due = row.get("due_by")
     return rule.why.format(
         due_by=due.isoformat() if due else "—",
-        reason=(row.get("last_failure") or {}).get("reason") or row.get("failure_reason") or "原因未知",
+        reason=row.get("last_failure_reason") or row.get("failure_reason") or "原因未知",
         attempts=row.get("attempts") or 0,
         days=limits.warn_days if rule.code == "due_soon" else f"{limits.awaiting_days:g}",
         hours=f"{limits.pickup_hours:g}",
@@ -156,7 +156,9 @@ def _why(rule: Rule, row: dict[str, Any], limits: Limits, complaint_count: int, 
 def _queue(dialect: str, codes: tuple[str, ...], n_departments: int) -> Any:
     """One round trip: each finder's (ordered, bounded) rows as a part of one UNION ALL, tagged with its code."""
     scope = in_departments(n_departments)
-    columns = (*LIST_COLUMNS, shipments.c.failure_reason, shipments.c.finished_at, shipments.c.last_failure)
+    # Of the last failure only its reason (the queue's wording): not the whole document, decoded for every row.
+    last_failure_reason = shipments.c.last_failure["reason"].as_string().label("last_failure_reason")
+    columns = (*LIST_COLUMNS, shipments.c.failure_reason, shipments.c.finished_at, last_failure_reason)
     parts = [
         select(literal_column(f"'{code}'").label("code"), *columns, shipments.c.attempts)
         .where(scope, condition)
@@ -169,6 +171,8 @@ def _queue(dialect: str, codes: tuple[str, ...], n_departments: int) -> Any:
     if not parts:
         return None
     found = union_all(*(select(part) for part in parts)).subquery("chase")
+    # How many complaints wait for an answer, and when the open follow-up is due: only the row that caught the
+    # shipment for that reason says so (a shipment comes once per reason it is caught for).
     open_complaints = (
         select(func.count())
         .where(complaints.c.shipment_id == found.c.id, complaints.c.answered_at.is_(None))
@@ -182,8 +186,10 @@ def _queue(dialect: str, codes: tuple[str, ...], n_departments: int) -> Any:
     return select(
         found,
         *annotations(found.c.id, found.c.status),
-        open_complaints.label("open_complaints"),
-        follow_up_due.label("follow_up_due"),
+        case((found.c.code == constant("complaint"), open_complaints)).label("open_complaints"),
+        case((found.c.code.in_([constant("follow_up"), constant("follow_up_overdue")]), follow_up_due)).label(
+            "follow_up_due"
+        ),
     )
 
 
@@ -211,7 +217,11 @@ async def chase_on(conn: Any, departments: Sequence[str], now: datetime, limits:
     for found in dicts(await conn.execute(statement, params)) if statement is not None else []:
         annotated_row(found)
         sid, code = found["id"], found.pop("code")
-        counts[sid], dues[sid] = int(found.pop("open_complaints")), found.pop("follow_up_due")
+        complaints_open, follow_up_due = found.pop("open_complaints"), found.pop("follow_up_due")
+        if complaints_open is not None:
+            counts[sid] = int(complaints_open)
+        if follow_up_due is not None:
+            dues[sid] = follow_up_due
         rows.setdefault(sid, found)
         caught.setdefault(sid, []).append(code)
     out = []

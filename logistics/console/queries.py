@@ -216,10 +216,14 @@ def _today_query(dialect: str) -> Any:
         # updated_at is when the shipment last changed, so one that moved today has updated_at today or later, and
         # a parcel picked up or delivered is in one of MOVED_STATUSES: the partial index ix_shipments_department_moved
         # (whose condition is repeated word for word) yields those rows, each probed for the event.
+        # A parcel delivered stays delivered (a final status), so only those are probed for that section: the
+        # day's other moved parcels, several times as many, are not.
+        delivered = (shipments.c.status == constant("delivered"),) if section == "delivered" else ()
         conditions[section] = (
             mine,
             literal_column(status_in_sql(MOVED_STATUSES)),
             shipments.c.updated_at >= start,
+            *delivered,
             moved,
         )
     # One round trip: each section's (ordered, bounded) rows as a part of one UNION ALL, tagged with its name.
