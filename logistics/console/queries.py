@@ -20,6 +20,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     case,
+    cast,
     func,
     literal_column,
     null,
@@ -127,24 +128,26 @@ def ids_in(column: Any, dialect: str) -> Any:
 NOT_YET_HANDED = ("awaiting_applicant", "pending", "ordered")
 
 
-def annotations(sid: Any, status: Any) -> tuple[Any, ...]:
+def annotations(sid: Any, status: Any, handed: Any = None) -> tuple[Any, ...]:
     """The columns ``annotate`` adds, as correlated subqueries on a list statement's shipment id ``sid`` (and its
-    ``status``): a page's rows come annotated in its one round trip (each an index probe per row listed)."""
+    ``status``): a page's rows come annotated in its one round trip (each an index probe per row listed). A row
+    whose hand-over time the statement read already (column ``handed``, NULL where it did not) keeps it."""
     first_case = (
         select(shipment_cases.c.case_no)
         .where(shipment_cases.c.shipment_id == sid)
         .order_by(shipment_cases.c.position)
         .limit(1)
     )
-    handed = select(func.min(shipment_events.c.occurred_at)).where(
+    first_pickup = select(func.min(shipment_events.c.occurred_at)).where(
         shipment_events.c.shipment_id == sid,
         shipment_events.c.status == constant("picked_up"),
         shipment_events.c.refused.is_(False),
     )
+    looked_up = case((among(status, NOT_YET_HANDED), null()), else_=first_pickup.scalar_subquery())
     return (
         first_case.scalar_subquery().label("case_no"),
         first_case.with_only_columns(shipment_cases.c.item_name).scalar_subquery().label("item_name"),
-        case((among(status, NOT_YET_HANDED), null()), else_=handed.scalar_subquery()).label("handed_at"),
+        (looked_up if handed is None else func.coalesce(handed, looked_up)).label("handed_at"),
     )
 
 
@@ -194,17 +197,13 @@ def _today_query(dialect: str) -> Any:
         bindparam(name, type_=shipments.c.created_at.type, literal_execute=dialect == "postgresql")
         for name in ("start", "end")
     )
-    conditions: dict[str, tuple[Any, ...]] = {
-        "created": (mine, *created_between(start, end)),
-        "waiting": (mine, among(shipments.c.status, WAITING_FOR_COURIER)),
-    }
-    for section in ("picked_up", "delivered"):
-        # The day of the parcel's first such event (for a pickup, its hand-over time, as the lists show it): the
-        # shipment's few events are read through its own index. Asked for an event within the day, the planner
-        # intersects them with every event of the day that ends a parcel (ix_shipment_events_gongshi_ended),
-        # a bitmap of hundreds of entries for each row probed.
+    def first_today(section: str) -> Any:
+        """The time of the shipment's first ``section`` event if that was within the day, else NULL: its few events
+        are read through its own index. Asked for an event within the day instead, the planner intersects them
+        with every event of the day that ends a parcel (ix_shipment_events_gongshi_ended), a bitmap of hundreds
+        of entries for each row probed."""
         first = func.min(shipment_events.c.occurred_at)
-        moved = probe(
+        return (
             select(first)
             .where(
                 shipment_events.c.shipment_id == shipments.c.id,
@@ -212,31 +211,51 @@ def _today_query(dialect: str) -> Any:
                 shipment_events.c.refused.is_(False),
             )
             .having((first >= start) & (first < end))
+            .scalar_subquery()
         )
-        # updated_at is when the shipment last changed, so one that moved today has updated_at today or later, and
-        # a parcel picked up or delivered is in one of MOVED_STATUSES: the partial index ix_shipments_department_moved
-        # (whose condition is repeated word for word) yields those rows, each probed for the event.
-        # A parcel delivered stays delivered (a final status), so only those are probed for that section: the
-        # day's other moved parcels, several times as many, are not.
-        delivered = (shipments.c.status == constant("delivered"),) if section == "delivered" else ()
-        conditions[section] = (
-            mine,
-            literal_column(status_in_sql(MOVED_STATUSES)),
-            shipments.c.updated_at >= start,
-            *delivered,
-            moved,
+
+    # updated_at is when the shipment last changed, so one that moved today has updated_at today or later, and a
+    # parcel picked up or delivered is in one of MOVED_STATUSES: the partial index ix_shipments_department_moved
+    # (whose condition is repeated word for word) yields those rows, each probed for its event.
+    moved_today = (mine, literal_column(status_in_sql(MOVED_STATUSES)), shipments.c.updated_at >= start)
+    no_time = cast(null(), shipments.c.created_at.type).label("handed_at")
+
+    def section(name: str, *where: Any) -> Any:
+        order = shipments.c.created_at if name == "created" else by_created(dialect)
+        return (
+            select(literal_column(f"'{name}'").label("section"), *LIST_COLUMNS, no_time)
+            .where(*where)
+            .order_by(order.desc())
+            .limit(LIST_LIMIT)
         )
-    # One round trip: each section's (ordered, bounded) rows as a part of one UNION ALL, tagged with its name.
-    parts = [
-        select(literal_column(f"'{section}'").label("section"), *LIST_COLUMNS)
-        .where(*where)
-        .order_by((shipments.c.created_at if section == "created" else by_created(dialect)).desc())
+
+    # Picked up today: the first pickup's time is the row's hand-over time too, read once per row (the OFFSET
+    # keeps the database from repeating the probe in the filter above it).
+    probed = select(*LIST_COLUMNS, first_today("picked_up").label("handed_at")).where(*moved_today).offset(0)
+    probed_rows = probed.subquery("moved_today")
+    picked_up = (
+        select(literal_column("'picked_up'").label("section"), probed_rows)
+        .where(probed_rows.c.handed_at.is_not(None))
+        .order_by(probed_rows.c.created_at.desc())
         .limit(LIST_LIMIT)
-        .subquery(f"today_{section}")
-        for section, where in conditions.items()
+    )
+    parts = [
+        section("created", mine, *created_between(start, end)),
+        section("waiting", mine, among(shipments.c.status, WAITING_FOR_COURIER)),
+        picked_up,
+        # A parcel delivered stays delivered (a final status), so only those are probed: not the day's other
+        # moved parcels, several times as many.
+        section(
+            "delivered",
+            *moved_today,
+            shipments.c.status == constant("delivered"),
+            first_today("delivered").is_not(None),
+        ),
     ]
-    listed = union_all(*(select(part) for part in parts)).subquery("today")
-    return select(listed, *annotations(listed.c.id, listed.c.status))
+    # One round trip: each section's (ordered, bounded) rows as a part of one UNION ALL, tagged with its name.
+    listed = union_all(*(select(part.subquery()) for part in parts)).subquery("today")
+    columns = [c for c in listed.c if c.key != "handed_at"]
+    return select(*columns, *annotations(listed.c.id, listed.c.status, listed.c.handed_at))
 
 
 async def today(db: Database, department: str, day: date) -> dict[str, WindowDay]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -25,11 +26,21 @@ async def create(api: TestClient, creds: clients.Credentials, **overrides: Any) 
     return await resp.json()
 
 
-async def move(db: Database, shipment_id: str, *statuses: str, waybill: str | None = None) -> None:
+async def move(
+    db: Database, shipment_id: str, *statuses: str, waybill: str | None = None, occurred_at: datetime | None = None
+) -> None:
     async with db.write() as conn:
         if waybill is not None:
             await conn.execute(update(shipments).where(shipments.c.id == shipment_id).values(waybill_no=waybill))
         for status in statuses:
             row = await lock_shipment(conn, shipment_id)
             assert row is not None
-            await apply_event(conn, row, status=status, source="carrier_push", carrier_text=None, location="郑州市")
+            await apply_event(
+                conn,
+                row,
+                status=status,
+                source="carrier_push",
+                occurred_at=occurred_at,
+                carrier_text=None,
+                location="郑州市",
+            )

@@ -14,26 +14,10 @@ from sqlalchemy import event, text, update
 from logistics.accounts import clients
 from logistics.console import exceptions, queries
 from logistics.domain.deadlines import beijing_today
-from logistics.domain.events import apply_event, lock_shipment
 from logistics.domain.tables import shipments, utcnow
 from logistics.storage.db import Database
 
 LIMITS = exceptions.Limits(awaiting_days=3, pickup_hours=24, warn_days=2)
-
-
-async def _picked_up(db: Database, shipment_id: str, *, days_ago: int) -> None:
-    async with db.write() as conn:
-        row = await lock_shipment(conn, shipment_id)
-        assert row is not None
-        await apply_event(
-            conn,
-            row,
-            status="picked_up",
-            source="carrier_push",
-            occurred_at=utcnow() - timedelta(days=days_ago),
-            carrier_text="【郑州市】郑州市上街区揽投部已收件",
-            location="郑州市",
-        )
 
 
 async def _returned(api: TestClient, db: Database, hall: clients.Credentials, waybill: str, **body: str) -> str:
@@ -47,11 +31,10 @@ async def test_a_parcel_is_picked_up_today_only_when_it_was_first_handed_over_to
 ) -> None:
     yesterday = (await create(api, hall))["id"]
     await move(db, yesterday, "ordered", waybill="1151263812345")
-    await _picked_up(db, yesterday, days_ago=1)
-    await _picked_up(db, yesterday, days_ago=0)  # scanned again at the sorting centre today
+    await move(db, yesterday, "picked_up", occurred_at=utcnow() - timedelta(days=1))
+    await move(db, yesterday, "picked_up")  # scanned again today
     today = (await create(api, hall))["id"]
-    await move(db, today, "ordered", waybill="1151263812346")
-    await _picked_up(db, today, days_ago=0)
+    await move(db, today, "ordered", "picked_up", waybill="1151263812346")
     windows = await queries.today(db, MARKET, beijing_today(utcnow()))
     listed = [row["id"] for day in windows.values() for row in day.sections["picked_up"]]
     assert listed == [today]
