@@ -128,8 +128,8 @@ APPLICANT_FIELD_SQL: dict[str, str] = {
     "sqlite": "json_extract(CASE WHEN kind = 'intake' THEN sender ELSE recipient END, '$.{key}')",
 }
 # Where every create starts. The applicant indexes leave these out (0022), so a create pays for neither: a
-# shipment enters them when its order is placed (or the applicant has chosen), in the worker. The console finds
-# a department's few starting shipments by status (``STARTED_SQL`` is the indexes' condition, word for word).
+# shipment enters them when it moves on (its order placed by the worker, say, or cancelled). The console finds a
+# department's few starting shipments by status (``STARTED_SQL`` is the indexes' condition, word for word).
 STARTING_STATUSES = ("pending", "awaiting_applicant")
 STARTED_SQL = "status NOT IN (" + ", ".join(f"'{s}'" for s in STARTING_STATUSES) + ")"
 # A parcel that came back or failed and waits for the hall's decision (neither resent nor resolved) is for the

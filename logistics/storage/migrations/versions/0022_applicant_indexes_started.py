@@ -1,7 +1,7 @@
 """The applicant's phone and name indexes leave out the shipments still pending or awaiting the applicant, where
 every create starts: a create no longer pays for two inserts at random places in them; a shipment enters them
-when its order is placed (or the applicant has chosen), in the worker. The console finds a department's few
-starting shipments by status
+when it moves on (its order placed by the worker, say). The console finds a department's few starting
+shipments by status
 
 Revision ID: 0022
 Revises: 0021
