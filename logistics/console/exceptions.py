@@ -187,9 +187,7 @@ def _queue(dialect: str, codes: tuple[str, ...], n_departments: int) -> Any:
         found,
         *annotations(found.c.id, found.c.status),
         case((found.c.code == constant("complaint"), open_complaints)).label("open_complaints"),
-        case((found.c.code.in_([constant("follow_up"), constant("follow_up_overdue")]), follow_up_due)).label(
-            "follow_up_due"
-        ),
+        case((among(found.c.code, ("follow_up", "follow_up_overdue")), follow_up_due)).label("follow_up_due"),
     )
 
 

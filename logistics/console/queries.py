@@ -130,6 +130,16 @@ def ids_in(column: Any, dialect: str) -> Any:
     return column.in_(bindparam("ids", expanding=True))
 
 
+def first_event(sid: Any, status: str) -> Select[Any]:
+    """When the shipment ``sid`` first took ``status`` (its refused events aside): its few events, read through
+    its own index. For ``picked_up``, the hand-over time the lists show."""
+    return select(func.min(shipment_events.c.occurred_at)).where(
+        shipment_events.c.shipment_id == sid,
+        shipment_events.c.status == constant(status),
+        shipment_events.c.refused.is_(False),
+    )
+
+
 # Statuses a shipment holds only before its first pickup (forward-only: once picked up it never returns to them),
 # so a row in one has no hand-over time to look up.
 NOT_YET_HANDED = ("awaiting_applicant", "pending", "ordered")
@@ -145,11 +155,7 @@ def annotations(sid: Any, status: Any, handed: Any = None) -> tuple[Any, ...]:
         .order_by(shipment_cases.c.position)
         .limit(1)
     )
-    first_pickup = select(func.min(shipment_events.c.occurred_at)).where(
-        shipment_events.c.shipment_id == sid,
-        shipment_events.c.status == constant("picked_up"),
-        shipment_events.c.refused.is_(False),
-    )
+    first_pickup = first_event(sid, "picked_up")
     looked_up = case((among(status, NOT_YET_HANDED), null()), else_=first_pickup.scalar_subquery())
     return (
         first_case.scalar_subquery().label("case_no"),
@@ -206,21 +212,12 @@ def _today_query(dialect: str) -> Any:
     )
 
     def first_today(section: str) -> Any:
-        """The time of the shipment's first ``section`` event if that was within the day, else NULL: its few events
-        are read through its own index. Asked for an event within the day instead, the planner intersects them
-        with every event of the day that ends a parcel (ix_shipment_events_gongshi_ended), a bitmap of hundreds
-        of entries for each row probed."""
-        first = func.min(shipment_events.c.occurred_at)
-        return (
-            select(first)
-            .where(
-                shipment_events.c.shipment_id == shipments.c.id,
-                shipment_events.c.status == constant(section),
-                shipment_events.c.refused.is_(False),
-            )
-            .having((first >= start) & (first < end))
-            .scalar_subquery()
-        )
+        """The time of the shipment's first ``section`` event if that was within the day, else NULL. Asked for an
+        event within the day instead, the planner intersects the shipment's events with every event of the day
+        that ends a parcel (ix_shipment_events_gongshi_ended), a bitmap of hundreds of entries per row probed."""
+        first = first_event(shipments.c.id, section)
+        when = first.selected_columns[0]
+        return first.having((when >= start) & (when < end)).scalar_subquery()
 
     # updated_at is when the shipment last changed, so one that moved today has updated_at today or later, and a
     # parcel picked up or delivered is in one of MOVED_STATUSES: the partial index ix_shipments_department_moved

@@ -114,8 +114,8 @@ def constant(value: str) -> Any:
     return literal_column(f"'{value}'")
 
 
-def status_in_sql(statuses: tuple[str, ...]) -> str:
-    return "status IN (" + ", ".join(f"'{s}'" for s in statuses) + ")"
+def status_in_sql(statuses: tuple[str, ...], *, negated: bool = False) -> str:
+    return f"status {'NOT IN' if negated else 'IN'} (" + ", ".join(f"'{s}'" for s in statuses) + ")"
 
 
 # The applicant is the sender of an intake and the recipient of a delivery; the console finds them by phone or
@@ -131,7 +131,7 @@ APPLICANT_FIELD_SQL: dict[str, str] = {
 # shipment enters them when it moves on (its order placed by the worker, say, or cancelled). The console finds a
 # department's few starting shipments by status (``STARTED_SQL`` is the indexes' condition, word for word).
 STARTING_STATUSES = ("pending", "awaiting_applicant")
-STARTED_SQL = "status NOT IN (" + ", ".join(f"'{s}'" for s in STARTING_STATUSES) + ")"
+STARTED_SQL = status_in_sql(STARTING_STATUSES, negated=True)
 # A parcel that came back or failed and waits for the hall's decision (neither resent nor resolved) is for the
 # console to chase: this expression is its department, NULL for every other shipment. On PostgreSQL the exception
 # queue reads a department's through ix_shipments_undecided rather than every decided return of the department's

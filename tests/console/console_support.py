@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from logistics.accounts import clients
 from logistics.domain.events import apply_event, lock_shipment
@@ -44,3 +44,15 @@ async def move(
                 carrier_text=None,
                 location="郑州市",
             )
+
+
+async def explain(db: Database, statement: str, parameters: Any = None) -> str:
+    """The database's plan for ``statement``; on PostgreSQL with sequential scans priced out (a test's few rows
+    are cheaper to read whole, a real department's are not)."""
+    async with db.write() as conn:
+        if db.is_sqlite:
+            rows = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        else:
+            await conn.execute(text("SET LOCAL enable_seqscan = off"))
+            rows = await conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)
+        return "\n".join(str(r[-1]) for r in rows)

@@ -9,8 +9,8 @@ import asyncio
 from datetime import timedelta
 
 from aiohttp.test_utils import TestClient
-from console_support import CIVIL, MARKET, create, move
-from sqlalchemy import literal_column, select, text
+from console_support import CIVIL, MARKET, create, explain, move
+from sqlalchemy import literal_column, select
 
 from logistics.accounts import clients
 from logistics.console.queries import applicant_field, find
@@ -31,16 +31,11 @@ async def _intake(api: TestClient, hall: clients.Credentials) -> dict[str, objec
 
 
 async def _plan(db: Database, key: str, value: str) -> str:
-    """The database's own account of how it finds shipments by the applicant's ``key`` (on PostgreSQL with
-    sequential scans priced out: a test's few rows are cheaper to read whole, a real department's are not)."""
+    """The database's own account of how it finds started shipments by the applicant's ``key``."""
     query = select(shipments.c.id).where(applicant_field(db.dialect, key) == value, literal_column(STARTED_SQL))
-    async with db.read(snapshot=True) as conn:
-        if not db.is_sqlite:
-            await conn.execute(text("SET LOCAL enable_seqscan = off"))
+    async with db.read() as conn:
         compiled = query.compile(conn.sync_connection, compile_kwargs={"literal_binds": True})
-        explain = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
-        rows = await conn.execute(text(explain + str(compiled)))
-        return "\n".join(str(r[-1]) for r in rows)
+    return await explain(db, str(compiled))
 
 
 async def test_the_applicant_of_a_delivery_and_of_an_intake_is_found_by_phone_and_by_name(

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient
-from console_support import MARKET, TAX, create, move
+from console_support import MARKET, TAX, create, explain, move
 from sqlalchemy import event, text, update
 
 from logistics.accounts import clients
@@ -41,18 +41,6 @@ async def _captured(db: Database, marker: str, call: Awaitable[object]) -> tuple
         event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
     [found] = [c for c in captured if marker in c[0]]
     return found
-
-
-async def _plan(db: Database, statement: str, parameters: object) -> str:
-    """The database's plan for a captured statement; on PostgreSQL with sequential scans priced out (a test's
-    few rows are cheaper to read whole, a real department's are not)."""
-    async with db.write() as conn:
-        if db.is_sqlite:
-            rows = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
-        else:
-            await conn.execute(text("SET LOCAL enable_seqscan = off"))
-            rows = await conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)
-        return "\n".join(str(r[-1]) for r in rows)
 
 
 async def test_a_parcel_is_picked_up_today_only_when_it_was_first_handed_over_today(
@@ -101,7 +89,7 @@ async def test_postgresql_finds_the_undecided_returns_through_their_index(
     async with db.write() as conn:
         await conn.execute(text("ANALYZE shipments"))  # the statistics on the expression, as 0021 leaves them
     statement, parameters = await _captured(db, "find_returned", exceptions.to_chase(db, [MARKET], utcnow(), LIMITS))
-    plan = await _plan(db, statement, parameters)
+    plan = await explain(db, statement, parameters)
     assert "ix_shipments_undecided" in plan, plan
 
 
@@ -125,5 +113,5 @@ async def test_todays_pickups_and_deliveries_are_read_from_what_moved_today(
         )
         await conn.execute(text("ANALYZE sqlite_schema"))  # the planner reads the statistics again
     statement, parameters = await _captured(db, "moved_today", queries.today(db, MARKET, beijing_today(utcnow())))
-    plan = await _plan(db, statement, parameters)
+    plan = await explain(db, statement, parameters)
     assert plan.count("ix_shipments_department_moved") == 2, plan
