@@ -19,10 +19,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, case, func, literal_column, select, union_all
+from sqlalchemy import ColumnElement, bindparam, case, cast, func, literal_column, null, select, union_all
 
 from logistics.console.queries import (
-    LIST_COLUMNS,
     among,
     annotated_row,
     annotations,
@@ -51,6 +50,10 @@ OPEN = among(shipments.c.status, sorted(set(STATUSES) - FINAL))
 # the clerk's departments as the undecided one's department (NULL for the decided, read by ix_shipments_undecided).
 UNDECIDED_DEPARTMENT = literal_column(UNDECIDED_DEPARTMENT_SQL)
 CHASE_LIMIT = 500
+QUEUE_COLUMNS = (
+    "id", "kind", "status", "department", "window", "created_at", "due_by", "overdue_at", "handed_at", "failure_reason",
+    "attempts",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,19 +95,29 @@ ORDERED_BEFORE = bindparam("ordered_before", type_=shipment_events.c.occurred_at
 CREATED_BEFORE = bindparam("created_before", type_=shipments.c.created_at.type)  # now - awaiting_days
 
 
-def _finders(n_departments: int) -> dict[str, ColumnElement[bool]]:
-    """For each rule code: which open shipments of the clerk's ``n_departments`` it catches. Complaints and
-    follow-ups are scoped by their own department column first: a department's few open ones, not every
-    department's, through their partial indexes."""
+@dataclass(frozen=True, slots=True)
+class Finder:
+    """Which of the clerk's shipments one part of the queue catches, and under which rule code (a column: one
+    part may yield two codes); a follow-up's part reads the follow-up with the shipment, its due date along."""
+
+    where: ColumnElement[bool]
+    code: Any
+    follow_up: bool = False
+
+
+def _finders(n_departments: int) -> dict[tuple[str, ...], Finder]:
+    """The queue's parts by the rule codes each yields. Complaints and follow-ups are scoped by their own
+    department column first: a department's few open ones, not every department's, through their partial
+    indexes."""
     today = TODAY
     undecided = in_departments(n_departments, UNDECIDED_DEPARTMENT)
-    return {
-        "overdue": (shipments.c.due_by < today) & OPEN,
+    # Past the deadline or close to it: the department's open shipments with a deadline are read once for both.
+    deadline = case((shipments.c.due_by < today, constant("overdue")), else_=constant("due_soon"))
+    where = {
         "delivery_failed": shipments.c.status == constant("delivery_failed"),
         "returning": (shipments.c.status == constant("returning")) & undecided,
         "returned": (shipments.c.status == constant("returned")) & undecided,
         "failed": (shipments.c.status == constant("failed")) & shipments.c.finished_at.is_not(None) & undecided,
-        "due_soon": (shipments.c.due_by >= today) & (shipments.c.due_by <= WARN_UNTIL) & OPEN,
         # Timed from the order itself (updated_at also moves when, say, a label is stored).
         "not_picked_up": (shipments.c.status == constant("ordered"))
         & probe(
@@ -126,17 +139,15 @@ def _finders(n_departments: int) -> dict[str, ColumnElement[bool]]:
         "label_not_printed": (shipments.c.status == constant("ordered"))
         & shipments.c.waybill_no.is_not(None)
         & shipments.c.label_printed_at.is_(None),
-        # 好差评: a bad rating's follow-up still open, past its due date or not.
-        "follow_up_overdue": _open_follow_up(n_departments, follow_ups.c.due_by < today),
-        "follow_up": _open_follow_up(n_departments, follow_ups.c.due_by >= today),
     }
-
-
-def _open_follow_up(n_departments: int, due: ColumnElement[bool]) -> ColumnElement[bool]:
-    mine = in_departments(n_departments, follow_ups.c.department)
-    return shipments.c.id.in_(
-        select(follow_ups.c.shipment_id).where(mine, follow_ups.c.closed_at.is_(None), due).scalar_subquery()
-    )
+    # 好差评: a bad rating's follow-up still open (one per shipment: one rating each), past its due date or not.
+    follow_up = in_departments(n_departments, follow_ups.c.department) & follow_ups.c.closed_at.is_(None)
+    return {
+        ("overdue", "due_soon"): Finder((shipments.c.due_by <= WARN_UNTIL) & OPEN, deadline),
+        **{(code,): Finder(condition, constant(code)) for code, condition in where.items()},
+        ("follow_up_overdue",): Finder(follow_up & (follow_ups.c.due_by < today), constant("follow_up_overdue"), True),
+        ("follow_up",): Finder(follow_up & (follow_ups.c.due_by >= today), constant("follow_up"), True),
+    }
 
 
 def _why(rule: Rule, row: dict[str, Any], limits: Limits, complaint_count: int, follow_up_due: date | None) -> str:
@@ -156,38 +167,41 @@ def _why(rule: Rule, row: dict[str, Any], limits: Limits, complaint_count: int, 
 def _queue(dialect: str, codes: tuple[str, ...], n_departments: int) -> Any:
     """One round trip: each finder's (ordered, bounded) rows as a part of one UNION ALL, tagged with its code."""
     scope = in_departments(n_departments)
-    # Of the last failure only its reason (the queue's wording): not the whole document, decoded for every row.
-    last_failure_reason = shipments.c.last_failure["reason"].as_string().label("last_failure_reason")
-    columns = (*LIST_COLUMNS, shipments.c.failure_reason, shipments.c.finished_at, last_failure_reason)
-    parts = [
-        select(literal_column(f"'{code}'").label("code"), *columns, shipments.c.attempts)
-        .where(scope, condition)
-        .order_by(by_created(dialect))
-        .limit(CHASE_LIMIT)
-        .subquery(f"find_{code}")
-        for code, condition in _finders(n_departments).items()
-        if code in codes
-    ]
+    # What the queue's page and wording show (a timestamp costs the driver several times a text to decode): of the
+    # last failure only its reason, not the whole document decoded for every row.
+    columns = (
+        *(shipments.c[name] for name in QUEUE_COLUMNS),
+        shipments.c.last_failure["reason"].as_string().label("last_failure_reason"),
+    )
+    no_date = cast(null(), follow_ups.c.due_by.type)
+    parts = []
+    for n, (yields, finder) in enumerate(_finders(n_departments).items()):
+        if not set(yields) <= set(codes):
+            continue
+        part = select(
+            finder.code.label("code"),
+            *columns,
+            (follow_ups.c.due_by if finder.follow_up else no_date).label("follow_up_due"),
+        )
+        if finder.follow_up:
+            part = part.select_from(shipments.join(follow_ups, follow_ups.c.shipment_id == shipments.c.id))
+        parts.append(
+            part.where(scope, finder.where).order_by(by_created(dialect)).limit(CHASE_LIMIT).subquery(f"find_{n}")
+        )
     if not parts:
         return None
     found = union_all(*(select(part) for part in parts)).subquery("chase")
-    # How many complaints wait for an answer, and when the open follow-up is due: only the row that caught the
-    # shipment for that reason says so (a shipment comes once per reason it is caught for).
+    # How many complaints wait for an answer: only the row that caught the shipment for that reason says so (a
+    # shipment comes once per reason it is caught for).
     open_complaints = (
         select(func.count())
         .where(complaints.c.shipment_id == found.c.id, complaints.c.answered_at.is_(None))
         .scalar_subquery()
     )
-    follow_up_due = (
-        select(func.min(follow_ups.c.due_by))
-        .where(follow_ups.c.shipment_id == found.c.id, follow_ups.c.closed_at.is_(None))
-        .scalar_subquery()
-    )
     return select(
         found,
-        *annotations(found.c.id, found.c.status),
+        *annotations(found.c.id),
         case((found.c.code == constant("complaint"), open_complaints)).label("open_complaints"),
-        case((among(found.c.code, ("follow_up", "follow_up_overdue")), follow_up_due)).label("follow_up_due"),
     )
 
 

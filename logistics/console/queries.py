@@ -19,11 +19,8 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
-    case,
-    cast,
     func,
     literal_column,
-    null,
     or_,
     select,
     union_all,
@@ -54,7 +51,8 @@ TODAY_SECTIONS = ("created", "waiting", "picked_up", "delivered")
 LIST_LIMIT = 200
 FIND_LIMIT = 50
 
-# The columns a list row needs: no party data, so a list is not a view of personal data.
+# The columns a list row shows: no party data, so a list is not a view of personal data (and few timestamps: the
+# driver decodes one for the cost of several texts).
 LIST_COLUMNS = (
     shipments.c.id,
     shipments.c.kind,
@@ -64,10 +62,9 @@ LIST_COLUMNS = (
     shipments.c.tracking_code,
     shipments.c.waybill_no,
     shipments.c.created_at,
-    shipments.c.updated_at,
     shipments.c.due_by,
     shipments.c.overdue_at,
-    shipments.c.label_printed_at,
+    shipments.c.handed_at,
 )
 
 
@@ -132,7 +129,7 @@ def ids_in(column: Any, dialect: str) -> Any:
 
 def first_event(sid: Any, status: str) -> Select[Any]:
     """When the shipment ``sid`` first took ``status`` (its refused events aside): its few events, read through
-    its own index. For ``picked_up``, the hand-over time the lists show."""
+    its own index."""
     return select(func.min(shipment_events.c.occurred_at)).where(
         shipment_events.c.shipment_id == sid,
         shipment_events.c.status == constant(status),
@@ -140,27 +137,19 @@ def first_event(sid: Any, status: str) -> Select[Any]:
     )
 
 
-# Statuses a shipment holds only before its first pickup (forward-only: once picked up it never returns to them),
-# so a row in one has no hand-over time to look up.
-NOT_YET_HANDED = ("awaiting_applicant", "pending", "ordered")
-
-
-def annotations(sid: Any, status: Any, handed: Any = None) -> tuple[Any, ...]:
-    """The columns ``annotate`` adds, as correlated subqueries on a list statement's shipment id ``sid`` (and its
-    ``status``): a page's rows come annotated in its one round trip (each an index probe per row listed). A row
-    whose hand-over time the statement read already (column ``handed``, NULL where it did not) keeps it."""
+def annotations(sid: Any) -> tuple[Any, ...]:
+    """The columns ``annotate`` adds (the first case's number and item), as correlated subqueries on a list
+    statement's shipment id ``sid``: a page's rows come annotated in its one round trip (an index probe per row
+    listed)."""
     first_case = (
         select(shipment_cases.c.case_no)
         .where(shipment_cases.c.shipment_id == sid)
         .order_by(shipment_cases.c.position)
         .limit(1)
     )
-    first_pickup = first_event(sid, "picked_up")
-    looked_up = case((among(status, NOT_YET_HANDED), null()), else_=first_pickup.scalar_subquery())
     return (
         first_case.scalar_subquery().label("case_no"),
         first_case.with_only_columns(shipment_cases.c.item_name).scalar_subquery().label("item_name"),
-        (looked_up if handed is None else func.coalesce(handed, looked_up)).label("handed_at"),
     )
 
 
@@ -180,22 +169,19 @@ def annotated_row(row: dict[str, Any]) -> dict[str, Any]:
 @cache
 def _annotations_by_id(dialect: str) -> Any:
     """``annotations`` for a bound list of shipment ids (parameter ``ids``)."""
-    listed = annotations(shipments.c.id, shipments.c.status)
-    return select(shipments.c.id, *listed).where(ids_in(shipments.c.id, dialect))
+    return select(shipments.c.id, *annotations(shipments.c.id)).where(ids_in(shipments.c.id, dialect))
 
 
 async def annotate(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Add to list rows their first case (number, item) and when the parcel was handed to the post (its first
-    ``picked_up`` event; once the proof of service exists this is its ``handed_to_post_at``): for rows read
-    without ``annotations``."""
+    """Add to list rows their first case (number and item): for rows read without ``annotations``."""
     ids = sorted({r["id"] for r in rows})
     found: dict[str, dict[str, Any]] = {}
     if ids:
         for r in dicts(await conn.execute(_annotations_by_id(conn.dialect.name), {"ids": ids})):
             found[r["id"]] = annotated_row(r)
     for row in rows:
-        extra = found.get(row["id"], {"case_no": "—", "item_name": "—", "handed_at": None})
-        row["case_no"], row["item_name"], row["handed_at"] = extra["case_no"], extra["item_name"], extra["handed_at"]
+        extra = found.get(row["id"], {"case_no": "—", "item_name": "—"})
+        row["case_no"], row["item_name"] = extra["case_no"], extra["item_name"]
     return rows
 
 
@@ -211,56 +197,39 @@ def _today_query(dialect: str) -> Any:
         for name in ("start", "end")
     )
 
-    def first_today(section: str) -> Any:
-        """The time of the shipment's first ``section`` event if that was within the day, else NULL. Asked for an
-        event within the day instead, the planner intersects the shipment's events with every event of the day
-        that ends a parcel (ix_shipment_events_gongshi_ended), a bitmap of hundreds of entries per row probed."""
-        first = first_event(shipments.c.id, section)
+    def delivered_today() -> Any:
+        """Whether the shipment's first ``delivered`` event was within the day. Asked for any such event within
+        the day instead, the planner intersects the shipment's events with every event of the day that ends a
+        parcel (ix_shipment_events_gongshi_ended), a bitmap of hundreds of entries per row probed."""
+        first = first_event(shipments.c.id, "delivered")
         when = first.selected_columns[0]
-        return first.having((when >= start) & (when < end)).scalar_subquery()
+        return first.having((when >= start) & (when < end)).scalar_subquery().is_not(None)
 
     # updated_at is when the shipment last changed, so one that moved today has updated_at today or later, and a
     # parcel picked up or delivered is in one of MOVED_STATUSES: the partial index ix_shipments_department_moved
-    # (whose condition is repeated word for word) yields those rows, each probed for its event.
+    # (whose condition is repeated word for word) yields those rows.
     moved_today = (mine, literal_column(status_in_sql(MOVED_STATUSES)), shipments.c.updated_at >= start)
-    no_time = cast(null(), shipments.c.created_at.type).label("handed_at")
 
     def section(name: str, *where: Any) -> Any:
         order = shipments.c.created_at if name == "created" else by_created(dialect)
         return (
-            select(literal_column(f"'{name}'").label("section"), *LIST_COLUMNS, no_time)
+            select(literal_column(f"'{name}'").label("section"), *LIST_COLUMNS)
             .where(*where)
             .order_by(order.desc())
             .limit(LIST_LIMIT)
         )
 
-    # Picked up today: the first pickup's time is the row's hand-over time too, read once per row (the OFFSET
-    # keeps the database from repeating the probe in the filter above it).
-    probed = select(*LIST_COLUMNS, first_today("picked_up").label("handed_at")).where(*moved_today).offset(0)
-    probed_rows = probed.subquery("moved_today")
-    picked_up = (
-        select(literal_column("'picked_up'").label("section"), probed_rows)
-        .where(probed_rows.c.handed_at.is_not(None))
-        .order_by(probed_rows.c.created_at.desc())
-        .limit(LIST_LIMIT)
-    )
     parts = [
         section("created", mine, *created_between(start, end)),
         section("waiting", mine, among(shipments.c.status, WAITING_FOR_COURIER)),
-        picked_up,
-        # A parcel delivered stays delivered (a final status), so only those are probed: not the day's other
-        # moved parcels, several times as many.
-        section(
-            "delivered",
-            *moved_today,
-            unindexed_status(dialect) == constant("delivered"),
-            first_today("delivered").is_not(None),
-        ),
+        section("picked_up", *moved_today, shipments.c.handed_at >= start, shipments.c.handed_at < end),
+        # A parcel delivered stays delivered (a final status), so only those are probed for their event: not the
+        # day's other moved parcels, several times as many.
+        section("delivered", *moved_today, unindexed_status(dialect) == constant("delivered"), delivered_today()),
     ]
     # One round trip: each section's (ordered, bounded) rows as a part of one UNION ALL, tagged with its name.
     listed = union_all(*(select(part.subquery()) for part in parts)).subquery("today")
-    columns = [c for c in listed.c if c.key != "handed_at"]
-    return select(*columns, *annotations(listed.c.id, listed.c.status, listed.c.handed_at))
+    return select(listed, *annotations(listed.c.id))
 
 
 async def today(db: Database, department: str, day: date) -> dict[str, WindowDay]:

@@ -225,6 +225,9 @@ class Shipment(SQLModel, table=True):
     purged_at: datetime | None = _ts(nullable=True)
     # First time a label was printed; reused so a label's bytes and content hash stay stable across renders.
     label_printed_at: datetime | None = _ts(nullable=True)
+    # When the parcel was handed to the post: the time of its first pickup event not refused (0023). Kept on the
+    # row by whoever records a pickup, so a list shows it without reading each shipment's events.
+    handed_at: datetime | None = _ts(nullable=True)
     # The applicant's choice link (applicant_choice): only the SHA-256 of its random token is kept. These live on
     # the shipment so the link is written in the create transaction (the group commit inserts shipment rows).
     applicant_token_hash: str | None = Field(default=None, max_length=64)

@@ -138,6 +138,7 @@ STARTS_NULL = (
     "finished_at",
     "purged_at",
     "label_printed_at",
+    "handed_at",  # the first pickup sets it
     "applicant_used_at",
     "applicant_expiry_notified_at",
     "overdue_at",

@@ -88,7 +88,7 @@ async def test_postgresql_finds_the_undecided_returns_through_their_index(
         )
     async with db.write() as conn:
         await conn.execute(text("ANALYZE shipments"))  # the statistics on the expression, as 0021 leaves them
-    statement, parameters = await _captured(db, "find_returned", exceptions.to_chase(db, [MARKET], utcnow(), LIMITS))
+    statement, parameters = await _captured(db, "AS chase", exceptions.to_chase(db, [MARKET], utcnow(), LIMITS))
     plan = await explain(db, statement, parameters)
     assert "ix_shipments_undecided" in plan, plan
 
@@ -112,6 +112,6 @@ async def test_todays_pickups_and_deliveries_are_read_from_what_moved_today(
             )
         )
         await conn.execute(text("ANALYZE sqlite_schema"))  # the planner reads the statistics again
-    statement, parameters = await _captured(db, "moved_today", queries.today(db, MARKET, beijing_today(utcnow())))
+    statement, parameters = await _captured(db, "AS today", queries.today(db, MARKET, beijing_today(utcnow())))
     plan = await explain(db, statement, parameters)
     assert plan.count("ix_shipments_department_moved") == 2, plan

@@ -40,16 +40,11 @@ async def test_today_counts_and_lists_a_departments_parcels_by_window(
     delivered = await create(api, hall, window="综合受理5号窗口")
     yesterday = await create(api, hall, window="综合受理5号窗口")
     elsewhere = await create(api, hall, department=CIVIL)
-    await move(db, picked["id"], "ordered", "picked_up", waybill="1295780512505")
+    handed = datetime.combine(beijing_today(utcnow()), time(9, 15), tzinfo=BEIJING)
+    await move(db, picked["id"], "ordered", waybill="1295780512505")
+    await move(db, picked["id"], "picked_up", occurred_at=handed)
     await move(db, delivered["id"], "ordered", "picked_up", "in_transit", "out_for_delivery", "delivered")
     await set_columns(db, yesterday["id"], created_at=utcnow() - timedelta(days=1, hours=1))
-    handed = datetime.combine(beijing_today(utcnow()), time(9, 15), tzinfo=BEIJING)
-    async with db.write() as conn:
-        await conn.execute(
-            update(shipment_events)
-            .where(shipment_events.c.shipment_id == picked["id"], shipment_events.c.status == "picked_up")
-            .values(occurred_at=handed)
-        )
     await sign_in(api, clerk.token)
     page = await (await api.get("/console/today", params={"department": MARKET})).text()
     assert [count(page, s) for s in ("created", "waiting", "picked_up", "delivered")] == [3, 2, 2, 1]
