@@ -36,7 +36,7 @@ from logistics.api.errors import (
 from logistics.api.schemas import Instant, Strict, clean_text
 from logistics.api.shipments import json_response, read_json
 from logistics.domain import manifests
-from logistics.domain.events import apply_event, counted_attempt, handed, lock_shipment
+from logistics.domain.events import apply_event, counted_attempt, lock_shipment
 from logistics.domain.ids import _TRACKING_ALPHABET
 from logistics.domain.proof import STAFF_CODE_MARK
 from logistics.domain.statuses import FINAL, RANK, may_move
@@ -366,7 +366,7 @@ async def _record_history(
     await conn.execute(
         insert(shipment_events).values(shipment_id=row["id"], sequence=sequence, recorded_at=now, **columns)
     )
-    values: dict[str, Any] = {"last_sequence": sequence, "updated_at": now, **handed(row, event)}
+    values: dict[str, Any] = {"last_sequence": sequence, "updated_at": now}
     if event.get("attempt"):  # a failed attempt counts, whenever it is reported
         values.update(counted_attempt(row, event["attempt"], event))
     await conn.execute(update(shipments).where(shipments.c.id == row["id"]).values(**values))

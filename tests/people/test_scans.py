@@ -21,7 +21,7 @@ from people_support import (
 from sqlalchemy import select
 
 from logistics.accounts import clients, staff
-from logistics.domain.tables import verification_guards, webhook_deliveries
+from logistics.domain.tables import shipments, verification_guards, webhook_deliveries
 from logistics.storage.db import Database
 
 from support import auth
@@ -287,6 +287,18 @@ async def test_a_late_offline_scan_is_placed_by_its_scan_time_and_moves_nothing_
     event = (await events_of(db, shipment["id"]))[-1]
     assert event["status"] == "picked_up"
     assert event["occurred_at"].isoformat()[:19] == late["scanned_at"][:19]
+
+
+async def test_a_late_offline_pickup_scan_becomes_the_hand_over_time(
+    api: TestClient, db: Database, hall: clients.Credentials, courier: staff.NewStaff
+) -> None:
+    shipment = await ordered(api, db, hall)
+    await advance(db, shipment["id"], "picked_up", "in_transit")
+    late = scan(shipment["tracking_code"], "pickup", ago=timedelta(hours=3))
+    await post(api, courier, late)
+    async with db.read() as conn:
+        handed = (await conn.execute(select(shipments.c.handed_at).where(shipments.c.id == shipment["id"]))).scalar()
+    assert handed is not None and handed.isoformat()[:19] == late["scanned_at"][:19]
 
 
 async def test_a_late_failed_attempt_does_not_undo_a_later_delivery_run(
