@@ -253,7 +253,9 @@ async def today_on(conn: Any, department: str, day: date) -> dict[str, WindowDay
         rows.sort(key=lambda row: row["created_at"], reverse=True)
     for section, rows in found.items():
         for row in rows:
-            windows.setdefault(row["window"], WindowDay(row["window"])).sections[section].append(row)
+            if row["window"] not in windows:
+                windows[row["window"]] = WindowDay(row["window"])
+            windows[row["window"]].sections[section].append(row)
     return dict(sorted(windows.items()))
 
 
