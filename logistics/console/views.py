@@ -203,18 +203,24 @@ async def sign_out(request: web.Request, session: Session) -> web.Response:
 
 
 def _status_badge(row: Mapping[str, Any]) -> str:
-    cls = "bad" if row["status"] in ("delivery_failed", "failed") else ""
-    text = status_text(row["status"], row["kind"])
-    return f'<span class="badge {cls}">{esc(text)}</span>'
+    return _badge(row["status"], row["kind"])
+
+
+@cache
+def _badge(status: str, kind: str) -> str:
+    """A status's badge, written once per status and kind (a list page shows hundreds)."""
+    cls = "bad" if status in ("delivery_failed", "failed") else ""
+    return f'<span class="badge {cls}">{esc(status_text(status, kind))}</span>'
 
 
 def _due(row: Mapping[str, Any]) -> str:
     due = row.get("due_by")
     if due is None:
         return "—"
+    # A date's or a time's digits (as isoformat and beijing write them) have nothing to escape: list rows skip it.
     if row.get("overdue_at") is not None:
-        return f'{esc(due.isoformat())} <span class="badge bad">已超期</span>'
-    return esc(due.isoformat())
+        return f'{due.isoformat()} <span class="badge bad">已超期</span>'
+    return due.isoformat()
 
 
 def head(*columns: str) -> str:
@@ -245,7 +251,7 @@ def shipment_table(rows: list[dict[str, Any]], *, table_id: str, select_form: st
         + f'<td><a href="/console/shipments/{esc(r["id"])}">{esc(r["case_no"])}</a></td>'
         f"<td>{esc(r['item_name'])}</td><td>{esc(r['window'])}</td><td>{_status_badge(r)}</td>"
         f"<td>{esc(r['waybill_no'] or '—')}</td><td>{esc(r['tracking_code'])}</td>"
-        f"<td>{esc(beijing(r['created_at']))}</td><td>{esc(beijing(r['handed_at']))}</td><td>{_due(r)}</td></tr>"
+        f"<td>{beijing(r['created_at'])}</td><td>{beijing(r['handed_at'])}</td><td>{_due(r)}</td></tr>"
         for r in rows
     )
     return f'<table id="{esc(table_id)}">{columns}{body}</table>'
@@ -542,7 +548,7 @@ async def exceptions_page(request: web.Request) -> web.Response:
         f'<span class="muted">{esc(c.shipment["department"])} · {esc(c.shipment["window"])}</span></td>'
         f"<td>{_status_badge(c.shipment)}</td><td>{esc(c.why)}"
         + "".join(f'<br><span class="muted">另：{esc(a)}</span>' for a in c.also)
-        + f"</td><td>{esc(c.rule.next_step)}</td><td>{esc(beijing(c.shipment['handed_at']))}</td>"
+        + f"</td><td>{esc(c.rule.next_step)}</td><td>{beijing(c.shipment['handed_at'])}</td>"
         f"<td>{_due(c.shipment)}</td></tr>"
         for c in chases
     )
