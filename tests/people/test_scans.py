@@ -274,13 +274,22 @@ async def test_a_failed_attempt_is_recorded_with_its_reason(
     assert await status_of(db, shipment["id"]) == "delivery_failed"
 
 
-async def test_a_late_offline_scan_is_placed_by_its_scan_time_and_moves_nothing_back(
+async def _late_pickup(
     api: TestClient, db: Database, hall: clients.Credentials, courier: staff.NewStaff
-) -> None:
+) -> tuple[dict[str, Any], dict[str, Any], int, dict[str, Any]]:
+    """A parcel in transit, and a pickup scan made offline three hours ago sent now: the shipment, the scan, and
+    the answer's status and body."""
     shipment = await ordered(api, db, hall)
     await advance(db, shipment["id"], "picked_up", "in_transit")
     late = scan(shipment["tracking_code"], "pickup", ago=timedelta(hours=3))
     status, body = await post(api, courier, late)
+    return shipment, late, status, body
+
+
+async def test_a_late_offline_scan_is_placed_by_its_scan_time_and_moves_nothing_back(
+    api: TestClient, db: Database, hall: clients.Credentials, courier: staff.NewStaff
+) -> None:
+    shipment, late, status, body = await _late_pickup(api, db, hall, courier)
     assert status == 200
     assert body["result"] == "recorded_late"
     assert await status_of(db, shipment["id"]) == "in_transit"
@@ -292,10 +301,7 @@ async def test_a_late_offline_scan_is_placed_by_its_scan_time_and_moves_nothing_
 async def test_a_late_offline_pickup_scan_becomes_the_hand_over_time(
     api: TestClient, db: Database, hall: clients.Credentials, courier: staff.NewStaff
 ) -> None:
-    shipment = await ordered(api, db, hall)
-    await advance(db, shipment["id"], "picked_up", "in_transit")
-    late = scan(shipment["tracking_code"], "pickup", ago=timedelta(hours=3))
-    await post(api, courier, late)
+    shipment, late, _, _ = await _late_pickup(api, db, hall, courier)
     async with db.read() as conn:
         handed = (await conn.execute(select(shipments.c.handed_at).where(shipments.c.id == shipment["id"]))).scalar()
     assert handed is not None and handed.isoformat()[:19] == late["scanned_at"][:19]
