@@ -24,12 +24,12 @@ from sqlalchemy import ColumnElement, bindparam, case, cast, func, literal_colum
 from logistics.console.queries import (
     among,
     annotated_row,
-    annotations,
     by_created,
     department_params,
     dicts,
     in_departments,
     probe,
+    with_first_case,
 )
 from logistics.domain.deadlines import beijing_today
 from logistics.domain.statuses import FINAL, STATUSES
@@ -198,11 +198,8 @@ def _queue(dialect: str, codes: tuple[str, ...], n_departments: int) -> Any:
         .where(complaints.c.shipment_id == found.c.id, complaints.c.answered_at.is_(None))
         .scalar_subquery()
     )
-    return select(
-        found,
-        *annotations(found.c.id),
-        case((found.c.code == constant("complaint"), open_complaints)).label("open_complaints"),
-    )
+    counted = case((found.c.code == constant("complaint"), open_complaints)).label("open_complaints")
+    return with_first_case(found, dialect).add_columns(counted)
 
 
 async def to_chase(db: Database, departments: Sequence[str], now: datetime, limits: Limits) -> list[Chase]:
