@@ -172,7 +172,7 @@ def annotated_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @cache
-def _annotations_by_id(dialect: str) -> Any:
+def _first_cases_by_id(dialect: str) -> Any:
     """The first cases of a bound list of shipment ids (parameter ``ids``)."""
     return with_first_case(select(shipments.c.id).where(ids_in(shipments.c.id, dialect)).subquery("listed"), dialect)
 
@@ -182,7 +182,7 @@ async def annotate(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]
     ids = sorted({r["id"] for r in rows})
     found: dict[str, dict[str, Any]] = {}
     if ids:
-        for r in dicts(await conn.execute(_annotations_by_id(conn.dialect.name), {"ids": ids})):
+        for r in dicts(await conn.execute(_first_cases_by_id(conn.dialect.name), {"ids": ids})):
             found[r["id"]] = annotated_row(r)
     for row in rows:
         extra = found.get(row["id"], {"case_no": "—", "item_name": "—"})
