@@ -4,12 +4,14 @@ time: two real `logistics api` processes on one database and one Redis, each wit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,17 +26,20 @@ CACHE_SECONDS = "3600"  # far longer than any test: only the announcement can en
 ATTEMPTS = 200  # requests to each process before giving up on seeing the revocation
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports: each socket stays bound until all are chosen, so two processes never share one."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
 
 
 class ApiProcess:
     """`logistics api` on a free port; ready once it logs that it listens for revocations."""
 
-    def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], port: int) -> None:
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "logistics", "api"],
@@ -44,6 +49,7 @@ class ApiProcess:
             text=True,
         )
         self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
         assert self.proc.stderr is not None
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -53,10 +59,20 @@ class ApiProcess:
             self.lines.put(line)
 
     def wait_for(self, text: str, timeout: float = 60) -> None:
-        while True:
-            line = self.lines.get(timeout=timeout)
+        """Until the process logs ``text``; a process that exits or stays silent fails with what it said."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                if self.proc.poll() is not None and self.lines.empty():
+                    break
+                continue
+            self.seen.append(line)
             if text in line:
                 return
+        said = "".join(self.seen[-20:])
+        pytest.fail(f"`logistics api` never logged {text} (exit code {self.proc.poll()}); it said:\n{said}")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -83,7 +99,7 @@ def service_env(tmp_path: Path, database_url: str, redis_url: str) -> dict[str, 
 
 @pytest.fixture
 async def two_apis(service_env: dict[str, str], db: Database) -> AsyncIterator[list[ApiProcess]]:
-    apis = [ApiProcess(service_env), ApiProcess(service_env)]
+    apis = [ApiProcess(service_env, port) for port in free_ports(2)]
     try:
         for api in apis:
             await asyncio.to_thread(api.wait_for, "revocation_listener_subscribed")
