@@ -423,6 +423,7 @@ class Generator:
             "purged_at": None,
             "label_printed_at": printed,
             "handed_at": next((e.at for e in happened if e.status == "picked_up"), None),
+            "delivered_at": next((e.at for e in happened if e.status == "delivered"), None),
             "applicant_token_hash": None,
             "applicant_expires_at": None,
             "applicant_used_at": None,

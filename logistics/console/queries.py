@@ -19,7 +19,6 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
-    func,
     literal_column,
     or_,
     select,
@@ -128,16 +127,6 @@ def ids_in(column: Any, dialect: str) -> Any:
     return column.in_(bindparam("ids", expanding=True))
 
 
-def first_event(sid: Any, status: str) -> Select[Any]:
-    """When the shipment ``sid`` first took ``status`` (its refused events aside): its few events, read through
-    its own index."""
-    return select(func.min(shipment_events.c.occurred_at)).where(
-        shipment_events.c.shipment_id == sid,
-        shipment_events.c.status == constant(status),
-        shipment_events.c.refused.is_(False),
-    )
-
-
 def with_first_case(listed: Any, dialect: str) -> Select[Any]:
     """``listed``'s rows (a subquery with an ``id``) and their first case's number and item (``case_no``,
     ``item_name``; NULL for a shipment without cases), in the page's one round trip. On PostgreSQL one lateral
@@ -202,14 +191,6 @@ def _today_query(dialect: str) -> Any:
         for name in ("start", "end")
     )
 
-    def delivered_today() -> Any:
-        """Whether the shipment's first ``delivered`` event was within the day. Asked for any such event within
-        the day instead, the planner intersects the shipment's events with every event of the day that ends a
-        parcel (ix_shipment_events_gongshi_ended), a bitmap of hundreds of entries per row probed."""
-        first = first_event(shipments.c.id, "delivered")
-        when = first.selected_columns[0]
-        return first.having((when >= start) & (when < end)).scalar_subquery().is_not(None)
-
     # updated_at is when the shipment last changed, so one that moved today has updated_at today or later, and a
     # parcel picked up or delivered is in one of MOVED_STATUSES: the partial index ix_shipments_department_moved
     # (whose condition is repeated word for word) yields those rows.
@@ -228,9 +209,13 @@ def _today_query(dialect: str) -> Any:
         section("created", mine, *created_between(start, end)),
         section("waiting", mine, among(shipments.c.status, WAITING_FOR_COURIER)),
         section("picked_up", *moved_today, shipments.c.handed_at >= start, shipments.c.handed_at < end),
-        # A parcel delivered stays delivered (a final status), so only those are probed for their event: not the
-        # day's other moved parcels, several times as many.
-        section("delivered", *moved_today, unindexed_status(dialect) == constant("delivered"), delivered_today()),
+        section(
+            "delivered",
+            *moved_today,
+            unindexed_status(dialect) == constant("delivered"),
+            shipments.c.delivered_at >= start,
+            shipments.c.delivered_at < end,
+        ),
     ]
     # One round trip: each section's (ordered, bounded) rows as a part of one UNION ALL, tagged with its name.
     listed = union_all(*(select(part.subquery()) for part in parts)).subquery("today")

@@ -223,38 +223,47 @@ def _due(row: Mapping[str, Any]) -> str:
     return due.isoformat()
 
 
+@cache
 def head(*columns: str) -> str:
+    """A table's header row (fixed wording: written once per set of columns)."""
     return "<tr>" + "".join(f"<th>{esc(c)}</th>" for c in columns) + "</tr>"
 
 
-def select_cell(row: Mapping[str, Any], form: str) -> str:
-    """A row's checkbox for the print form ``form`` (console/printing.py); a parcel without a waybill has no
-    label yet and says so instead."""
+def select_cell(row: Mapping[str, Any], form: str, case_no: str) -> str:
+    """A row's checkbox for the print form ``form`` (console/printing.py), labelled with its escaped ``case_no``;
+    a parcel without a waybill has no label yet and says so instead."""
     if not row.get("waybill_no"):
         return '<td><span class="badge warn" title="尚无运单号，暂不能打印面单">未出单</span></td>'
-    return (
-        f'<td><input type="checkbox" name="id" value="{esc(row["id"])}" form="{esc(form)}"'
-        f' aria-label="选择 {esc(row["case_no"])}"></td>'
-    )
+    return f'<td><input type="checkbox" name="id" value="{row["id"]}" form="{form}" aria-label="选择 {case_no}"></td>'
 
 
-def shipment_table(rows: list[dict[str, Any]], *, table_id: str, select_form: str = "") -> str:
+def shipment_table(rows: list[dict[str, Any]], *, table_id: str, select_form: str = "", window: bool = True) -> str:
+    """A list of shipments; ``window=False`` leaves out the window's column, for rows shown under its heading."""
     if not rows:
         return f'<p class="muted" id="{esc(table_id)}">暂无</p>'
     columns = head(
         *(("选择",) if select_form else ()),
-        *("办件编号", "事项", "窗口", "状态", "运单号", "跟踪码", "创建时间", "交寄时间", "送达期限"),
+        *("办件编号", "事项"),
+        *(("窗口",) if window else ()),
+        *("状态", "运单号", "跟踪码", "创建时间", "交寄时间", "送达期限"),
     )
-    body = "".join(
-        "<tr>"
-        + (select_cell(r, select_form) if select_form else "")
-        + f'<td><a href="/console/shipments/{esc(r["id"])}">{esc(r["case_no"])}</a></td>'
-        f"<td>{esc(r['item_name'])}</td><td>{esc(r['window'])}</td><td>{_status_badge(r)}</td>"
-        f"<td>{esc(r['waybill_no'] or '—')}</td><td>{esc(r['tracking_code'])}</td>"
-        f"<td>{beijing(r['created_at'])}</td><td>{beijing(r['handed_at'])}</td><td>{_due(r)}</td></tr>"
-        for r in rows
-    )
+    body = "".join(_list_row(r, select_form, window) for r in rows)
     return f'<table id="{esc(table_id)}">{columns}{body}</table>'
+
+
+def _list_row(r: Mapping[str, Any], select_form: str, window: bool) -> str:
+    # A list page writes hundreds of rows: only the free text is escaped. Shipment ids and tracking codes are ours
+    # (letters and digits), dates and times digits, badges and the form's name fixed.
+    case_no = esc(r["case_no"])
+    return (
+        "<tr>"
+        + (select_cell(r, select_form, case_no) if select_form else "")
+        + f'<td><a href="/console/shipments/{r["id"]}">{case_no}</a></td><td>{esc(r["item_name"])}</td>'
+        + (f"<td>{esc(r['window'])}</td>" if window else "")
+        + f"<td>{_badge(r['status'], r['kind'])}</td><td>{esc(r['waybill_no']) if r['waybill_no'] else '—'}</td>"
+        f"<td>{r['tracking_code']}</td><td>{beijing(r['created_at'])}</td><td>{beijing(r['handed_at'])}</td>"
+        f"<td>{_due(r)}</td></tr>"
+    )
 
 
 def _department_tabs(session: Session, chosen: str, path: str) -> str:
@@ -284,7 +293,12 @@ async def today_page(request: web.Request) -> web.Response:
         summary = " · ".join(f"{SECTION_TEXT[s]} {len(wd.sections[s])}" for s in queries.TODAY_SECTIONS)
         tables = "".join(
             f"<h2>{esc(SECTION_TEXT[s])}（{len(wd.sections[s])}）</h2>"
-            + shipment_table(wd.sections[s], table_id=f"w{n}-{s}", select_form="print-form" if s == "waiting" else "")
+            + shipment_table(
+                wd.sections[s],
+                table_id=f"w{n}-{s}",
+                select_form="print-form" if s == "waiting" else "",
+                window=False,  # the window's heading is above
+            )
             for s in queries.TODAY_SECTIONS
             if wd.sections[s]
         )

@@ -162,7 +162,7 @@ async def apply_event(
         event["refused"] = await _contradicts(conn, shipment["id"], previous, event["occurred_at"])
     await conn.execute(_INSERT_EVENT, event)
     values: dict[str, Any] = {"last_sequence": sequence, "updated_at": now, **(updates or {})}
-    values.update(handed(shipment, event))
+    values.update(first_times(shipment, event))
     extra: dict[str, Any] | None = None
     if attempt is not None and not event["refused"]:
         values.update(counted_attempt(shipment, attempt, event))
@@ -186,13 +186,19 @@ async def apply_event(
     return Applied(sequence, status, changed, previous, shipment)
 
 
-def handed(shipment: Mapping[str, Any], event: Mapping[str, Any]) -> dict[str, Any]:
-    """The shipment's hand-over time after recording ``event``: a pickup not refused that is earlier than the one
-    known (pushes and late scans arrive out of order) becomes it."""
-    if event["status"] != "picked_up" or event.get("refused"):
+# The first time a shipment took these statuses (its refused events aside), kept on its row: the console's lists
+# show and filter on them without reading each shipment's events.
+FIRST_TIMES = {"picked_up": "handed_at", "delivered": "delivered_at"}
+
+
+def first_times(shipment: Mapping[str, Any], event: Mapping[str, Any]) -> dict[str, Any]:
+    """The shipment's kept first times after recording ``event``: a pickup or delivery not refused that is
+    earlier than the one known (pushes and late scans arrive out of order) becomes it."""
+    column = FIRST_TIMES.get(event["status"])
+    if column is None or event.get("refused"):
         return {}
-    at, known = _utc(event["occurred_at"]), shipment.get("handed_at")
-    return {} if known is not None and known <= at else {"handed_at": at}
+    at, known = _utc(event["occurred_at"]), shipment.get(column)
+    return {} if known is not None and known <= at else {column: at}
 
 
 def counted_attempt(shipment: Mapping[str, Any], stage: str, event: Mapping[str, Any]) -> dict[str, Any]:

@@ -43,10 +43,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        # asyncpg decodes every timestamptz to an aware UTC datetime already: no Python call per value read (a
+        # console list reads hundreds per page).
+        if dialect.driver == "asyncpg":
+            return None
+        return super().result_processor(dialect, coltype)
+
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is UTC:  # as asyncpg gives them
+        if value.tzinfo is UTC:
             return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
@@ -228,6 +235,8 @@ class Shipment(SQLModel, table=True):
     # When the parcel was handed to the post: the time of its first pickup event not refused (0023). Kept on the
     # row by whoever records a pickup, so a list shows it without reading each shipment's events.
     handed_at: datetime | None = _ts(nullable=True)
+    # When it was delivered: the time of its first delivery event not refused (0024), kept the same way.
+    delivered_at: datetime | None = _ts(nullable=True)
     # The applicant's choice link (applicant_choice): only the SHA-256 of its random token is kept. These live on
     # the shipment so the link is written in the create transaction (the group commit inserts shipment rows).
     applicant_token_hash: str | None = Field(default=None, max_length=64)

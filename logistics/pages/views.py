@@ -149,9 +149,16 @@ def refuse_cross_origin(request: web.Request) -> web.Response | None:
     return message_page("无法提交", "此表单只能在本站页面上提交，请打开本站页面后重新填写。", status=403)
 
 
+_BEIJING_OFFSET = timedelta(hours=8)  # China keeps UTC+8 all year
+
+
 def beijing(value: datetime | None) -> str:
-    """``YYYY-MM-DD HH:MM`` in Beijing time (isoformat: a list page writes hundreds, strftime costs twice as much)."""
-    return value.astimezone(BEIJING).isoformat(" ", "minutes")[:16] if value is not None else "—"
+    """``YYYY-MM-DD HH:MM`` in Beijing time. A list page writes hundreds: a stored (UTC) time is moved by the
+    fixed offset and its fields written out, a third cheaper than ``astimezone`` and ``isoformat``."""
+    if value is None:
+        return "—"
+    t = value + _BEIJING_OFFSET if value.tzinfo is UTC else value.astimezone(BEIJING)
+    return f"{t.year:04}-{t.month:02}-{t.day:02} {t.hour:02}:{t.minute:02}"
 
 
 def wants_json(request: web.Request) -> bool:

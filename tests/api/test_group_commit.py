@@ -139,6 +139,7 @@ STARTS_NULL = (
     "purged_at",
     "label_printed_at",
     "handed_at",  # the first pickup sets it
+    "delivered_at",  # the first delivery sets it
     "applicant_used_at",
     "applicant_expiry_notified_at",
     "overdue_at",

@@ -216,3 +216,19 @@ async def test_no_personal_data_reaches_the_application_log(
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     for secret in (APPLICANT["phone"], APPLICANT["name"], APPLICANT["address"], clerk.token):
         assert secret not in logged
+
+
+async def test_a_clients_free_text_is_shown_escaped_in_the_lists(
+    api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
+) -> None:
+    hostile = {"case_no": "410106-2026-<u>00391</u>", "item_name": '<img src=x onerror="alert(1)">食品经营许可证核发'}
+    made = await create(api, hall, cases=[hostile], window="综合受理<s>3</s>号窗口")
+    await move(db, made["id"], "ordered", waybill="1151263812390")  # waiting for the courier: today's list
+    await sign_in(api, clerk.token)
+    today = await (await api.get("/console/today")).text()
+    found = await (await api.get("/console/find", params={"q": "1151263812390"})).text()
+    for page in (today, found):
+        assert "<u>" not in page and "<img" not in page and "<s>" not in page
+        assert "410106-2026-&lt;u&gt;00391&lt;/u&gt;" in page
+        assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;食品经营许可证核发" in page
+        assert "综合受理&lt;s&gt;3&lt;/s&gt;号窗口" in page

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ from people_support import advance, create_shipment, ordered
 from logistics.accounts import clients
 from logistics.api.schemas import BEIJING
 from logistics.domain.events import apply_event, lock_shipment
-from logistics.pages.views import window_text
+from logistics.pages.views import beijing, window_text
 from logistics.redis.ratelimit import RateLimiter
 from logistics.storage.db import Database
 
@@ -215,3 +215,10 @@ def test_a_window_past_midnight_names_both_days() -> None:
     assert window_text(datetime(2026, 12, 5, 1, 30, tzinfo=UTC), datetime(2026, 12, 5, 4, 0, tzinfo=UTC)) == (
         "12月5日 09:30–12:00"
     )
+
+
+def test_a_time_is_shown_to_the_minute_in_beijing_time_whatever_zone_it_comes_in() -> None:
+    assert beijing(datetime(2026, 12, 31, 16, 5, 59, tzinfo=UTC)) == "2027-01-01 00:05"  # a stored time
+    assert beijing(datetime(2026, 3, 1, 7, 9, tzinfo=BEIJING)) == "2026-03-01 07:09"  # as EMS reports it
+    assert beijing(datetime(2026, 2, 28, 23, 9, tzinfo=timezone(timedelta(hours=-1)))) == "2026-03-01 08:09"
+    assert beijing(None) == "—"
