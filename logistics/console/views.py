@@ -323,16 +323,17 @@ async def find_page(request: web.Request) -> web.Response:
         rows, personal = await queries.find_on(conn, session.member.departments, query, annotated=False)
         if len(rows) > 1:  # a single hit goes straight to its own page: its list row is never shown
             await queries.annotate(conn, rows)
-    if personal and rows:
-        # Matching by a phone or name tells the clerk whose parcels these are: a view of personal data.
-        await queries.record_views(
-            request.app[DB],
-            session.member.id,
-            [r["id"] for r in rows],
-            address=_address(request),
-            view="find",
-            now=utcnow(),
-        )
+        if personal and rows:
+            # Matching by a phone or name tells the clerk whose parcels these are: a view of personal data.
+            await queries.record_views(
+                request.app[DB],
+                session.member.id,
+                [r["id"] for r in rows],
+                address=_address(request),
+                view="find",
+                now=utcnow(),
+                conn=conn,
+            )
     if len(rows) == 1 and query:
         raise web.HTTPSeeOther(f"/console/shipments/{rows[0]['id']}")
     result = shipment_table(rows, table_id="find-results") if query else ""
@@ -485,12 +486,14 @@ async def shipment_response(
     request: web.Request, session: Session, *, notice: str = "", status: int = 200
 ) -> web.Response:
     """The shipment page (a view of personal data: recorded), with a notice after an action."""
-    row = await queries.shipment(request.app[DB], session.member.departments, request.match_info["id"])
-    if row is None:
-        return not_found(session)
-    await queries.record_views(
-        request.app[DB], session.member.id, [row["id"]], address=_address(request), view="shipment", now=utcnow()
-    )
+    db = request.app[DB]
+    async with db.read() as conn:
+        row = await queries.shipment_on(conn, session.member.departments, request.match_info["id"])
+        if row is None:
+            return not_found(session)
+        await queries.record_views(
+            db, session.member.id, [row["id"]], address=_address(request), view="shipment", now=utcnow(), conn=conn
+        )
     kind = row["kind"]
     events = "".join(
         f"<tr><td>{esc(beijing(e['occurred_at']))}</td><td>{esc(status_text(e['status'], kind))}"

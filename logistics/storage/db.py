@@ -187,7 +187,8 @@ class Database:
     async def read(self, *, snapshot: bool = False) -> AsyncIterator[AsyncConnection]:
         """Reads only. On PostgreSQL each statement is its own snapshot, as it is in a READ COMMITTED
         transaction, unless ``snapshot``: then all of them read one (REPEATABLE READ), and ``SET LOCAL`` holds.
-        A SQLite read is always one snapshot. A write here would commit at once: writes go through ``write``."""
+        A SQLite read is always one snapshot. Writes go through ``write``; on PostgreSQL a statement here outside
+        a snapshot commits as it returns (``commits_each_statement``)."""
         async with self.engine.connect() as conn:
             if snapshot and not self.is_sqlite:
                 await conn.execution_options(isolation_level="REPEATABLE READ")
@@ -195,6 +196,13 @@ class Database:
                     yield conn
                 return
             yield conn
+
+    def commits_each_statement(self, conn: AsyncConnection) -> bool:
+        """Whether ``conn``, from ``read``, commits each statement as it returns: on PostgreSQL, outside a
+        snapshot (the pool's connections rest in autocommit)."""
+        if self.is_sqlite or conn.sync_connection is None:
+            return False
+        return conn.sync_connection.get_execution_options().get("isolation_level", "AUTOCOMMIT") == "AUTOCOMMIT"
 
     async def write_alone(self, statement: Any) -> None:
         """One statement, atomic by itself (one multi-row INSERT, say): on PostgreSQL in autocommit, so it costs

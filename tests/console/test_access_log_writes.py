@@ -83,3 +83,38 @@ async def test_a_write_that_fails_fails_every_view_waiting_on_it_and_the_next_vi
     await queries.record_views(db, clerk.member.id, [shipment["id"]], address="10.20.32.3", view="find", now=utcnow())
     assert await _logged(db) == [(shipment["id"], "10.20.32.3")]
 
+
+
+async def _count_elsewhere(db: Database, desk: str) -> int:
+    """The views from ``desk`` that another connection sees: what is committed."""
+    async with db.read() as other:
+        query = select(func.count()).select_from(personal_data_access).where(personal_data_access.c.address == desk)
+        return int((await other.execute(query)).scalar_one())
+
+
+async def test_a_view_recorded_on_the_pages_own_connection_is_committed_before_the_page_goes_on(
+    api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
+) -> None:
+    shipment = await create(api, hall)
+    async with db.read() as conn:
+        await queries.record_views(
+            db, clerk.member.id, [shipment["id"]], address="10.20.33.1", view="shipment", now=utcnow(), conn=conn
+        )
+        assert await _count_elsewhere(db, "10.20.33.1") == 1
+
+
+async def test_a_view_recorded_inside_a_snapshot_is_committed_before_the_page_goes_on(
+    api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
+) -> None:
+    shipment = await create(api, hall)
+    async with db.read(snapshot=True) as conn:
+        assert not db.commits_each_statement(conn)
+        await queries.record_views(
+            db, clerk.member.id, [shipment["id"]], address="10.20.33.2", view="shipment", now=utcnow(), conn=conn
+        )
+        assert await _count_elsewhere(db, "10.20.33.2") == 1
+
+
+async def test_on_postgresql_a_read_connection_commits_each_statement(db: Database) -> None:
+    async with db.read() as conn:
+        assert db.commits_each_statement(conn) is (not db.is_sqlite)
