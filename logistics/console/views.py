@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
-from functools import cache
+from datetime import date, datetime, timedelta
+from functools import cache, lru_cache
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -214,27 +214,28 @@ def _badge(status: str, kind: str) -> str:
 
 
 def _due(row: Mapping[str, Any]) -> str:
-    due = row.get("due_by")
-    if due is None:
+    return _due_text(row.get("due_by"), row.get("overdue_at"))
+
+
+def _due_text(due_by: date | None, overdue_at: datetime | None) -> str:
+    if due_by is None:
         return "—"
     # A date's or a time's digits (as isoformat and beijing write them) have nothing to escape: list rows skip it.
-    if row.get("overdue_at") is not None:
-        return f'{due.isoformat()} <span class="badge bad">已超期</span>'
-    return due.isoformat()
+    if overdue_at is not None:
+        return f'{_day(due_by)} <span class="badge bad">已超期</span>'
+    return _day(due_by)
+
+
+@lru_cache(maxsize=1024)
+def _day(day: date) -> str:
+    """A deadline as text: a list page writes hundreds, of a few days (``isoformat`` goes through sprintf)."""
+    return day.isoformat()
 
 
 @cache
 def head(*columns: str) -> str:
     """A table's header row (fixed wording: written once per set of columns)."""
     return "<tr>" + "".join(f"<th>{esc(c)}</th>" for c in columns) + "</tr>"
-
-
-def select_cell(row: Mapping[str, Any], form: str, case_no: str) -> str:
-    """A row's checkbox for the print form ``form`` (console/printing.py), labelled with its escaped ``case_no``;
-    a parcel without a waybill has no label yet and says so instead."""
-    if not row.get("waybill_no"):
-        return '<td><span class="badge warn" title="尚无运单号，暂不能打印面单">未出单</span></td>'
-    return f'<td><input type="checkbox" name="id" value="{row["id"]}" form="{form}" aria-label="选择 {case_no}"></td>'
 
 
 def shipment_table(rows: list[dict[str, Any]], *, table_id: str, select_form: str = "", window: bool = True) -> str:
@@ -247,22 +248,52 @@ def shipment_table(rows: list[dict[str, Any]], *, table_id: str, select_form: st
         *(("窗口",) if window else ()),
         *("状态", "运单号", "跟踪码", "创建时间", "交寄时间", "送达期限"),
     )
-    body = "".join(_list_row(r, select_form, window) for r in rows)
+    body = "".join(_list_row(select_form, window, *[r[f] for f in LIST_ROW_FIELDS]) for r in rows)
     return f'<table id="{esc(table_id)}">{columns}{body}</table>'
 
 
-def _list_row(r: Mapping[str, Any], select_form: str, window: bool) -> str:
-    # A list page writes hundreds of rows: only the free text is escaped. Shipment ids and tracking codes are ours
-    # (letters and digits), dates and times digits, badges and the form's name fixed.
-    case_no = esc(r["case_no"])
+# What a list row shows: its HTML is a function of these values alone, so it is written once and kept (rows are
+# shown again and again while they do not change, and writing one costs as much as the rest of its page's work).
+LIST_ROW_FIELDS = (
+    "id", "case_no", "item_name", "window", "status", "kind", "waybill_no", "tracking_code", "created_at",
+    "handed_at", "due_by", "overdue_at",
+)  # fmt: skip
+
+
+@lru_cache(maxsize=8192)
+def _list_row(
+    select_form: str,
+    window: bool,
+    shipment_id: str,
+    case_no: str,
+    item_name: str,
+    window_name: str,
+    status: str,
+    kind: str,
+    waybill_no: str | None,
+    tracking_code: str,
+    created_at: datetime,
+    handed_at: datetime | None,
+    due_by: date | None,
+    overdue_at: datetime | None,
+) -> str:
+    # Only the free text is escaped: shipment ids and tracking codes are ours (letters and digits), dates and
+    # times digits, badges and the form's name fixed.
+    case = esc(case_no)
+    select = ""
+    if select_form:
+        select = (
+            f'<td><input type="checkbox" name="id" value="{shipment_id}" form="{select_form}" aria-label="选择 {case}">'
+            "</td>"
+            if waybill_no
+            else '<td><span class="badge warn" title="尚无运单号，暂不能打印面单">未出单</span></td>'
+        )
+    window_cell = f"<td>{esc(window_name)}</td>" if window else ""
     return (
-        "<tr>"
-        + (select_cell(r, select_form, case_no) if select_form else "")
-        + f'<td><a href="/console/shipments/{r["id"]}">{case_no}</a></td><td>{esc(r["item_name"])}</td>'
-        + (f"<td>{esc(r['window'])}</td>" if window else "")
-        + f"<td>{_badge(r['status'], r['kind'])}</td><td>{esc(r['waybill_no']) if r['waybill_no'] else '—'}</td>"
-        f"<td>{r['tracking_code']}</td><td>{beijing(r['created_at'])}</td><td>{beijing(r['handed_at'])}</td>"
-        f"<td>{_due(r)}</td></tr>"
+        f'<tr>{select}<td><a href="/console/shipments/{shipment_id}">{case}</a></td><td>{esc(item_name)}</td>'
+        f"{window_cell}<td>{_badge(status, kind)}</td><td>{esc(waybill_no) if waybill_no else '—'}</td>"
+        f"<td>{tracking_code}</td><td>{beijing(created_at)}</td><td>{beijing(handed_at)}</td>"
+        f"<td>{_due_text(due_by, overdue_at)}</td></tr>"
     )
 
 

@@ -56,6 +56,28 @@ async def test_today_counts_and_lists_a_departments_parcels_by_window(
     assert APPLICANT["phone"] not in page and APPLICANT["name"] not in page  # lists carry no personal data
 
 
+async def test_a_listed_parcel_is_shown_anew_once_it_changes(
+    api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
+) -> None:
+    """List rows are written once and kept while nothing they show changes: a change is never hidden."""
+    parcel = await create(api, hall)
+    await move(db, parcel["id"], "ordered", waybill="1295780512506")
+    await sign_in(api, clerk.token)
+
+    async def rows() -> list[str]:
+        page = await (await api.get("/console/today")).text()
+        return [r for r in re.findall(r"<tr>.*?</tr>", page) if f'/console/shipments/{parcel["id"]}"' in r]
+
+    before = await rows()
+    assert before and all("已通知邮政，等待揽收" in r and "已超期" not in r for r in before)
+    handed = datetime.combine(beijing_today(utcnow()), time(0, 5), tzinfo=BEIJING)
+    await move(db, parcel["id"], "picked_up", occurred_at=handed)
+    await set_columns(db, parcel["id"], due_by=beijing_today(utcnow()), overdue_at=utcnow())
+    after = await rows()
+    shown = f"<td>{handed:%Y-%m-%d %H:%M}</td>"
+    assert after and all("邮政已揽收" in r and shown in r and "已超期" in r for r in after)
+
+
 async def test_find_by_case_number_waybill_or_tracking_code_opens_the_shipment(
     api: TestClient, db: Database, hall: clients.Credentials, clerk: staff.NewStaff
 ) -> None:
