@@ -15,7 +15,7 @@ import csv
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -151,14 +151,22 @@ def _finders(n_departments: int) -> dict[tuple[str, ...], Finder]:
 
 
 def _why(rule: Rule, row: dict[str, Any], limits: Limits, complaint_count: int, follow_up_due: date | None) -> str:
-    due = row.get("due_by")
+    reason = row.get("last_failure_reason") or row.get("failure_reason") or "原因未知"
+    return _why_text(rule, limits, row.get("due_by"), reason, row.get("attempts") or 0, complaint_count, follow_up_due)
+
+
+@lru_cache(maxsize=4096)
+def _why_text(
+    rule: Rule, limits: Limits, due: date | None, reason: str, attempts: int, count: int, follow_up_due: date | None
+) -> str:
+    """A reason in words, written once per set of facts (a queue repeats a few: the same deadline, failure)."""
     return rule.why.format(
         due_by=due.isoformat() if due else "—",
-        reason=row.get("last_failure_reason") or row.get("failure_reason") or "原因未知",
-        attempts=row.get("attempts") or 0,
+        reason=reason,
+        attempts=attempts,
         days=limits.warn_days if rule.code == "due_soon" else f"{limits.awaiting_days:g}",
         hours=f"{limits.pickup_hours:g}",
-        count=complaint_count,
+        count=count,
         follow_up_due=follow_up_due.isoformat() if follow_up_due else "—",
     )
 

@@ -591,14 +591,7 @@ async def exceptions_page(request: web.Request) -> web.Response:
         session = await session_on(request, conn)
         chases = await exceptions.chase_on(conn, session.member.departments, utcnow(), limits)
     rows = "".join(
-        f'<tr class="{"urgent" if c.rule.urgency <= 30 else "soon" if c.rule.urgency <= 50 else ""}">'
-        f'<td><a href="/console/shipments/{esc(c.shipment["id"])}">{esc(c.shipment["case_no"])}</a><br>'
-        f'<span class="muted">{esc(c.shipment["department"])} · {esc(c.shipment["window"])}</span></td>'
-        f"<td>{_status_badge(c.shipment)}</td><td>{esc(c.why)}"
-        + "".join(f'<br><span class="muted">另：{esc(a)}</span>' for a in c.also)
-        + f"</td><td>{esc(c.rule.next_step)}</td><td>{beijing(c.shipment['handed_at'])}</td>"
-        f"<td>{_due(c.shipment)}</td></tr>"
-        for c in chases
+        _chase_row(c.rule, c.why, tuple(c.also), *[c.shipment[f] for f in CHASE_ROW_FIELDS]) for c in chases
     )
     table = (
         f'<table id="chases">{head("办件", "状态", "原因", "下一步", "交寄时间", "送达期限")}{rows}</table>'
@@ -607,6 +600,35 @@ async def exceptions_page(request: web.Request) -> web.Response:
     )
     body = f'<h1>待跟进（{len(chases)}）</h1><p class="muted">最紧急的在最前。</p>{table}'
     return render("待跟进", body, session=session)
+
+
+# What a queue row shows besides its rule and reasons: like a list row, written once per content and kept.
+CHASE_ROW_FIELDS = ("id", "case_no", "department", "window", "status", "kind", "handed_at", "due_by", "overdue_at")
+
+
+@lru_cache(maxsize=4096)
+def _chase_row(
+    rule: exceptions.Rule,
+    why: str,
+    also: tuple[str, ...],
+    shipment_id: str,
+    case_no: str,
+    department: str,
+    window: str,
+    status: str,
+    kind: str,
+    handed_at: datetime | None,
+    due_by: date | None,
+    overdue_at: datetime | None,
+) -> str:
+    urgency = "urgent" if rule.urgency <= 30 else "soon" if rule.urgency <= 50 else ""
+    others = "".join(f'<br><span class="muted">另：{esc(a)}</span>' for a in also)
+    return (
+        f'<tr class="{urgency}"><td><a href="/console/shipments/{shipment_id}">{esc(case_no)}</a><br>'
+        f'<span class="muted">{esc(department)} · {esc(window)}</span></td><td>{_badge(status, kind)}</td>'
+        f"<td>{esc(why)}{others}</td><td>{esc(rule.next_step)}</td><td>{beijing(handed_at)}</td>"
+        f"<td>{_due_text(due_by, overdue_at)}</td></tr>"
+    )
 
 
 def setup(app: web.Application) -> None:

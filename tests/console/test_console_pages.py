@@ -155,6 +155,13 @@ async def test_a_complaint_puts_its_shipment_on_the_list_to_chase(
     assert f"/console/shipments/{shipment['id']}" in page and "有1条投诉尚未答复" in page
     detail = await (await api.get(f"/console/shipments/{shipment['id']}")).text()
     assert "已经过了一周还没有收到许可证" in detail
+    again = await api.post(
+        f"/t/{shipment['tracking_code']}/complaints",
+        json={"category": "attitude", "text": "打电话给窗口也没有人接，请给个答复。"},
+    )
+    assert again.status == 201, await again.text()
+    page = await (await api.get("/console/exceptions")).text()  # the row shown before is not shown again as it was
+    assert "有2条投诉尚未答复" in page and "有1条投诉尚未答复" not in page
 
 
 @pytest.mark.parametrize(
