@@ -19,15 +19,24 @@ from logistics.storage import migrate
 from logistics.storage.db import Database
 
 
-async def _handed_at(db: Database, shipment_id: str) -> datetime | None:
+async def _kept(db: Database, shipment_id: str, column: str) -> datetime | None:
     async with db.read() as conn:
-        return (await conn.execute(select(shipments.c.handed_at).where(shipments.c.id == shipment_id))).scalar_one()
+        query = select(shipments.c[column]).where(shipments.c.id == shipment_id)
+        return (await conn.execute(query)).scalar_one()
+
+
+async def _handed_at(db: Database, shipment_id: str) -> datetime | None:
+    return await _kept(db, shipment_id, "handed_at")
 
 
 async def _delivered_at(db: Database, shipment_id: str) -> datetime | None:
-    async with db.read() as conn:
-        query = select(shipments.c.delivered_at).where(shipments.c.id == shipment_id)
-        return (await conn.execute(query)).scalar_one()
+    return await _kept(db, shipment_id, "delivered_at")
+
+
+async def _migrated_again_from(db: Database, revision: str) -> None:
+    """Down to ``revision`` and up again: the shipments so far are as if recorded before the next migration."""
+    await asyncio.to_thread(migrate.downgrade, db.url, revision)
+    await migrate.upgrade_async(db.url)
 
 
 async def _ordered(api: TestClient, db: Database, hall: clients.Credentials, waybill: str) -> str:
@@ -85,8 +94,7 @@ async def test_shipments_recorded_before_0023_get_their_first_pickup_as_the_hand
     refused = await _ordered(api, db, hall, "1151263812365")
     await move(db, refused, "delivered", occurred_at=first)
     await move(db, refused, "picked_up", occurred_at=later)
-    await asyncio.to_thread(migrate.downgrade, db.url, "0022")
-    await migrate.upgrade_async(db.url)
+    await _migrated_again_from(db, "0022")
     assert [await _handed_at(db, s) for s in (twice, waiting, refused)] == [first, None, None]
 
 
@@ -139,8 +147,7 @@ async def test_shipments_recorded_before_0024_get_their_first_delivery_as_the_de
     refused = await _ordered(api, db, hall, "1151263812371")
     await move(db, refused, "picked_up", "returning", occurred_at=first)
     await move(db, refused, "delivered", occurred_at=later)
-    await asyncio.to_thread(migrate.downgrade, db.url, "0023")
-    await migrate.upgrade_async(db.url)
+    await _migrated_again_from(db, "0023")
     assert [await _delivered_at(db, s) for s in (twice, on_its_way, refused)] == [first, None, None]
 
 
