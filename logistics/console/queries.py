@@ -337,40 +337,37 @@ async def shipment_on(conn: Any, departments: Sequence[str], shipment_id: str) -
     departments' — the same answer as for an id that does not exist."""
     found = (
         await conn.execute(
-            select(shipments).where(
-                shipments.c.id == shipment_id[:40], shipments.c.department.in_(list(departments))
-            )
+            select(shipments).where(shipments.c.id == shipment_id[:40], shipments.c.department.in_(list(departments)))
         )
     ).first()
     if found is None:
         return None
     row = dict(found._mapping)
     sid = row["id"]
-    row["cases"] = await _all(
-        conn,
-        select(shipment_cases.c.case_no, shipment_cases.c.item_name)
-        .where(shipment_cases.c.shipment_id == sid)
-        .order_by(shipment_cases.c.position),
+    row["cases"] = dicts(
+        await conn.execute(
+            select(shipment_cases.c.case_no, shipment_cases.c.item_name)
+            .where(shipment_cases.c.shipment_id == sid)
+            .order_by(shipment_cases.c.position)
+        )
     )
-    row["events"] = await _all(
-        conn,
-        select(shipment_events, staff.c.name.label("staff_name"))
-        .outerjoin(staff, staff.c.id == shipment_events.c.staff_id)
-        .where(shipment_events.c.shipment_id == sid)
-        .order_by(shipment_events.c.occurred_at.desc(), shipment_events.c.sequence.desc()),
+    row["events"] = dicts(
+        await conn.execute(
+            select(shipment_events, staff.c.name.label("staff_name"))
+            .outerjoin(staff, staff.c.id == shipment_events.c.staff_id)
+            .where(shipment_events.c.shipment_id == sid)
+            .order_by(shipment_events.c.occurred_at.desc(), shipment_events.c.sequence.desc())
+        )
     )
-    row["complaints"] = await _all(
-        conn,
-        select(complaints, staff.c.name.label("answered_by_name"))
-        .outerjoin(staff, staff.c.id == complaints.c.answered_by)
-        .where(complaints.c.shipment_id == sid)
-        .order_by(complaints.c.created_at),
+    row["complaints"] = dicts(
+        await conn.execute(
+            select(complaints, staff.c.name.label("answered_by_name"))
+            .outerjoin(staff, staff.c.id == complaints.c.answered_by)
+            .where(complaints.c.shipment_id == sid)
+            .order_by(complaints.c.created_at)
+        )
     )
     return row
-
-
-async def _all(conn: Any, query: Select[Any]) -> list[dict[str, Any]]:
-    return [dict(r._mapping) for r in await conn.execute(query)]
 
 
 _RECORD_VIEW = insert(personal_data_access)  # built once: building an INSERT costs more than sending it
