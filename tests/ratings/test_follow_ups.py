@@ -76,7 +76,8 @@ async def test_the_client_lists_open_and_closed_follow_ups(api: TestClient, db: 
     every = await (await api.get("/v1/follow-ups", headers=auth(hall))).json()
     opened = await (await api.get("/v1/follow-ups?status=open", headers=auth(hall))).json()
     closed = await (await api.get("/v1/follow-ups?status=closed", headers=auth(hall))).json()
-    assert [f["id"] for f in every["data"]] == [second["id"], first["id"]]
+    # Newest first, by id (its first ten characters are the millisecond it was made in).
+    assert [f["id"] for f in every["data"]] == sorted([first["id"], second["id"]], reverse=True)
     assert [f["id"] for f in opened["data"]] == [second["id"]]
     assert [(f["id"], f["status"], f["level"]) for f in closed["data"]] == [(first["id"], "closed", 1)]
     assert opened["data"][0]["due_by"] == second["due_by"].isoformat() and opened["data"][0]["late"] is False
@@ -86,7 +87,7 @@ async def test_follow_ups_are_listed_in_cursor_pages(api: TestClient, db: Databa
     made = [await bad_rating(api, db, hall) for _ in range(3)]
     first = await (await api.get("/v1/follow-ups?limit=2", headers=auth(hall))).json()
     second = await (await api.get(f"/v1/follow-ups?limit=2&cursor={first['next_cursor']}", headers=auth(hall))).json()
-    assert [f["id"] for f in first["data"] + second["data"]] == [f["id"] for f in reversed(made)]
+    assert [f["id"] for f in first["data"] + second["data"]] == sorted((f["id"] for f in made), reverse=True)
     assert second["next_cursor"] is None
 
 
