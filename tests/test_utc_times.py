@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from sqlalchemy import func, insert, select
 
-from logistics.domain.tables import clients, shipments
+from logistics.domain.tables import clients
 from logistics.storage.db import Database
 
 BEIJING = timezone(timedelta(hours=8))
@@ -34,7 +34,3 @@ async def test_a_time_written_in_beijing_reads_back_as_the_same_instant_in_utc(d
         assert value.tzinfo is UTC
         assert value.hour == 1
 
-
-async def test_a_time_never_set_reads_back_as_none(db: Database) -> None:
-    async with db.read() as conn:
-        assert (await conn.execute(select(func.max(shipments.c.delivered_at)))).scalar() is None
